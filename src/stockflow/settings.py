@@ -1,0 +1,66 @@
+"""One frozen settings object, read from the environment once at the entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Everything stockflow reads from `STOCKFLOW_*` environment variables (12-factor)."""
+
+    model_config = SettingsConfigDict(env_prefix="STOCKFLOW_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    database_url: SecretStr = SecretStr("postgresql://stockflow@127.0.0.1:5432/stockflow")
+    topic_prefix: str = "inventory."
+    group_id: str = "stockflow"
+    client_id: str = "stockflow"
+    metrics_port: int = 9108
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped from outside the pod/container
+
+    default_reorder_point: int = Field(default=10, ge=0)
+    default_safety_stock: int = Field(default=0, ge=0)
+    reservation_ttl: float = Field(default=900.0, gt=0, description="seconds")
+    max_quantity: int = Field(default=1_000_000, ge=1)
+    max_message_bytes: int = Field(default=64 * 1024, ge=1)
+
+    batch_max_messages: int = Field(default=5000, ge=1)
+    batch_max_wait: float = Field(default=0.1, gt=0, description="seconds")
+    sweep_interval: float = Field(default=5.0, gt=0, description="seconds")
+
+    # Kafka security, passed through to librdkafka untouched.
+    kafka_security_protocol: str | None = None
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_location: str | None = None
+    kafka_ssl_certificate_location: str | None = None
+    kafka_ssl_key_location: str | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+
+    def kafka_common(self) -> dict[str, Any]:
+        """The librdkafka settings every client shares: bootstrap and security."""
+        conf: dict[str, Any] = {"bootstrap.servers": self.kafka_bootstrap}
+        plain = {
+            "security.protocol": self.kafka_security_protocol,
+            "sasl.mechanism": self.kafka_sasl_mechanism,
+            "sasl.username": self.kafka_sasl_username,
+            "ssl.ca.location": self.kafka_ssl_ca_location,
+            "ssl.certificate.location": self.kafka_ssl_certificate_location,
+            "ssl.key.location": self.kafka_ssl_key_location,
+        }
+        secret = {
+            "sasl.password": self.kafka_sasl_password,
+            "ssl.key.password": self.kafka_ssl_key_password,
+        }
+        conf.update({k: v for k, v in plain.items() if v is not None})
+        conf.update({k: v.get_secret_value() for k, v in secret.items() if v is not None})
+        return conf
+
+    def dsn(self) -> str:
+        return self.database_url.get_secret_value()
