@@ -1,0 +1,52 @@
+"""What applying an event produces besides the new state: ledger entry, outputs, writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pydantic import BaseModel
+
+from stockflow.domain.state import Quantities, Reservation, StockState
+from stockflow.events import TopicKind
+
+__all__ = ["Decision", "LedgerEntry", "Outcome", "Output"]
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    NOOP = "noop"  # a repeated reference or line, or nothing to act on
+    REJECTED = "rejected"  # negative_result: nothing remembered, goes to the DLQ
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """An event to emit. `line` makes its id unique among the outputs of one cause."""
+
+    topic: TopicKind
+    type: str
+    key: str
+    line: str
+    data: BaseModel
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    event_id: str
+    event_type: str
+    before: Quantities
+    after: Quantities
+    version: int
+    reference: str | None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    state: StockState
+    outcome: Outcome
+    outputs: tuple[Output, ...] = ()
+    ledger: LedgerEntry | None = None
+    lines: tuple[Reservation, ...] = ()  # reservation lines created or changed
+    refs: tuple[tuple[str, int], ...] = ()  # movement references now applied
+    message: str = ""  # why a rejection or no-op happened

@@ -1,0 +1,120 @@
+"""The state of one stock item (SKU@WAREHOUSE) as immutable values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from types import MappingProxyType
+
+__all__ = [
+    "EMPTY_LINES",
+    "EMPTY_REFS",
+    "LineKey",
+    "Policy",
+    "Quantities",
+    "Reservation",
+    "Status",
+    "StockState",
+    "new_state",
+    "severity_of",
+]
+
+LineKey = tuple[str, str]  # (order_id, line_id)
+EMPTY_LINES: Mapping[LineKey, Reservation] = MappingProxyType({})
+EMPTY_REFS: Mapping[str, int] = MappingProxyType({})
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+    RELEASED = "released"
+    EXPIRED = "expired"
+    FULFILLED = "fulfilled"
+
+
+ACTIVE = frozenset({Status.PENDING, Status.CONFIRMED})
+
+
+@dataclass(frozen=True, slots=True)
+class Quantities:
+    on_hand: int = 0
+    reserved: int = 0
+    in_transit: int = 0
+    damaged: int = 0
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+    def minus(self, other: Quantities) -> Quantities:
+        return Quantities(self.on_hand - other.on_hand, self.reserved - other.reserved,
+                          self.in_transit - other.in_transit, self.damaged - other.damaged)
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    order_id: str
+    line_id: str
+    quantity: int
+    remaining: int
+    status: Status
+    expires_at: datetime | None = None
+    backordered: bool = False
+    line_count: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def line(self) -> LineKey:
+        return (self.order_id, self.line_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Configuration the rules need; everything else comes from the event."""
+
+    reservation_ttl: timedelta = timedelta(minutes=15)
+    default_reorder_point: int = 10
+    default_safety_stock: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StockState:
+    """One key's quantities and thresholds, plus the reservation lines and movement
+    references that the events at hand may touch (the shell loads just those)."""
+
+    sku: str
+    warehouse: str
+    qty: Quantities = Quantities()
+    version: int = 0
+    reorder_point: int = 10
+    safety_stock: int = 0
+    severity: str = "ok"
+    lines: Mapping[LineKey, Reservation] = field(default_factory=lambda: EMPTY_LINES)
+    refs: Mapping[str, int] = field(default_factory=lambda: EMPTY_REFS)
+
+    @property
+    def key(self) -> str:
+        return f"{self.sku}@{self.warehouse}"
+
+    @property
+    def sellable(self) -> int:
+        return self.qty.available - self.safety_stock
+
+
+def new_state(sku: str, warehouse: str, policy: Policy) -> StockState:
+    return StockState(sku, warehouse, reorder_point=policy.default_reorder_point,
+                      safety_stock=policy.default_safety_stock)
+
+
+def severity_of(available: int, reorder_point: int) -> str:
+    if available <= 0:
+        return "out_of_stock"
+    if available <= reorder_point:
+        return "low"
+    return "ok"

@@ -1,0 +1,434 @@
+"""The contract's events as pydantic models: the CloudEvents envelope, every input and output.
+
+Inputs are parsed here, at the edge: bytes become a typed `Event`, or a `Rejection` that
+names one of the contract's DLQ reason codes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "DEFAULT_MAX_QUANTITY",
+    "INPUT_MODELS",
+    "OUTPUT_MODELS",
+    "Envelope",
+    "Event",
+    "Reason",
+    "Rejection",
+    "TopicKind",
+    "parse",
+    "split_key",
+]
+
+DEFAULT_MAX_QUANTITY = 1_000_000
+_NAME = r"^[A-Za-z0-9._-]{1,64}$"
+
+
+class TopicKind(StrEnum):
+    """The contract's topics by role; `topics.Topics` maps them to names."""
+
+    ORDERS = "orders"
+    SHIPMENTS = "shipments"
+    RECEIPTS = "receipts"
+    ADJUSTMENTS = "adjustments"
+    STOCK_CHANGED = "stock-changed"
+    LOW_STOCK = "low-stock"
+    OVERSELL = "oversell"
+    RESERVATIONS = "reservations"
+    DLQ = "dlq"
+
+
+class Reason(StrEnum):
+    """DLQ reason codes, as sent in the `stockflow.error.reason` header."""
+
+    INVALID_JSON = "invalid_json"
+    INVALID_ENVELOPE = "invalid_envelope"
+    UNKNOWN_TYPE = "unknown_type"
+    WRONG_TOPIC = "wrong_topic"
+    SCHEMA_VIOLATION = "schema_violation"
+    KEY_MISMATCH = "key_mismatch"
+    QUANTITY_OUT_OF_RANGE = "quantity_out_of_range"
+    NEGATIVE_RESULT = "negative_result"
+    OVERSIZED = "oversized"
+
+
+def _limit(info: ValidationInfo) -> int:
+    ctx = info.context
+    return int(ctx["max_quantity"]) if ctx and "max_quantity" in ctx else DEFAULT_MAX_QUANTITY
+
+
+def _out_of_range(value: int, low: int, high: int) -> PydanticCustomError:
+    return PydanticCustomError(
+        "quantity_out_of_range", "{value} is outside {low}..{high}",
+        {"value": value, "low": low, "high": high},
+    )
+
+
+def _quantity(value: int, info: ValidationInfo) -> int:
+    if not 1 <= value <= _limit(info):
+        raise _out_of_range(value, 1, _limit(info))
+    return value
+
+
+def _level(value: int, info: ValidationInfo) -> int:
+    if not 0 <= value <= _limit(info):
+        raise _out_of_range(value, 0, _limit(info))
+    return value
+
+
+def _delta(value: int, info: ValidationInfo) -> int:
+    if value == 0 or abs(value) > _limit(info):
+        raise _out_of_range(value, -_limit(info), _limit(info))
+    return value
+
+
+_RANGE = {"maximum": DEFAULT_MAX_QUANTITY}
+Quantity = Annotated[int, Field(strict=True, json_schema_extra={"minimum": 1, **_RANGE}),
+                     AfterValidator(_quantity)]
+Level = Annotated[int, Field(strict=True, json_schema_extra={"minimum": 0, **_RANGE}),
+                  AfterValidator(_level)]
+Delta = Annotated[int, Field(strict=True, json_schema_extra={
+    "minimum": -DEFAULT_MAX_QUANTITY, **_RANGE, "not": {"const": 0}}), AfterValidator(_delta)]
+Ident = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Name = Annotated[str, StringConstraints(pattern=_NAME)]
+
+
+class _Data(BaseModel):
+    """Event data: frozen, and unknown fields are ignored for forward compatibility."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class _AtKey(_Data):
+    sku: Name
+    warehouse: Name
+
+
+class _MaybeAtKey(_Data):
+    """Data that may omit the key's parts: they then come from the Kafka key."""
+
+    sku: Name | None = None
+    warehouse: Name | None = None
+
+
+# --- inputs --------------------------------------------------------------------------
+
+
+class OrderPlaced(_AtKey):
+    order_id: Ident
+    line_id: Ident
+    quantity: Quantity
+    expires_at: AwareDatetime | None = None
+    allow_backorder: bool = False
+    line_count: Annotated[int, Field(strict=True, ge=1)] | None = None
+
+
+class OrderConfirmed(_MaybeAtKey):
+    order_id: Ident
+    line_id: Ident | None = None
+
+
+class OrderCancelled(_MaybeAtKey):
+    order_id: Ident
+    line_id: Ident | None = None
+    reason: str | None = None
+
+
+class ReservationExpired(_MaybeAtKey):
+    order_id: Ident
+    line_id: Ident
+
+
+class ShipmentDispatched(_AtKey):
+    shipment_id: Ident
+    line_id: Ident | None = None
+    quantity: Quantity
+    order_id: Ident | None = None
+
+
+class TransferDispatched(_AtKey):
+    transfer_id: Ident
+    to_warehouse: Name
+    quantity: Quantity
+
+    @model_validator(mode="after")
+    def _elsewhere(self) -> TransferDispatched:
+        if self.to_warehouse == self.warehouse:
+            raise ValueError("to_warehouse must differ from warehouse")
+        return self
+
+
+class TransferIncoming(_AtKey):
+    transfer_id: Ident
+    from_warehouse: Name
+    quantity: Quantity
+
+
+class TransferReceived(_AtKey):
+    transfer_id: Ident
+    quantity: Quantity
+
+
+class ReceiptReceived(_AtKey):
+    receipt_id: Ident
+    line_id: Ident | None = None
+    quantity: Quantity
+    po_id: Ident | None = None
+
+
+class ReturnReceived(_AtKey):
+    return_id: Ident
+    line_id: Ident | None = None
+    quantity: Quantity
+    condition: Literal["resellable", "damaged"]
+
+
+class StockAdjusted(_AtKey):
+    adjustment_id: Ident
+    delta: Delta
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class StockCounted(_AtKey):
+    count_id: Ident
+    on_hand: Level
+
+
+class StockDamaged(_AtKey):
+    damage_id: Ident
+    quantity: Quantity
+
+
+class ThresholdsSet(_AtKey):
+    reorder_point: Level
+    safety_stock: Level
+
+
+InputData = (
+    OrderPlaced | OrderConfirmed | OrderCancelled | ReservationExpired | ShipmentDispatched
+    | TransferDispatched | TransferIncoming | TransferReceived | ReceiptReceived
+    | ReturnReceived | StockAdjusted | StockCounted | StockDamaged | ThresholdsSet
+)
+
+INPUT_MODELS: dict[str, tuple[TopicKind, type[_Data]]] = {
+    "order.placed": (TopicKind.ORDERS, OrderPlaced),
+    "order.confirmed": (TopicKind.ORDERS, OrderConfirmed),
+    "order.cancelled": (TopicKind.ORDERS, OrderCancelled),
+    "reservation.expired": (TopicKind.ORDERS, ReservationExpired),
+    "shipment.dispatched": (TopicKind.SHIPMENTS, ShipmentDispatched),
+    "transfer.dispatched": (TopicKind.SHIPMENTS, TransferDispatched),
+    "receipt.received": (TopicKind.RECEIPTS, ReceiptReceived),
+    "return.received": (TopicKind.RECEIPTS, ReturnReceived),
+    "transfer.incoming": (TopicKind.RECEIPTS, TransferIncoming),
+    "transfer.received": (TopicKind.RECEIPTS, TransferReceived),
+    "stock.adjusted": (TopicKind.ADJUSTMENTS, StockAdjusted),
+    "stock.counted": (TopicKind.ADJUSTMENTS, StockCounted),
+    "stock.damaged": (TopicKind.ADJUSTMENTS, StockDamaged),
+    "stock.thresholds-set": (TopicKind.ADJUSTMENTS, ThresholdsSet),
+}
+
+
+# --- outputs -------------------------------------------------------------------------
+
+
+class Cause(_Data):
+    event_id: Ident
+    type: str
+
+
+class Deltas(_Data):
+    on_hand: int
+    reserved: int
+    in_transit: int
+    damaged: int
+
+
+class StockChanged(_AtKey):
+    on_hand: int
+    reserved: int
+    available: int
+    in_transit: int
+    damaged: int
+    version: int
+    delta: Deltas
+    cause: Cause
+
+
+Severity = Literal["ok", "low", "out_of_stock"]
+
+
+class LowStock(_AtKey):
+    severity: Severity
+    available: int
+    reorder_point: int
+    safety_stock: int
+    cause: Cause
+
+
+OversellKind = Literal["backordered", "reservation_rejected", "shipment_exceeds_on_hand"]
+
+
+class OversellDetected(_AtKey):
+    kind: OversellKind
+    requested: int
+    available_before: int
+    shortfall: int
+    order_id: str | None = None
+    line_id: str | None = None
+    shipment_id: str | None = None
+    transfer_id: str | None = None
+    cause: Cause
+
+
+class ReservationEvent(_AtKey):
+    order_id: Ident
+    line_id: Ident
+    quantity: int
+    backordered: bool | None = None
+    line_count: int | None = None
+    reason: str | None = None
+    cause: Cause
+
+
+OUTPUT_MODELS: dict[str, tuple[TopicKind, type[_Data]]] = {
+    "stock.changed": (TopicKind.STOCK_CHANGED, StockChanged),
+    "low-stock.raised": (TopicKind.LOW_STOCK, LowStock),
+    "low-stock.changed": (TopicKind.LOW_STOCK, LowStock),
+    "low-stock.resolved": (TopicKind.LOW_STOCK, LowStock),
+    "oversell.detected": (TopicKind.OVERSELL, OversellDetected),
+    **{f"reservation.{s}": (TopicKind.RESERVATIONS, ReservationEvent) for s in (
+        "accepted", "rejected", "confirmed", "released", "expired", "fulfilled")},
+}
+
+
+# --- the envelope and parsing --------------------------------------------------------
+
+
+class Envelope(BaseModel):
+    """A CloudEvents 1.0 event in structured JSON mode; extension attributes are kept."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    specversion: Literal["1.0"]
+    id: Ident
+    source: Annotated[str, StringConstraints(min_length=1)]
+    type: Annotated[str, StringConstraints(min_length=1)]
+    time: AwareDatetime
+    subject: str | None = None
+    datacontenttype: str | None = None
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A validated input event for one key; what the stock rules consume."""
+
+    id: str
+    type: str
+    time: datetime
+    sku: str
+    warehouse: str
+    data: InputData
+
+    @property
+    def key(self) -> str:
+        return f"{self.sku}@{self.warehouse}"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: Reason
+    message: str
+    event_id: str | None = None
+    event_type: str | None = None
+
+
+def split_key(key: str) -> tuple[str, str] | None:
+    """`SKU@WAREHOUSE` into its parts, or None when it is not a valid key."""
+    sku, at, warehouse = key.partition("@")
+    if not at or not _valid_name(sku) or not _valid_name(warehouse):
+        return None
+    return sku, warehouse
+
+
+_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+def _valid_name(part: str) -> bool:
+    return 0 < len(part) <= 64 and all(c in _NAME_CHARS for c in part)
+
+
+def _errors(exc: ValidationError) -> str:
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+             for e in exc.errors()[:3]]
+    more = exc.error_count() - 3
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def parse(
+    topic: TopicKind, key: bytes | None, value: bytes | None,
+    *, max_quantity: int = DEFAULT_MAX_QUANTITY, max_bytes: int = 64 * 1024,
+) -> Event | Rejection:
+    """Validate one consumed message against the contract."""
+    raw = value or b""
+    if len(raw) > max_bytes:
+        return Rejection(Reason.OVERSIZED, f"message is {len(raw)} bytes, limit {max_bytes}")
+    try:
+        doc = json.loads(raw)
+    except ValueError as exc:
+        return Rejection(Reason.INVALID_JSON, f"not JSON: {exc}")
+    try:
+        env = Envelope.model_validate(doc)
+    except ValidationError as exc:
+        return Rejection(Reason.INVALID_ENVELOPE, _errors(exc),
+                         *_id_type(doc))
+    ident = (env.id, env.type)
+    known = INPUT_MODELS.get(env.type)
+    if known is None:
+        return Rejection(Reason.UNKNOWN_TYPE, f"unknown event type {env.type!r}", *ident)
+    home, model = known
+    if home is not topic:
+        return Rejection(Reason.WRONG_TOPIC,
+                         f"{env.type} belongs on {home.value}, not {topic.value}", *ident)
+    try:
+        data = model.model_validate(env.data, context={"max_quantity": max_quantity})
+    except ValidationError as exc:
+        ranged = any(e["type"] == "quantity_out_of_range" for e in exc.errors())
+        reason = Reason.QUANTITY_OUT_OF_RANGE if ranged else Reason.SCHEMA_VIOLATION
+        return Rejection(reason, _errors(exc), *ident)
+    parts = split_key(key.decode("utf-8", "replace")) if key is not None else None
+    if parts is None:
+        return Rejection(Reason.KEY_MISMATCH, f"Kafka key {key!r} is not SKU@WAREHOUSE", *ident)
+    named = (getattr(data, "sku", None), getattr(data, "warehouse", None))
+    if named not in ((None, None), parts):
+        return Rejection(Reason.KEY_MISMATCH,
+                         f"Kafka key {key!r} is not the data's {named[0]}@{named[1]}", *ident)
+    if env.subject is not None and env.subject != f"{parts[0]}@{parts[1]}":
+        return Rejection(Reason.KEY_MISMATCH,
+                         f"subject {env.subject!r} is not the Kafka key {key!r}", *ident)
+    return Event(env.id, env.type, env.time, parts[0], parts[1], data)  # type: ignore[arg-type]
+
+
+def _id_type(doc: object) -> tuple[str | None, str | None]:
+    if not isinstance(doc, dict):
+        return None, None
+    ident, kind = doc.get("id"), doc.get("type")
+    return (ident if isinstance(ident, str) else None, kind if isinstance(kind, str) else None)

@@ -1,0 +1,33 @@
+"""Small builders for typed events and envelopes used across the tiers."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from stockflow.events import INPUT_MODELS, Event
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+_ids = itertools.count()
+
+
+def event(type_: str, key: str = "SKU-1@WH-1", *, id_: str | None = None,
+          at: datetime | None = None, **data: Any) -> Event:
+    sku, _, warehouse = key.partition("@")
+    _, model = INPUT_MODELS[type_]
+    body = {"sku": sku, "warehouse": warehouse, **data}
+    parsed = model.model_validate(body)
+    return Event(id_ or f"e{next(_ids)}", type_, at or T0, sku, warehouse, parsed)  # type: ignore[arg-type]
+
+
+def envelope(type_: str, data: dict[str, Any], *, id_: str, at: datetime = T0,
+             **extra: Any) -> bytes:
+    doc = {"specversion": "1.0", "id": id_, "source": "tests", "type": type_,
+           "time": at.isoformat(), "data": data, **extra}
+    return json.dumps(doc).encode()
+
+
+def minutes(n: float) -> timedelta:
+    return timedelta(minutes=n)

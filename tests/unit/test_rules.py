@@ -1,0 +1,162 @@
+"""The contract's stock rules, one behaviour at a time."""
+
+from __future__ import annotations
+
+from stockflow.domain.effects import Decision, Outcome
+from stockflow.domain.rules import apply
+from stockflow.domain.state import Policy, Status, StockState, new_state
+from stockflow.events import OversellDetected, ReservationEvent
+from tests.factories import T0, event, minutes
+
+POLICY = Policy()
+
+
+def run(*events: object, state: StockState | None = None) -> tuple[StockState, list[Decision]]:
+    st = state or new_state("SKU-1", "WH-1", POLICY)
+    out = []
+    for ev in events:
+        d = apply(st, ev, POLICY)  # type: ignore[arg-type]
+        out.append(d)
+        st = d.state
+    return st, out
+
+
+def types(d: Decision) -> list[str]:
+    return [o.type for o in d.outputs]
+
+
+def stocked(n: int) -> StockState:
+    st, _ = run(event("receipt.received", receipt_id="R0", quantity=n))
+    return st
+
+
+def test_receipt_raises_on_hand_and_a_new_key_goes_low() -> None:
+    st, [d] = run(event("receipt.received", receipt_id="R1", quantity=5))
+    assert (st.qty.on_hand, st.version, st.severity) == (5, 1, "low")
+    assert types(d) == ["stock.changed", "low-stock.raised"]
+    assert d.ledger is not None and d.ledger.after.on_hand == 5
+
+
+def test_order_placed_reserves_when_sellable_and_rejects_otherwise() -> None:
+    st, [ok, no] = run(
+        event("order.placed", order_id="O1", line_id="1", quantity=30),
+        event("order.placed", order_id="O2", line_id="1", quantity=80),
+        state=stocked(100),
+    )
+    assert st.qty.reserved == 30
+    assert types(ok) == ["stock.changed", "reservation.accepted"]
+    assert types(no) == ["reservation.rejected", "oversell.detected"]
+    oversell = no.outputs[1].data
+    assert isinstance(oversell, OversellDetected)
+    assert (oversell.kind, oversell.available_before, oversell.shortfall) == (
+        "reservation_rejected", 70, 10)
+    assert st.lines[("O2", "1")].status is Status.REJECTED
+    assert no.outcome is Outcome.APPLIED  # the rejected line is remembered
+
+
+def test_safety_stock_limits_sellable_and_backorder_overrides() -> None:
+    st, [_, d] = run(
+        event("stock.thresholds-set", reorder_point=5, safety_stock=8),
+        event("order.placed", order_id="O1", line_id="1", quantity=5, allow_backorder=True),
+        state=stocked(10),
+    )
+    assert st.qty.reserved == 5
+    [over] = [o.data for o in d.outputs if o.type == "oversell.detected"]
+    assert isinstance(over, OversellDetected)
+    assert (over.kind, over.available_before, over.shortfall) == ("backordered", 2, 3)
+    accepted = d.outputs[1].data
+    assert isinstance(accepted, ReservationEvent) and accepted.backordered
+
+
+def test_same_line_placed_twice_is_a_noop() -> None:
+    st, [_, d] = run(event("order.placed", order_id="O1", line_id="1", quantity=3),
+                     event("order.placed", order_id="O1", line_id="1", quantity=3),
+                     state=stocked(50))
+    assert d.outcome is Outcome.NOOP and st.qty.reserved == 3
+
+
+def test_confirm_cancel_and_expiry() -> None:
+    placed = [event("order.placed", order_id="O1", line_id=str(i), quantity=2) for i in (1, 2)]
+    st, ds = run(*placed,
+                 event("order.confirmed", order_id="O1", line_id="1"),
+                 event("reservation.expired", order_id="O1", line_id="1", at=T0 + minutes(20)),
+                 event("reservation.expired", order_id="O1", line_id="2", at=T0 + minutes(5)),
+                 event("reservation.expired", order_id="O1", line_id="2", at=T0 + minutes(16)),
+                 state=stocked(50))
+    assert [d.outcome for d in ds[2:]] == [Outcome.APPLIED, Outcome.NOOP, Outcome.NOOP,
+                                           Outcome.APPLIED]
+    assert st.lines[("O1", "1")].status is Status.CONFIRMED  # confirmed never expires
+    assert st.lines[("O1", "2")].status is Status.EXPIRED
+    assert st.qty.reserved == 2
+    st, [d] = run(event("order.cancelled", order_id="O1", reason="customer"), state=st)
+    assert st.qty.reserved == 0 and types(d) == ["stock.changed", "reservation.released"]
+
+
+def test_cancel_before_place_makes_the_place_a_noop() -> None:
+    st, [_, d] = run(event("order.cancelled", order_id="O9", line_id="1"),
+                     event("order.placed", order_id="O9", line_id="1", quantity=4),
+                     state=stocked(50))
+    assert d.outcome is Outcome.NOOP and st.qty.reserved == 0
+
+
+def test_shipment_consumes_lines_in_line_order_and_oversells_past_on_hand() -> None:
+    st, ds = run(event("order.placed", order_id="O1", line_id="b", quantity=3),
+                 event("order.placed", order_id="O1", line_id="a", quantity=2,
+                       allow_backorder=True),
+                 event("shipment.dispatched", shipment_id="S1", order_id="O1", quantity=4),
+                 state=stocked(3))
+    assert st.lines[("O1", "a")].status is Status.FULFILLED
+    assert st.lines[("O1", "b")].remaining == 1
+    assert (st.qty.on_hand, st.qty.reserved) == (-1, 1)
+    [over] = [o.data for o in ds[-1].outputs if o.type == "oversell.detected"]
+    assert isinstance(over, OversellDetected)
+    assert (over.kind, over.requested, over.available_before, over.shortfall) == (
+        "shipment_exceeds_on_hand", 4, 3, 1)
+
+
+def test_same_reference_under_a_new_event_id_is_a_noop() -> None:
+    st, [_, d] = run(event("shipment.dispatched", shipment_id="S1", line_id="1", quantity=2),
+                     event("shipment.dispatched", shipment_id="S1", line_id="1", quantity=2),
+                     state=stocked(10))
+    assert d.outcome is Outcome.NOOP and st.qty.on_hand == 8
+
+
+def test_transfer_phases_and_forwarding() -> None:
+    _, [d] = run(event("transfer.dispatched", transfer_id="T1", to_warehouse="WH-2", quantity=4),
+                 state=stocked(10))
+    forwarded = [o for o in d.outputs if o.type == "transfer.incoming"]
+    assert forwarded and forwarded[0].key == "SKU-1@WH-2"
+    dest = new_state("SKU-1", "WH-2", POLICY)
+    inc = event("transfer.incoming", "SKU-1@WH-2", transfer_id="T1", from_warehouse="WH-1",
+                quantity=4)
+    rec = event("transfer.received", "SKU-1@WH-2", transfer_id="T1", quantity=4)
+    a, _ = run(inc, rec, state=dest)
+    b, [_, late] = run(rec, inc, state=dest)
+    assert (a.qty.on_hand, a.qty.in_transit) == (b.qty.on_hand, b.qty.in_transit) == (4, 0)
+    assert late.outcome is Outcome.NOOP
+
+
+def test_adjustments_counts_damage_and_negative_results() -> None:
+    st, ds = run(event("stock.adjusted", adjustment_id="A1", delta=-20, reason="loss"),
+                 event("stock.damaged", damage_id="D1", quantity=11),
+                 event("stock.damaged", damage_id="D2", quantity=3),
+                 event("stock.counted", count_id="C1", on_hand=42),
+                 event("return.received", return_id="X1", quantity=2, condition="damaged"),
+                 state=stocked(10))
+    assert [d.outcome for d in ds] == [Outcome.REJECTED, Outcome.REJECTED, Outcome.APPLIED,
+                                       Outcome.APPLIED, Outcome.APPLIED]
+    assert (st.qty.on_hand, st.qty.damaged) == (42, 5)
+    count = ds[3].ledger
+    assert count is not None and count.note == "cycle_count"
+    assert count.after.on_hand - count.before.on_hand == 35
+
+
+def test_low_stock_transitions() -> None:
+    st, ds = run(event("receipt.received", receipt_id="R1", quantity=15),
+                 event("shipment.dispatched", shipment_id="S1", quantity=6),
+                 event("shipment.dispatched", shipment_id="S2", quantity=9),
+                 event("receipt.received", receipt_id="R2", quantity=3),
+                 event("stock.thresholds-set", reorder_point=2, safety_stock=0))
+    assert [t for d in ds for t in types(d) if t.startswith("low-stock")] == [
+        "low-stock.raised", "low-stock.changed", "low-stock.changed", "low-stock.resolved"]
+    assert st.severity == "ok"

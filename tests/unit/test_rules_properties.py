@@ -1,0 +1,159 @@
+"""Invariants of the stock rules over random event sequences (hypothesis)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stockflow.domain.effects import Outcome
+from stockflow.domain.rules import apply
+from stockflow.domain.state import Policy, Quantities, StockState, new_state
+from stockflow.events import Event, StockChanged
+from tests.factories import T0, event, minutes
+
+POLICY = Policy()
+ORDERS = st.sampled_from(["O1", "O2", "O3"])
+LINES = st.sampled_from(["1", "2", "3"])
+QTY = st.integers(1, 40)
+REF = st.sampled_from(["a", "b", "c", "d"])
+AT = st.integers(0, 40).map(lambda m: T0 + minutes(m))
+
+
+@st.composite
+def any_event(draw: st.DrawFn) -> Event:
+    kind = draw(st.sampled_from([
+        "order.placed", "order.confirmed", "order.cancelled", "reservation.expired",
+        "shipment.dispatched", "transfer.dispatched", "transfer.incoming", "transfer.received",
+        "receipt.received", "return.received", "stock.adjusted", "stock.counted",
+        "stock.damaged", "stock.thresholds-set",
+    ]))
+    data: dict[str, Any] = {}
+    match kind:
+        case "order.placed":
+            data = {"order_id": draw(ORDERS), "line_id": draw(LINES), "quantity": draw(QTY),
+                    "allow_backorder": draw(st.booleans())}
+        case "order.confirmed" | "order.cancelled":
+            data = {"order_id": draw(ORDERS), "line_id": draw(st.none() | LINES)}
+        case "reservation.expired":
+            data = {"order_id": draw(ORDERS), "line_id": draw(LINES)}
+        case "shipment.dispatched":
+            data = {"shipment_id": draw(REF), "line_id": draw(st.none() | LINES),
+                    "order_id": draw(st.none() | ORDERS), "quantity": draw(QTY)}
+        case "transfer.dispatched":
+            data = {"transfer_id": draw(REF), "to_warehouse": "WH-2", "quantity": draw(QTY)}
+        case "transfer.incoming":
+            data = {"transfer_id": draw(REF), "from_warehouse": "WH-2", "quantity": draw(QTY)}
+        case "transfer.received":
+            data = {"transfer_id": draw(REF), "quantity": draw(QTY)}
+        case "receipt.received":
+            data = {"receipt_id": draw(REF), "quantity": draw(QTY)}
+        case "return.received":
+            data = {"return_id": draw(REF), "quantity": draw(QTY),
+                    "condition": draw(st.sampled_from(["resellable", "damaged"]))}
+        case "stock.adjusted":
+            data = {"adjustment_id": draw(REF), "reason": "x",
+                    "delta": draw(st.integers(-40, 40).filter(bool))}
+        case "stock.counted":
+            data = {"count_id": draw(REF), "on_hand": draw(st.integers(0, 60))}
+        case "stock.damaged":
+            data = {"damage_id": draw(REF), "quantity": draw(QTY)}
+        case "stock.thresholds-set":
+            data = {"reorder_point": draw(st.integers(0, 20)),
+                    "safety_stock": draw(st.integers(0, 10))}
+    return event(kind, at=draw(AT), **data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(any_event(), max_size=60))
+def test_invariants_hold_after_every_event(events: list[Event]) -> None:
+    state = new_state("SKU-1", "WH-1", POLICY)
+    ledger_on_hand = applied = 0
+    for ev in events:
+        d = apply(state, ev, POLICY)
+        state = d.state
+        if d.outcome is Outcome.APPLIED:
+            applied += 1
+            assert d.ledger is not None
+            ledger_on_hand += d.ledger.after.on_hand - d.ledger.before.on_hand
+        else:
+            assert d.ledger is None and not d.outputs
+        q = state.qty
+        assert q.reserved == sum(r.remaining for r in state.lines.values() if r.active)
+        assert q.reserved >= 0 and q.in_transit >= 0 and q.damaged >= 0
+        assert all(0 <= r.remaining <= max(r.quantity, 0) for r in state.lines.values())
+        assert q.on_hand == ledger_on_hand
+        assert state.version == applied
+        for out in d.outputs:
+            if isinstance(out.data, StockChanged):
+                c = out.data
+                assert c.available == c.on_hand - c.reserved
+                assert (c.on_hand, c.reserved, c.in_transit, c.damaged, c.version) == (
+                    q.on_hand, q.reserved, q.in_transit, q.damaged, state.version)
+
+
+def _line_streams(order: str, line: str, qty: int, confirm: bool, cancel: bool,
+                  ship: bool) -> list[list[Event]]:
+    orders = [event("order.placed", order_id=order, line_id=line, quantity=qty)]
+    if confirm:
+        orders.append(event("order.confirmed", order_id=order, line_id=line))
+    if cancel:
+        orders.append(event("order.cancelled", order_id=order, line_id=line))
+    streams = [orders]
+    if ship:
+        streams.append([event("shipment.dispatched", shipment_id=f"S-{order}-{line}",
+                              order_id=order, line_id=line, quantity=qty)])
+    return streams
+
+
+def _transfer_streams(transfer: str, qty: int) -> list[list[Event]]:
+    return [[event("transfer.incoming", transfer_id=transfer, from_warehouse="WH-9",
+                   quantity=qty)],
+            [event("transfer.received", transfer_id=transfer, quantity=qty)]]
+
+
+@st.composite
+def scenario(draw: st.DrawFn) -> tuple[int, list[list[Event]], list[int]]:
+    n_lines = draw(st.integers(1, 4))
+    streams: list[list[Event]] = []
+    for i in range(n_lines):
+        streams += _line_streams(f"O{i % 2}", str(i), draw(QTY), draw(st.booleans()),
+                                 draw(st.booleans()), draw(st.booleans()))
+    # With scarce stock only one line may be in play: other lines and transfers legitimately
+    # change whether it can be reserved. With ample stock everything commutes.
+    scarce = n_lines == 1 and draw(st.booleans())
+    for t in range(0 if scarce else draw(st.integers(0, 2))):
+        streams += _transfer_streams(f"T{t}", draw(QTY))
+    stock = draw(st.integers(0, 60)) if scarce else 10_000
+    total = sum(len(s) for s in streams)
+    picks = draw(st.lists(st.integers(0, 10_000), min_size=total, max_size=total))
+    return stock, streams, picks
+
+
+def _merge(streams: list[list[Event]], picks: list[int]) -> list[Event]:
+    queues = [list(s) for s in streams]
+    out = []
+    for p in picks:
+        live = [q for q in queues if q]
+        out.append(live[p % len(live)].pop(0))
+    return out
+
+
+def _final(stock: int, events: list[Event]) -> Quantities:
+    state: StockState = new_state("SKU-1", "WH-1", POLICY)
+    state = apply(state, event("receipt.received", receipt_id="R0", quantity=stock or 1),
+                  POLICY).state
+    for ev in events:
+        state = apply(state, ev, POLICY).state
+    return state.qty
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenario())
+def test_interleaving_of_a_lines_or_transfers_events_does_not_change_the_result(
+    case: tuple[int, list[list[Event]], list[int]],
+) -> None:
+    stock, streams, picks = case
+    in_order = [ev for s in streams for ev in s]
+    assert _final(stock, _merge(streams, picks)) == _final(stock, in_order)
