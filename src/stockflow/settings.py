@@ -17,6 +17,7 @@ class Settings(BaseSettings):
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     database_url: SecretStr = SecretStr("postgresql://stockflow@127.0.0.1:5432/stockflow")
+    database_schema: str = Field(default="stockflow", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     topic_prefix: str = "inventory."
     group_id: str = "stockflow"
     client_id: str = "stockflow"

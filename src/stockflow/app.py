@@ -1,0 +1,108 @@
+"""The composition root: settings in, a wired processor out. Tests and the CLI both use it."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from types import FrameType
+
+from prometheus_client import CollectorRegistry
+
+from stockflow import StockflowError
+from stockflow.checkpoint import Limits
+from stockflow.db import store
+from stockflow.db.migrate import migrations
+from stockflow.domain.state import Policy
+from stockflow.health import Health, serve
+from stockflow.kafka import admin, consumer, producer, require_copartitioned
+from stockflow.metrics import NullObserver, Observer, PrometheusObserver
+from stockflow.processor import Processor
+from stockflow.settings import Settings
+from stockflow.topics import Topics
+
+__all__ = ["build_processor", "policy_of", "run_processor", "stop_on_signals"]
+
+log = logging.getLogger("stockflow")
+
+
+def policy_of(settings: Settings) -> Policy:
+    return Policy(reservation_ttl=timedelta(seconds=settings.reservation_ttl),
+                  default_reorder_point=settings.default_reorder_point,
+                  default_safety_stock=settings.default_safety_stock)
+
+
+def _require_migrated(conn: store.Conn) -> None:
+    latest = max(v for v, _, _ in migrations())
+    try:
+        row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    except Exception as exc:
+        conn.rollback()
+        raise StockflowError("database is not migrated: run `stockflow db migrate`") from exc
+    conn.commit()
+    if row is None or row[0] is None or row[0] < latest:
+        raise StockflowError("database is behind: run `stockflow db migrate`")
+
+
+def build_processor(settings: Settings, *, observer: Observer | None = None,
+                    health: Health | None = None) -> Processor:
+    """Check the topics and the schema, then wire clients and the processor."""
+    topics = Topics(settings.topic_prefix)
+    require_copartitioned(admin(settings), topics.inputs)
+    conn = store.connect(settings.dsn(), settings.database_schema)
+    _require_migrated(conn)
+    return Processor(
+        consumer=consumer(settings), producer=producer(settings), conn=conn, topics=topics,
+        group=settings.group_id, policy=policy_of(settings),
+        limits=Limits(settings.max_quantity, settings.max_message_bytes),
+        observer=observer or NullObserver(), health=health or Health(),
+        batch_max=settings.batch_max_messages, batch_wait=settings.batch_max_wait,
+        sweep_interval=settings.sweep_interval,
+    )
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """A stop flag set by SIGINT/SIGTERM; the previous handlers come back afterwards."""
+    stop = threading.Event()
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s received: finishing the batch in hand", signal.Signals(signum).name)
+        stop.set()
+
+    old = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def run_processor(settings: Settings) -> None:
+    """Run the processor with metrics and health endpoints until stopped."""
+    registry = CollectorRegistry()
+    health = Health()
+    server = serve(settings.metrics_host, settings.metrics_port, registry, health)
+    processor = build_processor(settings, observer=PrometheusObserver(registry), health=health)
+    log.info("processing; metrics on :%d/metrics", server.server_address[1])
+    started, last = time.monotonic(), [0.0]
+
+    def progress(done: int) -> None:
+        now = time.monotonic()
+        if sys.stderr.isatty() and now - last[0] >= 1:
+            last[0] = now
+            rate = done / max(now - started, 1e-9)
+            print(f"\r{done:,} events processed ({rate:,.0f}/s)", end="", file=sys.stderr)
+
+    try:
+        with stop_on_signals() as stop:
+            processor.run(stop, progress)
+    finally:
+        server.shutdown()
+        processor.conn.close()
+    log.info("stopped after %d events", processor.processed)

@@ -1,0 +1,174 @@
+"""`stockflow` command line: topics, migrations, the processor, publishing, stock lookups,
+and `up`, the main job on locally started Kafka and Postgres."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from stockflow import StockflowError
+from stockflow.settings import Settings
+
+__all__ = ["main"]
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def cmd_topics_create(args: argparse.Namespace) -> int:
+    from stockflow.kafka import admin, create_topics  # noqa: PLC0415 - keeps --help fast
+    from stockflow.topics import Topics  # noqa: PLC0415
+
+    settings = _settings()
+    topics = Topics(settings.topic_prefix)
+    created = create_topics(admin(settings), topics.all, args.partitions, args.replication_factor)
+    for name in topics.all:
+        print(f"{'created' if name in created else 'exists '} {name}")
+    return 0
+
+
+def cmd_db_migrate(_: argparse.Namespace) -> int:
+    from stockflow.db.migrate import migrate  # noqa: PLC0415
+
+    settings = _settings()
+    applied = migrate(settings.dsn(), settings.database_schema)
+    print(f"schema {settings.database_schema}: "
+          + (f"applied {', '.join(applied)}" if applied else "up to date"))
+    return 0
+
+
+def cmd_process(_: argparse.Namespace) -> int:
+    from stockflow.app import run_processor  # noqa: PLC0415
+
+    run_processor(_settings())
+    return 0
+
+
+def _progress(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // max(total, 1)
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,}", end="",
+          file=sys.stderr, flush=True)
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from stockflow.publisher import Publisher, PublishError, envelope  # noqa: PLC0415
+
+    path = Path(args.file)
+    total = sum(1 for line in path.open() if line.strip())
+    sent = failed = 0
+    with Publisher(_settings()) as pub:
+        for n, line in enumerate(path.open(), 1):
+            if not line.strip():
+                continue
+            try:
+                doc: dict[str, Any] = json.loads(line)
+                if "specversion" not in doc:
+                    doc = envelope(doc["type"], doc["data"], id_=doc.get("id"))
+                pub.send(doc, key=doc.get("key"))
+                sent += 1
+            except (PublishError, ValueError, KeyError, TypeError) as exc:
+                failed += 1
+                print(f"\nline {n}: rejected: {exc}", file=sys.stderr)
+            if (sent + failed) % 500 == 0 or sent + failed == total:
+                _progress(sent + failed, total)
+    print(f"\npublished {sent:,} events, {failed:,} rejected", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_stock(args: argparse.Namespace) -> int:
+    from stockflow.db import store  # noqa: PLC0415
+
+    settings = _settings()
+    with store.connect(settings.dsn(), settings.database_schema) as conn:
+        row = conn.execute(
+            "SELECT sku, warehouse, on_hand, reserved, available, in_transit, damaged, version,"
+            " reorder_point, safety_stock, severity, updated_at FROM stock WHERE key = %s",
+            (args.key,)).fetchone()
+        active = conn.execute(
+            "SELECT count(*) FROM reservations WHERE key = %s AND status IN"
+            " ('pending', 'confirmed')", (args.key,)).fetchone()
+    if row is None:
+        print(f"no stock recorded for {args.key}", file=sys.stderr)
+        return 1
+    names = ["sku", "warehouse", "on_hand", "reserved", "available", "in_transit", "damaged",
+             "version", "reorder_point", "safety_stock", "severity", "updated_at"]
+    doc = dict(zip(names, row, strict=True))
+    doc["active_reservations"] = active[0] if active else 0
+    if args.json:
+        print(json.dumps(doc, default=str))
+    else:
+        for k, v in doc.items():
+            print(f"{k:>20}  {v}")
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """The main job: local Kafka and Postgres (or the configured ones), topics, migrations,
+    and the processor, until Ctrl-C."""
+    from stockflow.localenv import local_services  # noqa: PLC0415
+
+    with local_services() as found:
+        os.environ["STOCKFLOW_KAFKA_BOOTSTRAP"] = found.kafka_bootstrap
+        os.environ["STOCKFLOW_DATABASE_URL"] = found.database_url
+        cmd_topics_create(args)
+        cmd_db_migrate(args)
+        print(f"kafka {found.kafka_bootstrap}  postgres {found.database_url}\n"
+              "publish with: STOCKFLOW_KAFKA_BOOTSTRAP=... stockflow publish FILE.jsonl;"
+              " Ctrl-C stops everything", file=sys.stderr)
+        return cmd_process(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stockflow", description=__doc__)
+    p.add_argument("--log-level", default=os.environ.get("STOCKFLOW_LOG_LEVEL", "INFO"))
+    sub = p.add_subparsers(dest="command", required=True)
+
+    topics = sub.add_parser("topics", help="manage Kafka topics").add_subparsers(
+        dest="action", required=True)
+    create = topics.add_parser("create", help="create the contract's topics if missing")
+    create.add_argument("--partitions", type=int, default=6)
+    create.add_argument("--replication-factor", type=int, default=1)
+    create.set_defaults(func=cmd_topics_create)
+
+    db = sub.add_parser("db", help="manage the database").add_subparsers(
+        dest="action", required=True)
+    db.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_db_migrate)
+
+    sub.add_parser("process", help="run the stock processor").set_defaults(func=cmd_process)
+
+    pub = sub.add_parser("publish", help="publish events from a JSON-lines file")
+    pub.add_argument("file")
+    pub.set_defaults(func=cmd_publish)
+
+    stock = sub.add_parser("stock", help="show a key's stock")
+    stock.add_argument("key", metavar="SKU@WH")
+    stock.add_argument("--json", action="store_true")
+    stock.set_defaults(func=cmd_stock)
+
+    up = sub.add_parser("up", help="local Kafka + Postgres, topics, migrations, processor")
+    up.add_argument("--partitions", type=int, default=6)
+    up.add_argument("--replication-factor", type=int, default=1)
+    up.set_defaults(func=cmd_up)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        return int(args.func(args))
+    except StockflowError as exc:
+        print(f"stockflow: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Postgres: migrations and the batch store."""

@@ -1,0 +1,276 @@
+"""Batch reads and writes of stock state: a few statements per batch, never one per event.
+
+Reads go out in one pipeline; bulk rows go in by COPY or by `unnest` over arrays.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from stockflow import StockflowError
+from stockflow.domain.effects import LedgerEntry
+from stockflow.domain.state import (
+    LineKey,
+    Policy,
+    Quantities,
+    Reservation,
+    Status,
+    StockState,
+    new_state,
+)
+from stockflow.events import split_key
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+__all__ = ["Conn", "FencedError", "Loaded", "Writes", "connect", "load", "load_positions",
+           "pending_outbox", "write"]
+
+
+class FencedError(StockflowError):
+    """Another member committed these partitions first: this batch must be dropped."""
+
+
+def connect(dsn: str, schema: str, *, autocommit: bool = False) -> Conn:
+    conn = psycopg.connect(dsn, autocommit=autocommit)
+    conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+    if not autocommit:
+        conn.commit()
+    return conn
+
+
+@dataclass
+class Loaded:
+    states: dict[str, StockState]
+    seen: set[str]
+
+
+def load(
+    conn: Conn, *, keys: Iterable[str], lines: Iterable[tuple[str, str]],
+    refs: Iterable[tuple[str, str]], ids: list[str], policy: Policy,
+) -> Loaded:
+    """The current state of `keys`, with the (key, order_id) lines and (key, ref) references
+    the batch may touch, and which of `ids` were processed before."""
+    keys = list(keys)
+    line_keys, line_orders = _columns(lines)
+    ref_keys, ref_names = _columns(refs)
+    with conn.pipeline():
+        c_stock = conn.execute(
+            "SELECT key, on_hand, reserved, in_transit, damaged, version, reorder_point, "
+            "safety_stock, severity FROM stock WHERE key = ANY(%s)", (keys,))
+        c_lines = conn.execute(
+            "SELECT r.key, order_id, line_id, quantity, remaining, status, expires_at, "
+            "backordered, line_count FROM reservations r "
+            "JOIN unnest(%s::text[], %s::text[]) AS w(key, order_id) USING (key, order_id)",
+            (line_keys, line_orders))
+        c_refs = conn.execute(
+            "SELECT m.key, ref, quantity FROM movement_refs m "
+            "JOIN unnest(%s::text[], %s::text[]) AS w(key, ref) USING (key, ref)",
+            (ref_keys, ref_names))
+        c_seen = conn.execute(
+            "SELECT event_id FROM processed_events WHERE event_id = ANY(%s)", (ids,))
+    by_key_lines: dict[str, dict[LineKey, Reservation]] = defaultdict(dict)
+    for k, o, ln, q, rem, st, exp, bo, lc in c_lines.fetchall():
+        by_key_lines[k][(o, ln)] = Reservation(o, ln, q, rem, Status(st), exp, bo, lc)
+    by_key_refs: dict[str, dict[str, int]] = defaultdict(dict)
+    for k, ref, q in c_refs.fetchall():
+        by_key_refs[k][ref] = q
+    states: dict[str, StockState] = {}
+    for row in c_stock.fetchall():
+        k, oh, res, it, dmg, ver, rp, ss, sev = row
+        sku, wh = k.split("@", 1)
+        states[k] = StockState(sku, wh, Quantities(oh, res, it, dmg), ver, rp, ss, sev,
+                               MappingProxyType(by_key_lines.get(k, {})),
+                               MappingProxyType(by_key_refs.get(k, {})))
+    for k in keys:
+        if k not in states:
+            parts = split_key(k)
+            assert parts is not None, k
+            fresh = new_state(*parts, policy)
+            states[k] = StockState(
+                fresh.sku, fresh.warehouse, reorder_point=fresh.reorder_point,
+                safety_stock=fresh.safety_stock,
+                lines=MappingProxyType(by_key_lines.get(k, {})),
+                refs=MappingProxyType(by_key_refs.get(k, {})))
+    seen = {r[0] for r in c_seen.fetchall()}
+    return Loaded(states, seen)
+
+
+def _columns(pairs: Iterable[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    a: list[str] = []
+    b: list[str] = []
+    for x, y in pairs:
+        a.append(x)
+        b.append(y)
+    return a, b
+
+
+@dataclass
+class Writes:
+    """Everything one batch commits besides the offsets."""
+
+    states: list[StockState] = field(default_factory=list)
+    alerts_changed: list[tuple[StockState, str]] = field(default_factory=list)  # (state, cause)
+    ledger: list[tuple[str, LedgerEntry]] = field(default_factory=list)
+    lines: dict[tuple[str, str, str], tuple[Reservation, int]] = field(default_factory=dict)
+    refs: list[tuple[str, str, int]] = field(default_factory=list)
+    processed: list[tuple[str, str, str, int, int, str]] = field(default_factory=list)
+    outbox: list[tuple[int, int, bytes]] = field(default_factory=list)  # (partition, n, blob)
+
+
+def write(
+    conn: Conn, group: str, w: Writes, *,
+    offsets: dict[tuple[str, int], tuple[int, int]], delete_outbox: list[int],
+) -> list[int]:
+    """Write one batch inside the caller's transaction; returns the new outbox row ids.
+
+    `offsets` maps (topic, partition) to (expected next offset or -1, new next offset);
+    a position that moved under us raises `FencedError`.
+    """
+    cur = conn.cursor()
+    if w.ledger:
+        with cur.copy("COPY ledger (key, version, event_id, event_type, reference, note, "
+                      "on_hand_before, on_hand_after, reserved_before, reserved_after, "
+                      "in_transit_before, in_transit_after, damaged_before, damaged_after) "
+                      "FROM STDIN") as copy:
+            for key, e in w.ledger:
+                b, a = e.before, e.after
+                copy.write_row((key, e.version, e.event_id, e.event_type, e.reference, e.note,
+                                b.on_hand, a.on_hand, b.reserved, a.reserved, b.in_transit,
+                                a.in_transit, b.damaged, a.damaged))
+    if w.processed:
+        with cur.copy('COPY processed_events (event_id, key, topic, partition, "offset", outcome)'
+                      " FROM STDIN") as copy:
+            for row in w.processed:
+                copy.write_row(row)
+    with conn.pipeline():
+        if w.states:
+            _upsert_stock(conn, w.states)
+        if w.lines:
+            _upsert_lines(conn, w.lines)
+        if w.refs:
+            conn.execute(
+                "INSERT INTO movement_refs (key, ref, quantity) "
+                "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[])",
+                _transpose(w.refs, 3))
+        if w.alerts_changed:
+            _alerts(conn, w.alerts_changed)
+        if delete_outbox:
+            conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", (delete_outbox,))
+        outbox_cur = None
+        if w.outbox:
+            parts, counts, blobs = _transpose(w.outbox, 3)
+            outbox_cur = conn.execute(
+                "INSERT INTO outbox (group_id, partition, messages, payload) "
+                "SELECT %s, * FROM unnest(%s::int[], %s::int[], %s::bytea[]) RETURNING id",
+                (group, parts, counts, blobs))
+        offsets_cur = _advance(conn, group, offsets) if offsets else None
+    if offsets_cur is not None and offsets_cur.rowcount != len(offsets):
+        raise FencedError(f"consumer positions moved under this member ({offsets_cur.rowcount} of "
+                     f"{len(offsets)} advanced)")
+    return [r[0] for r in outbox_cur.fetchall()] if outbox_cur else []
+
+
+def _transpose(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    cols: list[list[object]] = [[] for _ in range(width)]
+    for row in rows:
+        for i, v in enumerate(row):
+            cols[i].append(v)
+    return cols
+
+
+def _upsert_stock(conn: Conn, states: list[StockState]) -> None:
+    cols = _transpose([(s.key, s.sku, s.warehouse, s.qty.on_hand, s.qty.reserved,
+                        s.qty.in_transit, s.qty.damaged, s.version, s.reorder_point,
+                        s.safety_stock, s.severity) for s in states], 11)
+    conn.execute(
+        "INSERT INTO stock (key, sku, warehouse, on_hand, reserved, in_transit, damaged, version,"
+        " reorder_point, safety_stock, severity) SELECT * FROM unnest(%s::text[], %s::text[],"
+        " %s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],"
+        " %s::bigint[], %s::bigint[], %s::text[]) ON CONFLICT (key) DO UPDATE SET"
+        " on_hand = EXCLUDED.on_hand, reserved = EXCLUDED.reserved,"
+        " in_transit = EXCLUDED.in_transit, damaged = EXCLUDED.damaged,"
+        " version = EXCLUDED.version, reorder_point = EXCLUDED.reorder_point,"
+        " safety_stock = EXCLUDED.safety_stock, severity = EXCLUDED.severity, updated_at = now()",
+        cols)
+
+
+def _upsert_lines(conn: Conn,
+                  lines: dict[tuple[str, str, str], tuple[Reservation, int]]) -> None:
+    cols = _transpose([(key, r.order_id, r.line_id, r.quantity, r.remaining, r.status.value,
+                        r.expires_at, r.backordered, r.line_count, part)
+                       for (key, _, _), (r, part) in lines.items()], 10)
+    conn.execute(
+        "INSERT INTO reservations (key, order_id, line_id, quantity, remaining, status,"
+        " expires_at, backordered, line_count, partition) SELECT * FROM unnest(%s::text[],"
+        " %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::timestamptz[],"
+        " %s::bool[], %s::int[], %s::int[]) ON CONFLICT (key, order_id, line_id) DO UPDATE SET"
+        " quantity = EXCLUDED.quantity, remaining = EXCLUDED.remaining,"
+        " status = EXCLUDED.status, expires_at = EXCLUDED.expires_at,"
+        " backordered = EXCLUDED.backordered, updated_at = now()",
+        cols)
+
+
+def _alerts(conn: Conn,
+            changed: list[tuple[StockState, str]]) -> None:
+    open_ = [(s.key, s.severity, s.qty.available, s.reorder_point, cause)
+             for s, cause in changed if s.severity != "ok"]
+    resolved = [s.key for s, _ in changed if s.severity == "ok"]
+    if open_:
+        conn.execute(
+            "INSERT INTO low_stock_alerts (key, severity, available, reorder_point,"
+            " cause_event_id) SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[],"
+            " %s::bigint[], %s::text[]) ON CONFLICT (key) DO UPDATE SET"
+            " severity = EXCLUDED.severity, available = EXCLUDED.available,"
+            " reorder_point = EXCLUDED.reorder_point, cause_event_id = EXCLUDED.cause_event_id,"
+            " updated_at = now()", _transpose(open_, 5))
+    if resolved:
+        conn.execute("DELETE FROM low_stock_alerts WHERE key = ANY(%s)", (resolved,))
+
+
+def _advance(conn: Conn, group: str,
+             offsets: dict[tuple[str, int], tuple[int, int]]) -> psycopg.Cursor[tuple[Any, ...]]:
+    topics, parts, expected, new = [], [], [], []
+    for (topic, part), (exp, nxt) in offsets.items():
+        topics.append(topic)
+        parts.append(part)
+        expected.append(exp)
+        new.append(nxt)
+    return conn.execute(
+        "WITH w AS (SELECT * FROM unnest(%s::text[], %s::int[], %s::bigint[], %s::bigint[])"
+        " AS t(topic, partition, expected, next))"
+        " INSERT INTO consumer_offsets AS c (group_id, topic, partition, next_offset)"
+        " SELECT %s, topic, partition, next FROM w"
+        " ON CONFLICT (group_id, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset"
+        " WHERE c.next_offset = (SELECT expected FROM w"
+        "   WHERE w.topic = EXCLUDED.topic AND w.partition = EXCLUDED.partition)",
+        (topics, parts, expected, new, group))
+
+
+def load_positions(conn: Conn, group: str,
+                   partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    """The committed next offset of each (topic, partition) that has one."""
+    if not partitions:
+        return {}
+    topics = [t for t, _ in partitions]
+    parts = [p for _, p in partitions]
+    rows = conn.execute(
+        "SELECT c.topic, c.partition, c.next_offset FROM consumer_offsets c"
+        " JOIN unnest(%s::text[], %s::int[]) AS w(topic, partition) USING (topic, partition)"
+        " WHERE c.group_id = %s", (topics, parts, group)).fetchall()
+    return {(t, p): n for t, p, n in rows}
+
+
+def pending_outbox(conn: Conn, group: str,
+                   partitions: list[int]) -> list[tuple[int, bytes]]:
+    """Outbox rows of these partitions not yet confirmed as delivered, oldest first."""
+    rows = conn.execute(
+        "SELECT id, payload FROM outbox WHERE group_id = %s AND partition = ANY(%s) ORDER BY id",
+        (group, partitions)).fetchall()
+    return [(i, bytes(p)) for i, p in rows]

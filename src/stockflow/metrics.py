@@ -1,0 +1,122 @@
+"""What the processor reports, as a small observer protocol with one Prometheus implementation.
+
+The loop reports once per batch (`BatchReport`), never per event, so metrics cost nothing
+on the hot path. Labels are bounded: topic, event type, outcome, reason, kind, severity and
+partition number; never a SKU or key.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import Counter as PromCounter
+
+__all__ = ["BatchReport", "NullObserver", "Observer", "PrometheusObserver"]
+
+
+@dataclass
+class BatchReport:
+    messages: int = 0
+    seconds: float = 0.0
+    db_seconds: float = 0.0
+    events: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # topic,type,outcome
+    rejects: Counter[str] = field(default_factory=Counter)
+    oversells: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    emitted: int = 0
+
+
+class Observer(Protocol):
+    def on_batch(self, report: BatchReport) -> None: ...
+    def on_rebalance(self, kind: str, assigned: int) -> None: ...
+    def on_lag(self, lags: dict[tuple[str, int], int]) -> None: ...
+    def on_alerts(self, open_by_severity: dict[str, int]) -> None: ...
+    def on_swept(self, expired: int) -> None: ...
+    def on_fenced(self) -> None: ...
+
+
+class NullObserver:
+    def on_batch(self, report: BatchReport) -> None: ...
+    def on_rebalance(self, kind: str, assigned: int) -> None: ...
+    def on_lag(self, lags: dict[tuple[str, int], int]) -> None: ...
+    def on_alerts(self, open_by_severity: dict[str, int]) -> None: ...
+    def on_swept(self, expired: int) -> None: ...
+    def on_fenced(self) -> None: ...
+
+
+_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class PrometheusObserver:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.events = PromCounter("stockflow_events_total", "Input events by topic, type and "
+                                  "outcome (applied, noop, duplicate, rejected)",
+                                  ["topic", "type", "outcome"], registry=registry)
+        self.dlq = PromCounter("stockflow_dlq_total", "Inputs sent to the DLQ, by reason",
+                               ["reason"], registry=registry)
+        self.oversell = PromCounter("stockflow_oversell_total", "oversell.detected by kind",
+                                    ["kind"], registry=registry)
+        self.batch_size = Histogram("stockflow_batch_messages", "Messages per consumed batch",
+                                    buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000, 10000),
+                                    registry=registry)
+        self.batch_seconds = Histogram("stockflow_batch_duration_seconds",
+                                       "Time to process one batch, consume to outputs flushed",
+                                       buckets=_SECONDS, registry=registry)
+        self.db_seconds = Histogram("stockflow_db_transaction_duration_seconds",
+                                    "Time of the batch's Postgres transaction",
+                                    buckets=_SECONDS, registry=registry)
+        self.latency = Histogram("stockflow_end_to_end_latency_seconds",
+                                 "From an event's CloudEvents time to its batch being committed",
+                                 buckets=_SECONDS, registry=registry)
+        self.emitted = PromCounter("stockflow_outputs_emitted_total",
+                                   "Output and DLQ messages delivered to Kafka", registry=registry)
+        self.lag = Gauge("stockflow_consumer_lag_messages", "High watermark minus position",
+                         ["topic", "partition"], registry=registry)
+        self.alerts = Gauge("stockflow_low_stock_alerts_open", "Open low-stock alerts",
+                            ["severity"], registry=registry)
+        self.swept = PromCounter("stockflow_reservations_expired_total",
+                                 "reservation.expired events written by the sweeper",
+                                 registry=registry)
+        self.rebalances = PromCounter("stockflow_rebalances_total", "Partition rebalances",
+                                      ["kind"], registry=registry)
+        self.assigned = Gauge("stockflow_assigned_partitions", "Input partitions owned",
+                              registry=registry)
+        self.fenced = PromCounter("stockflow_fenced_batches_total",
+                                  "Batches dropped because another member committed first",
+                                  registry=registry)
+
+    def on_batch(self, report: BatchReport) -> None:
+        self.batch_size.observe(report.messages)
+        self.batch_seconds.observe(report.seconds)
+        self.db_seconds.observe(report.db_seconds)
+        for (topic, type_, outcome), n in report.events.items():
+            self.events.labels(topic, type_, outcome).inc(n)
+        for reason, n in report.rejects.items():
+            self.dlq.labels(reason).inc(n)
+        for kind, n in report.oversells.items():
+            self.oversell.labels(kind).inc(n)
+        for seconds in report.latencies:
+            self.latency.observe(seconds)
+        self.emitted.inc(report.emitted)
+
+    def on_rebalance(self, kind: str, assigned: int) -> None:
+        self.rebalances.labels(kind).inc()
+        self.assigned.set(assigned)
+
+    def on_lag(self, lags: dict[tuple[str, int], int]) -> None:
+        for (topic, part), lag in lags.items():
+            self.lag.labels(topic, str(part)).set(lag)
+
+    def on_alerts(self, open_by_severity: dict[str, int]) -> None:
+        for severity in ("low", "out_of_stock"):
+            self.alerts.labels(severity).set(open_by_severity.get(severity, 0))
+
+    def on_swept(self, expired: int) -> None:
+        self.swept.inc(expired)
+
+    def on_fenced(self) -> None:
+        self.fenced.inc()

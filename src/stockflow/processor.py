@@ -1,0 +1,230 @@
+"""The stock processor: consume batches from the four co-partitioned input topics and run
+each through the checkpoint (see `checkpoint`), with positions owned by Postgres.
+
+On assignment, positions come from Postgres and the partition's undelivered outbox is
+re-emitted before anything new is processed, so a crash or rebalance never applies an
+event twice, skips one, or loses an output.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+from stockflow import StockflowError
+from stockflow.checkpoint import Consumed, Limits
+from stockflow.checkpoint import run as run_checkpoint
+from stockflow.db import store
+from stockflow.domain.state import Policy
+from stockflow.health import Health
+from stockflow.metrics import Observer
+from stockflow.outbox import Message, decode
+from stockflow.sweeper import due_expiries
+from stockflow.topics import Topics
+
+__all__ = ["DeliveryError", "Processor"]
+
+log = logging.getLogger("stockflow.processor")
+
+
+class DeliveryError(StockflowError):
+    """Outputs could not be delivered; the outbox keeps them for the next owner."""
+
+
+class Processor:
+    def __init__(
+        self, *, consumer: Consumer, producer: Producer, conn: store.Conn, topics: Topics,
+        group: str, policy: Policy, limits: Limits, observer: Observer, health: Health,
+        batch_max: int = 5000, batch_wait: float = 0.1, sweep_interval: float = 5.0,
+    ) -> None:
+        self.consumer, self.producer, self.conn = consumer, producer, conn
+        self.topics, self.group, self.policy, self.limits = topics, group, policy, limits
+        self.observer, self.health = observer, health
+        self.batch_max, self.batch_wait, self.sweep_interval = batch_max, batch_wait, sweep_interval
+        self.positions: dict[tuple[str, int], int] = {}
+        self.assigned: set[tuple[str, int]] = set()
+        self.flushed_outbox: list[int] = []
+        self.failed: list[str] = []
+        self.swept: dict[str, float] = {}
+        self.next_sweep = 0.0
+        self.processed = 0
+
+    # --- rebalance ---------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = [(tp.topic, tp.partition) for tp in partitions]
+        with self.conn.transaction():
+            known = store.load_positions(self.conn, self.group, tps)
+            pending = store.pending_outbox(self.conn, self.group,
+                                           sorted({p for _, p in tps}))
+        for tp in partitions:
+            tp.offset = known.get((tp.topic, tp.partition), OFFSET_BEGINNING)
+        self.positions.update(known)
+        self.assigned = set(tps)
+        consumer.assign(partitions)
+        if pending:
+            log.info("re-emitting %d undelivered outbox batches", len(pending))
+            for _, blob in pending:
+                self._produce(decode(blob))
+            self._flush()
+            self.flushed_outbox.extend(i for i, _ in pending)
+        self.health.assigned = bool(partitions)
+        self.observer.on_rebalance("assign", len(partitions))
+        log.info("assigned %s", sorted(tps))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        self.assigned -= gone
+        for tp in gone:
+            self.positions.pop(tp, None)
+        consumer.unassign()
+        self.health.assigned = bool(self.assigned)
+        self.observer.on_rebalance("revoke", len(self.assigned))
+        log.info("revoked %s", sorted(gone))
+
+    def _resync(self) -> None:
+        """After being fenced: forget what we believed and seek to what Postgres holds."""
+        self.conn.rollback()
+        with self.conn.transaction():
+            known = store.load_positions(self.conn, self.group, sorted(self.assigned))
+        self.positions = dict(known)
+        for topic, part in sorted(self.assigned):
+            offset = known.get((topic, part), OFFSET_BEGINNING)
+            self.consumer.seek(TopicPartition(topic, part, offset))
+
+    # --- producing ---------------------------------------------------------------------
+
+    def _delivered(self, err: KafkaError | None, msg: Any) -> None:
+        if err is not None:
+            self.failed.append(f"{msg.topic()}: {err}")
+
+    def _produce(self, messages: list[Message]) -> None:
+        for m in messages:
+            headers: list[tuple[str, str | bytes | None]] | None = list(m.headers) or None
+            while True:
+                try:
+                    self.producer.produce(m.topic, m.value, m.key, headers=headers,
+                                          on_delivery=self._delivered)
+                    break
+                except BufferError:
+                    self.producer.poll(0.05)
+            self.producer.poll(0)
+
+    def _flush(self) -> None:
+        left = self.producer.flush(60)
+        if left or self.failed:
+            raise DeliveryError(f"{left} outputs undelivered, failures: {self.failed[:3]}")
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, progress: Callable[[int], None] | None = None) -> None:
+        """Process until `stop` is set; the batch in hand is finished first."""
+        self.consumer.subscribe(self.topics.inputs, on_assign=self._on_assign,
+                                on_revoke=self._on_revoke, on_lost=self._on_revoke)
+        self.health.db_ok = True
+        try:
+            while not stop.is_set():
+                self._step()
+                if progress is not None:
+                    progress(self.processed)
+        finally:
+            self._drain_outbox_deletes()
+            self.consumer.close()
+            self.producer.flush(30)
+
+    def _step(self) -> None:
+        msgs = self.consumer.consume(num_messages=self.batch_max, timeout=self.batch_wait)
+        self.health.tick()
+        batch: list[Consumed] = []
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.fatal():
+                    raise StockflowError(f"fatal consumer error: {err}")
+                log.warning("consumer error: %s", err)
+                continue
+            tp, offset = (m.topic(), m.partition()), m.offset()
+            if tp in self.assigned and offset is not None:
+                batch.append(Consumed(tp[0], tp[1], offset, m.key(), m.value(),
+                                      _headers(m.headers())))
+        if batch:
+            self._process(batch)
+        elif self.flushed_outbox:
+            self._drain_outbox_deletes()
+        now = time.monotonic()
+        if now >= self.next_sweep:
+            self.next_sweep = now + self.sweep_interval
+            self._housekeeping()
+
+    def _process(self, batch: list[Consumed]) -> None:
+        try:
+            result = run_checkpoint(
+                self.conn, batch, topics=self.topics, group=self.group, policy=self.policy,
+                limits=self.limits, positions=self.positions, delete_outbox=self.flushed_outbox)
+        except store.FencedError as exc:
+            log.warning("fenced, re-reading positions: %s", exc)
+            self.observer.on_fenced()
+            self._resync()
+            return
+        self.flushed_outbox = []
+        self.positions.update(result.new_positions)
+        self._produce(result.messages)
+        self._flush()
+        self.flushed_outbox = result.outbox_ids
+        self.processed += len(batch)
+        self.observer.on_batch(result.report)
+
+    def _drain_outbox_deletes(self) -> None:
+        if not self.flushed_outbox:
+            return
+        with self.conn.transaction():
+            self.conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", (self.flushed_outbox,))
+        self.flushed_outbox = []
+
+    # --- periodic work -----------------------------------------------------------------
+
+    def _housekeeping(self) -> None:
+        self._sweep()
+        lags: dict[tuple[str, int], int] = {}
+        for topic, part in self.assigned:
+            _, high = self.consumer.get_watermark_offsets(TopicPartition(topic, part),
+                                                          cached=True)
+            pos = self.positions.get((topic, part), 0)
+            if high >= 0:
+                lags[(topic, part)] = max(0, high - pos)
+        self.observer.on_lag(lags)
+        with self.conn.transaction():
+            rows = self.conn.execute(
+                "SELECT severity, count(*) FROM low_stock_alerts GROUP BY severity").fetchall()
+        self.observer.on_alerts({str(s): int(n) for s, n in rows})
+
+    def _sweep(self) -> None:
+        """Write reservation.expired for pending reservations past their expiry."""
+        parts = sorted({p for _, p in self.assigned})
+        if not parts:
+            return
+        now = datetime.now(UTC)
+        with self.conn.transaction():
+            due = due_expiries(self.conn, parts, now, self.topics, limit=5000)
+        wall = time.monotonic()
+        self.swept = {k: t for k, t in self.swept.items() if wall - t < 60}
+        fresh = [m for ident, m in due if ident not in self.swept]
+        if not fresh:
+            return
+        self._produce(fresh)
+        self._flush()
+        for ident, _ in due:
+            self.swept.setdefault(ident, wall)
+        self.observer.on_swept(len(fresh))
+
+
+def _headers(raw: Any) -> list[tuple[str, bytes]] | None:
+    if not raw:
+        return None
+    return [(k, v if isinstance(v, bytes) else str(v or "").encode()) for k, v in raw]

@@ -1,0 +1,150 @@
+"""The publisher library for order services and warehouse systems.
+
+It builds CloudEvents envelopes and `SKU@WAREHOUSE` keys, validates every event with the
+processor's own parser before sending (so a bad event fails here, with the DLQ reason it
+would get), publishes through an idempotent producer with Java's murmur2 partitioner, and
+publishes the lines of one order atomically in one Kafka transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import KafkaError, Producer
+
+from stockflow import StockflowError
+from stockflow.events import INPUT_MODELS, Event, Reason, Rejection, parse, split_key
+from stockflow.kafka import producer
+from stockflow.settings import Settings
+from stockflow.topics import Topics
+
+__all__ = ["PublishError", "Publisher", "envelope"]
+
+
+class PublishError(StockflowError):
+    """An event the processor would reject, or one Kafka did not accept."""
+
+    def __init__(self, message: str, reason: Reason | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def envelope(type_: str, data: Mapping[str, Any], *, id_: str | None = None,
+             time: datetime | None = None, source: str = "stockflow-publisher") -> dict[str, Any]:
+    """A CloudEvents 1.0 structured-mode event."""
+    return {"specversion": "1.0", "id": id_ or str(uuid.uuid4()), "source": source,
+            "type": type_, "time": (time or datetime.now(UTC)).isoformat(),
+            "datacontenttype": "application/json", "data": dict(data)}
+
+
+def _key_of(doc: Mapping[str, Any]) -> str:
+    data = doc.get("data") or {}
+    if isinstance(data, Mapping) and data.get("sku") and data.get("warehouse"):
+        return f"{data['sku']}@{data['warehouse']}"
+    subject = doc.get("subject")
+    if isinstance(subject, str) and split_key(subject):
+        return subject
+    raise PublishError("event names no sku and warehouse, and no SKU@WAREHOUSE subject",
+                       Reason.KEY_MISMATCH)
+
+
+class Publisher:
+    def __init__(self, settings: Settings, *, source: str = "stockflow-publisher",
+                 transactional_id: str | None = None) -> None:
+        self.settings = settings
+        self.topics = Topics(settings.topic_prefix)
+        self.source = source
+        self._producer = producer(settings)
+        self._tx_id = transactional_id or f"{settings.client_id}-publisher-{uuid.uuid4().hex}"
+        self._tx: Producer | None = None
+        self._errors: list[str] = []
+
+    def prepare(self, doc: Mapping[str, Any], key: str | None = None) -> tuple[str, bytes, bytes]:
+        """(topic, key, value) for an envelope, or PublishError with the reason it would get."""
+        type_ = doc.get("type")
+        known = INPUT_MODELS.get(type_) if isinstance(type_, str) else None
+        if known is None:
+            raise PublishError(f"unknown event type {type_!r}", Reason.UNKNOWN_TYPE)
+        kind = known[0]
+        raw_key = (key or _key_of(doc)).encode()
+        value = json.dumps(doc, separators=(",", ":"), default=str).encode()
+        got = parse(kind, raw_key, value, max_quantity=self.settings.max_quantity,
+                    max_bytes=self.settings.max_message_bytes)
+        if isinstance(got, Rejection):
+            raise PublishError(f"{got.reason.value}: {got.message}", got.reason)
+        assert isinstance(got, Event)
+        return self.topics.name(kind), raw_key, value
+
+    def publish(self, type_: str, data: Mapping[str, Any], *, id_: str | None = None,
+                time: datetime | None = None, key: str | None = None) -> str:
+        """Validate and send one event; returns its id. Call `flush()` to wait for delivery."""
+        doc = envelope(type_, data, id_=id_, time=time, source=self.source)
+        self.send(doc, key=key)
+        return str(doc["id"])
+
+    def send(self, doc: Mapping[str, Any], *, key: str | None = None) -> None:
+        topic, raw_key, value = self.prepare(doc, key)
+        while True:
+            try:
+                self._producer.produce(topic, value, raw_key, on_delivery=self._delivered)
+                break
+            except BufferError:
+                self._producer.poll(0.1)
+        self._producer.poll(0)
+
+    def publish_order(self, order_id: str, lines: Iterable[Mapping[str, Any]], *,
+                      time: datetime | None = None, expires_at: datetime | None = None,
+                      timeout: float = 30.0) -> list[str]:
+        """Publish order.placed for every line of one order in one Kafka transaction:
+        consumers reading committed data see all lines or none."""
+        docs = []
+        lines = list(lines)
+        for i, line in enumerate(lines, 1):
+            data = {"order_id": order_id, "line_id": str(line.get("line_id", i)),
+                    "line_count": len(lines), **line}
+            if expires_at is not None:
+                data.setdefault("expires_at", expires_at.isoformat())
+            ident = f"{order_id}/{data['line_id']}/placed"
+            docs.append(envelope("order.placed", data, id_=ident, time=time, source=self.source))
+        prepared = [self.prepare(d) for d in docs]  # all valid, or nothing is sent
+        tx = self._transactional()
+        tx.begin_transaction()
+        try:
+            for topic, key, value in prepared:
+                tx.produce(topic, value, key)
+            tx.commit_transaction(timeout)
+        except Exception:
+            tx.abort_transaction(timeout)
+            raise
+        return [str(d["id"]) for d in docs]
+
+    def _transactional(self) -> Producer:
+        if self._tx is None:
+            self._tx = producer(self.settings, {"transactional.id": self._tx_id})
+            self._tx.init_transactions(30)
+        return self._tx
+
+    def _delivered(self, err: KafkaError | None, msg: Any) -> None:
+        if err is not None:
+            self._errors.append(f"{msg.topic()}: {err}")
+
+    def flush(self, timeout: float = 60.0) -> None:
+        left = self._producer.flush(timeout)
+        errors, self._errors = self._errors, []
+        if left or errors:
+            raise PublishError(f"{left} events undelivered; failures: {errors[:5]}")
+
+    def close(self) -> None:
+        self.flush()
+        if self._tx is not None:
+            self._tx.flush(30)
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
