@@ -33,7 +33,7 @@ def _merge(settings: Settings, own: dict[str, Any], extra: dict[str, Any] | None
 def consumer(settings: Settings, extra: dict[str, Any] | None = None) -> Consumer:
     """The processor's consumer. Positions live in Postgres, so Kafka never auto-commits;
     the range assignor gives one member the same partition number of every input topic."""
-    return Consumer(_merge(settings, {
+    own: dict[str, Any] = {
         "group.id": settings.group_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -43,10 +43,13 @@ def consumer(settings: Settings, extra: dict[str, Any] | None = None) -> Consume
         "enable.partition.eof": False,
         "fetch.min.bytes": 1,
         "queued.max.messages.kbytes": 65536,
-        "session.timeout.ms": 10000,
-        "heartbeat.interval.ms": 1000,
+        "session.timeout.ms": settings.session_timeout_ms,
+        "heartbeat.interval.ms": max(500, settings.session_timeout_ms // 5),
         "max.poll.interval.ms": 300000,
-    }, extra))
+    }
+    if settings.group_instance_id:
+        own["group.instance.id"] = settings.group_instance_id
+    return Consumer(_merge(settings, own, extra))
 
 
 def producer(settings: Settings, extra: dict[str, Any] | None = None) -> Producer:

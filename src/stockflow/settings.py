@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     topic_prefix: str = "inventory."
     group_id: str = "stockflow"
     client_id: str = "stockflow"
+    # Static membership: a restarted member with the same id takes its partitions back at
+    # once instead of waiting out the session timeout (set it to the pod name).
+    group_instance_id: str | None = None
+    session_timeout_ms: int = Field(default=10_000, ge=1000)
     metrics_port: int = 9108
     metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped from outside the pod/container
 

@@ -1,0 +1,190 @@
+"""Helpers for tests that run the processor against the session's real Kafka and Postgres."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import psycopg
+from confluent_kafka import Consumer, TopicPartition
+
+from stockflow.app import build_processor
+from stockflow.db.migrate import migrate
+from stockflow.events import TopicKind
+from stockflow.kafka import admin, create_topics, partition_counts, producer
+from stockflow.localenv import LocalServices
+from stockflow.processor import Processor
+from stockflow.settings import Settings
+from stockflow.topics import INPUTS, Topics
+from stockflow.workload import Item
+
+
+@dataclass(frozen=True)
+class Env:
+    settings: Settings
+    topics: Topics
+
+    @property
+    def env_vars(self) -> dict[str, str]:
+        s = self.settings
+        return {"STOCKFLOW_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
+                "STOCKFLOW_DATABASE_URL": s.dsn(), "STOCKFLOW_TOPIC_PREFIX": s.topic_prefix,
+                "STOCKFLOW_DATABASE_SCHEMA": s.database_schema,
+                "STOCKFLOW_GROUP_ID": s.group_id, "STOCKFLOW_METRICS_PORT": "0",
+                "STOCKFLOW_SESSION_TIMEOUT_MS": str(s.session_timeout_ms),
+                "STOCKFLOW_SWEEP_INTERVAL": str(s.sweep_interval)}
+
+    def db(self) -> psycopg.Connection[tuple[object, ...]]:
+        conn = psycopg.connect(self.settings.dsn(), autocommit=True)
+        conn.execute(f"SET search_path TO {self.settings.database_schema}")
+        return conn
+
+
+def make_env(services: LocalServices, unique: str, partitions: int = 3, **kw: object) -> Env:
+    settings = Settings(kafka_bootstrap=services.kafka_bootstrap,
+                        database_url=services.database_url, topic_prefix=f"t{unique}.",
+                        database_schema=f"s{unique}", group_id=f"g{unique}", metrics_port=0,
+                        session_timeout_ms=6000, sweep_interval=1.0, **kw)  # type: ignore[arg-type]
+    topics = Topics(settings.topic_prefix)
+    create_topics(admin(settings), topics.all, partitions, 1)
+    migrate(settings.dsn(), settings.database_schema)
+    return Env(settings, topics)
+
+
+def publish(env: Env, items: Iterable[Item]) -> int:
+    prod = producer(env.settings)
+    n = 0
+    for it in items:
+        while True:
+            try:
+                prod.produce(env.topics.name(it.kind), it.value, it.key)
+                break
+            except BufferError:
+                prod.poll(0.05)
+        n += 1
+        if n % 1000 == 0:
+            prod.poll(0)
+    assert prod.flush(60) == 0
+    return n
+
+
+@dataclass
+class Running:
+    processor: Processor
+    failure: list[BaseException]
+
+    def check(self) -> None:
+        if self.failure:
+            raise AssertionError("the processor thread died") from self.failure[0]
+
+
+_RUNNING: list[Running] = []
+
+
+@contextmanager
+def processor_thread(env: Env) -> Iterator[Running]:
+    running = Running(build_processor(env.settings), [])
+    stop = threading.Event()
+
+    def target() -> None:
+        try:
+            running.processor.run(stop)
+        except BaseException as exc:  # surfaced in the test thread by check()
+            running.failure.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    _RUNNING.append(running)
+    try:
+        yield running
+    finally:
+        _RUNNING.remove(running)
+        stop.set()
+        thread.join(60)
+        running.processor.conn.close()
+    running.check()
+
+
+def spawn(env: Env, instance: str | None = None) -> subprocess.Popen[bytes]:
+    vars_ = {**os.environ, **env.env_vars, "STOCKFLOW_LOG_LEVEL": "WARNING"}
+    if instance:
+        vars_["STOCKFLOW_GROUP_INSTANCE_ID"] = instance
+    return subprocess.Popen([sys.executable, "-m", "stockflow.cli", "process"], env=vars_,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def high_watermarks(env: Env, kinds: Iterable[TopicKind]) -> dict[tuple[str, int], int]:
+    cons = Consumer({"bootstrap.servers": env.settings.kafka_bootstrap, "group.id": "wm"})
+    names = [env.topics.name(k) for k in kinds]
+    counts = partition_counts(admin(env.settings), names)
+    marks = {}
+    for name in names:
+        for p in range(counts[name] or 0):
+            marks[(name, p)] = cons.get_watermark_offsets(TopicPartition(name, p), 10)[1]
+    cons.close()
+    return marks
+
+
+def wait_drained(env: Env, timeout: float = 240, alive: list[subprocess.Popen[bytes]] | None
+                 = None) -> None:
+    """Until every input partition is committed in Postgres up to its end and the outbox is
+    empty, twice in a row (the processor itself writes transfer.incoming and expiries)."""
+    deadline = time.monotonic() + timeout
+    stable = 0
+    with env.db() as conn:
+        while time.monotonic() < deadline:
+            for p in alive or []:
+                assert p.poll() is None, (p.stderr.read() if p.stderr else b"").decode()[-3000:]
+            for running in _RUNNING:
+                running.check()
+            marks = high_watermarks(env, INPUTS)
+            rows = conn.execute("SELECT topic, partition, next_offset FROM consumer_offsets"
+                                " WHERE group_id = %s", (env.settings.group_id,)).fetchall()
+            done = {(str(t), int(p)): int(n) for t, p, n in rows}  # type: ignore[call-overload]
+            behind = [tp for tp, hw in marks.items() if hw > 0 and done.get(tp, 0) < hw]
+            outbox = conn.execute("SELECT count(*) FROM outbox").fetchone()
+            if not behind and outbox == (0,):
+                stable += 1
+                if stable >= 3:
+                    return
+            else:
+                stable = 0
+            time.sleep(0.5)
+    raise AssertionError(f"not drained in {timeout}s: behind={behind} outbox={outbox}")
+
+
+def read_topic(env: Env, kind: TopicKind) -> list[tuple[bytes | None, bytes | None,
+                                                         dict[str, bytes]]]:
+    """Every message on `kind`'s topic, partition by partition in offset order."""
+    name = env.topics.name(kind)
+    marks = high_watermarks(env, [kind])
+    cons = Consumer({"bootstrap.servers": env.settings.kafka_bootstrap, "group.id": "reader",
+                     "enable.auto.commit": False})
+    out = []
+    for (_, part), hw in sorted(marks.items()):
+        if hw == 0:
+            continue
+        cons.assign([TopicPartition(name, part, 0)])
+        got = 0
+        deadline = time.monotonic() + 60
+        while got < hw and time.monotonic() < deadline:
+            for m in cons.consume(1000, 1.0):
+                if m.error() is None:
+                    out.append((m.key(), m.value(), dict(m.headers() or [])))
+                    got = m.offset() + 1
+        assert got >= hw, f"read {got} of {hw} on {name}/{part}"
+    cons.close()
+    return out
+
+
+def db_quantities(env: Env) -> dict[str, tuple[int, int, int, int]]:
+    with env.db() as conn:
+        rows = conn.execute("SELECT key, on_hand, reserved, in_transit, damaged FROM stock")
+        return {str(k): (int(a), int(b), int(c), int(d))  # type: ignore[call-overload]
+                for k, a, b, c, d in rows.fetchall()}

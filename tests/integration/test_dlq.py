@@ -1,0 +1,48 @@
+"""Every DLQ reason code is produced, lands on the DLQ with its headers, and processing
+goes on after it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from stockflow.events import Reason, TopicKind
+from stockflow.localenv import LocalServices
+from stockflow.workload import _Builder, _invalid
+from tests.integration.harness import (
+    db_quantities,
+    make_env,
+    processor_thread,
+    publish,
+    read_topic,
+    wait_drained,
+)
+
+
+def test_every_reason_reaches_the_dlq_with_headers(services: LocalServices, unique: str) -> None:
+    env = make_env(services, unique)
+    b = _Builder(1, datetime.now(UTC))
+    key = "SKU-1@WH-1"
+    items = [b.item("receipt.received", key, {"receipt_id": "R1", "quantity": 5})]
+    items += _invalid(b, key)
+    items.append(b.item("stock.damaged", key, {"damage_id": "D1", "quantity": 50},
+                        reason="negative_result"))
+    items.append(b.item("stock.adjusted", key, {"adjustment_id": "A1", "delta": 3,
+                                                "reason": "found"}))
+    publish(env, items)
+    with processor_thread(env):
+        wait_drained(env)
+        dlq = read_topic(env, TopicKind.DLQ)
+
+    by_value = {v: h for _, v, h in dlq}
+    rejected = [i for i in items if i.reason]
+    assert {r.value for r in Reason} == {i.reason for i in rejected}
+    for item in rejected:
+        headers = by_value[item.value]  # original bytes, unchanged
+        assert headers["stockflow.error.reason"].decode() == item.reason
+        assert headers["stockflow.error.message"]
+        assert headers["stockflow.error.topic"].decode() == env.topics.name(item.kind)
+        assert int(headers["stockflow.error.partition"]) >= 0
+        assert int(headers["stockflow.error.offset"]) >= 0
+    assert len(dlq) == len(rejected)
+    # the receipt before and the adjustment after the rejections were both applied
+    assert db_quantities(env)[key] == (8, 0, 0, 0)

@@ -1,0 +1,197 @@
+"""An independent replay model of the contract, for checking the processor end to end.
+
+Written straight from ../shared/CONTRACT.md with plain mutable dicts; it shares no code
+with stockflow's rules (only the workload's bytes go in). Fed a stream whose outcome does
+not depend on cross-topic interleaving, it predicts each key's final quantities.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+ACTIVE = ("pending", "confirmed")
+KIND_OF = {
+    "order.placed": "orders", "order.confirmed": "orders", "order.cancelled": "orders",
+    "reservation.expired": "orders", "shipment.dispatched": "shipments",
+    "transfer.dispatched": "shipments", "receipt.received": "receipts",
+    "return.received": "receipts", "transfer.incoming": "receipts",
+    "transfer.received": "receipts", "stock.adjusted": "adjustments",
+    "stock.counted": "adjustments", "stock.damaged": "adjustments",
+    "stock.thresholds-set": "adjustments",
+}
+
+
+@dataclass
+class Key:
+    on_hand: int = 0
+    reserved: int = 0
+    in_transit: int = 0
+    damaged: int = 0
+    reorder_point: int = 10
+    safety_stock: int = 0
+    lines: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    refs: dict[str, int] = field(default_factory=dict)
+
+    def quantities(self) -> tuple[int, int, int, int]:
+        return (self.on_hand, self.reserved, self.in_transit, self.damaged)
+
+    def severity(self) -> str:
+        available = self.on_hand - self.reserved
+        if available <= 0:
+            return "out_of_stock"
+        return "low" if available <= self.reorder_point else "ok"
+
+
+class Model:
+    def __init__(self, ttl: timedelta = timedelta(minutes=15)) -> None:
+        self.keys: dict[str, Key] = {}
+        self.seen: set[str] = set()
+        self.ttl = ttl
+        self.rejected: list[str] = []
+
+    def key(self, k: str) -> Key:
+        return self.keys.setdefault(k, Key())
+
+    def feed(self, topic_kind: str, key: bytes | None, value: bytes) -> None:
+        try:
+            doc = json.loads(value)
+        except ValueError:
+            return
+        if not isinstance(doc, dict) or len(value) > 64 * 1024:
+            return
+        type_, data = doc.get("type"), doc.get("data")
+        if KIND_OF.get(type_) != topic_kind or not isinstance(data, dict) or key is None:
+            return
+        k = key.decode()
+        if "sku" in data and f"{data.get('sku')}@{data.get('warehouse')}" != k:
+            return
+        q = data.get("quantity", 1)
+        if not isinstance(q, int) or not 1 <= q <= 1_000_000:
+            return
+        if doc["id"] in self.seen:
+            return
+        try:
+            ok = self._apply(k, type_, data, datetime.fromisoformat(doc["time"]))
+        except KeyError:
+            return  # a required field is missing: schema_violation
+        if ok:
+            self.seen.add(doc["id"])
+        else:
+            self.rejected.append(doc["id"])
+
+    def feed_all(self, items: Iterable[tuple[str, bytes | None, bytes]]) -> None:
+        for kind, key, value in items:
+            self.feed(kind, key, value)
+
+    def _ref(self, s: Key, ref: str, q: int) -> bool:
+        if ref in s.refs:
+            return False
+        s.refs[ref] = q
+        return True
+
+    def _apply(self, k: str, t: str, d: dict[str, Any], at: datetime) -> bool:
+        s = self.key(k)
+        line = (d.get("order_id"), d.get("line_id"))
+        if t == "order.placed":
+            if line in s.lines:
+                return True
+            q = d["quantity"]
+            sellable = s.on_hand - s.reserved - s.safety_stock
+            if q <= sellable or d.get("allow_backorder"):
+                exp = d.get("expires_at")
+                s.lines[line] = {"q": q, "left": q, "status": "pending",
+                                 "exp": datetime.fromisoformat(exp) if exp else at + self.ttl}
+                s.reserved += q
+            else:
+                s.lines[line] = {"q": q, "left": 0, "status": "rejected", "exp": None}
+        elif t == "order.confirmed":
+            for (o, ln), r in s.lines.items():
+                if o == d["order_id"] and d.get("line_id") in (None, ln) and \
+                        r["status"] == "pending":
+                    r["status"] = "confirmed"
+        elif t == "order.cancelled":
+            hit = False
+            for (o, ln), r in s.lines.items():
+                if o == d["order_id"] and d.get("line_id") in (None, ln):
+                    hit = True
+                    if r["status"] in ACTIVE:
+                        s.reserved -= r["left"]
+                        r["left"], r["status"] = 0, "released"
+            if not hit and d.get("line_id") is not None:
+                s.lines[line] = {"q": 0, "left": 0, "status": "released", "exp": None}
+        elif t == "reservation.expired":
+            r = s.lines.get(line)
+            if r and r["status"] == "pending" and r["exp"] <= at:
+                s.reserved -= r["left"]
+                r["left"], r["status"] = 0, "expired"
+        elif t in ("shipment.dispatched", "transfer.dispatched"):
+            ident = d["shipment_id"] if t == "shipment.dispatched" else d["transfer_id"]
+            if not self._ref(s, f"{t}|{ident}|{d.get('line_id')}", d["quantity"]):
+                return True
+            s.on_hand -= d["quantity"]
+            if t == "transfer.dispatched":
+                dest = f"{k.partition('@')[0]}@{d['to_warehouse']}"
+                self._apply(dest, "transfer.incoming", {"transfer_id": ident,
+                                                        "quantity": d["quantity"]}, at)
+            elif d.get("order_id"):
+                self._consume(s, d["order_id"], d.get("line_id"), d["quantity"])
+        elif t == "transfer.incoming":
+            tid = d["transfer_id"]
+            if f"in|{tid}" in s.refs or f"rx|{tid}" in s.refs:
+                return True
+            s.refs[f"in|{tid}"] = d["quantity"]
+            s.in_transit += d["quantity"]
+        elif t == "transfer.received":
+            if not self._ref(s, f"rx|{d['transfer_id']}", d["quantity"]):
+                return True
+            s.on_hand += d["quantity"]
+            s.in_transit -= s.refs.get(f"in|{d['transfer_id']}", 0)
+        elif t in ("receipt.received", "return.received"):
+            ident = d["receipt_id"] if t == "receipt.received" else d["return_id"]
+            if self._ref(s, f"{t}|{ident}|{d.get('line_id')}", d["quantity"]):
+                if d.get("condition") == "damaged":
+                    s.damaged += d["quantity"]
+                else:
+                    s.on_hand += d["quantity"]
+        elif t == "stock.adjusted":
+            if f"adj|{d['adjustment_id']}" in s.refs:
+                return True
+            if d["delta"] < 0 and s.on_hand + d["delta"] < 0:
+                return False
+            s.refs[f"adj|{d['adjustment_id']}"] = d["delta"]
+            s.on_hand += d["delta"]
+        elif t == "stock.counted":
+            if self._ref(s, f"count|{d['count_id']}", d["on_hand"]):
+                s.on_hand = d["on_hand"]
+        elif t == "stock.damaged":
+            if f"dmg|{d['damage_id']}" in s.refs:
+                return True
+            if d["quantity"] > s.on_hand:
+                return False
+            s.refs[f"dmg|{d['damage_id']}"] = d["quantity"]
+            s.on_hand -= d["quantity"]
+            s.damaged += d["quantity"]
+        elif t == "stock.thresholds-set":
+            s.reorder_point, s.safety_stock = d["reorder_point"], d["safety_stock"]
+        return True
+
+    @staticmethod
+    def _consume(s: Key, order_id: str, line_id: str | None, q: int) -> None:
+        if line_id is not None and (order_id, line_id) not in s.lines:
+            s.lines[(order_id, line_id)] = {"q": q, "left": 0, "status": "fulfilled",
+                                            "exp": None}
+            return
+        for (o, ln) in sorted(s.lines):
+            r = s.lines[(o, ln)]
+            if o != order_id or line_id not in (None, ln) or r["status"] not in ACTIVE or q == 0:
+                continue
+            take = min(q, r["left"])
+            q -= take
+            r["left"] -= take
+            s.reserved -= take
+            if r["left"] == 0:
+                r["status"] = "fulfilled"
