@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -112,11 +113,23 @@ def processor_thread(env: Env) -> Iterator[Running]:
 
 
 def spawn(env: Env, instance: str | None = None) -> subprocess.Popen[bytes]:
+    """`stockflow process` as a child; its log goes to a temporary file (see `log_of`)."""
     vars_ = {**os.environ, **env.env_vars, "STOCKFLOW_LOG_LEVEL": "WARNING"}
     if instance:
         vars_["STOCKFLOW_GROUP_INSTANCE_ID"] = instance
-    return subprocess.Popen([sys.executable, "-m", "stockflow.cli", "process"], env=vars_,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = tempfile.NamedTemporaryFile(prefix="stockflow-proc-", suffix=".log", delete=False)  # noqa: SIM115 - outlives this call
+    proc = subprocess.Popen([sys.executable, "-m", "stockflow.cli", "process"], env=vars_,
+                            stdout=subprocess.DEVNULL, stderr=log)
+    _LOGS[proc.pid] = log.name
+    return proc
+
+
+_LOGS: dict[int, str] = {}
+
+
+def log_of(proc: subprocess.Popen[bytes]) -> str:
+    with open(_LOGS[proc.pid], errors="replace") as f:
+        return f.read()[-4000:]
 
 
 def high_watermarks(env: Env, kinds: Iterable[TopicKind]) -> dict[tuple[str, int], int]:
@@ -140,7 +153,7 @@ def wait_drained(env: Env, timeout: float = 240, alive: list[subprocess.Popen[by
     with env.db() as conn:
         while time.monotonic() < deadline:
             for p in alive or []:
-                assert p.poll() is None, (p.stderr.read() if p.stderr else b"").decode()[-3000:]
+                assert p.poll() is None, log_of(p)
             for running in _RUNNING:
                 running.check()
             marks = high_watermarks(env, INPUTS)

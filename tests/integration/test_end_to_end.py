@@ -13,7 +13,7 @@ def test_stream_of_20k_events_agrees_with_the_model(services: LocalServices, uni
     assert len(workload.keys) >= 500
     ids = [i.id for i in workload.stream if i.id]
     assert len(ids) - len(set(ids)) >= 0.02 * len(workload.stream)
-    env = make_env(services, unique, partitions=3)
+    env = make_env(services, unique, partitions=6)
     with processor_thread(env):
         publish(env, workload.setup)
         wait_drained(env)
