@@ -7,6 +7,7 @@ names one of the contract's DLQ reason codes.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -361,19 +362,13 @@ class Rejection:
     event_type: str | None = None
 
 
+_KEY = re.compile(r"([A-Za-z0-9._-]{1,64})@([A-Za-z0-9._-]{1,64})")
+
+
 def split_key(key: str) -> tuple[str, str] | None:
     """`SKU@WAREHOUSE` into its parts, or None when it is not a valid key."""
-    sku, at, warehouse = key.partition("@")
-    if not at or not _valid_name(sku) or not _valid_name(warehouse):
-        return None
-    return sku, warehouse
-
-
-_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
-
-
-def _valid_name(part: str) -> bool:
-    return 0 < len(part) <= 64 and all(c in _NAME_CHARS for c in part)
+    m = _KEY.fullmatch(key)
+    return (m[1], m[2]) if m else None
 
 
 def _errors(exc: ValidationError) -> str:
@@ -392,14 +387,11 @@ def parse(
     if len(raw) > max_bytes:
         return Rejection(Reason.OVERSIZED, f"message is {len(raw)} bytes, limit {max_bytes}")
     try:
-        doc = json.loads(raw)
-    except ValueError as exc:
-        return Rejection(Reason.INVALID_JSON, f"not JSON: {exc}")
-    try:
-        env = Envelope.model_validate(doc)
+        env = Envelope.model_validate_json(raw)
     except ValidationError as exc:
-        return Rejection(Reason.INVALID_ENVELOPE, _errors(exc),
-                         *_id_type(doc))
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            return Rejection(Reason.INVALID_JSON, f"not JSON: {_errors(exc)}")
+        return Rejection(Reason.INVALID_ENVELOPE, _errors(exc), *_id_type(raw))
     ident = (env.id, env.type)
     known = INPUT_MODELS.get(env.type)
     if known is None:
@@ -427,7 +419,12 @@ def parse(
     return Event(env.id, env.type, env.time, parts[0], parts[1], data)  # type: ignore[arg-type]
 
 
-def _id_type(doc: object) -> tuple[str | None, str | None]:
+def _id_type(raw: bytes) -> tuple[str | None, str | None]:
+    """Best-effort id and type of an invalid envelope, for the DLQ message and metrics."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return None, None
     if not isinstance(doc, dict):
         return None, None
     ident, kind = doc.get("id"), doc.get("type")

@@ -1,6 +1,8 @@
 """The stock processor: consume batches from the four co-partitioned input topics and run
 each through the checkpoint (see `checkpoint`), with positions owned by Postgres.
 
+Two threads share the work: this one consumes, parses and decides batch N+1 while a
+writer thread commits batch N and delivers its outputs; at most one batch is in flight.
 On assignment, positions come from Postgres and the partition's undelivered outbox is
 re-emitted before anything new is processed, so a crash or rebalance never applies an
 event twice, skips one, or loses an output.
@@ -12,14 +14,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from stockflow import StockflowError
-from stockflow.checkpoint import Consumed, Limits
-from stockflow.checkpoint import run as run_checkpoint
+from stockflow.cache import StateCache
+from stockflow.checkpoint import Consumed, Limits, Prepared, commit, prepare
 from stockflow.db import store
 from stockflow.domain.state import Policy
 from stockflow.health import Health
@@ -39,33 +42,66 @@ class DeliveryError(StockflowError):
 
 class Processor:
     def __init__(
-        self, *, consumer: Consumer, producer: Producer, conn: store.Conn, topics: Topics,
-        group: str, policy: Policy, limits: Limits, observer: Observer, health: Health,
-        batch_max: int = 5000, batch_wait: float = 0.1, sweep_interval: float = 5.0,
+        self, *, consumer: Consumer, producer: Producer, conn: store.Conn,
+        writer_conn: store.Conn, topics: Topics, group: str, policy: Policy, limits: Limits,
+        observer: Observer, health: Health, batch_max: int = 5000, batch_wait: float = 0.1,
+        sweep_interval: float = 5.0, cache_entries: int = 1_000_000,
     ) -> None:
-        self.consumer, self.producer, self.conn = consumer, producer, conn
+        self.consumer, self.producer = consumer, producer
+        self.conn, self.writer_conn = conn, writer_conn  # reads (autocommit), writes
         self.topics, self.group, self.policy, self.limits = topics, group, policy, limits
         self.observer, self.health = observer, health
         self.batch_max, self.batch_wait, self.sweep_interval = batch_max, batch_wait, sweep_interval
-        self.positions: dict[tuple[str, int], int] = {}
+        self.cache = StateCache(policy, cache_entries)
+        self.positions: dict[tuple[str, int], int] = {}  # next offsets, as of the last batch
         self.assigned: set[tuple[str, int]] = set()
-        self.flushed_outbox: list[int] = []
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="stockflow-writer")
+        self.in_flight: Future[None] | None = None
+        self.flushed_outbox: list[int] = []  # touched by the writer, or while it is idle
         self.failed: list[str] = []
         self.swept: dict[str, float] = {}
         self.next_sweep = 0.0
         self.processed = 0
 
+    # --- the writer --------------------------------------------------------------------
+
+    def _write(self, prepared: Prepared) -> None:
+        """Steps 2-4 of the checkpoint, on the writer thread."""
+        ids = commit(self.writer_conn, prepared, group=self.group,
+                     delete_outbox=self.flushed_outbox)
+        self.flushed_outbox = []
+        self._produce(prepared.messages)
+        self._flush()
+        self.flushed_outbox = ids
+        prepared.report.seconds = time.monotonic() - prepared.started
+        self.observer.on_batch(prepared.report)
+
+    def _settle(self) -> bool:
+        """Wait for the batch in flight. False if this member was fenced: the cache and
+        positions were rebuilt from Postgres and the consumer re-positioned."""
+        if self.in_flight is None:
+            return True
+        future, self.in_flight = self.in_flight, None
+        try:
+            future.result()
+        except store.FencedError as exc:
+            log.warning("fenced, re-reading positions: %s", exc)
+            self.observer.on_fenced()
+            self._resync()
+            return False
+        return True
+
     # --- rebalance ---------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._settle()
+        self.cache.clear()
         tps = [(tp.topic, tp.partition) for tp in partitions]
-        with self.conn.transaction():
-            known = store.load_positions(self.conn, self.group, tps)
-            pending = store.pending_outbox(self.conn, self.group,
-                                           sorted({p for _, p in tps}))
+        known = store.load_positions(self.conn, self.group, tps)
+        pending = store.pending_outbox(self.conn, self.group, sorted({p for _, p in tps}))
         for tp in partitions:
             tp.offset = known.get((tp.topic, tp.partition), OFFSET_BEGINNING)
-        self.positions.update(known)
+        self.positions = dict(known)
         self.assigned = set(tps)
         consumer.assign(partitions)
         if pending:
@@ -79,6 +115,8 @@ class Processor:
         log.info("assigned %s", sorted(tps))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._settle()
+        self.cache.clear()
         gone = {(tp.topic, tp.partition) for tp in partitions}
         self.assigned -= gone
         for tp in gone:
@@ -90,9 +128,9 @@ class Processor:
 
     def _resync(self) -> None:
         """After being fenced: forget what we believed and seek to what Postgres holds."""
-        self.conn.rollback()
-        with self.conn.transaction():
-            known = store.load_positions(self.conn, self.group, sorted(self.assigned))
+        self.cache.clear()
+        self.writer_conn.rollback()
+        known = store.load_positions(self.conn, self.group, sorted(self.assigned))
         self.positions = dict(known)
         for topic, part in sorted(self.assigned):
             offset = known.get((topic, part), OFFSET_BEGINNING)
@@ -114,7 +152,7 @@ class Processor:
                     break
                 except BufferError:
                     self.producer.poll(0.05)
-            self.producer.poll(0)
+        self.producer.poll(0)
 
     def _flush(self) -> None:
         left = self.producer.flush(60)
@@ -133,8 +171,10 @@ class Processor:
                 self._step()
                 if progress is not None:
                     progress(self.processed)
-        finally:
+            self._settle()
             self._drain_outbox_deletes()
+        finally:
+            self.writer.shutdown(wait=True)
             self.consumer.close()
             self.producer.flush(30)
 
@@ -155,7 +195,9 @@ class Processor:
                                       _headers(m.headers())))
         if batch:
             self._process(batch)
-        elif self.flushed_outbox:
+        elif self.in_flight is None or self.in_flight.done():
+            if not self._settle():
+                return
             self._drain_outbox_deletes()
         now = time.monotonic()
         if now >= self.next_sweep:
@@ -163,28 +205,22 @@ class Processor:
             self._housekeeping()
 
     def _process(self, batch: list[Consumed]) -> None:
-        try:
-            result = run_checkpoint(
-                self.conn, batch, topics=self.topics, group=self.group, policy=self.policy,
-                limits=self.limits, positions=self.positions, delete_outbox=self.flushed_outbox)
-        except store.FencedError as exc:
-            log.warning("fenced, re-reading positions: %s", exc)
-            self.observer.on_fenced()
-            self._resync()
-            return
-        self.flushed_outbox = []
-        self.positions.update(result.new_positions)
-        self._produce(result.messages)
-        self._flush()
-        self.flushed_outbox = result.outbox_ids
+        if self.cache.full() and self._settle():
+            self.cache.clear()
+        prepared = prepare(self.conn, self.cache, batch, topics=self.topics,
+                           policy=self.policy, limits=self.limits, positions=self.positions)
+        if not self._settle():
+            return  # this batch was decided on state that is now void
+        self.positions.update({tp: nxt for tp, (_, nxt) in prepared.offsets.items()})
+        self.in_flight = self.writer.submit(self._write, prepared)
         self.processed += len(batch)
-        self.observer.on_batch(result.report)
 
     def _drain_outbox_deletes(self) -> None:
         if not self.flushed_outbox:
             return
-        with self.conn.transaction():
-            self.conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", (self.flushed_outbox,))
+        with self.writer_conn.transaction():
+            self.writer_conn.execute("DELETE FROM outbox WHERE id = ANY(%b)",
+                                     (self.flushed_outbox,))
         self.flushed_outbox = []
 
     # --- periodic work -----------------------------------------------------------------
@@ -199,9 +235,8 @@ class Processor:
             if high >= 0:
                 lags[(topic, part)] = max(0, high - pos)
         self.observer.on_lag(lags)
-        with self.conn.transaction():
-            rows = self.conn.execute(
-                "SELECT severity, count(*) FROM low_stock_alerts GROUP BY severity").fetchall()
+        rows = self.conn.execute(
+            "SELECT severity, count(*) FROM low_stock_alerts GROUP BY severity").fetchall()
         self.observer.on_alerts({str(s): int(n) for s, n in rows})
 
     def _sweep(self) -> None:
@@ -209,16 +244,14 @@ class Processor:
         parts = sorted({p for _, p in self.assigned})
         if not parts:
             return
-        now = datetime.now(UTC)
-        with self.conn.transaction():
-            due = due_expiries(self.conn, parts, now, self.topics, limit=5000)
+        due = due_expiries(self.conn, parts, datetime.now(UTC), self.topics, limit=5000)
         wall = time.monotonic()
         self.swept = {k: t for k, t in self.swept.items() if wall - t < 60}
         fresh = [m for ident, m in due if ident not in self.swept]
         if not fresh:
             return
         self._produce(fresh)
-        self._flush()
+        self.producer.flush(30)
         for ident, _ in due:
             self.swept.setdefault(ident, wall)
         self.observer.on_swept(len(fresh))

@@ -109,6 +109,7 @@ def processor_thread(env: Env) -> Iterator[Running]:
         stop.set()
         thread.join(60)
         running.processor.conn.close()
+        running.processor.writer_conn.close()
     running.check()
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from stockflow.domain.effects import Outcome
 from stockflow.domain.rules import apply
 from stockflow.domain.state import Policy, Quantities, StockState, new_state
-from stockflow.events import Event, StockChanged
+from stockflow.events import INPUT_MODELS, OUTPUT_MODELS, Event, StockChanged
 from tests.factories import T0, event, minutes
 
 POLICY = Policy()
@@ -86,8 +86,12 @@ def test_invariants_hold_after_every_event(events: list[Event]) -> None:
         assert q.on_hand == ledger_on_hand
         assert state.version == applied
         for out in d.outputs:
-            if isinstance(out.data, StockChanged):
-                c = out.data
+            # every payload the rules build is a valid instance of its schema model
+            _, model = OUTPUT_MODELS.get(out.type) or INPUT_MODELS[out.type]
+            model.model_validate(out.data)
+            assert set(out.data) <= set(model.model_fields), out.data
+            if out.type == "stock.changed":
+                c = StockChanged.model_validate(out.data)
                 assert c.available == c.on_hand - c.reserved
                 assert (c.on_hand, c.reserved, c.in_transit, c.damaged, c.version) == (
                     q.on_hand, q.reserved, q.in_transit, q.damaged, state.version)

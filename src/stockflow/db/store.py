@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 import psycopg
@@ -16,20 +15,11 @@ from psycopg import sql
 
 from stockflow import StockflowError
 from stockflow.domain.effects import LedgerEntry
-from stockflow.domain.state import (
-    LineKey,
-    Policy,
-    Quantities,
-    Reservation,
-    Status,
-    StockState,
-    new_state,
-)
-from stockflow.events import split_key
+from stockflow.domain.state import Quantities, Reservation, Status, StockState
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
-__all__ = ["Conn", "FencedError", "Loaded", "Writes", "connect", "load", "load_positions",
+__all__ = ["Conn", "FencedError", "Fetched", "Writes", "connect", "fetch", "load_positions",
            "pending_outbox", "write"]
 
 
@@ -46,60 +36,47 @@ def connect(dsn: str, schema: str, *, autocommit: bool = False) -> Conn:
 
 
 @dataclass
-class Loaded:
-    states: dict[str, StockState]
+class Fetched:
+    """Committed rows for what a batch needs and the cache does not hold."""
+
+    stock: dict[str, StockState]
+    lines: dict[tuple[str, str], dict[str, Reservation]]  # (key, order_id) -> line_id -> r
+    refs: dict[tuple[str, str], int]
     seen: set[str]
 
 
-def load(
-    conn: Conn, *, keys: Iterable[str], lines: Iterable[tuple[str, str]],
-    refs: Iterable[tuple[str, str]], ids: list[str], policy: Policy,
-) -> Loaded:
-    """The current state of `keys`, with the (key, order_id) lines and (key, ref) references
-    the batch may touch, and which of `ids` were processed before."""
-    keys = list(keys)
-    line_keys, line_orders = _columns(lines)
+def fetch(
+    conn: Conn, *, keys: list[str], orders: list[tuple[str, str]],
+    refs: list[tuple[str, str]], ids: list[str],
+) -> Fetched:
+    """Stock rows of `keys`, every reservation line of each (key, order_id), the quantity of
+    each applied (key, ref), and which of `ids` were processed: one pipelined round trip."""
+    line_keys, line_orders = _columns(orders)
     ref_keys, ref_names = _columns(refs)
     with conn.pipeline():
         c_stock = conn.execute(
             "SELECT key, on_hand, reserved, in_transit, damaged, version, reorder_point, "
-            "safety_stock, severity FROM stock WHERE key = ANY(%s)", (keys,))
+            "safety_stock, severity FROM stock WHERE key = ANY(%b)", (keys,))
         c_lines = conn.execute(
             "SELECT r.key, order_id, line_id, quantity, remaining, status, expires_at, "
             "backordered, line_count FROM reservations r "
-            "JOIN unnest(%s::text[], %s::text[]) AS w(key, order_id) USING (key, order_id)",
+            "JOIN unnest(%b::text[], %b::text[]) AS w(key, order_id) USING (key, order_id)",
             (line_keys, line_orders))
         c_refs = conn.execute(
             "SELECT m.key, ref, quantity FROM movement_refs m "
-            "JOIN unnest(%s::text[], %s::text[]) AS w(key, ref) USING (key, ref)",
+            "JOIN unnest(%b::text[], %b::text[]) AS w(key, ref) USING (key, ref)",
             (ref_keys, ref_names))
         c_seen = conn.execute(
-            "SELECT event_id FROM processed_events WHERE event_id = ANY(%s)", (ids,))
-    by_key_lines: dict[str, dict[LineKey, Reservation]] = defaultdict(dict)
-    for k, o, ln, q, rem, st, exp, bo, lc in c_lines.fetchall():
-        by_key_lines[k][(o, ln)] = Reservation(o, ln, q, rem, Status(st), exp, bo, lc)
-    by_key_refs: dict[str, dict[str, int]] = defaultdict(dict)
-    for k, ref, q in c_refs.fetchall():
-        by_key_refs[k][ref] = q
-    states: dict[str, StockState] = {}
-    for row in c_stock.fetchall():
-        k, oh, res, it, dmg, ver, rp, ss, sev = row
+            "SELECT event_id FROM processed_events WHERE event_id = ANY(%b)", (ids,))
+    stock = {}
+    for k, oh, res, it, dmg, ver, rp, ss, sev in c_stock.fetchall():
         sku, wh = k.split("@", 1)
-        states[k] = StockState(sku, wh, Quantities(oh, res, it, dmg), ver, rp, ss, sev,
-                               MappingProxyType(by_key_lines.get(k, {})),
-                               MappingProxyType(by_key_refs.get(k, {})))
-    for k in keys:
-        if k not in states:
-            parts = split_key(k)
-            assert parts is not None, k
-            fresh = new_state(*parts, policy)
-            states[k] = StockState(
-                fresh.sku, fresh.warehouse, reorder_point=fresh.reorder_point,
-                safety_stock=fresh.safety_stock,
-                lines=MappingProxyType(by_key_lines.get(k, {})),
-                refs=MappingProxyType(by_key_refs.get(k, {})))
-    seen = {r[0] for r in c_seen.fetchall()}
-    return Loaded(states, seen)
+        stock[k] = StockState(sku, wh, Quantities(oh, res, it, dmg), ver, rp, ss, sev)
+    lines: dict[tuple[str, str], dict[str, Reservation]] = defaultdict(dict)
+    for k, o, ln, q, rem, st, exp, bo, lc in c_lines.fetchall():
+        lines[(k, o)][ln] = Reservation(o, ln, q, rem, Status(st), exp, bo, lc)
+    found_refs = {(k, ref): q for k, ref, q in c_refs.fetchall()}
+    return Fetched(stock, dict(lines), found_refs, {r[0] for r in c_seen.fetchall()})
 
 
 def _columns(pairs: Iterable[tuple[str, str]]) -> tuple[list[str], list[str]]:
@@ -157,18 +134,18 @@ def write(
         if w.refs:
             conn.execute(
                 "INSERT INTO movement_refs (key, ref, quantity) "
-                "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[])",
+                "SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[])",
                 _transpose(w.refs, 3))
         if w.alerts_changed:
             _alerts(conn, w.alerts_changed)
         if delete_outbox:
-            conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", (delete_outbox,))
+            conn.execute("DELETE FROM outbox WHERE id = ANY(%b)", (delete_outbox,))
         outbox_cur = None
         if w.outbox:
             parts, counts, blobs = _transpose(w.outbox, 3)
             outbox_cur = conn.execute(
                 "INSERT INTO outbox (group_id, partition, messages, payload) "
-                "SELECT %s, * FROM unnest(%s::int[], %s::int[], %s::bytea[]) RETURNING id",
+                "SELECT %s, * FROM unnest(%b::int[], %b::int[], %b::bytea[]) RETURNING id",
                 (group, parts, counts, blobs))
         offsets_cur = _advance(conn, group, offsets) if offsets else None
     if offsets_cur is not None and offsets_cur.rowcount != len(offsets):
@@ -191,9 +168,9 @@ def _upsert_stock(conn: Conn, states: list[StockState]) -> None:
                         s.safety_stock, s.severity) for s in states], 11)
     conn.execute(
         "INSERT INTO stock (key, sku, warehouse, on_hand, reserved, in_transit, damaged, version,"
-        " reorder_point, safety_stock, severity) SELECT * FROM unnest(%s::text[], %s::text[],"
-        " %s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],"
-        " %s::bigint[], %s::bigint[], %s::text[]) ON CONFLICT (key) DO UPDATE SET"
+        " reorder_point, safety_stock, severity) SELECT * FROM unnest(%b::text[], %b::text[],"
+        " %b::text[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[],"
+        " %b::bigint[], %b::bigint[], %b::text[]) ON CONFLICT (key) DO UPDATE SET"
         " on_hand = EXCLUDED.on_hand, reserved = EXCLUDED.reserved,"
         " in_transit = EXCLUDED.in_transit, damaged = EXCLUDED.damaged,"
         " version = EXCLUDED.version, reorder_point = EXCLUDED.reorder_point,"
@@ -208,9 +185,9 @@ def _upsert_lines(conn: Conn,
                        for (key, _, _), (r, part) in lines.items()], 10)
     conn.execute(
         "INSERT INTO reservations (key, order_id, line_id, quantity, remaining, status,"
-        " expires_at, backordered, line_count, partition) SELECT * FROM unnest(%s::text[],"
-        " %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::timestamptz[],"
-        " %s::bool[], %s::int[], %s::int[]) ON CONFLICT (key, order_id, line_id) DO UPDATE SET"
+        " expires_at, backordered, line_count, partition) SELECT * FROM unnest(%b::text[],"
+        " %b::text[], %b::text[], %b::bigint[], %b::bigint[], %b::text[], %b::timestamptz[],"
+        " %b::bool[], %b::int[], %b::int[]) ON CONFLICT (key, order_id, line_id) DO UPDATE SET"
         " quantity = EXCLUDED.quantity, remaining = EXCLUDED.remaining,"
         " status = EXCLUDED.status, expires_at = EXCLUDED.expires_at,"
         " backordered = EXCLUDED.backordered, updated_at = now()",
@@ -225,13 +202,13 @@ def _alerts(conn: Conn,
     if open_:
         conn.execute(
             "INSERT INTO low_stock_alerts (key, severity, available, reorder_point,"
-            " cause_event_id) SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[],"
-            " %s::bigint[], %s::text[]) ON CONFLICT (key) DO UPDATE SET"
+            " cause_event_id) SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[],"
+            " %b::bigint[], %b::text[]) ON CONFLICT (key) DO UPDATE SET"
             " severity = EXCLUDED.severity, available = EXCLUDED.available,"
             " reorder_point = EXCLUDED.reorder_point, cause_event_id = EXCLUDED.cause_event_id,"
             " updated_at = now()", _transpose(open_, 5))
     if resolved:
-        conn.execute("DELETE FROM low_stock_alerts WHERE key = ANY(%s)", (resolved,))
+        conn.execute("DELETE FROM low_stock_alerts WHERE key = ANY(%b)", (resolved,))
 
 
 def _advance(conn: Conn, group: str,
@@ -243,7 +220,7 @@ def _advance(conn: Conn, group: str,
         expected.append(exp)
         new.append(nxt)
     return conn.execute(
-        "WITH w AS (SELECT * FROM unnest(%s::text[], %s::int[], %s::bigint[], %s::bigint[])"
+        "WITH w AS (SELECT * FROM unnest(%b::text[], %b::int[], %b::bigint[], %b::bigint[])"
         " AS t(topic, partition, expected, next))"
         " INSERT INTO consumer_offsets AS c (group_id, topic, partition, next_offset)"
         " SELECT %s, topic, partition, next FROM w"
@@ -262,7 +239,7 @@ def load_positions(conn: Conn, group: str,
     parts = [p for _, p in partitions]
     rows = conn.execute(
         "SELECT c.topic, c.partition, c.next_offset FROM consumer_offsets c"
-        " JOIN unnest(%s::text[], %s::int[]) AS w(topic, partition) USING (topic, partition)"
+        " JOIN unnest(%b::text[], %b::int[]) AS w(topic, partition) USING (topic, partition)"
         " WHERE c.group_id = %s", (topics, parts, group)).fetchall()
     return {(t, p): n for t, p, n in rows}
 
@@ -271,6 +248,6 @@ def pending_outbox(conn: Conn, group: str,
                    partitions: list[int]) -> list[tuple[int, bytes]]:
     """Outbox rows of these partitions not yet confirmed as delivered, oldest first."""
     rows = conn.execute(
-        "SELECT id, payload FROM outbox WHERE group_id = %s AND partition = ANY(%s) ORDER BY id",
+        "SELECT id, payload FROM outbox WHERE group_id = %s AND partition = ANY(%b) ORDER BY id",
         (group, partitions)).fetchall()
     return [(i, bytes(p)) for i, p in rows]

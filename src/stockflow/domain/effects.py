@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-
-from pydantic import BaseModel
+from typing import Any
 
 from stockflow.domain.state import Quantities, Reservation, StockState
 from stockflow.events import TopicKind
@@ -21,13 +21,15 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """An event to emit. `line` makes its id unique among the outputs of one cause."""
+    """An event to emit. `line` makes its id unique among the outputs of one cause; `data`
+    has the shape of the type's model in `stockflow.events.OUTPUT_MODELS` (or, for a
+    forwarded input, `INPUT_MODELS`)."""
 
     topic: TopicKind
     type: str
     key: str
     line: str
-    data: BaseModel
+    data: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

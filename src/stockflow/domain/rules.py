@@ -1,5 +1,9 @@
 """The stock rules of the contract: `apply(state, event, policy) -> Decision`, no I/O.
 
+Output payloads are plain dicts shaped like the output models in `stockflow.events`
+(a unit test validates every payload against its model): building pydantic models here
+would cost more than the rules themselves.
+
 Every handler turns one typed event into a `_Change` (or a no-op / rejection decision);
 `_settle` then does what every applied change shares: version, ledger entry,
 stock.changed and the low-stock transition.
@@ -8,7 +12,7 @@ stock.changed and the low-stock transition.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from stockflow.domain.effects import Decision, LedgerEntry, Outcome, Output
 from stockflow.domain.state import (
@@ -21,22 +25,16 @@ from stockflow.domain.state import (
     severity_of,
 )
 from stockflow.events import (
-    Cause,
-    Deltas,
     Event,
-    LowStock,
     OrderCancelled,
     OrderConfirmed,
     OrderPlaced,
-    OversellDetected,
     OversellKind,
     ReceiptReceived,
-    ReservationEvent,
     ReservationExpired,
     ReturnReceived,
     ShipmentDispatched,
     StockAdjusted,
-    StockChanged,
     StockCounted,
     StockDamaged,
     ThresholdsSet,
@@ -136,8 +134,8 @@ def _noop(state: StockState, why: str) -> Decision:
     return Decision(state, Outcome.NOOP, message=why)
 
 
-def _cause(event: Event) -> Cause:
-    return Cause(event_id=event.id, type=event.type)
+def _cause(event: Event) -> dict[str, str]:
+    return {"event_id": event.id, "type": event.type}
 
 
 # --- reservations --------------------------------------------------------------------
@@ -147,11 +145,14 @@ def _reservation_output(
     state: StockState, event: Event, word: str, r: Reservation, quantity: int,
     *, reason: str | None = None,
 ) -> Output:
-    data = ReservationEvent(
-        sku=state.sku, warehouse=state.warehouse, order_id=r.order_id, line_id=r.line_id,
-        quantity=quantity, backordered=r.backordered, line_count=r.line_count, reason=reason,
-        cause=_cause(event),
-    )
+    data: dict[str, object] = {
+        "sku": state.sku, "warehouse": state.warehouse, "order_id": r.order_id,
+        "line_id": r.line_id, "quantity": quantity, "backordered": r.backordered}
+    if r.line_count is not None:
+        data["line_count"] = r.line_count
+    if reason is not None:
+        data["reason"] = reason
+    data["cause"] = _cause(event)
     return Output(TopicKind.RESERVATIONS, f"reservation.{word}", r.order_id,
                   f"{r.order_id}/{r.line_id}", data)
 
@@ -160,11 +161,10 @@ def _oversell(
     state: StockState, event: Event, kind: OversellKind, requested: int, before: int, **ids: str
     | None,
 ) -> Output:
-    data = OversellDetected(
-        sku=state.sku, warehouse=state.warehouse, kind=kind, requested=requested,
-        available_before=before, shortfall=requested - max(before, 0), cause=_cause(event),
-        **ids,
-    )
+    data: dict[str, object] = {
+        "sku": state.sku, "warehouse": state.warehouse, "kind": kind, "requested": requested,
+        "available_before": before, "shortfall": requested - max(before, 0),
+        **{k: v for k, v in ids.items() if v is not None}, "cause": _cause(event)}
     return Output(TopicKind.OVERSELL, "oversell.detected", state.key, kind, data)
 
 
@@ -190,7 +190,7 @@ def _placed(state: StockState, event: Event, d: OrderPlaced, policy: Policy) -> 
         outputs = [_reservation_output(state, event, "accepted", r, d.quantity)]
         if backordered:
             outputs.append(_oversell(state, event, "backordered", d.quantity, sellable, **ids))
-        qty = replace(state.qty, reserved=state.qty.reserved + d.quantity)
+        qty = state.qty.add(reserved=d.quantity)
         return _Change(qty, lines=(r,), outputs=tuple(outputs))
     r = Reservation(d.order_id, d.line_id, d.quantity, 0, Status.REJECTED,
                     line_count=d.line_count)
@@ -206,7 +206,7 @@ def _confirmed(state: StockState, event: Event, d: OrderConfirmed) -> _Change | 
     pending = [r for r in _lines_of(state, d.order_id, d.line_id) if r.status is Status.PENDING]
     if not pending:
         return _noop(state, "no pending reservation to confirm")
-    lines = tuple(replace(r, status=Status.CONFIRMED) for r in pending)
+    lines = tuple(r.settled(r.remaining, Status.CONFIRMED) for r in pending)
     outputs = tuple(_reservation_output(state, event, "confirmed", r, r.remaining) for r in lines)
     return _Change(state.qty, lines=lines, outputs=outputs)
 
@@ -216,10 +216,10 @@ def _release(
     *, reason: str | None = None,
 ) -> _Change:
     freed = sum(r.remaining for r in lines)
-    changed = tuple(replace(r, remaining=0, status=status) for r in lines)
+    changed = tuple(r.settled(0, status) for r in lines)
     outputs = tuple(_reservation_output(state, event, word, r, r.remaining, reason=reason)
                     for r in lines)
-    qty = replace(state.qty, reserved=state.qty.reserved - freed)
+    qty = state.qty.add(reserved=-freed)
     return _Change(qty, lines=changed, outputs=outputs)
 
 
@@ -261,7 +261,7 @@ def _consume(
         take = min(left, r.remaining)
         left, taken = left - take, taken + take
         done = r.remaining == take
-        nr = replace(r, remaining=r.remaining - take, status=Status.FULFILLED if done else r.status)
+        nr = r.settled(r.remaining - take, Status.FULFILLED if done else r.status)
         lines.append(nr)
         if done:
             outputs.append(_reservation_output(state, event, "fulfilled", nr, r.quantity))
@@ -290,7 +290,7 @@ def _shipped(state: StockState, event: Event, d: ShipmentDispatched) -> _Change 
     if d.order_id is not None:
         taken, lines, more = _consume(state, event, d.order_id, d.line_id, d.quantity)
         outputs.extend(more)
-    qty = replace(state.qty, on_hand=before - d.quantity, reserved=state.qty.reserved - taken)
+    qty = state.qty.add(on_hand=-d.quantity, reserved=-taken)
     return _Change(qty, lines=lines, refs=((ref, d.quantity),), outputs=tuple(outputs),
                    reference=ref)
 
@@ -306,11 +306,11 @@ def _transfer_dispatched(
     if d.quantity > before:
         outputs.append(_oversell(state, event, "shipment_exceeds_on_hand", d.quantity, before,
                                  transfer_id=d.transfer_id))
-    incoming = TransferIncoming(sku=d.sku, warehouse=d.to_warehouse, transfer_id=d.transfer_id,
-                                from_warehouse=d.warehouse, quantity=d.quantity)
+    incoming = {"transfer_id": d.transfer_id, "sku": d.sku, "warehouse": d.to_warehouse,
+                "from_warehouse": d.warehouse, "quantity": d.quantity}
     target = f"{d.sku}@{d.to_warehouse}"
     outputs.append(Output(TopicKind.RECEIPTS, "transfer.incoming", target, target, incoming))
-    qty = replace(state.qty, on_hand=before - d.quantity)
+    qty = state.qty.add(on_hand=-d.quantity)
     return _Change(qty, refs=((ref, d.quantity),), outputs=tuple(outputs), reference=ref)
 
 
@@ -319,7 +319,7 @@ def _transfer_incoming(state: StockState, d: TransferIncoming) -> _Change | Deci
     received = reference("transfer-received", d.transfer_id)
     if _seen(state, [ref, received]):
         return _noop(state, "transfer already announced or received")
-    qty = replace(state.qty, in_transit=state.qty.in_transit + d.quantity)
+    qty = state.qty.add(in_transit=d.quantity)
     return _Change(qty, refs=((ref, d.quantity),), reference=ref)
 
 
@@ -328,15 +328,14 @@ def _transfer_received(state: StockState, d: TransferReceived) -> _Change | Deci
     if _seen(state, [ref]):
         return _noop(state, "transfer already received")
     announced = state.refs.get(reference("transfer-incoming", d.transfer_id), 0)
-    qty = replace(state.qty, on_hand=state.qty.on_hand + d.quantity,
-                  in_transit=state.qty.in_transit - announced)
+    qty = state.qty.add(on_hand=d.quantity, in_transit=-announced)
     return _Change(qty, refs=((ref, d.quantity),), reference=ref)
 
 
 def _received(state: StockState, ref: str, quantity: int) -> _Change | Decision:
     if _seen(state, [ref]):
         return _noop(state, "receipt already applied")
-    qty = replace(state.qty, on_hand=state.qty.on_hand + quantity)
+    qty = state.qty.add(on_hand=quantity)
     return _Change(qty, refs=((ref, quantity),), reference=ref)
 
 
@@ -346,7 +345,7 @@ def _returned(state: StockState, d: ReturnReceived) -> _Change | Decision:
         return _received(state, ref, d.quantity)
     if _seen(state, [ref]):
         return _noop(state, "return already applied")
-    qty = replace(state.qty, damaged=state.qty.damaged + d.quantity)
+    qty = state.qty.add(damaged=d.quantity)
     return _Change(qty, refs=((ref, d.quantity),), reference=ref)
 
 
@@ -361,7 +360,7 @@ def _adjusted(state: StockState, d: StockAdjusted) -> _Change | Decision:
     after = state.qty.on_hand + d.delta
     if d.delta < 0 and after < 0:
         return _rejected(state, f"on_hand {state.qty.on_hand} {d.delta:+d} would be {after}")
-    return _Change(replace(state.qty, on_hand=after), refs=((ref, d.delta),), reference=ref,
+    return _Change(state.qty.add(on_hand=d.delta), refs=((ref, d.delta),), reference=ref,
                    note=d.reason)
 
 
@@ -369,7 +368,9 @@ def _counted(state: StockState, d: StockCounted) -> _Change | Decision:
     ref = reference("count", d.count_id)
     if _seen(state, [ref]):
         return _noop(state, "count already applied")
-    return _Change(replace(state.qty, on_hand=d.on_hand), refs=((ref, d.on_hand),),
+    q = state.qty
+    return _Change(Quantities(d.on_hand, q.reserved, q.in_transit, q.damaged),
+                   refs=((ref, d.on_hand),),
                    reference=ref, note="cycle_count")
 
 
@@ -379,8 +380,7 @@ def _damaged(state: StockState, d: StockDamaged) -> _Change | Decision:
         return _noop(state, "damage already applied")
     if d.quantity > state.qty.on_hand:
         return _rejected(state, f"damaging {d.quantity} exceeds on_hand {state.qty.on_hand}")
-    qty = replace(state.qty, on_hand=state.qty.on_hand - d.quantity,
-                  damaged=state.qty.damaged + d.quantity)
+    qty = state.qty.add(on_hand=-d.quantity, damaged=d.quantity)
     return _Change(qty, refs=((ref, d.quantity),), reference=ref)
 
 
@@ -407,28 +407,28 @@ def _settle(state: StockState, event: Event, change: _Change) -> Decision:
     refs = state.refs
     if change.refs:
         refs = {**refs, **dict(change.refs)}
-    new = replace(state, qty=qty, version=version, reorder_point=reorder_point,
-                  safety_stock=safety_stock, severity=severity, lines=lines, refs=refs)
+    new = StockState(state.sku, state.warehouse, qty, version, reorder_point, safety_stock,
+                     severity, lines, refs)
     outputs: list[Output] = []
     cause = _cause(event)
+    key = state.key
     if qty != state.qty:
         delta = qty.minus(state.qty)
-        outputs.append(Output(TopicKind.STOCK_CHANGED, "stock.changed", state.key, state.key,
-                              StockChanged(
-            sku=state.sku, warehouse=state.warehouse, on_hand=qty.on_hand, reserved=qty.reserved,
-            available=qty.available, in_transit=qty.in_transit, damaged=qty.damaged,
-            version=version, cause=cause,
-            delta=Deltas(on_hand=delta.on_hand, reserved=delta.reserved,
-                         in_transit=delta.in_transit, damaged=delta.damaged))))
+        outputs.append(Output(TopicKind.STOCK_CHANGED, "stock.changed", key, key, {
+            "sku": state.sku, "warehouse": state.warehouse, "on_hand": qty.on_hand,
+            "reserved": qty.reserved, "available": qty.available, "in_transit": qty.in_transit,
+            "damaged": qty.damaged, "version": version,
+            "delta": {"on_hand": delta.on_hand, "reserved": delta.reserved,
+                      "in_transit": delta.in_transit, "damaged": delta.damaged},
+            "cause": cause}))
     outputs.extend(change.outputs)
     if severity != state.severity:
         word = ("raised" if state.severity == "ok" else "resolved" if severity == "ok"
                 else "changed")
-        outputs.append(Output(TopicKind.LOW_STOCK, f"low-stock.{word}", state.key, state.key,
-                              LowStock(
-            sku=state.sku, warehouse=state.warehouse, severity=severity,  # type: ignore[arg-type]
-            available=qty.available, reorder_point=reorder_point, safety_stock=safety_stock,
-            cause=cause)))
+        outputs.append(Output(TopicKind.LOW_STOCK, f"low-stock.{word}", key, key, {
+            "sku": state.sku, "warehouse": state.warehouse, "severity": severity,
+            "available": qty.available, "reorder_point": reorder_point,
+            "safety_stock": safety_stock, "cause": cause}))
     ledger = LedgerEntry(event.id, event.type, state.qty, qty, version, change.reference,
                          change.note)
     return Decision(new, Outcome.APPLIED, tuple(outputs), ledger, change.lines, change.refs)

@@ -49,6 +49,11 @@ class Quantities:
     def available(self) -> int:
         return self.on_hand - self.reserved
 
+    def add(self, on_hand: int = 0, reserved: int = 0, in_transit: int = 0,
+            damaged: int = 0) -> Quantities:
+        return Quantities(self.on_hand + on_hand, self.reserved + reserved,
+                          self.in_transit + in_transit, self.damaged + damaged)
+
     def minus(self, other: Quantities) -> Quantities:
         return Quantities(self.on_hand - other.on_hand, self.reserved - other.reserved,
                           self.in_transit - other.in_transit, self.damaged - other.damaged)
@@ -72,6 +77,10 @@ class Reservation:
     @property
     def line(self) -> LineKey:
         return (self.order_id, self.line_id)
+
+    def settled(self, remaining: int, status: Status) -> Reservation:
+        return Reservation(self.order_id, self.line_id, self.quantity, remaining, status,
+                           self.expires_at, self.backordered, self.line_count)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +114,11 @@ class StockState:
     @property
     def sellable(self) -> int:
         return self.qty.available - self.safety_stock
+
+    def view(self, lines: Mapping[LineKey, Reservation], refs: Mapping[str, int]) -> StockState:
+        """The same key state, seen with other lines and references."""
+        return StockState(self.sku, self.warehouse, self.qty, self.version, self.reorder_point,
+                          self.safety_stock, self.severity, lines, refs)
 
 
 def new_state(sku: str, warehouse: str, policy: Policy) -> StockState:

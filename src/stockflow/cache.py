@@ -1,0 +1,97 @@
+"""The processor's in-memory view of the stock it owns.
+
+A member is the only writer of its partitions' keys, so what it has written is the truth
+for them. Everything a batch writes is kept here before its transaction commits; anything
+not here is read from Postgres, where it is committed. That lets the next batch be
+decided while the previous one is still being committed. The cache is dropped on a
+rebalance, when the member is fenced, and when it grows past its bound (only while no
+batch is in flight).
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from stockflow.db import store
+from stockflow.domain.effects import Decision
+from stockflow.domain.rules import order_of, references_of
+from stockflow.domain.state import (
+    EMPTY_LINES,
+    EMPTY_REFS,
+    Policy,
+    Reservation,
+    StockState,
+    new_state,
+)
+from stockflow.events import Event
+
+__all__ = ["StateCache"]
+
+
+class StateCache:
+    def __init__(self, policy: Policy, max_entries: int = 1_000_000) -> None:
+        self.policy = policy
+        self.max_entries = max_entries
+        self.clear()
+
+    def clear(self) -> None:
+        self.states: dict[str, StockState] = {}
+        self.lines: dict[tuple[str, str], dict[str, Reservation]] = {}
+        self.refs: dict[tuple[str, str], int | None] = {}  # None: known not applied
+        self.ids: set[str] = set()
+
+    def size(self) -> int:
+        return len(self.states) + len(self.lines) + len(self.refs) + len(self.ids)
+
+    def full(self) -> bool:
+        return self.size() > self.max_entries
+
+    def warm(self, conn: store.Conn, events: list[Event]) -> None:
+        """Fetch, in one round trip, whatever `events` need that is not cached."""
+        keys = {e.key for e in events if e.key not in self.states}
+        orders = {(e.key, o) for e in events
+                  if (o := order_of(e)) is not None and (e.key, o) not in self.lines}
+        refs = {(e.key, r) for e in events for r in references_of(e)
+                if (e.key, r) not in self.refs}
+        ids = [e.id for e in events if e.id not in self.ids]
+        if not (keys or orders or refs or ids):
+            return
+        got = store.fetch(conn, keys=sorted(keys), orders=sorted(orders), refs=sorted(refs),
+                          ids=ids)
+        for key in keys:
+            sku, _, warehouse = key.partition("@")
+            self.states[key] = got.stock.get(key) or new_state(sku, warehouse, self.policy)
+        for pair in orders:
+            self.lines[pair] = got.lines.get(pair, {})
+        for pair in refs:
+            self.refs[pair] = got.refs.get(pair)
+        self.ids.update(got.seen)
+
+    def state_for(self, event: Event) -> StockState:
+        """The key's state with just the lines and references `event` may touch."""
+        base = self.states[event.key]
+        order = order_of(event)
+        lines = EMPTY_LINES
+        if order is not None:
+            group = self.lines[(event.key, order)]
+            if group:
+                lines = MappingProxyType({(order, ln): r for ln, r in group.items()})
+        refs = EMPTY_REFS
+        wanted = references_of(event)
+        if wanted:
+            found = {r: q for r in wanted if (q := self.refs[(event.key, r)]) is not None}
+            if found:
+                refs = MappingProxyType(found)
+        return base.view(lines, refs)
+
+    def record(self, event: Event, decision: Decision) -> None:
+        """Remember an applied or no-op decision (rejections are not remembered)."""
+        self.ids.add(event.id)
+        if decision.ledger is None:
+            return
+        key = event.key
+        self.states[key] = decision.state.view(EMPTY_LINES, EMPTY_REFS)
+        for r in decision.lines:
+            self.lines[(key, r.order_id)][r.line_id] = r
+        for ref, q in decision.refs:
+            self.refs[(key, ref)] = q
