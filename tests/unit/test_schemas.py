@@ -1,0 +1,86 @@
+"""schemas/ is generated from the models and must not drift; the schemas accept the
+events the system really carries."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from stockflow.domain.rules import apply
+from stockflow.domain.state import Policy, new_state
+from stockflow.emit import output_message
+from stockflow.events import INPUT_MODELS, OUTPUT_MODELS, Event, TopicKind, parse
+from stockflow.schemas import documents
+from stockflow.topics import Topics
+from stockflow.workload import generate
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+
+
+def test_schema_files_match_the_models() -> None:
+    expected = documents()
+    on_disk = {str(p.relative_to(SCHEMAS)): p.read_text() for p in SCHEMAS.rglob("*.json")}
+    stale = sorted(n for n in expected if on_disk.get(n) != expected[n])
+    extra = sorted(set(on_disk) - set(expected))
+    assert not stale and not extra, (
+        f"schemas/ drifted from the models (stale {stale}, extra {extra}): "
+        "run `.venv/bin/python -m stockflow.schemas schemas`")
+
+
+@functools.cache
+def _validator(type_: str, direction: str = "inputs") -> Draft202012Validator:
+    schema = json.loads((SCHEMAS / direction / f"{type_}.schema.json").read_text())
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def test_every_valid_generated_input_matches_its_schema() -> None:
+    wl = generate(events=3000, skus=20, warehouses=3, seed=4)
+    checked = set()
+    for item in wl.setup + wl.stream:
+        if item.reason is None and item.type in INPUT_MODELS:
+            _validator(item.type).validate(json.loads(item.value))
+            checked.add(item.type)
+    assert len(checked) >= 12
+
+
+def test_outputs_of_the_rules_match_their_schemas() -> None:
+    wl = generate(events=3000, skus=5, warehouses=2, seed=9)
+    states: dict[str, object] = {}
+    seen = set()
+    for item in wl.setup + wl.stream:
+        ev = parse(item.kind, item.key, item.value)
+        if not isinstance(ev, Event):
+            continue
+        st = states.get(ev.key) or new_state(ev.sku, ev.warehouse, Policy())
+        d = apply(st, ev, Policy())  # type: ignore[arg-type]
+        states[ev.key] = d.state
+        for out in d.outputs:
+            msg = output_message(Topics(), ev.id, out, "2026-01-01T00:00:00+00:00")
+            direction = "outputs" if out.type in OUTPUT_MODELS and \
+                out.topic is not TopicKind.RECEIPTS else "inputs"
+            _validator(out.type, direction).validate(json.loads(msg.value or b""))
+            seen.add(out.type)
+    assert {"stock.changed", "reservation.accepted", "oversell.detected"} <= seen
+
+
+@pytest.mark.parametrize("type_", sorted(OUTPUT_MODELS))
+def test_output_schema_rejects_a_missing_cause(type_: str) -> None:
+    doc = {"specversion": "1.0", "id": "x", "source": "s", "type": type_,
+           "time": "2026-01-01T00:00:00Z", "data": {"sku": "A", "warehouse": "B"}}
+    assert list(_validator(type_, "outputs").iter_errors(doc))
+
+
+def test_asyncapi_describes_every_topic_and_message() -> None:
+    doc = json.loads((SCHEMAS / "asyncapi.json").read_text())
+    assert doc["asyncapi"].startswith("3.")
+    addresses = {c["address"] for c in doc["channels"].values()}
+    assert addresses == set(Topics().all)
+    names = [f"inputs.{t}" for t in INPUT_MODELS] + [f"outputs.{t}" for t in OUTPUT_MODELS]
+    for name in names:
+        ref = doc["components"]["messages"][name]["payload"]["schema"]["$ref"]
+        assert (SCHEMAS / ref).exists()
