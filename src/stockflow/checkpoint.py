@@ -65,8 +65,10 @@ class Prepared:
 def prepare(
     conn: store.Conn, cache: StateCache, batch: list[Consumed], *, topics: Topics,
     policy: Policy, limits: Limits, positions: dict[tuple[str, int], int],
+    ends: dict[tuple[str, int], int] | None = None,
 ) -> Prepared:
-    """Step 1 for `batch`: decide it against the cache (warmed from `conn`)."""
+    """Step 1 for `batch`: decide it against the cache (warmed from `conn`). `ends` are the
+    consumer's positions after the batch, when known."""
     started = time.monotonic()
     report = BatchReport(messages=len(batch))
     kinds = {name: topics.kind(name) for name in {m.topic for m in batch}}
@@ -80,7 +82,7 @@ def prepare(
         else:
             parsed.append((msg, got))
     cache.warm(conn, [e for _, e in parsed])
-    prepared = Prepared(store.Writes(), [], _offsets(batch, positions), report,
+    prepared = Prepared(store.Writes(), [], _offsets(batch, positions, ends or {}), report,
                         started=started)
     _decide(parsed, cache, kinds, topics, policy, prepared, out_by_part)
     for part, msgs in sorted(out_by_part.items()):
@@ -160,10 +162,11 @@ def _reject(topics: Topics, msg: Consumed, rejection: Rejection, kind: TopicKind
 
 
 def _offsets(batch: list[Consumed], positions: dict[tuple[str, int], int],
-             ) -> dict[tuple[str, int], tuple[int, int]]:
+             ends: dict[tuple[str, int], int]) -> dict[tuple[str, int], tuple[int, int]]:
     last: dict[tuple[str, int], int] = {}
     for m in batch:
         # max, not last: after a rebalance one batch can hold a partition's messages twice
         tp = (m.topic, m.partition)
         last[tp] = max(last.get(tp, -1), m.offset)
-    return {tp: (positions.get(tp, -1), off + 1) for tp, off in last.items()}
+    return {tp: (positions.get(tp, -1), max(off + 1, ends.get(tp, -1)))
+            for tp, off in last.items()}

@@ -207,8 +207,14 @@ class Processor:
     def _process(self, batch: list[Consumed]) -> None:
         if self.cache.full() and self._settle():
             self.cache.clear()
+        # The consumer's position has stepped over transaction markers too, so a partition
+        # whose last record is a commit marker still reads as fully consumed.
+        tps = {(m.topic, m.partition) for m in batch}
+        ends = {(tp.topic, tp.partition): tp.offset for tp in
+                self.consumer.position([TopicPartition(t, p) for t, p in tps])}
         prepared = prepare(self.conn, self.cache, batch, topics=self.topics,
-                           policy=self.policy, limits=self.limits, positions=self.positions)
+                           policy=self.policy, limits=self.limits, positions=self.positions,
+                           ends=ends)
         if not self._settle():
             return  # this batch was decided on state that is now void
         self.positions.update({tp: nxt for tp, (_, nxt) in prepared.offsets.items()})

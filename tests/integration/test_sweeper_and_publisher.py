@@ -1,0 +1,72 @@
+"""The expiry sweeper, and the publisher library's validation and atomic orders."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from stockflow.events import Reason, TopicKind
+from stockflow.localenv import LocalServices
+from stockflow.publisher import Publisher, PublishError
+from tests.integration.harness import (
+    db_quantities,
+    make_env,
+    processor_thread,
+    read_topic,
+    wait_drained,
+)
+
+
+def test_sweeper_expires_pending_reservations(services: LocalServices, unique: str) -> None:
+    env = make_env(services, unique, reservation_ttl=1.0)
+    now = datetime.now(UTC)
+    with Publisher(env.settings) as pub:
+        pub.publish("receipt.received", {"receipt_id": "R", "sku": "EXP", "warehouse": "W",
+                                         "quantity": 50}, time=now)
+        pub.publish("order.placed", {"order_id": "O-exp", "line_id": "1", "sku": "EXP",
+                                     "warehouse": "W", "quantity": 7}, time=now)
+        pub.publish("order.placed", {"order_id": "O-keep", "line_id": "1", "sku": "EXP",
+                                     "warehouse": "W", "quantity": 3}, time=now)
+        pub.publish("order.confirmed", {"order_id": "O-keep"}, key="EXP@W", time=now)
+    with processor_thread(env):
+        deadline = datetime.now(UTC) + timedelta(seconds=60)
+        while db_quantities(env).get("EXP@W", (0, -1))[1] != 3:
+            assert datetime.now(UTC) < deadline, db_quantities(env)
+        wait_drained(env)
+    with env.db() as conn:
+        status = dict(conn.execute("SELECT order_id, status FROM reservations").fetchall())
+    assert status == {"O-exp": "expired", "O-keep": "confirmed"}
+    types = [json.loads(v or b"")["type"] for _, v, _ in read_topic(env, TopicKind.RESERVATIONS)]
+    assert "reservation.expired" in types
+
+
+def test_publisher_rejects_invalid_events_with_the_dlq_reason(services: LocalServices,
+                                                              unique: str) -> None:
+    env = make_env(services, unique)
+    with Publisher(env.settings) as pub:
+        with pytest.raises(PublishError) as bad:
+            pub.publish("order.placed", {"order_id": "O", "line_id": "1", "sku": "A",
+                                         "warehouse": "W", "quantity": 0})
+        assert bad.value.reason is Reason.QUANTITY_OUT_OF_RANGE
+        with pytest.raises(PublishError) as unknown:
+            pub.publish("order.teleported", {"sku": "A", "warehouse": "W"})
+        assert unknown.value.reason is Reason.UNKNOWN_TYPE
+        with pytest.raises(PublishError):  # one bad line: nothing of the order is sent
+            pub.publish_order("O-bad", [{"sku": "A", "warehouse": "W", "quantity": 1},
+                                        {"sku": "A", "warehouse": "W", "quantity": -1}])
+        ids = pub.publish_order("O-1", [{"sku": "A", "warehouse": "W", "quantity": 1},
+                                        {"sku": "B", "warehouse": "W", "quantity": 2},
+                                        {"sku": "C", "warehouse": "W", "quantity": 3}])
+    assert len(ids) == 3
+    seen = [json.loads(v or b"") for _, v, _ in read_topic(env, TopicKind.ORDERS)]
+    assert sorted(d["id"] for d in seen) == sorted(ids)
+    assert {d["data"]["line_count"] for d in seen} == {3}
+    assert all(d["data"]["order_id"] == "O-1" for d in seen)
+    # transaction markers follow the order's lines: the processor must still drain fully
+    with processor_thread(env):
+        wait_drained(env)
+    with env.db() as conn:
+        lines = conn.execute("SELECT count(*) FROM reservations WHERE order_id = 'O-1'")
+        assert lines.fetchone() == (3,)
