@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -112,7 +112,7 @@ class Processor:
             self.flushed_outbox.extend(i for i, _ in pending)
         self.health.assigned = bool(partitions)
         self.observer.on_rebalance("assign", len(partitions))
-        log.info("assigned %s", sorted(tps))
+        log.info("assigned partitions %s of %d topics", _numbers(tps), len({t for t, _ in tps}))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._settle()
@@ -124,7 +124,7 @@ class Processor:
         consumer.unassign()
         self.health.assigned = bool(self.assigned)
         self.observer.on_rebalance("revoke", len(self.assigned))
-        log.info("revoked %s", sorted(gone))
+        log.info("revoked partitions %s", _numbers(gone))
 
     def _resync(self) -> None:
         """After being fenced: forget what we believed and seek to what Postgres holds."""
@@ -267,3 +267,7 @@ def _headers(raw: Any) -> list[tuple[str, bytes]] | None:
     if not raw:
         return None
     return [(k, v if isinstance(v, bytes) else str(v or "").encode()) for k, v in raw]
+
+
+def _numbers(tps: Iterable[tuple[str, int]]) -> list[int]:
+    return sorted({p for _, p in tps})
