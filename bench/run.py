@@ -27,7 +27,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from confluent_kafka import Consumer
+import psycopg
+from confluent_kafka import Consumer, TopicPartition
 
 from stockflow.db.migrate import migrate
 from stockflow.events import TopicKind
@@ -78,31 +79,37 @@ def env_of(s: Settings) -> dict[str, str]:
             "STOCKFLOW_METRICS_PORT": "0", "STOCKFLOW_LOG_LEVEL": "WARNING"}
 
 
-def committed(s: Settings, topics: Topics) -> int:
-    import psycopg  # noqa: PLC0415
+_CONNS: dict[str, psycopg.Connection[tuple[object, ...]]] = {}
 
-    with psycopg.connect(s.dsn()) as conn:
-        row = conn.execute(
-            f"SELECT coalesce(sum(next_offset), 0) FROM {s.database_schema}.consumer_offsets"
-            " WHERE group_id = %s AND topic = ANY(%s)", (s.group_id, topics.inputs)).fetchone()
+
+def committed(s: Settings, topics: Topics) -> int:
+    """Offsets stockflow committed in Postgres (one reused connection: a new connection per
+    poll would fork a backend each time and steal CPU from what is measured)."""
+    conn = _CONNS.get(s.dsn())
+    if conn is None:
+        conn = _CONNS[s.dsn()] = psycopg.connect(s.dsn(), autocommit=True)
+    row = conn.execute(
+        f"SELECT coalesce(sum(next_offset), 0) FROM {s.database_schema}.consumer_offsets"
+        " WHERE group_id = %s AND topic = ANY(%s)", (s.group_id, topics.inputs)).fetchone()
     return int(row[0]) if row else 0
 
 
-def committed_in_kafka(s: Settings, topics: Topics) -> int:
-    """The naive baseline keeps its offsets in Kafka, as such services do."""
-    from confluent_kafka import TopicPartition  # noqa: PLC0415
+_READERS: dict[str, tuple[Consumer, list[TopicPartition]]] = {}
 
-    cons = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": s.group_id})
-    meta = cons.list_topics(timeout=10)
-    tps = [TopicPartition(n, p) for n in topics.inputs for p in meta.topics[n].partitions]
-    total = sum(max(tp.offset, 0) for tp in cons.committed(tps, timeout=10))
-    cons.close()
-    return total
+
+def committed_in_kafka(s: Settings, topics: Topics) -> int:
+    """The naive baseline keeps its offsets in Kafka, as such services do (one reused
+    client, for the same reason as `committed`)."""
+    if s.group_id not in _READERS:
+        cons = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": s.group_id})
+        meta = cons.list_topics(timeout=10)
+        _READERS[s.group_id] = (cons, [TopicPartition(n, p) for n in topics.inputs
+                                       for p in meta.topics[n].partitions])
+    cons, tps = _READERS[s.group_id]
+    return sum(max(tp.offset, 0) for tp in cons.committed(tps, timeout=10))
 
 
 def end_offsets(s: Settings, topics: Topics) -> int:
-    from confluent_kafka import TopicPartition  # noqa: PLC0415
-
     cons = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": "bench-wm"})
     meta = cons.list_topics(timeout=10)
     total = 0
@@ -138,7 +145,7 @@ def drain(cmd: list[str], s: Settings, topics: Topics, label: str,
                 break
             if any(p.poll() is not None for p in procs):
                 raise SystemExit(f"{label} exited early")
-            time.sleep(0.05)
+            time.sleep(0.1)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -216,26 +223,42 @@ def main() -> int:
                     help="events of the same workload the naive baseline drains")
     ap.add_argument("--members", type=int, default=os.cpu_count() or 1,
                     help="stockflow processes in the consumer group (default: one per core)")
+    ap.add_argument("--repeat", type=int, default=3, help="measured stockflow drains")
+    ap.add_argument("--warmup", type=int, default=20_000,
+                    help="events drained before measuring (0: none)")
     ap.add_argument("--rate", type=int, default=5000, help="offered rate for latency")
     ap.add_argument("--seconds", type=float, default=20)
     args = ap.parse_args()
 
     with local_services() as found:
         base = Settings(kafka_bootstrap=found.kafka_bootstrap, database_url=found.database_url)
-        import psycopg  # noqa: PLC0415
-
         with psycopg.connect(base.dsn()) as conn:
             fsync = conn.execute("SHOW fsync").fetchone()
             sync = conn.execute("SHOW synchronous_commit").fetchone()
         wl = generate(events=args.events, skus=args.skus, warehouses=3, seed=3)
         say(f"workload: {len(wl.stream):,} events over {len(wl.keys):,} keys")
 
-        s = settings_for(base, "sf")
-        topics = prepare(s, args.partitions)
-        publish(s, topics, wl.setup + wl.stream)
-        say("stockflow: draining")
-        sf_rate, sf_events = drain([sys.executable, "-m", "stockflow.cli", "process"],
-                                   s, topics, "stockflow", members=args.members)
+        if args.warmup:
+            # A freshly started broker JVM spends much of its CPU compiling; measure the
+            # steady state, as a long-running service would see it.
+            w = settings_for(base, "warm")
+            wtopics = prepare(w, args.partitions)
+            warm = generate(events=args.warmup, skus=args.skus, warehouses=3, seed=99)
+            publish(w, wtopics, warm.setup + warm.stream)
+            say(f"warm-up: {args.warmup:,} events (not measured)")
+            drain([sys.executable, "-m", "stockflow.cli", "process"], w, wtopics, "warm-up",
+                  members=args.members)
+
+        runs = []
+        for rep in range(1, args.repeat + 1):
+            s = settings_for(base, "sf")
+            topics = prepare(s, args.partitions)
+            publish(s, topics, wl.setup + wl.stream)
+            say(f"stockflow: draining (run {rep} of {args.repeat})")
+            runs.append(drain([sys.executable, "-m", "stockflow.cli", "process"],
+                              s, topics, "stockflow", members=args.members))
+        sf_rate = statistics.median(r for r, _ in runs)
+        sf_events = runs[0][1]
 
         n = settings_for(base, "naive")
         ntopics = prepare(n, args.partitions)
@@ -253,9 +276,10 @@ def main() -> int:
     print(f"  postgres: fsync={fsync[0] if fsync else '?'} "
           f"synchronous_commit={sync[0] if sync else '?'} (durable defaults)")
     print(f"  workload: {len(wl.stream):,} events, {len(wl.keys):,} keys, "
-          f"{args.partitions} partitions")
-    print(f"  stockflow end to end:  {sf_rate:>10,.0f} events/s  ({sf_events:,} events, "
-          f"{args.members} member(s) in the group)")
+          f"{args.partitions} partitions; {args.warmup:,}-event warm-up before measuring")
+    print(f"  stockflow end to end:  {sf_rate:>10,.0f} events/s  median of {len(runs)} runs "
+          f"({', '.join(f'{r:,.0f}' for r, _ in runs)}); {sf_events:,} events each, "
+          f"{args.members} member(s) in the group")
     print(f"  naive baseline:        {naive_rate:>10,.0f} events/s  ({naive_events:,} events)")
     print(f"  ratio:                 {sf_rate / max(naive_rate, 1e-9):>10.1f}x")
     if lat:

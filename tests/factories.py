@@ -19,7 +19,8 @@ def event(type_: str, key: str = "SKU-1@WH-1", *, id_: str | None = None,
     _, model = INPUT_MODELS[type_]
     body = {"sku": sku, "warehouse": warehouse, **data}
     parsed = model.model_validate(body)
-    return Event(id_ or f"e{next(_ids)}", type_, at or T0, sku, warehouse, parsed)  # type: ignore[arg-type]
+    return Event(id_ or f"e{next(_ids)}", type_, at or T0, sku, warehouse, parsed,  # type: ignore[arg-type]
+                 key)
 
 
 def envelope(type_: str, data: dict[str, Any], *, id_: str, at: datetime = T0,

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     AfterValidator,
@@ -20,8 +20,10 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
+    create_model,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -30,7 +32,6 @@ __all__ = [
     "DEFAULT_MAX_QUANTITY",
     "INPUT_MODELS",
     "OUTPUT_MODELS",
-    "Envelope",
     "Event",
     "Reason",
     "Rejection",
@@ -323,21 +324,6 @@ OUTPUT_MODELS: dict[str, tuple[TopicKind, type[_Data]]] = {
 # --- the envelope and parsing --------------------------------------------------------
 
 
-class Envelope(BaseModel):
-    """A CloudEvents 1.0 event in structured JSON mode; extension attributes are kept."""
-
-    model_config = ConfigDict(frozen=True, extra="allow")
-
-    specversion: Literal["1.0"]
-    id: Ident
-    source: Annotated[str, StringConstraints(min_length=1)]
-    type: Annotated[str, StringConstraints(min_length=1)]
-    time: AwareDatetime
-    subject: str | None = None
-    datacontenttype: str | None = None
-    data: dict[str, Any]
-
-
 @dataclass(frozen=True, slots=True)
 class Event:
     """A validated input event for one key; what the stock rules consume."""
@@ -348,10 +334,7 @@ class Event:
     sku: str
     warehouse: str
     data: InputData
-
-    @property
-    def key(self) -> str:
-        return f"{self.sku}@{self.warehouse}"
+    key: str  # SKU@WAREHOUSE, kept rather than derived: it is read many times per event
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,45 +361,87 @@ def _errors(exc: ValidationError) -> str:
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
+class _EnvelopeBase(BaseModel):
+    """A CloudEvents 1.0 event in structured JSON mode; extension attributes are kept."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    specversion: Literal["1.0"]
+    id: Ident
+    source: Annotated[str, StringConstraints(min_length=1)]
+    time: AwareDatetime
+    subject: str | None = None
+    datacontenttype: str | None = None
+
+
+def _typed_envelope(type_: str, data: type[_Data]) -> type[_EnvelopeBase]:
+    name = "Envelope_" + type_.replace(".", "_").replace("-", "_")
+    tag: Any = Literal[type_]
+    return create_model(name, __base__=_EnvelopeBase, type=(tag, ...), data=(data, ...))
+
+
+# One validation pass from bytes to a typed envelope, dispatched on `type` in Rust.
+_INPUT: TypeAdapter[Any] = TypeAdapter(Annotated[  # type: ignore[arg-type]
+    Union[tuple(_typed_envelope(t, m) for t, (_, m) in INPUT_MODELS.items())],  # noqa: UP007
+    Field(discriminator="type")])
+_ENVELOPE_SHAPE = {"missing", "model_type", "model_attributes_type", "dict_type"}
+
+
 def parse(
     topic: TopicKind, key: bytes | None, value: bytes | None,
     *, max_quantity: int = DEFAULT_MAX_QUANTITY, max_bytes: int = 64 * 1024,
 ) -> Event | Rejection:
-    """Validate one consumed message against the contract."""
+    """Validate one consumed message against the contract. Reasons are checked in this
+    order: oversized, invalid_json, invalid_envelope, unknown_type, wrong_topic,
+    schema_violation / quantity_out_of_range, key_mismatch."""
     raw = value or b""
     if len(raw) > max_bytes:
         return Rejection(Reason.OVERSIZED, f"message is {len(raw)} bytes, limit {max_bytes}")
     try:
-        env = Envelope.model_validate_json(raw)
+        env: Any = _INPUT.validate_json(raw, context={"max_quantity": max_quantity})
     except ValidationError as exc:
-        if any(e["type"] == "json_invalid" for e in exc.errors()):
-            return Rejection(Reason.INVALID_JSON, f"not JSON: {_errors(exc)}")
-        return Rejection(Reason.INVALID_ENVELOPE, _errors(exc), *_id_type(raw))
+        return _rejected(topic, raw, exc)
+    home = INPUT_MODELS[env.type][0]
     ident = (env.id, env.type)
-    known = INPUT_MODELS.get(env.type)
-    if known is None:
-        return Rejection(Reason.UNKNOWN_TYPE, f"unknown event type {env.type!r}", *ident)
-    home, model = known
     if home is not topic:
         return Rejection(Reason.WRONG_TOPIC,
                          f"{env.type} belongs on {home.value}, not {topic.value}", *ident)
-    try:
-        data = model.model_validate(env.data, context={"max_quantity": max_quantity})
-    except ValidationError as exc:
-        ranged = any(e["type"] == "quantity_out_of_range" for e in exc.errors())
-        reason = Reason.QUANTITY_OUT_OF_RANGE if ranged else Reason.SCHEMA_VIOLATION
-        return Rejection(reason, _errors(exc), *ident)
     parts = split_key(key.decode("utf-8", "replace")) if key is not None else None
     if parts is None:
         return Rejection(Reason.KEY_MISMATCH, f"Kafka key {key!r} is not SKU@WAREHOUSE", *ident)
-    named = (getattr(data, "sku", None), getattr(data, "warehouse", None))
+    data = env.data
+    named = (data.sku, data.warehouse)
     if named not in ((None, None), parts):
         return Rejection(Reason.KEY_MISMATCH,
                          f"Kafka key {key!r} is not the data's {named[0]}@{named[1]}", *ident)
     if env.subject is not None and env.subject != f"{parts[0]}@{parts[1]}":
         return Rejection(Reason.KEY_MISMATCH,
                          f"subject {env.subject!r} is not the Kafka key {key!r}", *ident)
-    return Event(env.id, env.type, env.time, parts[0], parts[1], data)  # type: ignore[arg-type]
+    return Event(env.id, env.type, env.time, parts[0], parts[1], data,
+                 f"{parts[0]}@{parts[1]}")
+
+
+def _rejected(topic: TopicKind, raw: bytes, exc: ValidationError) -> Rejection:
+    """Which contract reason a failed validation means."""
+    errors = exc.errors()
+    kinds = {e["type"] for e in errors}
+    ident = _id_type(raw)
+    if "json_invalid" in kinds:
+        return Rejection(Reason.INVALID_JSON, f"not JSON: {_errors(exc)}")
+    if "union_tag_invalid" in kinds:
+        return Rejection(Reason.UNKNOWN_TYPE, f"unknown event type {ident[1]!r}", *ident)
+    in_data = [e for e in errors if len(e["loc"]) >= 2 and e["loc"][1] == "data"
+               and not (len(e["loc"]) == 2 and e["type"] in _ENVELOPE_SHAPE)]
+    if len(in_data) < len(errors):
+        return Rejection(Reason.INVALID_ENVELOPE, _errors(exc), *ident)
+    type_ = str(errors[0]["loc"][0])
+    home = INPUT_MODELS[type_][0]
+    if home is not topic:
+        return Rejection(Reason.WRONG_TOPIC, f"{type_} belongs on {home.value}, not "
+                         f"{topic.value}", *ident)
+    ranged = "quantity_out_of_range" in kinds
+    reason = Reason.QUANTITY_OUT_OF_RANGE if ranged else Reason.SCHEMA_VIOLATION
+    return Rejection(reason, _errors(exc), *ident)
 
 
 def _id_type(raw: bytes) -> tuple[str | None, str | None]:

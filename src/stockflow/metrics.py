@@ -7,14 +7,19 @@ partition number; never a SKU or key.
 
 from __future__ import annotations
 
+import threading
+from bisect import bisect_left
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
 
-__all__ = ["BatchReport", "NullObserver", "Observer", "PrometheusObserver"]
+__all__ = ["BatchHistogram", "BatchReport", "NullObserver", "Observer", "PrometheusObserver"]
 
 
 @dataclass
@@ -50,6 +55,38 @@ class NullObserver:
 _SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
+class BatchHistogram(Collector):
+    """A histogram fed a whole batch of values at once (one per event): the client's
+    Histogram.observe per value cost more than a microsecond per event."""
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float]) -> None:
+        self.name, self.documentation = name, documentation
+        self.bounds = list(buckets)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last is +Inf
+        self.sum = 0.0
+        self.lock = threading.Lock()
+
+    def observe_all(self, values: Sequence[float]) -> None:
+        if not values:
+            return
+        bounds = self.bounds
+        with self.lock:
+            for v in values:
+                self.counts[bisect_left(bounds, v)] += 1
+            self.sum += sum(values)
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        with self.lock:
+            counts, total = list(self.counts), self.sum
+        cumulative, running = [], 0
+        for bound, n in zip([*map(str, self.bounds), "+Inf"], counts, strict=True):
+            running += n
+            cumulative.append((bound, running))
+        family = HistogramMetricFamily(self.name, self.documentation)
+        family.add_metric([], cumulative, sum_value=total)
+        yield family
+
+
 class PrometheusObserver:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
@@ -69,9 +106,10 @@ class PrometheusObserver:
         self.db_seconds = Histogram("stockflow_db_transaction_duration_seconds",
                                     "Time of the batch's Postgres transaction",
                                     buckets=_SECONDS, registry=registry)
-        self.latency = Histogram("stockflow_end_to_end_latency_seconds",
-                                 "From an event's CloudEvents time to its batch being committed",
-                                 buckets=_SECONDS, registry=registry)
+        self.latency = BatchHistogram(
+            "stockflow_end_to_end_latency_seconds",
+            "From an event's CloudEvents time to its batch being committed", _SECONDS)
+        registry.register(self.latency)
         self.emitted = PromCounter("stockflow_outputs_emitted_total",
                                    "Output and DLQ messages delivered to Kafka", registry=registry)
         self.lag = Gauge("stockflow_consumer_lag_messages", "High watermark minus position",
@@ -99,8 +137,7 @@ class PrometheusObserver:
             self.dlq.labels(reason).inc(n)
         for kind, n in report.oversells.items():
             self.oversell.labels(kind).inc(n)
-        for seconds in report.latencies:
-            self.latency.observe(seconds)
+        self.latency.observe_all(report.latencies)
         self.emitted.inc(report.emitted)
 
     def on_rebalance(self, kind: str, assigned: int) -> None:

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     max_quantity: int = Field(default=1_000_000, ge=1)
     max_message_bytes: int = Field(default=64 * 1024, ge=1)
 
-    batch_max_messages: int = Field(default=5000, ge=1)
+    batch_max_messages: int = Field(default=10_000, ge=1)
     batch_max_wait: float = Field(default=0.1, gt=0, description="seconds")
     sweep_interval: float = Field(default=5.0, gt=0, description="seconds")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import given, settings
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 from stockflow.domain.effects import Outcome
 from stockflow.domain.rules import apply
 from stockflow.domain.state import Policy, Quantities, StockState, new_state
+from stockflow.emit import data_json
 from stockflow.events import INPUT_MODELS, OUTPUT_MODELS, Event, StockChanged
 from tests.factories import T0, event, minutes
 
@@ -161,3 +164,16 @@ def test_interleaving_of_a_lines_or_transfers_events_does_not_change_the_result(
     stock, streams, picks = case
     in_order = [ev for s in streams for ev in s]
     assert _final(stock, _merge(streams, picks)) == _final(stock, in_order)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(any_event(), max_size=30),
+       st.text(min_size=1, max_size=40))
+def test_fast_output_json_equals_the_generic_encoding(events: list[Event], weird_id: str) -> None:
+    state = new_state("SKU-1", "WH-1", POLICY)
+    for i, original in enumerate(events):
+        ev = original if i % 2 else replace(original, id=weird_id + str(i))  # needs escaping
+        d = apply(state, ev, POLICY)
+        state = d.state
+        for out in d.outputs:
+            assert json.loads(data_json(out)) == json.loads(json.dumps(out.data))

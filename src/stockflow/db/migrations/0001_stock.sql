@@ -18,9 +18,9 @@ CREATE TABLE stock (
     CHECK (key = sku || '@' || warehouse)
 );
 
--- One row per applied event: before/after quantities and the cause.
+-- One row per applied event: before/after quantities and the cause. (key, version) is
+-- the identity: two writers can never both record a key's version n.
 CREATE TABLE ledger (
-    id                 bigserial PRIMARY KEY,
     key                text NOT NULL,
     version            bigint NOT NULL,
     event_id           text NOT NULL,
@@ -37,7 +37,7 @@ CREATE TABLE ledger (
     damaged_after      bigint NOT NULL,
     on_hand_delta      bigint GENERATED ALWAYS AS (on_hand_after - on_hand_before) STORED,
     recorded_at        timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (key, version)
+    PRIMARY KEY (key, version)
 );
 
 CREATE FUNCTION ledger_is_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
