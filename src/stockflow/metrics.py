@@ -35,21 +35,35 @@ class BatchReport:
 
 
 class Observer(Protocol):
-    def on_batch(self, report: BatchReport) -> None: ...
-    def on_rebalance(self, kind: str, assigned: int) -> None: ...
-    def on_lag(self, lags: dict[tuple[str, int], int]) -> None: ...
-    def on_alerts(self, open_by_severity: dict[str, int]) -> None: ...
-    def on_swept(self, expired: int) -> None: ...
-    def on_fenced(self) -> None: ...
+    """What the processor reports; every method defaults to doing nothing."""
+
+    def on_batch(self, report: BatchReport) -> None:
+        """A batch was committed and its outputs delivered."""
+        return None
+
+    def on_rebalance(self, kind: str, assigned: int) -> None:
+        """Partitions were assigned or revoked; `assigned` is how many are owned now."""
+        return None
+
+    def on_lag(self, lags: dict[tuple[str, int], int]) -> None:
+        """Periodically: messages behind the high watermark per (topic, partition)."""
+        return None
+
+    def on_alerts(self, open_by_severity: dict[str, int]) -> None:
+        """Periodically: open low-stock alerts in Postgres."""
+        return None
+
+    def on_swept(self, expired: int) -> None:
+        """The sweeper wrote this many reservation.expired events."""
+        return None
+
+    def on_fenced(self) -> None:
+        """A batch was rolled back because another member committed first."""
+        return None
 
 
-class NullObserver:
-    def on_batch(self, report: BatchReport) -> None: ...
-    def on_rebalance(self, kind: str, assigned: int) -> None: ...
-    def on_lag(self, lags: dict[tuple[str, int], int]) -> None: ...
-    def on_alerts(self, open_by_severity: dict[str, int]) -> None: ...
-    def on_swept(self, expired: int) -> None: ...
-    def on_fenced(self) -> None: ...
+class NullObserver(Observer):
+    """Reports nothing: for tests and tools that run a processor without metrics."""
 
 
 _SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
