@@ -14,10 +14,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram, Info
 from prometheus_client import Counter as PromCounter
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
+
+from stockflow import __version__
 
 __all__ = ["BatchHistogram", "BatchReport", "NullObserver", "Observer", "PrometheusObserver"]
 
@@ -59,6 +61,14 @@ class Observer(Protocol):
 
     def on_fenced(self) -> None:
         """A batch was rolled back because another member committed first."""
+        return None
+
+    def on_backlog(self, pending_batches: int, oldest_seconds: float) -> None:
+        """Periodically: outbox batches not yet confirmed delivered, and the oldest's age."""
+        return None
+
+    def on_health(self, ready: bool) -> None:
+        """Periodically: whether the member is ready (see /readyz)."""
         return None
 
 
@@ -140,6 +150,15 @@ class PrometheusObserver:
         self.fenced = PromCounter("stockflow_fenced_batches_total",
                                   "Batches dropped because another member committed first",
                                   registry=registry)
+        self.backlog = Gauge("stockflow_outbox_pending_batches",
+                             "Committed output batches not yet confirmed delivered",
+                             registry=registry)
+        self.backlog_age = Gauge("stockflow_outbox_oldest_seconds",
+                                 "Age of the oldest undelivered output batch (emission lag)",
+                                 registry=registry)
+        self.ready = Gauge("stockflow_ready", "1 when /readyz answers ready", registry=registry)
+        Info("stockflow_build", "Version of the running processor",
+             registry=registry).info({"version": __version__})
 
     def on_batch(self, report: BatchReport) -> None:
         self.batch_size.observe(report.messages)
@@ -171,3 +190,10 @@ class PrometheusObserver:
 
     def on_fenced(self) -> None:
         self.fenced.inc()
+
+    def on_backlog(self, pending_batches: int, oldest_seconds: float) -> None:
+        self.backlog.set(pending_batches)
+        self.backlog_age.set(oldest_seconds)
+
+    def on_health(self, ready: bool) -> None:
+        self.ready.set(1 if ready else 0)

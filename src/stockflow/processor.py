@@ -244,6 +244,12 @@ class Processor:
         rows = self.conn.execute(
             "SELECT severity, count(*) FROM low_stock_alerts GROUP BY severity").fetchall()
         self.observer.on_alerts({str(s): int(n) for s, n in rows})
+        backlog = self.conn.execute(
+            "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)"
+            " FROM outbox WHERE group_id = %s", (self.group,)).fetchone()
+        if backlog is not None:
+            self.observer.on_backlog(int(backlog[0]), float(backlog[1]))
+        self.observer.on_health(self.health.ready())
 
     def _sweep(self) -> None:
         """Write reservation.expired for pending reservations past their expiry."""

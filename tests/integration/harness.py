@@ -113,9 +113,10 @@ def processor_thread(env: Env) -> Iterator[Running]:
     running.check()
 
 
-def spawn(env: Env, instance: str | None = None) -> subprocess.Popen[bytes]:
+def spawn(env: Env, instance: str | None = None,
+          extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """`stockflow process` as a child; its log goes to a temporary file (see `log_of`)."""
-    vars_ = {**os.environ, **env.env_vars, "STOCKFLOW_LOG_LEVEL": "WARNING"}
+    vars_ = {**os.environ, **env.env_vars, "STOCKFLOW_LOG_LEVEL": "WARNING", **(extra or {})}
     if instance:
         vars_["STOCKFLOW_GROUP_INSTANCE_ID"] = instance
     log = tempfile.NamedTemporaryFile(prefix="stockflow-proc-", suffix=".log", delete=False)  # noqa: SIM115 - outlives this call
