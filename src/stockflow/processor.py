@@ -18,7 +18,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 
 from stockflow import StockflowError
 from stockflow.cache import StateCache
@@ -56,7 +63,7 @@ class Processor:
         self.positions: dict[tuple[str, int], int] = {}  # next offsets, as of the last batch
         self.assigned: set[tuple[str, int]] = set()
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="stockflow-writer")
-        self.in_flight: Future[None] | None = None
+        self.in_flight: Future[dict[tuple[str, int], tuple[int, int]]] | None = None
         self.flushed_outbox: list[int] = []  # touched by the writer, or while it is idle
         self.failed: list[str] = []
         self.swept: dict[str, float] = {}
@@ -65,8 +72,8 @@ class Processor:
 
     # --- the writer --------------------------------------------------------------------
 
-    def _write(self, prepared: Prepared) -> None:
-        """Steps 2-4 of the checkpoint, on the writer thread."""
+    def _write(self, prepared: Prepared) -> dict[tuple[str, int], tuple[int, int]]:
+        """Steps 2-4 of the checkpoint, on the writer thread; returns its offsets."""
         ids = commit(self.writer_conn, prepared, group=self.group,
                      delete_outbox=self.flushed_outbox)
         self.flushed_outbox = []
@@ -75,6 +82,7 @@ class Processor:
         self.flushed_outbox = ids
         prepared.report.seconds = time.monotonic() - prepared.started
         self.observer.on_batch(prepared.report)
+        return prepared.offsets
 
     def _settle(self) -> bool:
         """Wait for the batch in flight. False if this member was fenced: the cache and
@@ -83,13 +91,25 @@ class Processor:
             return True
         future, self.in_flight = self.in_flight, None
         try:
-            future.result()
+            offsets = future.result()
         except store.FencedError as exc:
             log.warning("fenced, re-reading positions: %s", exc)
             self.observer.on_fenced()
             self._resync()
             return False
+        self._mirror(offsets)
         return True
+
+    def _mirror(self, offsets: dict[tuple[str, int], tuple[int, int]]) -> None:
+        """Copy committed positions to Kafka, asynchronously, for lag tools and autoscalers
+        (KEDA, kafka-consumer-groups). Postgres stays the only source of positions."""
+        owned = [TopicPartition(t, p, nxt) for (t, p), (_, nxt) in offsets.items()
+                 if (t, p) in self.assigned]
+        if owned:
+            try:
+                self.consumer.commit(offsets=owned, asynchronous=True)
+            except KafkaException as exc:  # visibility only: never stop processing for it
+                log.warning("could not mirror offsets to Kafka: %s", exc)
 
     # --- rebalance ---------------------------------------------------------------------
 

@@ -1,14 +1,18 @@
 """Every DLQ reason code is produced, lands on the DLQ with its headers, and processing
-goes on after it."""
+goes on after it; the group's offsets in Kafka then mirror the positions in Postgres."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
+
+from confluent_kafka import Consumer, TopicPartition
 
 from stockflow.events import Reason, TopicKind
 from stockflow.localenv import LocalServices
 from stockflow.workload import _Builder, _invalid
 from tests.integration.harness import (
+    Env,
     db_quantities,
     make_env,
     processor_thread,
@@ -32,6 +36,7 @@ def test_every_reason_reaches_the_dlq_with_headers(services: LocalServices, uniq
     with processor_thread(env):
         wait_drained(env)
         dlq = read_topic(env, TopicKind.DLQ)
+        _until_kafka_offsets_mirror_postgres(env)
 
     by_value = {v: h for _, v, h in dlq}
     rejected = [i for i in items if i.reason]
@@ -46,3 +51,25 @@ def test_every_reason_reaches_the_dlq_with_headers(services: LocalServices, uniq
     assert len(dlq) == len(rejected)
     # the receipt before and the adjustment after the rejections were both applied
     assert db_quantities(env)[key] == (8, 0, 0, 0)
+
+
+def _until_kafka_offsets_mirror_postgres(env: Env) -> None:
+    """Lag tools and KEDA read the group's offsets in Kafka: they follow Postgres."""
+    with env.db() as conn:
+        rows = conn.execute("SELECT topic, partition, next_offset FROM consumer_offsets"
+                            " WHERE group_id = %s", (env.settings.group_id,)).fetchall()
+    want = {(str(t), int(p)): int(n) for t, p, n in rows}  # type: ignore[call-overload]
+    assert want
+    cons = Consumer({"bootstrap.servers": env.settings.kafka_bootstrap,
+                     "group.id": env.settings.group_id})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            got = {(tp.topic, tp.partition): tp.offset for tp in cons.committed(
+                [TopicPartition(t, p) for t, p in want], timeout=10)}
+            if got == want or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    finally:
+        cons.close()
+    assert got == want
