@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ from stockflow.outbox import Message, encode
 from stockflow.topics import Topics
 
 __all__ = ["Consumed", "Limits", "Prepared", "commit", "prepare"]
+
+log = logging.getLogger("stockflow.checkpoint")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +158,10 @@ def commit(conn: store.Conn, prepared: Prepared, *, group: str,
 
 def _reject(topics: Topics, msg: Consumed, rejection: Rejection, kind: TopicKind,
             report: BatchReport, out: dict[int, list[Message]]) -> None:
+    log.info("rejected to the DLQ: %s", rejection.message, extra={
+        "event_id": rejection.event_id, "key": (msg.key or b"").decode("utf-8", "replace"),
+        "reason": rejection.reason.value, "topic": msg.topic, "partition": msg.partition,
+        "offset": msg.offset})
     report.rejects[rejection.reason.value] += 1
     report.events[(kind.value, rejection.event_type or "unknown", "rejected")] += 1
     out[msg.partition].append(dlq_message(topics, rejection, msg.topic, msg.partition,

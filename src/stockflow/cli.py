@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from stockflow import StockflowError
+from stockflow.logs import configure
 from stockflow.settings import Settings
 
 __all__ = ["main"]
@@ -128,6 +128,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stockflow", description=__doc__)
     p.add_argument("--log-level", default=os.environ.get("STOCKFLOW_LOG_LEVEL", "INFO"))
+    p.add_argument("--log-format", choices=["json", "text"],
+                   default=os.environ.get("STOCKFLOW_LOG_FORMAT", "json"))
     sub = p.add_subparsers(dest="command", required=True)
 
     topics = sub.add_parser("topics", help="manage Kafka topics").add_subparsers(
@@ -161,8 +163,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure(args.log_level, args.log_format)
     try:
         return int(args.func(args))
     except StockflowError as exc:

@@ -1,0 +1,19 @@
+"""Structured logs carry what they speak about."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from stockflow.logs import JsonFormatter
+
+
+def test_json_lines_carry_event_id_and_key() -> None:
+    record = logging.LogRecord("stockflow.checkpoint", logging.INFO, __file__, 1,
+                               "rejected: %s", ("bad quantity",), None)
+    record.__dict__.update(event_id="ev-1", key="SKU-1@WH-1", reason="schema_violation")
+    doc = json.loads(JsonFormatter().format(record))
+    assert doc["msg"] == "rejected: bad quantity"
+    assert (doc["level"], doc["event_id"], doc["key"]) == ("info", "ev-1", "SKU-1@WH-1")
+    assert doc["reason"] == "schema_violation"
+    assert "topic" not in doc  # absent fields are left out, not null
