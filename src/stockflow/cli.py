@@ -111,7 +111,8 @@ def cmd_stock(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     """The main job: local Kafka and Postgres (or the configured ones), topics, migrations,
-    and the processor, until Ctrl-C."""
+    the processor and, with --simulate, a simulated workload and a live view; until Ctrl-C
+    (or --duration)."""
     from stockflow.localenv import local_services  # noqa: PLC0415
 
     with local_services() as found:
@@ -120,9 +121,41 @@ def cmd_up(args: argparse.Namespace) -> int:
         cmd_topics_create(args)
         cmd_db_migrate(args)
         print(f"kafka {found.kafka_bootstrap}  postgres {found.database_url}\n"
-              "publish with: STOCKFLOW_KAFKA_BOOTSTRAP=... stockflow publish FILE.jsonl;"
-              " Ctrl-C stops everything", file=sys.stderr)
-        return cmd_process(args)
+              "Ctrl-C stops everything", file=sys.stderr)
+        if not args.simulate:
+            return cmd_process(args)
+        from stockflow.main_job import run_simulated  # noqa: PLC0415
+
+        return run_simulated(_settings(), rate=args.rate, duration=args.duration,
+                             skus=args.skus, refresh=args.refresh)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Publish simulated traffic to the configured Kafka until Ctrl-C or --duration."""
+    import threading  # noqa: PLC0415
+
+    from stockflow.app import stop_on_signals  # noqa: PLC0415
+    from stockflow.publisher import Publisher  # noqa: PLC0415
+    from stockflow.simulate import Simulation, Simulator  # noqa: PLC0415
+
+    sim = Simulator(Publisher(_settings(), source="stockflow-simulator"),
+                    Simulation(skus=args.skus, rate=args.rate))
+    if not args.no_seed:
+        sim.seed_stock()
+    with stop_on_signals() as stop:
+        worker = threading.Thread(target=sim.run, args=(stop, args.duration))
+        worker.start()
+        while worker.is_alive():
+            worker.join(1)
+            print(f"\rpublished {sim.total:,} events", end="", file=sys.stderr, flush=True)
+    print("\n" + json.dumps({"published": dict(sim.published)}))
+    return 0
+
+
+def _traffic_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rate", type=float, default=500, help="offered events per second")
+    p.add_argument("--duration", type=float, default=None, help="seconds (default: until Ctrl-C)")
+    p.add_argument("--skus", type=int, default=2000, help="SKUs, in each of 3 warehouses")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -157,7 +190,16 @@ def parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="local Kafka + Postgres, topics, migrations, processor")
     up.add_argument("--partitions", type=int, default=6)
     up.add_argument("--replication-factor", type=int, default=1)
+    up.add_argument("--simulate", action="store_true",
+                    help="drive the processor with simulated traffic and show a live view")
+    up.add_argument("--refresh", type=float, default=1.0, help="live view refresh (s)")
+    _traffic_options(up)
     up.set_defaults(func=cmd_up)
+
+    sim = sub.add_parser("simulate", help="publish simulated traffic")
+    _traffic_options(sim)
+    sim.add_argument("--no-seed", action="store_true", help="skip the opening stock receipts")
+    sim.set_defaults(func=cmd_simulate)
     return p
 
 

@@ -1,0 +1,113 @@
+"""The main job's live terminal view and its closing summary, read from the processor's
+metrics registry and from Postgres."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry
+
+from stockflow.db.store import Conn
+
+__all__ = ["Snapshot", "View", "summary"]
+
+
+@dataclass
+class Snapshot:
+    at: float
+    by_type: Counter[str] = field(default_factory=Counter)  # applied+noop events by type
+    lag: float = 0.0
+    dlq: float = 0.0
+    oversell: float = 0.0
+    latency_buckets: list[tuple[float, float]] = field(default_factory=list)
+
+    @classmethod
+    def take(cls, registry: CollectorRegistry) -> Snapshot:
+        snap = cls(time.monotonic())
+        for fam in registry.collect():
+            for s in fam.samples:
+                if s.name == "stockflow_events_total" and s.labels["outcome"] != "rejected":
+                    snap.by_type[s.labels["type"]] += int(s.value)
+                elif s.name == "stockflow_consumer_lag_messages":
+                    snap.lag += s.value
+                elif s.name == "stockflow_dlq_total":
+                    snap.dlq += s.value
+                elif s.name == "stockflow_oversell_total":
+                    snap.oversell += s.value
+                elif s.name == "stockflow_end_to_end_latency_seconds_bucket":
+                    le = s.labels["le"]
+                    snap.latency_buckets.append((float("inf") if le == "+Inf" else float(le),
+                                                 s.value))
+        return snap
+
+    def quantile(self, q: float) -> float | None:
+        """Upper bound of the bucket holding quantile `q` of all latencies so far."""
+        if not self.latency_buckets or self.latency_buckets[-1][1] == 0:
+            return None
+        total = self.latency_buckets[-1][1]
+        return next(le for le, n in self.latency_buckets if n >= q * total)
+
+
+def _ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return "inf" if seconds == float("inf") else f"<={seconds * 1000:.0f} ms"
+
+
+@dataclass
+class View:
+    registry: CollectorRegistry
+    conn: Conn
+    published: Counter[str]
+    last: Snapshot | None = None
+
+    def render(self) -> str:
+        snap = Snapshot.take(self.registry)
+        prev, self.last = self.last, snap
+        span = (snap.at - prev.at) if prev else 1.0
+        rates = {t: (n - (prev.by_type[t] if prev else 0)) / span
+                 for t, n in snap.by_type.items()}
+        low = self.conn.execute(
+            "SELECT key, available, severity FROM stock WHERE severity <> 'ok'"
+            " ORDER BY available, key LIMIT 5").fetchall()
+        lines = [
+            f"stockflow  published {sum(self.published.values()):,}  processed "
+            f"{sum(snap.by_type.values()):,}  lag {snap.lag:,.0f}  "
+            f"latency p50 {_ms(snap.quantile(0.5))} p95 {_ms(snap.quantile(0.95))}  "
+            f"DLQ {snap.dlq:,.0f}  oversells {snap.oversell:,.0f}",
+            "events/s: " + "  ".join(f"{t} {r:,.0f}" for t, r in sorted(rates.items()) if r),
+            "most critical: " + ("  ".join(f"{k} {sev} ({avail})" for k, avail, sev in low)
+                                 or "none"),
+        ]
+        return "\n".join(lines)
+
+    def show(self) -> None:
+        text = self.render()
+        if sys.stdout.isatty():
+            sys.stdout.write("\x1b[2J\x1b[H" + text + "\n")
+        else:
+            sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+
+def summary(conn: Conn, published: Counter[str], seconds: float) -> dict[str, object]:
+    """The closing figures, from Postgres: what was really committed."""
+    outcomes: dict[str, int] = {str(o): int(n) for o, n in conn.execute(
+        "SELECT outcome, count(*) FROM processed_events GROUP BY outcome").fetchall()}
+    keys, on_hand, reserved = conn.execute(
+        "SELECT count(*), coalesce(sum(on_hand), 0), coalesce(sum(reserved), 0) FROM stock"
+    ).fetchone() or (0, 0, 0)
+    alerts: dict[str, int] = {str(k): int(v) for k, v in conn.execute(
+        "SELECT severity, count(*) FROM low_stock_alerts GROUP BY severity").fetchall()}
+    return {
+        "seconds": round(seconds, 1),
+        "published": sum(published.values()),
+        "processed": sum(outcomes.values()),
+        "applied": outcomes.get("applied", 0),
+        "noop": outcomes.get("noop", 0),
+        "keys": int(keys), "on_hand": int(on_hand), "reserved": int(reserved),
+        "low_stock_open": alerts,
+    }

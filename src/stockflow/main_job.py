@@ -1,0 +1,99 @@
+"""The main job with simulated traffic: processor, simulator and live view in one process,
+stopped by Ctrl-C or a duration, ending with a summary read back from Postgres."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+from confluent_kafka import Consumer, TopicPartition
+from prometheus_client import CollectorRegistry
+
+from stockflow.app import build_processor, stop_on_signals, tune_gc
+from stockflow.console import View, summary
+from stockflow.db import store
+from stockflow.health import Health, serve
+from stockflow.metrics import PrometheusObserver
+from stockflow.publisher import Publisher
+from stockflow.settings import Settings
+from stockflow.simulate import Simulation, Simulator
+from stockflow.topics import Topics
+
+__all__ = ["run_simulated"]
+
+log = logging.getLogger("stockflow")
+
+
+def _behind(settings: Settings, conn: store.Conn) -> int:
+    """Input messages not yet committed in Postgres."""
+    topics = Topics(settings.topic_prefix)
+    cons = Consumer({**settings.kafka_common(), "group.id": f"{settings.group_id}-watch"})
+    try:
+        meta = cons.list_topics(timeout=10)
+        ends = {(t, p): cons.get_watermark_offsets(TopicPartition(t, p), 10)[1]
+                for t in topics.inputs for p in meta.topics[t].partitions}
+    finally:
+        cons.close()
+    done = {(t, p): n for t, p, n in conn.execute(
+        "SELECT topic, partition, next_offset FROM consumer_offsets WHERE group_id = %s",
+        (settings.group_id,)).fetchall()}
+    return sum(max(0, end - done.get(tp, 0)) for tp, end in ends.items())
+
+
+def run_simulated(settings: Settings, *, rate: float, duration: float | None, skus: int,
+                  refresh: float = 1.0) -> int:
+    registry, health = CollectorRegistry(), Health()
+    server = serve(settings.metrics_host, settings.metrics_port, registry, health)
+    processor = build_processor(settings, observer=PrometheusObserver(registry), health=health)
+    tune_gc()
+    sim = Simulator(Publisher(settings, source="stockflow-simulator"),
+                    Simulation(skus=skus, rate=rate))
+    stop_processor, stop_sim = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def process() -> None:
+        try:
+            processor.run(stop_processor)
+        except BaseException as exc:  # reported below, and the job exits 1
+            failures.append(exc)
+
+    def simulate() -> None:
+        sim.seed_stock()
+        sim.run(stop_sim, duration)
+
+    conn = store.connect(settings.dsn(), settings.database_schema, autocommit=True)
+    view = View(registry, conn, sim.published)
+    started = time.monotonic()
+    workers = [threading.Thread(target=process, name="processor"),
+               threading.Thread(target=simulate, name="simulator")]
+    try:
+        with stop_on_signals() as stop:
+            for w in workers:
+                w.start()
+            while not stop.is_set() and workers[1].is_alive() and not failures:
+                view.show()
+                stop.wait(refresh)
+            stop_sim.set()
+            workers[1].join()
+            deadline = time.monotonic() + 60  # let the processor catch up, unless Ctrl-C
+            while not stop.is_set() and not failures and time.monotonic() < deadline \
+                    and _behind(settings, conn):
+                view.show()
+                stop.wait(refresh)
+        stop_processor.set()
+        workers[0].join()
+        view.show()
+        figures = summary(conn, sim.published, time.monotonic() - started)
+    finally:
+        stop_processor.set()
+        server.shutdown()
+        processor.conn.close()
+        processor.writer_conn.close()
+        conn.close()
+    if failures:
+        log.error("the processor failed: %s", failures[0])
+        return 1
+    print("summary: " + json.dumps(figures))
+    return 0
