@@ -30,6 +30,14 @@ def test_compose_sets_only_known_stockflow_variables() -> None:
     assert used <= known, f"unknown settings: {sorted(used - known)}"
 
 
+def test_compose_has_every_part() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert {"kafka", "postgres", "init", "processor", "simulator", "prometheus",
+            "grafana"} <= set(services)
+    assert services["simulator"]["profiles"] == ["simulate"]
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+
+
 def test_compose_mounts_exist() -> None:
     doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     for svc in doc["services"].values():
