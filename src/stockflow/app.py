@@ -28,7 +28,7 @@ from stockflow.processor import Processor
 from stockflow.settings import Settings
 from stockflow.topics import Topics
 
-__all__ = ["build_processor", "policy_of", "run_processor", "stop_on_signals"]
+__all__ = ["build_processor", "policy_of", "run_processor", "serving", "stop_on_signals"]
 
 log = logging.getLogger("stockflow")
 
@@ -96,28 +96,38 @@ def stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(s, h)
 
 
-def run_processor(settings: Settings) -> None:
-    """Run the processor with metrics and health endpoints until stopped."""
+@contextmanager
+def serving(settings: Settings) -> Iterator[tuple[Processor, CollectorRegistry]]:
+    """A wired processor with /metrics, /healthz and /readyz served; all closed after."""
     registry = CollectorRegistry()
     health = Health()
     server = serve(settings.metrics_host, settings.metrics_port, registry, health)
-    processor = build_processor(settings, observer=PrometheusObserver(registry), health=health)
-    tune_gc()
-    log.info("processing; metrics on :%d/metrics", server.server_address[1])
-    started, last = time.monotonic(), [0.0]
-
-    def progress(done: int) -> None:
-        now = time.monotonic()
-        if sys.stderr.isatty() and now - last[0] >= 1:
-            last[0] = now
-            rate = done / max(now - started, 1e-9)
-            print(f"\r{done:,} events processed ({rate:,.0f}/s)", end="", file=sys.stderr)
-
     try:
-        with stop_on_signals() as stop:
-            processor.run(stop, progress)
+        processor = build_processor(settings, observer=PrometheusObserver(registry),
+                                    health=health)
+        tune_gc()
+        log.info("processing; metrics on :%d/metrics", server.server_address[1])
+        try:
+            yield processor, registry
+        finally:
+            processor.conn.close()
+            processor.writer_conn.close()
     finally:
         server.shutdown()
-        processor.conn.close()
-        processor.writer_conn.close()
+
+
+def run_processor(settings: Settings) -> None:
+    """Run the processor with metrics and health endpoints until stopped."""
+    with serving(settings) as (processor, _):
+        started, last = time.monotonic(), [0.0]
+
+        def progress(done: int) -> None:
+            now = time.monotonic()
+            if sys.stderr.isatty() and now - last[0] >= 1:
+                last[0] = now
+                rate = done / max(now - started, 1e-9)
+                print(f"\r{done:,} events processed ({rate:,.0f}/s)", end="", file=sys.stderr)
+
+        with stop_on_signals() as stop:
+            processor.run(stop, progress)
     log.info("stopped after %d events", processor.processed)

@@ -11,11 +11,10 @@ import time
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from stockflow.app import build_processor, stop_on_signals, tune_gc
+from stockflow.app import serving, stop_on_signals
 from stockflow.console import View, summary
 from stockflow.db import store
-from stockflow.health import Health, serve
-from stockflow.metrics import PrometheusObserver
+from stockflow.processor import Processor
 from stockflow.publisher import Publisher
 from stockflow.settings import Settings
 from stockflow.simulate import Simulation, Simulator
@@ -44,10 +43,13 @@ def _behind(settings: Settings, conn: store.Conn) -> int:
 
 def run_simulated(settings: Settings, *, rate: float, duration: float | None, skus: int,
                   refresh: float = 1.0) -> int:
-    registry, health = CollectorRegistry(), Health()
-    server = serve(settings.metrics_host, settings.metrics_port, registry, health)
-    processor = build_processor(settings, observer=PrometheusObserver(registry), health=health)
-    tune_gc()
+    with serving(settings) as (processor, registry):
+        return _drive(settings, processor, registry, rate=rate, duration=duration, skus=skus,
+                      refresh=refresh)
+
+
+def _drive(settings: Settings, processor: Processor, registry: CollectorRegistry, *,
+           rate: float, duration: float | None, skus: int, refresh: float) -> int:
     sim = Simulator(Publisher(settings, source="stockflow-simulator"),
                     Simulation(skus=skus, rate=rate))
     stop_processor, stop_sim = threading.Event(), threading.Event()
@@ -88,9 +90,6 @@ def run_simulated(settings: Settings, *, rate: float, duration: float | None, sk
         figures = summary(conn, sim.published, time.monotonic() - started)
     finally:
         stop_processor.set()
-        server.shutdown()
-        processor.conn.close()
-        processor.writer_conn.close()
         conn.close()
     if failures:
         log.error("the processor failed: %s", failures[0])

@@ -6,7 +6,7 @@ Reads go out in one pipeline; bulk rows go in by COPY or by `unnest` over arrays
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,8 +51,8 @@ def fetch(
 ) -> Fetched:
     """Stock rows of `keys`, every reservation line of each (key, order_id), the quantity of
     each applied (key, ref), and which of `ids` were processed: one pipelined round trip."""
-    line_keys, line_orders = _columns(orders)
-    ref_keys, ref_names = _columns(refs)
+    line_keys, line_orders = _transpose(orders, 2)
+    ref_keys, ref_names = _transpose(refs, 2)
     with conn.pipeline():
         c_stock = conn.execute(
             "SELECT key, on_hand, reserved, in_transit, damaged, version, reorder_point, "
@@ -77,15 +77,6 @@ def fetch(
         lines[(k, o)][ln] = Reservation(o, ln, q, rem, Status(st), exp, bo, lc)
     found_refs = {(k, ref): q for k, ref, q in c_refs.fetchall()}
     return Fetched(stock, dict(lines), found_refs, {r[0] for r in c_seen.fetchall()})
-
-
-def _columns(pairs: Iterable[tuple[str, str]]) -> tuple[list[str], list[str]]:
-    a: list[str] = []
-    b: list[str] = []
-    for x, y in pairs:
-        a.append(x)
-        b.append(y)
-    return a, b
 
 
 @dataclass
