@@ -11,6 +11,7 @@ batch is in flight).
 from __future__ import annotations
 
 from types import MappingProxyType
+from typing import NamedTuple
 
 from stockflow.db import store
 from stockflow.domain.effects import Decision
@@ -25,7 +26,14 @@ from stockflow.domain.state import (
 )
 from stockflow.events import Event
 
-__all__ = ["StateCache"]
+__all__ = ["Reads", "StateCache"]
+
+
+class Reads(NamedTuple):
+    """What applying one event may read besides its key's quantities."""
+
+    order: str | None  # the order whose lines at the key it may read or change
+    refs: tuple[str, ...]  # the movement references it checks
 
 
 class StateCache:
@@ -46,16 +54,18 @@ class StateCache:
     def full(self) -> bool:
         return self.size() > self.max_entries
 
-    def warm(self, conn: store.Conn, events: list[Event]) -> None:
-        """Fetch, in one round trip, whatever `events` need that is not cached."""
+    def warm(self, conn: store.Conn, events: list[Event]) -> list[Reads]:
+        """Fetch, in one round trip, whatever `events` need that is not cached; returns
+        what each event reads, for `state_for`."""
+        reads = [Reads(order_of(e), references_of(e)) for e in events]
         keys = {e.key for e in events if e.key not in self.states}
-        orders = {(e.key, o) for e in events
-                  if (o := order_of(e)) is not None and (e.key, o) not in self.lines}
-        refs = {(e.key, r) for e in events for r in references_of(e)
-                if (e.key, r) not in self.refs}
+        orders = {(e.key, r.order) for e, r in zip(events, reads, strict=True)
+                  if r.order is not None and (e.key, r.order) not in self.lines}
+        refs = {(e.key, ref) for e, r in zip(events, reads, strict=True) for ref in r.refs
+                if (e.key, ref) not in self.refs}
         ids = [e.id for e in events if e.id not in self.ids]
         if not (keys or orders or refs or ids):
-            return
+            return reads
         got = store.fetch(conn, keys=sorted(keys), orders=sorted(orders), refs=sorted(refs),
                           ids=ids)
         for key in keys:
@@ -66,23 +76,23 @@ class StateCache:
         for pair in refs:
             self.refs[pair] = got.refs.get(pair)
         self.ids.update(got.seen)
+        return reads
 
-    def state_for(self, event: Event) -> StockState:
+    def state_for(self, event: Event, reads: Reads) -> StockState:
         """The key's state with just the lines and references `event` may touch."""
-        base = self.states[event.key]
-        order = order_of(event)
+        key = event.key
+        base = self.states[key]
         lines = EMPTY_LINES
-        if order is not None:
-            group = self.lines[(event.key, order)]
+        if reads.order is not None:
+            group = self.lines[(key, reads.order)]
             if group:
-                lines = MappingProxyType({(order, ln): r for ln, r in group.items()})
+                lines = MappingProxyType({(reads.order, ln): r for ln, r in group.items()})
         refs = EMPTY_REFS
-        wanted = references_of(event)
-        if wanted:
-            found = {r: q for r in wanted if (q := self.refs[(event.key, r)]) is not None}
+        if reads.refs:
+            found = {r: q for r in reads.refs if (q := self.refs[(key, r)]) is not None}
             if found:
                 refs = MappingProxyType(found)
-        return base.view(lines, refs)
+        return base._replace(lines=lines, refs=refs) if lines or refs else base
 
     def record(self, event: Event, decision: Decision) -> None:
         """Remember an applied or no-op decision (rejections are not remembered)."""
@@ -90,7 +100,7 @@ class StateCache:
         if decision.ledger is None:
             return
         key = event.key
-        self.states[key] = decision.state.view(EMPTY_LINES, EMPTY_REFS)
+        self.states[key] = decision.state._replace(lines=EMPTY_LINES, refs=EMPTY_REFS)
         for r in decision.lines:
             self.lines[(key, r.order_id)][r.line_id] = r
         for ref, q in decision.refs:

@@ -20,8 +20,9 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
-from stockflow.cache import StateCache
+from stockflow.cache import Reads, StateCache
 from stockflow.db import store
 from stockflow.domain.effects import Outcome
 from stockflow.domain.rules import apply
@@ -36,9 +37,10 @@ __all__ = ["Consumed", "Limits", "Prepared", "commit", "prepare"]
 
 log = logging.getLogger("stockflow.checkpoint")
 
+_APPLIED, _NOOP = Outcome.APPLIED.value, Outcome.NOOP.value
 
-@dataclass(frozen=True, slots=True)
-class Consumed:
+
+class Consumed(NamedTuple):
     """One message as consumed, reduced to what the checkpoint needs."""
 
     topic: str
@@ -84,10 +86,10 @@ def prepare(
             _reject(topics, msg, got, kinds[msg.topic], report, out_by_part)
         else:
             parsed.append((msg, got))
-    cache.warm(conn, [e for _, e in parsed])
+    reads = cache.warm(conn, [e for _, e in parsed])
     prepared = Prepared(store.Writes(), [], _offsets(batch, positions, ends or {}), report,
                         started=started)
-    _decide(parsed, cache, kinds, topics, policy, prepared, out_by_part)
+    _decide(parsed, reads, cache, kinds, topics, policy, prepared, out_by_part)
     for part, msgs in sorted(out_by_part.items()):
         prepared.writes.outbox.append((part, len(msgs), encode(msgs)))
         prepared.messages.extend(msgs)
@@ -96,32 +98,34 @@ def prepare(
 
 
 def _decide(
-    parsed: list[tuple[Consumed, Event]], cache: StateCache, kinds: dict[str, TopicKind],
-    topics: Topics, policy: Policy, prepared: Prepared, out_by_part: dict[int, list[Message]],
+    parsed: list[tuple[Consumed, Event]], reads: list[Reads], cache: StateCache,
+    kinds: dict[str, TopicKind], topics: Topics, policy: Policy, prepared: Prepared,
+    out_by_part: dict[int, list[Message]],
 ) -> None:
     """Run the rules over the batch in consume order and collect what to write and emit."""
     now = datetime.now(UTC).isoformat()
     writes, report, times = prepared.writes, prepared.report, prepared.event_times
     before: dict[str, str] = {}  # key -> severity before this batch
     dirty: dict[str, str] = {}  # key -> last cause event id
-    for msg, ev in parsed:
-        kind = kinds[msg.topic]
+    # Label strings up front: an enum's .value costs a descriptor call per access.
+    labels = {topic: kind.value for topic, kind in kinds.items()}
+    for (msg, ev), needs in zip(parsed, reads, strict=True):
         if ev.id in cache.ids:
-            report.events[(kind.value, ev.type, "duplicate")] += 1
+            report.events[(labels[msg.topic], ev.type, "duplicate")] += 1
             continue
         key = ev.key
-        state = cache.state_for(ev)
+        state = cache.state_for(ev, needs)
         decision = apply(state, ev, policy)
         outcome = decision.outcome
         if outcome is Outcome.REJECTED:
             rejection = Rejection(Reason.NEGATIVE_RESULT, decision.message, ev.id, ev.type)
-            _reject(topics, msg, rejection, kind, report, out_by_part)
+            _reject(topics, msg, rejection, kinds[msg.topic], report, out_by_part)
             continue
-        report.events[(kind.value, ev.type, outcome.value)] += 1
-        writes.processed.append((ev.id, key, msg.topic, msg.partition, msg.offset,
-                                 outcome.value))
+        label = _NOOP if outcome is Outcome.NOOP else _APPLIED
+        report.events[(labels[msg.topic], ev.type, label)] += 1
+        writes.processed.append((ev.id, key, msg.topic, msg.partition, msg.offset, label))
         cache.record(ev, decision)
-        if outcome is Outcome.NOOP:
+        if label is _NOOP:
             continue
         before.setdefault(key, state.severity)
         dirty[key] = ev.id

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, NamedTuple, Union
 
 from pydantic import (
     AfterValidator,
@@ -324,8 +324,7 @@ OUTPUT_MODELS: dict[str, tuple[TopicKind, type[_Data]]] = {
 # --- the envelope and parsing --------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """A validated input event for one key; what the stock rules consume."""
 
     id: str

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 __all__ = ["Message", "decode", "encode"]
 
 _LEN = struct.Struct(">i")
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):
     topic: str
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def _put(out: list[bytes], blob: bytes | None) -> None:
@@ -55,6 +54,6 @@ def decode(blob: bytes) -> list[Message]:
         topic, key, value = take(), take(), take()
         (count,) = _LEN.unpack_from(view, pos)
         pos += 4
-        headers = [((take() or b"").decode(), take() or b"") for _ in range(count)]
+        headers = tuple(((take() or b"").decode(), take() or b"") for _ in range(count))
         found.append(Message((topic or b"").decode(), key, value, headers))
     return found

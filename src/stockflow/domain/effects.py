@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from stockflow.domain.state import Quantities, Reservation, StockState
 from stockflow.events import TopicKind
@@ -19,8 +18,7 @@ class Outcome(StrEnum):
     REJECTED = "rejected"  # negative_result: nothing remembered, goes to the DLQ
 
 
-@dataclass(frozen=True, slots=True)
-class Output:
+class Output(NamedTuple):
     """An event to emit. `line` makes its id unique among the outputs of one cause; `data`
     has the shape of the type's model in `stockflow.events.OUTPUT_MODELS` (or, for a
     forwarded input, `INPUT_MODELS`)."""
@@ -32,8 +30,7 @@ class Output:
     data: Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
+class LedgerEntry(NamedTuple):
     event_id: str
     event_type: str
     before: Quantities
@@ -43,8 +40,7 @@ class LedgerEntry:
     note: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     state: StockState
     outcome: Outcome
     outputs: tuple[Output, ...] = ()

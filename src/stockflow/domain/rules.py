@@ -12,7 +12,7 @@ stock.changed and the low-stock transition.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from stockflow.domain.effects import Decision, LedgerEntry, Outcome, Output
 from stockflow.domain.state import (
@@ -47,8 +47,7 @@ from stockflow.events import (
 __all__ = ["apply", "order_of", "references_of"]
 
 
-@dataclass(frozen=True, slots=True)
-class _Change:
+class _Change(NamedTuple):
     qty: Quantities
     lines: tuple[Reservation, ...] = ()
     refs: tuple[tuple[str, int], ...] = ()
@@ -87,9 +86,13 @@ def references_of(event: Event) -> tuple[str, ...]:
     return ()
 
 
+_ORDERED = (OrderPlaced, OrderConfirmed, OrderCancelled, ReservationExpired, ShipmentDispatched)
+
+
 def order_of(event: Event) -> str | None:
     """The order whose reservation lines at this key `event` may read or change."""
-    return getattr(event.data, "order_id", None)
+    d = event.data
+    return d.order_id if isinstance(d, _ORDERED) else None
 
 
 def apply(state: StockState, event: Event, policy: Policy) -> Decision:

