@@ -22,7 +22,7 @@ from stockflow.db import store
 from stockflow.db.migrate import migrations
 from stockflow.domain.state import Policy
 from stockflow.health import Health, serve
-from stockflow.kafka import admin, consumer, producer, require_copartitioned
+from stockflow.kafka import DeliveryFailures, admin, consumer, producer, require_copartitioned
 from stockflow.metrics import NullObserver, Observer, PrometheusObserver
 from stockflow.processor import Processor
 from stockflow.settings import Settings
@@ -68,8 +68,10 @@ def build_processor(settings: Settings, *, observer: Observer | None = None,
     reads = store.connect(settings.dsn(), settings.database_schema, autocommit=True)
     _require_migrated(reads)
     writes = store.connect(settings.dsn(), settings.database_schema)
+    failures = DeliveryFailures()
     return Processor(
-        consumer=consumer(settings), producer=producer(settings), conn=reads,
+        consumer=consumer(settings), producer=producer(settings, failures.config()),
+        failures=failures, conn=reads,
         writer_conn=writes, topics=topics,
         group=settings.group_id, policy=policy_of(settings),
         limits=Limits(settings.max_quantity, settings.max_message_bytes),

@@ -92,7 +92,7 @@ class StateCache:
             found = {r: q for r in reads.refs if (q := self.refs[(key, r)]) is not None}
             if found:
                 refs = MappingProxyType(found)
-        return base._replace(lines=lines, refs=refs) if lines or refs else base
+        return base.view(lines, refs) if lines or refs else base
 
     def record(self, event: Event, decision: Decision) -> None:
         """Remember an applied or no-op decision (rejections are not remembered)."""
@@ -100,7 +100,7 @@ class StateCache:
         if decision.ledger is None:
             return
         key = event.key
-        self.states[key] = decision.state._replace(lines=EMPTY_LINES, refs=EMPTY_REFS)
+        self.states[key] = decision.state.view(EMPTY_LINES, EMPTY_REFS)
         for r in decision.lines:
             self.lines[(key, r.order_id)][r.line_id] = r
         for ref, q in decision.refs:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from stockflow import StockflowError
 from stockflow.settings import Settings
 
 __all__ = [
+    "DeliveryFailures",
     "TopicsError",
     "admin",
     "consumer",
@@ -63,6 +64,22 @@ def producer(settings: Settings, extra: dict[str, Any] | None = None) -> Produce
         "batch.size": 1_000_000,
         "compression.type": "none",
     }, extra))
+
+
+class DeliveryFailures:
+    """A producer's failed deliveries. Configured (`config()`) as the producer's only
+    delivery callback with `delivery.report.only.error`, so a delivered message costs no
+    Python call: about 1 us less per message than a callback per `produce` (measured)."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def __call__(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self.messages.append(f"{msg.topic()}: {err}")
+
+    def config(self) -> dict[str, Any]:
+        return {"delivery.report.only.error": True, "on_delivery": self}
 
 
 def admin(settings: Settings) -> AdminClient:

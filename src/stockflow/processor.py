@@ -21,7 +21,6 @@ from typing import Any
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
-    KafkaError,
     KafkaException,
     Producer,
     TopicPartition,
@@ -33,6 +32,7 @@ from stockflow.checkpoint import Consumed, Limits, Prepared, commit, prepare
 from stockflow.db import store
 from stockflow.domain.state import Policy
 from stockflow.health import Health
+from stockflow.kafka import DeliveryFailures
 from stockflow.metrics import Observer
 from stockflow.outbox import Message, decode
 from stockflow.sweeper import due_expiries
@@ -49,12 +49,13 @@ class DeliveryError(StockflowError):
 
 class Processor:
     def __init__(
-        self, *, consumer: Consumer, producer: Producer, conn: store.Conn,
+        self, *, consumer: Consumer, producer: Producer, failures: DeliveryFailures,
+        conn: store.Conn,
         writer_conn: store.Conn, topics: Topics, group: str, policy: Policy, limits: Limits,
         observer: Observer, health: Health, batch_max: int = 5000, batch_wait: float = 0.1,
         sweep_interval: float = 5.0, cache_entries: int = 1_000_000,
     ) -> None:
-        self.consumer, self.producer = consumer, producer
+        self.consumer, self.producer, self.failures = consumer, producer, failures
         self.conn, self.writer_conn = conn, writer_conn  # reads (autocommit), writes
         self.topics, self.group, self.policy, self.limits = topics, group, policy, limits
         self.observer, self.health = observer, health
@@ -65,7 +66,6 @@ class Processor:
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="stockflow-writer")
         self.in_flight: Future[dict[tuple[str, int], tuple[int, int]]] | None = None
         self.flushed_outbox: list[int] = []  # touched by the writer, or while it is idle
-        self.failed: list[str] = []
         self.swept: dict[str, float] = {}
         self.next_sweep = 0.0
         self.processed = 0
@@ -158,17 +158,15 @@ class Processor:
 
     # --- producing ---------------------------------------------------------------------
 
-    def _delivered(self, err: KafkaError | None, msg: Any) -> None:
-        if err is not None:
-            self.failed.append(f"{msg.topic()}: {err}")
-
     def _produce(self, messages: list[Message]) -> None:
-        for m in messages:
-            headers: list[tuple[str, str | bytes | None]] | None = list(m.headers) or None
+        produce = self.producer.produce
+        for topic, key, value, headers in messages:
             while True:
                 try:
-                    self.producer.produce(m.topic, m.value, m.key, headers=headers,
-                                          on_delivery=self._delivered)
+                    if headers:
+                        produce(topic, value, key, headers=list(headers))
+                    else:
+                        produce(topic, value, key)
                     break
                 except BufferError:
                     self.producer.poll(0.05)
@@ -176,8 +174,9 @@ class Processor:
 
     def _flush(self) -> None:
         left = self.producer.flush(60)
-        if left or self.failed:
-            raise DeliveryError(f"{left} outputs undelivered, failures: {self.failed[:3]}")
+        failed = self.failures.messages
+        if left or failed:
+            raise DeliveryError(f"{left} outputs undelivered, failures: {failed[:3]}")
 
     # --- the loop ----------------------------------------------------------------------
 
