@@ -6,7 +6,7 @@ Reads go out in one pipeline; bulk rows go in by COPY or by `unnest` over arrays
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,23 +51,22 @@ def fetch(
 ) -> Fetched:
     """Stock rows of `keys`, every reservation line of each (key, order_id), the quantity of
     each applied (key, ref), and which of `ids` were processed: one pipelined round trip."""
-    line_keys, line_orders = _transpose(orders, 2)
-    ref_keys, ref_names = _transpose(refs, 2)
     with conn.pipeline():
         c_stock = conn.execute(
             "SELECT key, on_hand, reserved, in_transit, damaged, version, reorder_point, "
-            "safety_stock, severity FROM stock WHERE key = ANY(%b)", (keys,))
+            "safety_stock, severity FROM stock WHERE key = ANY(%s::text[])", (_texts(keys),))
         c_lines = conn.execute(
             "SELECT r.key, order_id, line_id, quantity, remaining, status, expires_at, "
             "backordered, line_count FROM reservations r "
-            "JOIN unnest(%b::text[], %b::text[]) AS w(key, order_id) USING (key, order_id)",
-            (line_keys, line_orders))
+            "JOIN unnest(%s::text[], %s::text[]) AS w(key, order_id) USING (key, order_id)",
+            (_texts([k for k, _ in orders]), _texts([o for _, o in orders])))
         c_refs = conn.execute(
             "SELECT m.key, ref, quantity FROM movement_refs m "
-            "JOIN unnest(%b::text[], %b::text[]) AS w(key, ref) USING (key, ref)",
-            (ref_keys, ref_names))
+            "JOIN unnest(%s::text[], %s::text[]) AS w(key, ref) USING (key, ref)",
+            (_texts([k for k, _ in refs]), _texts([r for _, r in refs])))
         c_seen = conn.execute(
-            "SELECT event_id FROM processed_events WHERE event_id = ANY(%b)", (ids,))
+            "SELECT event_id FROM processed_events WHERE event_id = ANY(%s::text[])",
+            (_texts(ids),))
     stock = {}
     for k, oh, res, it, dmg, ver, rp, ss, sev in c_stock.fetchall():
         sku, wh = k.split("@", 1)
@@ -125,19 +124,20 @@ def write(
         if w.refs:
             conn.execute(
                 "INSERT INTO movement_refs (key, ref, quantity) "
-                "SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[])",
-                _transpose(w.refs, 3))
+                "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[])",
+                (_texts([k for k, _, _ in w.refs]), _texts([r for _, r, _ in w.refs]),
+                 _ints([q for _, _, q in w.refs])))
         if w.alerts_changed:
             _alerts(conn, w.alerts_changed)
         if delete_outbox:
             conn.execute("DELETE FROM outbox WHERE id = ANY(%b)", (delete_outbox,))
         outbox_cur = None
         if w.outbox:
-            parts, counts, blobs = _transpose(w.outbox, 3)
+            parts, counts, blobs = zip(*w.outbox, strict=True)
             outbox_cur = conn.execute(
                 "INSERT INTO outbox (group_id, partition, messages, payload) "
                 "SELECT %s, * FROM unnest(%b::int[], %b::int[], %b::bytea[]) RETURNING id",
-                (group, parts, counts, blobs))
+                (group, list(parts), list(counts), list(blobs)))
         offsets_cur = _advance(conn, group, offsets) if offsets else None
     if offsets_cur is not None and offsets_cur.rowcount != len(offsets):
         raise FencedError(f"consumer positions moved under this member ({offsets_cur.rowcount} of "
@@ -145,61 +145,82 @@ def write(
     return [r[0] for r in outbox_cur.fetchall()] if outbox_cur else []
 
 
-def _transpose(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    cols: list[list[object]] = [[] for _ in range(width)]
-    for row in rows:
-        for i, v in enumerate(row):
-            cols[i].append(v)
-    return cols
+# Bulk parameters go as array literals built with one join: psycopg's array dumper costs
+# about 0.3 us per element in Python, these about 0.05 (measured), and a batch sends
+# tens of thousands of elements.
+
+def _texts(values: Sequence[str]) -> str:
+    """A text[] literal. Every element is quoted; backslashes and quotes are escaped."""
+    body = '","'.join(values)
+    if '"' in body or "\\" in body:
+        body = '","'.join([v.replace("\\", "\\\\").replace('"', '\\"') for v in values])
+    return f'{{"{body}"}}' if values else "{}"
+
+
+def _ints(values: Iterable[int]) -> str:
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def _nullable(values: Iterable[object | None]) -> str:
+    """An array literal of values whose text form needs no escaping (ints, datetimes)."""
+    return "{" + ",".join(["NULL" if v is None else f'"{v}"' for v in values]) + "}"
 
 
 def _upsert_stock(conn: Conn, states: list[StockState]) -> None:
-    cols = _transpose([(s.key, s.sku, s.warehouse, s.qty.on_hand, s.qty.reserved,
-                        s.qty.in_transit, s.qty.damaged, s.version, s.reorder_point,
-                        s.safety_stock, s.severity) for s in states], 11)
+    qty = [s.qty for s in states]
     conn.execute(
         "INSERT INTO stock (key, sku, warehouse, on_hand, reserved, in_transit, damaged, version,"
-        " reorder_point, safety_stock, severity) SELECT * FROM unnest(%b::text[], %b::text[],"
-        " %b::text[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[],"
-        " %b::bigint[], %b::bigint[], %b::text[]) ON CONFLICT (key) DO UPDATE SET"
+        " reorder_point, safety_stock, severity) SELECT * FROM unnest(%s::text[], %s::text[],"
+        " %s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],"
+        " %s::bigint[], %s::bigint[], %s::text[]) ON CONFLICT (key) DO UPDATE SET"
         " on_hand = EXCLUDED.on_hand, reserved = EXCLUDED.reserved,"
         " in_transit = EXCLUDED.in_transit, damaged = EXCLUDED.damaged,"
         " version = EXCLUDED.version, reorder_point = EXCLUDED.reorder_point,"
         " safety_stock = EXCLUDED.safety_stock, severity = EXCLUDED.severity, updated_at = now()",
-        cols)
+        (_texts([s.key for s in states]), _texts([s.sku for s in states]),
+         _texts([s.warehouse for s in states]), _ints(q.on_hand for q in qty),
+         _ints(q.reserved for q in qty), _ints(q.in_transit for q in qty),
+         _ints(q.damaged for q in qty), _ints(s.version for s in states),
+         _ints(s.reorder_point for s in states), _ints(s.safety_stock for s in states),
+         _texts([s.severity for s in states])))
 
 
 def _upsert_lines(conn: Conn,
                   lines: dict[tuple[str, str, str], tuple[Reservation, int]]) -> None:
-    cols = _transpose([(key, r.order_id, r.line_id, r.quantity, r.remaining, r.status.value,
-                        r.expires_at, r.backordered, r.line_count, part)
-                       for (key, _, _), (r, part) in lines.items()], 10)
+    rs = [r for r, _ in lines.values()]
     conn.execute(
         "INSERT INTO reservations (key, order_id, line_id, quantity, remaining, status,"
-        " expires_at, backordered, line_count, partition) SELECT * FROM unnest(%b::text[],"
-        " %b::text[], %b::text[], %b::bigint[], %b::bigint[], %b::text[], %b::timestamptz[],"
-        " %b::bool[], %b::int[], %b::int[]) ON CONFLICT (key, order_id, line_id) DO UPDATE SET"
+        " expires_at, backordered, line_count, partition) SELECT * FROM unnest(%s::text[],"
+        " %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::timestamptz[],"
+        " %s::bool[], %s::int[], %s::int[]) ON CONFLICT (key, order_id, line_id) DO UPDATE SET"
         " quantity = EXCLUDED.quantity, remaining = EXCLUDED.remaining,"
         " status = EXCLUDED.status, expires_at = EXCLUDED.expires_at,"
         " backordered = EXCLUDED.backordered, updated_at = now()",
-        cols)
+        (_texts([k for k, _, _ in lines]), _texts([r.order_id for r in rs]),
+         _texts([r.line_id for r in rs]), _ints(r.quantity for r in rs),
+         _ints(r.remaining for r in rs), _texts([r.status.value for r in rs]),
+         _nullable(r.expires_at for r in rs), _nullable(r.backordered for r in rs),
+         _nullable(r.line_count for r in rs), _ints(p for _, p in lines.values())))
 
 
 def _alerts(conn: Conn,
             changed: list[tuple[StockState, str]]) -> None:
-    open_ = [(s.key, s.severity, s.qty.available, s.reorder_point, cause)
-             for s, cause in changed if s.severity != "ok"]
+    open_ = [(s, cause) for s, cause in changed if s.severity != "ok"]
     resolved = [s.key for s, _ in changed if s.severity == "ok"]
     if open_:
         conn.execute(
             "INSERT INTO low_stock_alerts (key, severity, available, reorder_point,"
-            " cause_event_id) SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[],"
-            " %b::bigint[], %b::text[]) ON CONFLICT (key) DO UPDATE SET"
+            " cause_event_id) SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[],"
+            " %s::bigint[], %s::text[]) ON CONFLICT (key) DO UPDATE SET"
             " severity = EXCLUDED.severity, available = EXCLUDED.available,"
             " reorder_point = EXCLUDED.reorder_point, cause_event_id = EXCLUDED.cause_event_id,"
-            " updated_at = now()", _transpose(open_, 5))
+            " updated_at = now()",
+            (_texts([s.key for s, _ in open_]), _texts([s.severity for s, _ in open_]),
+             _ints(s.qty.available for s, _ in open_), _ints(s.reorder_point for s, _ in open_),
+             _texts([c for _, c in open_])))
     if resolved:
-        conn.execute("DELETE FROM low_stock_alerts WHERE key = ANY(%b)", (resolved,))
+        conn.execute("DELETE FROM low_stock_alerts WHERE key = ANY(%s::text[])",
+                     (_texts(resolved),))
 
 
 def _advance(conn: Conn, group: str,

@@ -1,0 +1,46 @@
+"""Batch writes and reads keep every string exactly, whatever characters ids carry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from stockflow.db import store
+from stockflow.db.migrate import migrate
+from stockflow.domain.state import Quantities, Reservation, Status, StockState
+from stockflow.localenv import LocalServices
+
+AWKWARD = ['plain', 'with "quotes"', "back\\slash", "trailing\\", "a,b", "{braces}", "NULL",
+           " spaced ", "tab\tand\nnewline", "ünïcødé ✓", "'single'", '\\"mixed\\"']
+
+
+@pytest.fixture
+def conn(services: LocalServices, unique: str) -> store.Conn:
+    schema = f"st_{unique}"
+    migrate(services.database_url, schema)
+    return store.connect(services.database_url, schema)
+
+
+def test_awkward_ids_round_trip(conn: store.Conn) -> None:
+    key = "SKU-1@WH-1"
+    due = datetime(2026, 1, 1, 12, 30, tzinfo=UTC)
+    lines = {(key, order, f"L{i}"): (Reservation(order, f"L{i}", i + 1, i, Status.PENDING,
+                                                 due if i % 2 else None, bool(i % 2),
+                                                 None if i % 3 else i), 3)
+             for i, order in enumerate(AWKWARD)}
+    writes = store.Writes(
+        states=[StockState("SKU-1", "WH-1", Quantities(50, 10, 2, 1), 7, 5, 1, "ok")],
+        lines=lines,
+        refs=[(key, ref, n) for n, ref in enumerate(AWKWARD)],
+        processed=[(ident, key, "t", 0, n, "applied") for n, ident in enumerate(AWKWARD[::2])],
+    )
+    with conn.transaction():
+        store.write(conn, "g", writes, offsets={}, delete_outbox=[])
+    got = store.fetch(conn, keys=[key], orders=[(key, o) for o in AWKWARD],
+                      refs=[(key, r) for r in AWKWARD], ids=AWKWARD)
+    assert got.stock[key] == writes.states[0]
+    assert {(key, o, ln): (r, 3) for (k, o), rs in got.lines.items() for ln, r in rs.items()
+            } == lines
+    assert got.refs == {(key, ref): n for n, ref in enumerate(AWKWARD)}
+    assert got.seen == set(AWKWARD[::2])
