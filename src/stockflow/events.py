@@ -392,7 +392,9 @@ def parse(
 ) -> Event | Rejection:
     """Validate one consumed message against the contract. Reasons are checked in this
     order: oversized, invalid_json, invalid_envelope, unknown_type, wrong_topic,
-    schema_violation / quantity_out_of_range, key_mismatch."""
+    schema_violation / quantity_out_of_range, key_mismatch; a NUL in any string (which
+    Postgres cannot store) is an invalid_envelope or schema_violation found after
+    wrong_topic."""
     raw = value or b""
     if len(raw) > max_bytes:
         return Rejection(Reason.OVERSIZED, f"message is {len(raw)} bytes, limit {max_bytes}")
@@ -405,6 +407,9 @@ def parse(
     if home is not topic:
         return Rejection(Reason.WRONG_TOPIC,
                          f"{env.type} belongs on {home.value}, not {topic.value}", *ident)
+    if b"\\u0000" in raw and (nul := _nul_in(raw)) is not None:
+        return Rejection(nul, "a string holds U+0000 (NUL), which Postgres text cannot store",
+                         *ident)
     parts = split_key(key.decode("utf-8", "replace")) if key is not None else None
     if parts is None:
         return Rejection(Reason.KEY_MISMATCH, f"Kafka key {key!r} is not SKU@WAREHOUSE", *ident)
@@ -441,6 +446,27 @@ def _rejected(topic: TopicKind, raw: bytes, exc: ValidationError) -> Rejection:
     ranged = "quantity_out_of_range" in kinds
     reason = Reason.QUANTITY_OUT_OF_RANGE if ranged else Reason.SCHEMA_VIOLATION
     return Rejection(reason, _errors(exc), *ident)
+
+
+def _nul_in(raw: bytes) -> Reason | None:
+    """Where a valid envelope carries NUL in a string: in its data (schema_violation) or in
+    the envelope itself (invalid_envelope). Stored, it would fail the batch's transaction
+    on every retry. Called only when the JSON spells \\u0000 (which may be an escaped
+    backslash followed by "u0000", so look at the decoded strings)."""
+
+    def has(value: Any) -> bool:
+        if isinstance(value, str):
+            return "\x00" in value
+        if isinstance(value, dict):
+            return any(has(k) or has(v) for k, v in value.items())
+        if isinstance(value, list):
+            return any(has(v) for v in value)
+        return False
+
+    doc = json.loads(raw)
+    if has(doc.get("data")):
+        return Reason.SCHEMA_VIOLATION
+    return Reason.INVALID_ENVELOPE if has({k: v for k, v in doc.items() if k != "data"}) else None
 
 
 def _id_type(raw: bytes) -> tuple[str | None, str | None]:

@@ -47,6 +47,23 @@ def test_rejections_carry_the_contract_reason(value: bytes, want: Reason) -> Non
     assert reason(TopicKind.ORDERS, KEY, value) is want
 
 
+@pytest.mark.parametrize(("id_", "data", "want"), [
+    ("a\x00b", PLACED, Reason.INVALID_ENVELOPE),
+    ("1", {**PLACED, "order_id": "O\x00"}, Reason.SCHEMA_VIOLATION),
+    ("1", {**PLACED, "gift_note": "\x00"}, Reason.SCHEMA_VIOLATION),
+])
+def test_nul_in_a_string_is_rejected(id_: str, data: dict[str, object], want: Reason) -> None:
+    # Postgres text cannot hold NUL: accepted, it would fail every retry of the batch.
+    assert reason(TopicKind.ORDERS, KEY, envelope("order.placed", data, id_=id_)) is want
+
+
+def test_an_escaped_backslash_before_u0000_is_not_nul() -> None:
+    value = envelope("order.placed", {**PLACED, "order_id": "O\\u0000"}, id_="1")
+    got = parse(TopicKind.ORDERS, KEY, value)
+    assert isinstance(got, Event)
+    assert got.data.order_id == "O\\u0000"  # type: ignore[union-attr]
+
+
 def test_missing_or_malformed_kafka_key_is_a_key_mismatch() -> None:
     value = envelope("order.placed", PLACED, id_="1")
     assert reason(TopicKind.ORDERS, None, value) is Reason.KEY_MISMATCH
