@@ -383,6 +383,7 @@ def _typed_envelope(type_: str, data: type[_Data]) -> type[_EnvelopeBase]:
 _INPUT: TypeAdapter[Any] = TypeAdapter(Annotated[  # type: ignore[arg-type]
     Union[tuple(_typed_envelope(t, m) for t, (_, m) in INPUT_MODELS.items())],  # noqa: UP007
     Field(discriminator="type")])
+_VALIDATE_JSON = _INPUT.validator.validate_json  # without TypeAdapter's per-call wrapper
 _ENVELOPE_SHAPE = {"missing", "model_type", "model_attributes_type", "dict_type"}
 
 
@@ -399,7 +400,7 @@ def parse(
     if len(raw) > max_bytes:
         return Rejection(Reason.OVERSIZED, f"message is {len(raw)} bytes, limit {max_bytes}")
     try:
-        env: Any = _INPUT.validate_json(raw, context={"max_quantity": max_quantity})
+        env: Any = _VALIDATE_JSON(raw, context={"max_quantity": max_quantity})
     except ValidationError as exc:
         return _rejected(topic, raw, exc)
     home = INPUT_MODELS[env.type][0]
@@ -410,19 +411,37 @@ def parse(
     if b"\\u0000" in raw and (nul := _nul_in(raw)) is not None:
         return Rejection(nul, "a string holds U+0000 (NUL), which Postgres text cannot store",
                          *ident)
-    parts = split_key(key.decode("utf-8", "replace")) if key is not None else None
+    parts = _key_parts(key) if key is not None else None
     if parts is None:
         return Rejection(Reason.KEY_MISMATCH, f"Kafka key {key!r} is not SKU@WAREHOUSE", *ident)
+    sku, warehouse, text = parts
     data = env.data
-    named = (data.sku, data.warehouse)
-    if named not in ((None, None), parts):
+    if (data.sku is not None or data.warehouse is not None) and (
+            data.sku != sku or data.warehouse != warehouse):
         return Rejection(Reason.KEY_MISMATCH,
-                         f"Kafka key {key!r} is not the data's {named[0]}@{named[1]}", *ident)
-    if env.subject is not None and env.subject != f"{parts[0]}@{parts[1]}":
+                         f"Kafka key {key!r} is not the data's {data.sku}@{data.warehouse}",
+                         *ident)
+    if env.subject is not None and env.subject != text:
         return Rejection(Reason.KEY_MISMATCH,
                          f"subject {env.subject!r} is not the Kafka key {key!r}", *ident)
-    return Event(env.id, env.type, env.time, parts[0], parts[1], data,
-                 f"{parts[0]}@{parts[1]}")
+    return Event(env.id, env.type, env.time, sku, warehouse, data, text)
+
+
+# Valid Kafka keys seen, as (sku, warehouse, key): a processor sees the same few thousand
+# keys again and again, and decoding and matching each one cost more than the lookup.
+_KEYS: dict[bytes, tuple[str, str, str]] = {}
+
+
+def _key_parts(key: bytes) -> tuple[str, str, str] | None:
+    found = _KEYS.get(key)
+    if found is None:
+        parts = split_key(key.decode("utf-8", "replace"))
+        if parts is None:
+            return None
+        if len(_KEYS) >= 100_000:
+            _KEYS.clear()
+        found = _KEYS[key] = (parts[0], parts[1], f"{parts[0]}@{parts[1]}")
+    return found
 
 
 def _rejected(topic: TopicKind, raw: bytes, exc: ValidationError) -> Rejection:

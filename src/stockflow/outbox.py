@@ -17,24 +17,29 @@ class Message(NamedTuple):
     headers: tuple[tuple[str, bytes], ...] = ()
 
 
-def _put(out: list[bytes], blob: bytes | None) -> None:
-    if blob is None:
-        out.append(_LEN.pack(-1))
-    else:
-        out.append(_LEN.pack(len(blob)))
-        out.append(blob)
+def _framed(blob: bytes | None) -> bytes:
+    return _NONE if blob is None else _LEN.pack(len(blob)) + blob
+
+
+_NONE = _LEN.pack(-1)
 
 
 def encode(messages: list[Message]) -> bytes:
+    """Each message as its length-prefixed topic, key and value, then its header count and
+    length-prefixed header names and values."""
     out: list[bytes] = []
-    for m in messages:
-        _put(out, m.topic.encode())
-        _put(out, m.key)
-        _put(out, m.value)
-        out.append(_LEN.pack(len(m.headers)))
-        for name, value in m.headers:
-            _put(out, name.encode())
-            _put(out, value)
+    topics: dict[str, bytes] = {}
+    for topic, key, value, headers in messages:
+        framed_topic = topics.get(topic)
+        if framed_topic is None:
+            framed_topic = topics[topic] = _framed(topic.encode())
+        out.append(framed_topic)
+        out.append(_framed(key))
+        out.append(_framed(value))
+        out.append(_LEN.pack(len(headers)))
+        for name, data in headers:
+            out.append(_framed(name.encode()))
+            out.append(_framed(data))
     return b"".join(out)
 
 

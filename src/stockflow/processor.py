@@ -201,6 +201,7 @@ class Processor:
         msgs = self.consumer.consume(num_messages=self.batch_max, timeout=self.batch_wait)
         self.health.tick()
         batch: list[Consumed] = []
+        assigned = self.assigned
         for m in msgs:
             err = m.error()
             if err is not None:
@@ -208,10 +209,12 @@ class Processor:
                     raise StockflowError(f"fatal consumer error: {err}")
                 log.warning("consumer error: %s", err)
                 continue
-            tp, offset = (m.topic(), m.partition()), m.offset()
-            if tp in self.assigned and offset is not None:
-                batch.append(Consumed(tp[0], tp[1], offset, m.key(), m.value(),
-                                      _headers(m.headers())))
+            topic, part, offset = m.topic(), m.partition(), m.offset()
+            # A message of a partition revoked since it was fetched is not ours to apply.
+            if (topic, part) in assigned and topic and part is not None and offset is not None:
+                raw = m.headers()
+                batch.append(Consumed(topic, part, offset, m.key(), m.value(),
+                                      _headers(raw) if raw else None))
         if batch:
             self._process(batch)
         elif self.in_flight is None or self.in_flight.done():
@@ -288,9 +291,7 @@ class Processor:
         self.observer.on_swept(len(fresh))
 
 
-def _headers(raw: Any) -> list[tuple[str, bytes]] | None:
-    if not raw:
-        return None
+def _headers(raw: Any) -> list[tuple[str, bytes]]:
     return [(k, v if isinstance(v, bytes) else str(v or "").encode()) for k, v in raw]
 
 
