@@ -399,13 +399,14 @@ def _thresholds(state: StockState, d: ThresholdsSet) -> _Change | Decision:
 
 def _settle(state: StockState, event: Event, change: _Change) -> Decision:
     reorder_point, safety_stock = change.thresholds or (state.reorder_point, state.safety_stock)
-    qty = change.qty
-    severity = severity_of(qty.available, reorder_point)
+    old, qty = state.qty, change.qty
+    available = qty.on_hand - qty.reserved
+    severity = severity_of(available, reorder_point)
     version = state.version + 1
     lines = state.lines
     if change.lines:
         merged: dict[LineKey, Reservation] = dict(lines)
-        merged.update((r.line, r) for r in change.lines)
+        merged.update({(r.order_id, r.line_id): r for r in change.lines})
         lines = merged
     refs = state.refs
     if change.refs:
@@ -415,14 +416,15 @@ def _settle(state: StockState, event: Event, change: _Change) -> Decision:
     outputs: list[Output] = []
     cause = _cause(event)
     key = state.key
-    if qty != state.qty:
-        delta = qty.minus(state.qty)
+    if qty != old:
         outputs.append(Output(TopicKind.STOCK_CHANGED, "stock.changed", key, key, {
             "sku": state.sku, "warehouse": state.warehouse, "on_hand": qty.on_hand,
-            "reserved": qty.reserved, "available": qty.available, "in_transit": qty.in_transit,
+            "reserved": qty.reserved, "available": available, "in_transit": qty.in_transit,
             "damaged": qty.damaged, "version": version,
-            "delta": {"on_hand": delta.on_hand, "reserved": delta.reserved,
-                      "in_transit": delta.in_transit, "damaged": delta.damaged},
+            "delta": {"on_hand": qty.on_hand - old.on_hand,
+                      "reserved": qty.reserved - old.reserved,
+                      "in_transit": qty.in_transit - old.in_transit,
+                      "damaged": qty.damaged - old.damaged},
             "cause": cause}))
     outputs.extend(change.outputs)
     if severity != state.severity:
@@ -430,8 +432,8 @@ def _settle(state: StockState, event: Event, change: _Change) -> Decision:
                 else "changed")
         outputs.append(Output(TopicKind.LOW_STOCK, f"low-stock.{word}", key, key, {
             "sku": state.sku, "warehouse": state.warehouse, "severity": severity,
-            "available": qty.available, "reorder_point": reorder_point,
+            "available": available, "reorder_point": reorder_point,
             "safety_stock": safety_stock, "cause": cause}))
-    ledger = LedgerEntry(event.id, event.type, state.qty, qty, version, change.reference,
+    ledger = LedgerEntry(event.id, event.type, old, qty, version, change.reference,
                          change.note)
     return Decision(new, Outcome.APPLIED, tuple(outputs), ledger, change.lines, change.refs)

@@ -58,10 +58,6 @@ class Quantities(NamedTuple):
         return Quantities(self.on_hand + on_hand, self.reserved + reserved,
                           self.in_transit + in_transit, self.damaged + damaged)
 
-    def minus(self, other: Quantities) -> Quantities:
-        return Quantities(self.on_hand - other.on_hand, self.reserved - other.reserved,
-                          self.in_transit - other.in_transit, self.damaged - other.damaged)
-
 
 class Reservation(NamedTuple):
     order_id: str
