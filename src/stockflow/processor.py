@@ -50,10 +50,9 @@ class DeliveryError(StockflowError):
 class Processor:
     def __init__(
         self, *, consumer: Consumer, producer: Producer, failures: DeliveryFailures,
-        conn: store.Conn,
-        writer_conn: store.Conn, topics: Topics, group: str, policy: Policy, limits: Limits,
-        observer: Observer, health: Health, batch_max: int = 5000, batch_wait: float = 0.1,
-        sweep_interval: float = 5.0, cache_entries: int = 1_000_000,
+        conn: store.Conn, writer_conn: store.Conn, topics: Topics, group: str, policy: Policy,
+        limits: Limits, observer: Observer, health: Health, batch_max: int = 5000,
+        batch_wait: float = 0.1, sweep_interval: float = 5.0, cache_entries: int = 1_000_000,
     ) -> None:
         self.consumer, self.producer, self.failures = consumer, producer, failures
         self.conn, self.writer_conn = conn, writer_conn  # reads (autocommit), writes
