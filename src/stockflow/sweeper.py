@@ -11,6 +11,7 @@ from stockflow.db.store import Conn
 from stockflow.emit import SOURCE, output_id
 from stockflow.events import TopicKind
 from stockflow.outbox import Message
+from stockflow.publisher import envelope
 from stockflow.topics import Topics
 
 __all__ = ["due_expiries"]
@@ -29,10 +30,9 @@ def due_expiries(conn: Conn, partitions: list[int], now: datetime, topics: Topic
         sku, _, warehouse = key.partition("@")
         ident = output_id(f"{key}\x1f{order_id}\x1f{line_id}", "reservation.expired",
                           expires_at.isoformat())
-        doc = {"specversion": "1.0", "id": ident, "source": f"{SOURCE}/sweeper",
-               "type": "reservation.expired", "time": now.isoformat(), "subject": key,
-               "data": {"order_id": order_id, "line_id": line_id, "sku": sku,
-                        "warehouse": warehouse}}
+        doc = envelope("reservation.expired", {"order_id": order_id, "line_id": line_id,
+                                               "sku": sku, "warehouse": warehouse},
+                       id_=ident, time=now, source=f"{SOURCE}/sweeper") | {"subject": key}
         value = json.dumps(doc, separators=(",", ":")).encode()
         found.append((ident, Message(topics.name(TopicKind.ORDERS), key.encode(), value)))
     return found

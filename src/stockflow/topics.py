@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 
 from stockflow.events import TopicKind
 
@@ -16,11 +17,11 @@ OUTPUTS = (TopicKind.STOCK_CHANGED, TopicKind.LOW_STOCK, TopicKind.OVERSELL,
 @dataclass(frozen=True)
 class Topics:
     prefix: str = "inventory."
-    _names: dict[TopicKind, str] = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        # Named once: this runs for every output, and an enum's .value is a descriptor call.
-        object.__setattr__(self, "_names", {k: f"{self.prefix}{k.value}" for k in TopicKind})
+    @cached_property
+    def _names(self) -> dict[TopicKind, str]:
+        # Named once: `name` runs for every output, and an enum's .value is a descriptor call.
+        return {k: f"{self.prefix}{k.value}" for k in TopicKind}
 
     def name(self, kind: TopicKind) -> str:
         return self._names[kind]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from stockflow.domain.effects import Decision, Outcome
 from stockflow.domain.rules import apply
 from stockflow.domain.state import Policy, Status, StockState, new_state
@@ -64,11 +68,17 @@ def test_safety_stock_limits_sellable_and_backorder_overrides() -> None:
     assert d.outputs[1].data["backordered"] is True
 
 
-def test_same_line_placed_twice_is_a_noop() -> None:
-    st, [_, d] = run(event("order.placed", order_id="O1", line_id="1", quantity=3),
-                     event("order.placed", order_id="O1", line_id="1", quantity=3),
-                     state=stocked(50))
-    assert d.outcome is Outcome.NOOP and st.qty.reserved == 3
+@pytest.mark.parametrize(("type_", "ids", "stock", "figure", "after"), [
+    # the same line placed twice
+    ("order.placed", {"order_id": "O1", "line_id": "1", "quantity": 3}, 50, "reserved", 3),
+    # the same reference under a new event id
+    ("shipment.dispatched", {"shipment_id": "S1", "line_id": "1", "quantity": 2}, 10,
+     "on_hand", 8),
+])
+def test_a_repeated_line_or_reference_is_a_noop(type_: str, ids: dict[str, Any], stock: int,
+                                                figure: str, after: int) -> None:
+    st, [_, d] = run(event(type_, **ids), event(type_, **ids), state=stocked(stock))
+    assert d.outcome is Outcome.NOOP and getattr(st.qty, figure) == after
 
 
 def test_confirm_cancel_and_expiry() -> None:
@@ -107,13 +117,6 @@ def test_shipment_consumes_lines_in_line_order_and_oversells_past_on_hand() -> N
     [over] = [o.data for o in ds[-1].outputs if o.type == "oversell.detected"]
     assert (over["kind"], over["requested"], over["available_before"], over["shortfall"]) == (
         "shipment_exceeds_on_hand", 4, 3, 1)
-
-
-def test_same_reference_under_a_new_event_id_is_a_noop() -> None:
-    st, [_, d] = run(event("shipment.dispatched", shipment_id="S1", line_id="1", quantity=2),
-                     event("shipment.dispatched", shipment_id="S1", line_id="1", quantity=2),
-                     state=stocked(10))
-    assert d.outcome is Outcome.NOOP and st.qty.on_hand == 8
 
 
 def test_transfer_phases_and_forwarding() -> None:
