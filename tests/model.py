@@ -2,7 +2,8 @@
 
 Written straight from ../shared/CONTRACT.md with plain mutable dicts; it shares no code
 with stockflow's rules (only the workload's bytes go in). Fed a stream whose outcome does
-not depend on cross-topic interleaving, it predicts each key's final quantities.
+not depend on cross-topic interleaving, it predicts each key's final quantities and each
+order line's (status, quantity, remaining, shipped).
 """
 
 from __future__ import annotations
@@ -97,17 +98,22 @@ class Model:
         s = self.key(k)
         line = (d.get("order_id"), d.get("line_id"))
         if t == "order.placed":
-            if line in s.lines:
-                return True
+            old = s.lines.get(line)
+            if old and (old["q"] or old["status"] != "fulfilled"):
+                return True  # placed before, or cancelled before it was placed
+            early = old["shipped"] if old else 0  # shipped before it was placed
             q = d["quantity"]
-            sellable = s.on_hand - s.reserved - s.safety_stock
+            sellable = s.on_hand - s.reserved - s.safety_stock + early
             if q <= sellable or d.get("allow_backorder"):
                 exp = d.get("expires_at")
-                s.lines[line] = {"q": q, "left": q, "status": "pending",
+                left = max(q - early, 0)
+                s.lines[line] = {"q": q, "left": left, "shipped": early,
+                                 "status": "pending" if left else "fulfilled",
                                  "exp": datetime.fromisoformat(exp) if exp else at + self.ttl}
-                s.reserved += q
+                s.reserved += left
             else:
-                s.lines[line] = {"q": q, "left": 0, "status": "rejected", "exp": None}
+                s.lines[line] = {"q": q, "left": 0, "status": "rejected", "exp": None,
+                                 "shipped": early}
         elif t == "order.confirmed":
             for (o, ln), r in s.lines.items():
                 if o == d["order_id"] and d.get("line_id") in (None, ln) and \
@@ -121,8 +127,11 @@ class Model:
                     if r["status"] in ACTIVE:
                         s.reserved -= r["left"]
                         r["left"], r["status"] = 0, "released"
-            if not hit and d.get("line_id") is not None:
-                s.lines[line] = {"q": 0, "left": 0, "status": "released", "exp": None}
+            old = s.lines.get(line)
+            if d.get("line_id") is not None and (
+                    not hit or (old and old["q"] == 0 and old["status"] == "fulfilled")):
+                s.lines[line] = {"q": 0, "left": 0, "status": "released", "exp": None,
+                                 "shipped": old["shipped"] if old else 0}
         elif t == "reservation.expired":
             r = s.lines.get(line)
             if r and r["status"] == "pending" and r["exp"] <= at:
@@ -181,17 +190,30 @@ class Model:
 
     @staticmethod
     def _consume(s: Key, order_id: str, line_id: str | None, q: int) -> None:
-        if line_id is not None and (order_id, line_id) not in s.lines:
-            s.lines[(order_id, line_id)] = {"q": q, "left": 0, "status": "fulfilled",
-                                            "exp": None}
+        if line_id is not None:
+            r = s.lines.setdefault((order_id, line_id), {"q": 0, "left": 0, "shipped": 0,
+                                                         "status": "fulfilled", "exp": None})
+            r["shipped"] += q
+            if r["status"] in ACTIVE:
+                take = min(q, r["left"])
+                r["left"] -= take
+                s.reserved -= take
+            if r["q"] and r["status"] != "rejected" and r["shipped"] >= r["q"]:
+                r["status"] = "fulfilled"
             return
         for (o, ln) in sorted(s.lines):
             r = s.lines[(o, ln)]
-            if o != order_id or line_id not in (None, ln) or r["status"] not in ACTIVE or q == 0:
+            if o != order_id or r["status"] not in ACTIVE or q == 0:
                 continue
             take = min(q, r["left"])
             q -= take
             r["left"] -= take
+            r["shipped"] += take
             s.reserved -= take
             if r["left"] == 0:
                 r["status"] = "fulfilled"
+
+    def line_states(self, k: str) -> dict[tuple[str, str], tuple[str, int, int, int]]:
+        """(status, quantity, remaining, shipped) of every line recorded at key `k`."""
+        return {line: (r["status"], r["q"], r["left"], r["shipped"])
+                for line, r in self.key(k).lines.items()}

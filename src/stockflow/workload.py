@@ -4,7 +4,9 @@ Every input type appears, with repeated event ids, references re-sent under new 
 invalid messages of every DLQ reason, and a random interleaving across topics (a
 shipment may come before its order.placed). The stream is built so that its final state
 does not depend on how the topics interleave: stock is ample where orders are placed,
-order lines ship in full, and rejections are of amounts no interleaving could allow.
+shipments of order lines name their line (a line ships whole, split in two, a few units
+over, or partly or wholly after a cancel), and rejections are of amounts no interleaving
+could allow.
 The `setup` part (opening stock and thresholds) must be processed before the `stream`.
 """
 
@@ -215,11 +217,24 @@ def _order(b: _Builder, order_id: str, keys: list[str]) -> None:
             b.add("order.confirmed", key, ids)
         if fate == "cancel":
             b.add("order.cancelled", key, {**ids, "reason": "customer"})
+            if rng.random() < 0.3:  # some or all of it had left already
+                _ship_line(b, key, ids, [rng.randint(1, q)])
         if fate == "expire":
             b.add("reservation.expired", key, ids)
         if fate in ("ship", "confirm_ship"):
-            b.add("shipment.dispatched", key, {"shipment_id": f"S-{order_id}-{line}",
-                                               "quantity": q, **ids})
+            shape = rng.choices(["whole", "split", "over"], [6, 3, 1])[0]
+            cut = rng.randint(1, q - 1) if shape == "split" and q > 1 else q
+            parts = [cut, q - cut] if cut < q else [q]
+            _ship_line(b, key, ids, parts + ([rng.randint(1, 5)] if shape == "over" else []))
+
+
+def _ship_line(b: _Builder, key: str, ids: dict[str, str], parts: list[int]) -> None:
+    """Shipments naming the line, one per part (each its own shipment_id)."""
+    for n, part in enumerate(parts, 1):
+        suffix = "" if n == 1 else f"-{n}"
+        b.add("shipment.dispatched", key, {
+            "shipment_id": f"S-{ids['order_id']}-{ids['line_id']}{suffix}", "quantity": part,
+            **ids})
 
 
 def _always_rejected(b: _Builder, key: str) -> None:

@@ -105,6 +105,70 @@ def test_cancel_before_place_makes_the_place_a_noop() -> None:
     assert d.outcome is Outcome.NOOP and st.qty.reserved == 0
 
 
+def _line(st: StockState, order: str = "O1", line: str = "1") -> tuple[str, int, int, int]:
+    r = st.lines[(order, line)]
+    return (r.status.value, r.quantity, r.remaining, r.shipped)
+
+
+def test_a_partial_shipment_before_its_placement_leaves_the_same_reservation() -> None:
+    place = event("order.placed", order_id="O1", line_id="1", quantity=3)
+    ship = event("shipment.dispatched", shipment_id="S1", order_id="O1", line_id="1",
+                 quantity=2)
+    first, _ = run(place, ship, state=stocked(10))
+    late, [_, d] = run(ship, place, state=stocked(10))
+    for st in (first, late):
+        assert (st.qty.on_hand, st.qty.reserved) == (8, 1)
+        assert _line(st) == ("pending", 3, 1, 2)
+    assert types(d) == ["stock.changed", "reservation.accepted"]
+    # the placement is judged on the sellable it would have seen before the shipment
+    tight = stocked(3)
+    st, [_, d] = run(ship, place, state=tight)
+    assert d.outputs[1].type == "reservation.accepted" and st.qty.reserved == 1
+
+
+def test_an_over_shipment_fulfils_the_line_in_either_order() -> None:
+    place = event("order.placed", order_id="O1", line_id="1", quantity=3)
+    ships = [event("shipment.dispatched", shipment_id=f"S{i}", order_id="O1", line_id="1",
+                   quantity=q) for i, q in ((1, 2), (2, 4))]
+    first, ds = run(place, *ships, state=stocked(10))
+    late, [_, _, d] = run(*ships, place, state=stocked(10))
+    for st in (first, late):
+        assert (st.qty.on_hand, st.qty.reserved) == (4, 0)
+        assert _line(st) == ("fulfilled", 3, 0, 6)
+    assert types(ds[2]) == ["stock.changed", "reservation.fulfilled"]
+    assert types(d) == ["reservation.accepted", "reservation.fulfilled"]
+
+
+def test_a_cancelled_line_shipped_in_full_is_fulfilled_in_either_order() -> None:
+    place = event("order.placed", order_id="O1", line_id="1", quantity=3)
+    cancel = event("order.cancelled", order_id="O1", line_id="1")
+    ship = event("shipment.dispatched", shipment_id="S1", order_id="O1", line_id="1",
+                 quantity=3)
+    for order in ((place, cancel, ship), (place, ship, cancel), (ship, place, cancel)):
+        st, ds = run(*order, state=stocked(10))
+        assert (st.qty.on_hand, st.qty.reserved) == (7, 0)
+        assert _line(st) == ("fulfilled", 3, 0, 3)
+    assert "reservation.fulfilled" in types(ds[1])  # at the placement, already shipped
+    st, ds = run(place, cancel, ship, state=stocked(10))
+    assert types(ds[2]) == ["stock.changed", "reservation.fulfilled"]
+    # short of the line, the cancel wins whatever the order
+    part = ship._replace(data=ship.data.model_copy(update={"quantity": 2}))
+    for order in ((place, cancel, part), (part, place, cancel)):
+        st, _ = run(*order, state=stocked(10))
+        assert _line(st) == ("released", 3, 0, 2) and st.qty.reserved == 0
+
+
+def test_a_cancel_before_the_placement_wins_over_an_earlier_shipment() -> None:
+    cancel = event("order.cancelled", order_id="O1", line_id="1")
+    place = event("order.placed", order_id="O1", line_id="1", quantity=3)
+    ship = event("shipment.dispatched", shipment_id="S1", order_id="O1", line_id="1",
+                 quantity=3)
+    for order in ((cancel, place, ship), (ship, cancel, place), (cancel, ship, place)):
+        st, _ = run(*order, state=stocked(10))
+        assert (st.qty.on_hand, st.qty.reserved) == (7, 0)
+        assert _line(st) == ("released", 0, 0, 3)
+
+
 def test_shipment_consumes_lines_in_line_order_and_oversells_past_on_hand() -> None:
     st, ds = run(event("order.placed", order_id="O1", line_id="b", quantity=3),
                  event("order.placed", order_id="O1", line_id="a", quantity=2,

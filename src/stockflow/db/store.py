@@ -19,16 +19,18 @@ from stockflow.domain.state import Quantities, Reservation, Status, StockState
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
-__all__ = ["Conn", "FencedError", "Fetched", "Writes", "connect", "fetch", "load_positions",
-           "pending_outbox", "write"]
+__all__ = ["Conn", "FencedError", "Fetched", "Writes", "connect", "delete_outbox_rows", "fetch",
+           "load_positions", "open_alerts", "outbox_backlog", "pending_outbox", "write"]
 
 
 class FencedError(StockflowError):
     """Another member committed these partitions first: this batch must be dropped."""
 
 
-def connect(dsn: str, schema: str, *, autocommit: bool = False) -> Conn:
-    conn = psycopg.connect(dsn, autocommit=autocommit)
+def connect(dsn: str, schema: str, *, autocommit: bool = False, **params: Any) -> Conn:
+    """A connection whose search path is `schema`; `params` are added libpq parameters
+    (timeouts, keepalives: see `Settings.database_options`)."""
+    conn = psycopg.connect(dsn, autocommit=autocommit, **params)
     conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
     if not autocommit:
         conn.commit()
@@ -57,7 +59,7 @@ def fetch(
             "safety_stock, severity FROM stock WHERE key = ANY(%s::text[])", (_texts(keys),))
         c_lines = conn.execute(
             "SELECT r.key, order_id, line_id, quantity, remaining, status, expires_at, "
-            "backordered, line_count FROM reservations r "
+            "backordered, line_count, shipped FROM reservations r "
             "JOIN unnest(%s::text[], %s::text[]) AS w(key, order_id) USING (key, order_id)",
             (_texts([k for k, _ in orders]), _texts([o for _, o in orders])))
         c_refs = conn.execute(
@@ -72,8 +74,8 @@ def fetch(
         sku, wh = k.split("@", 1)
         stock[k] = StockState(sku, wh, Quantities(oh, res, it, dmg), ver, rp, ss, sev)
     lines: dict[tuple[str, str], dict[str, Reservation]] = defaultdict(dict)
-    for k, o, ln, q, rem, st, exp, bo, lc in c_lines.fetchall():
-        lines[(k, o)][ln] = Reservation(o, ln, q, rem, Status(st), exp, bo, lc)
+    for k, o, ln, q, rem, st, exp, bo, lc, sh in c_lines.fetchall():
+        lines[(k, o)][ln] = Reservation(o, ln, q, rem, Status(st), exp, bo, lc, sh)
     found_refs = {(k, ref): q for k, ref, q in c_refs.fetchall()}
     return Fetched(stock, dict(lines), found_refs, {r[0] for r in c_seen.fetchall()})
 
@@ -130,7 +132,7 @@ def write(
         if w.alerts_changed:
             _alerts(conn, w.alerts_changed)
         if delete_outbox:
-            conn.execute("DELETE FROM outbox WHERE id = ANY(%b)", (delete_outbox,))
+            delete_outbox_rows(conn, delete_outbox)
         outbox_cur = None
         if w.outbox:
             parts, counts, blobs = zip(*w.outbox, strict=True)
@@ -190,17 +192,20 @@ def _upsert_lines(conn: Conn,
     rs = [r for r, _ in lines.values()]
     conn.execute(
         "INSERT INTO reservations (key, order_id, line_id, quantity, remaining, status,"
-        " expires_at, backordered, line_count, partition) SELECT * FROM unnest(%s::text[],"
-        " %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::timestamptz[],"
-        " %s::bool[], %s::int[], %s::int[]) ON CONFLICT (key, order_id, line_id) DO UPDATE SET"
+        " expires_at, backordered, line_count, partition, shipped) SELECT * FROM"
+        " unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::text[],"
+        " %s::timestamptz[], %s::bool[], %s::int[], %s::int[], %s::bigint[])"
+        " ON CONFLICT (key, order_id, line_id) DO UPDATE SET"
         " quantity = EXCLUDED.quantity, remaining = EXCLUDED.remaining,"
         " status = EXCLUDED.status, expires_at = EXCLUDED.expires_at,"
-        " backordered = EXCLUDED.backordered, updated_at = now()",
+        " backordered = EXCLUDED.backordered, line_count = EXCLUDED.line_count,"
+        " shipped = EXCLUDED.shipped, updated_at = now()",
         (_texts([k for k, _, _ in lines]), _texts([r.order_id for r in rs]),
          _texts([r.line_id for r in rs]), _ints(r.quantity for r in rs),
          _ints(r.remaining for r in rs), _texts([r.status.value for r in rs]),
          _nullable(r.expires_at for r in rs), _nullable(r.backordered for r in rs),
-         _nullable(r.line_count for r in rs), _ints(p for _, p in lines.values())))
+         _nullable(r.line_count for r in rs), _ints(p for _, p in lines.values()),
+         _ints(r.shipped for r in rs)))
 
 
 def _alerts(conn: Conn,
@@ -263,3 +268,22 @@ def pending_outbox(conn: Conn, group: str,
         "SELECT id, payload FROM outbox WHERE group_id = %s AND partition = ANY(%b) ORDER BY id",
         (group, partitions)).fetchall()
     return [(i, bytes(p)) for i, p in rows]
+
+
+def delete_outbox_rows(conn: Conn, ids: list[int]) -> None:
+    """Forget outbox rows whose messages were delivered."""
+    conn.execute("DELETE FROM outbox WHERE id = ANY(%b)", (ids,))
+
+
+def open_alerts(conn: Conn) -> dict[str, int]:
+    """Open low-stock alerts by severity."""
+    rows = conn.execute("SELECT severity, count(*) FROM low_stock_alerts GROUP BY severity")
+    return {str(s): int(n) for s, n in rows.fetchall()}
+
+
+def outbox_backlog(conn: Conn, group: str) -> tuple[int, float]:
+    """Undelivered outbox rows of `group`, and the age of the oldest in seconds."""
+    row = conn.execute(
+        "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)"
+        " FROM outbox WHERE group_id = %s", (group,)).fetchone()
+    return (int(row[0]), float(row[1])) if row else (0, 0.0)

@@ -181,22 +181,30 @@ def _lines_of(state: StockState, order_id: str, line_id: str | None) -> list[Res
 
 def _placed(state: StockState, event: Event, d: OrderPlaced, policy: Policy) -> _Change | Decision:
     known = state.lines.get((d.order_id, d.line_id))
-    if known is not None:
+    if known is not None and (known.placed or known.status is not Status.FULFILLED):
         return _noop(state, f"line already recorded as {known.status.value}")
-    sellable = state.sellable
+    # Units shipped before the placement (a placeholder) lowered on_hand without consuming
+    # a reservation: adding them back gives the sellable the placement would have seen had
+    # it come first, so the outcome does not depend on the interleaving.
+    early = known.shipped if known is not None else 0
+    sellable = state.sellable + early
     ids = {"order_id": d.order_id, "line_id": d.line_id}
     if d.quantity <= sellable or d.allow_backorder:
         backordered = d.quantity > sellable
-        r = Reservation(d.order_id, d.line_id, d.quantity, d.quantity, Status.PENDING,
+        remaining = max(d.quantity - early, 0)
+        r = Reservation(d.order_id, d.line_id, d.quantity, remaining,
+                        Status.PENDING if remaining else Status.FULFILLED,
                         d.expires_at or event.time + policy.reservation_ttl, backordered,
-                        d.line_count)
+                        d.line_count, early)
         outputs = [_reservation_output(state, event, "accepted", r, d.quantity)]
+        if not remaining:
+            outputs.append(_reservation_output(state, event, "fulfilled", r, d.quantity))
         if backordered:
             outputs.append(_oversell(state, event, "backordered", d.quantity, sellable, **ids))
-        qty = state.qty.add(reserved=d.quantity)
+        qty = state.qty.add(reserved=remaining)
         return _Change(qty, lines=(r,), outputs=tuple(outputs))
     r = Reservation(d.order_id, d.line_id, d.quantity, 0, Status.REJECTED,
-                    line_count=d.line_count)
+                    line_count=d.line_count, shipped=early)
     outputs = [
         _reservation_output(state, event, "rejected", r, d.quantity,
                            reason="insufficient_stock"),
@@ -230,10 +238,14 @@ def _cancelled(state: StockState, event: Event, d: OrderCancelled) -> _Change | 
     active = [r for r in _lines_of(state, d.order_id, d.line_id) if r.active]
     if active:
         return _release(state, event, active, Status.RELEASED, "released", reason=d.reason)
-    if d.line_id is not None and (d.order_id, d.line_id) not in state.lines:
-        # Remembered so that an order.placed arriving later for this line is a no-op.
-        tomb = Reservation(d.order_id, d.line_id, 0, 0, Status.RELEASED)
-        return _Change(state.qty, lines=(tomb,))
+    if d.line_id is not None:
+        known = state.lines.get((d.order_id, d.line_id))
+        if known is None or (not known.placed and known.status is Status.FULFILLED):
+            # A line not placed yet (unknown, or only shipped so far) is remembered as
+            # released, so that an order.placed arriving later for it is a no-op.
+            tomb = Reservation(d.order_id, d.line_id, 0, 0, Status.RELEASED,
+                               shipped=known.shipped if known is not None else 0)
+            return _Change(state.qty, lines=(tomb,))
     return _noop(state, "no active reservation to release")
 
 
@@ -246,17 +258,40 @@ def _expired(state: StockState, event: Event, d: ReservationExpired) -> _Change 
     return _release(state, event, [r], Status.EXPIRED, "expired")
 
 
-def _consume(
-    state: StockState, event: Event, order_id: str, line_id: str | None, quantity: int,
+def _ship_line(
+    state: StockState, event: Event, order_id: str, line_id: str, quantity: int,
 ) -> tuple[int, tuple[Reservation, ...], tuple[Output, ...]]:
-    """Consume the order's active lines at this key; returns (reserved taken, lines, outputs)."""
-    if line_id is not None and (order_id, line_id) not in state.lines:
-        # Shipped before it was placed: a later order.placed for the line is a no-op.
-        return 0, (Reservation(order_id, line_id, quantity, 0, Status.FULFILLED),), ()
+    """A shipment naming its line: every unit counts as shipped on the line, whatever its
+    status; an active line gives up to its remaining. Returns (reserved taken, lines,
+    outputs)."""
+    r = state.lines.get((order_id, line_id))
+    if r is None:
+        # Shipped before it was placed: a placeholder that order.placed takes into account.
+        return 0, (Reservation(order_id, line_id, 0, 0, Status.FULFILLED,
+                               shipped=quantity),), ()
+    take = min(quantity, r.remaining) if r.active else 0
+    status = r.status
+    # A placed line shipped in full is fulfilled, even after a release or expiry (a shipment
+    # is a physical fact). Migration 0002 gave lines written before `shipped` their count.
+    if r.placed and status is not Status.REJECTED and r.shipped + quantity >= r.quantity:
+        status = Status.FULFILLED
+    nr = r.settled(r.remaining - take, status, quantity)
+    outputs: tuple[Output, ...] = ()
+    if status is Status.FULFILLED and r.status is not Status.FULFILLED:
+        outputs = (_reservation_output(state, event, "fulfilled", nr, r.quantity),)
+    return take, (nr,), outputs
+
+
+def _consume(
+    state: StockState, event: Event, order_id: str, quantity: int,
+) -> tuple[int, tuple[Reservation, ...], tuple[Output, ...]]:
+    """A shipment naming only the order: it consumes the order's active lines at this key in
+    line_id order, each counting what it gave as shipped. Returns (reserved taken, lines,
+    outputs)."""
     left, taken = quantity, 0
     lines: list[Reservation] = []
     outputs: list[Output] = []
-    for r in _lines_of(state, order_id, line_id):
+    for r in _lines_of(state, order_id, None):
         if left == 0:
             break
         if not r.active:
@@ -264,7 +299,7 @@ def _consume(
         take = min(left, r.remaining)
         left, taken = left - take, taken + take
         done = r.remaining == take
-        nr = r.settled(r.remaining - take, Status.FULFILLED if done else r.status)
+        nr = r.settled(r.remaining - take, Status.FULFILLED if done else r.status, take)
         lines.append(nr)
         if done:
             outputs.append(_reservation_output(state, event, "fulfilled", nr, r.quantity))
@@ -291,7 +326,9 @@ def _shipped(state: StockState, event: Event, d: ShipmentDispatched) -> _Change 
             order_id=d.order_id, line_id=d.line_id, shipment_id=d.shipment_id))
     taken, lines = 0, ()
     if d.order_id is not None:
-        taken, lines, more = _consume(state, event, d.order_id, d.line_id, d.quantity)
+        taken, lines, more = (
+            _consume(state, event, d.order_id, d.quantity) if d.line_id is None
+            else _ship_line(state, event, d.order_id, d.line_id, d.quantity))
         outputs.extend(more)
     qty = state.qty.add(on_hand=-d.quantity, reserved=-taken)
     return _Change(qty, lines=lines, refs=((ref, d.quantity),), outputs=tuple(outputs),

@@ -60,6 +60,11 @@ class Quantities(NamedTuple):
 
 
 class Reservation(NamedTuple):
+    """One order line at a key. `quantity` is 0 until the line is placed: a line not
+    placed yet is either a cancel's tombstone (released) or a placeholder for units
+    shipped before the placement (fulfilled). `shipped` counts the units shipments have
+    attributed to the line, in any status."""
+
     order_id: str
     line_id: str
     quantity: int
@@ -68,6 +73,7 @@ class Reservation(NamedTuple):
     expires_at: datetime | None = None
     backordered: bool = False
     line_count: int | None = None
+    shipped: int = 0
 
     @property
     def active(self) -> bool:
@@ -77,9 +83,15 @@ class Reservation(NamedTuple):
     def line(self) -> LineKey:
         return (self.order_id, self.line_id)
 
-    def settled(self, remaining: int, status: Status) -> Reservation:
+    @property
+    def placed(self) -> bool:
+        return self.quantity > 0
+
+    def settled(self, remaining: int, status: Status, shipped: int = 0) -> Reservation:
+        """The line with a new remaining and status, and `shipped` more units shipped."""
         return Reservation(self.order_id, self.line_id, self.quantity, remaining, status,
-                           self.expires_at, self.backordered, self.line_count)
+                           self.expires_at, self.backordered, self.line_count,
+                           self.shipped + shipped)
 
 
 @dataclass(frozen=True, slots=True)
