@@ -112,6 +112,22 @@ def committed_in_kafka(s: Settings, topics: Topics) -> int:
     return sum(max(tp.offset, 0) for tp in cons.committed(tps, timeout=10))
 
 
+def postgres_durability(s: Settings) -> str:
+    with psycopg.connect(s.dsn()) as conn:
+        shown = [(name, conn.execute(f"SHOW {name}").fetchone())
+                 for name in ("fsync", "synchronous_commit")]
+    return " ".join(f"{name}={row[0] if row else '?'}" for name, row in shown)
+
+
+def close_clients() -> None:
+    for cons, _ in _READERS.values():
+        cons.close()
+    for conn in _CONNS.values():
+        conn.close()
+    _READERS.clear()
+    _CONNS.clear()
+
+
 def end_offsets(s: Settings, topics: Topics) -> int:
     cons = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": "bench-wm"})
     meta = cons.list_topics(timeout=10)
@@ -258,9 +274,7 @@ def main() -> int:
 
     with local_services() as found:
         base = Settings(kafka_bootstrap=found.kafka_bootstrap, database_url=found.database_url)
-        with psycopg.connect(base.dsn()) as conn:
-            fsync = conn.execute("SHOW fsync").fetchone()
-            sync = conn.execute("SHOW synchronous_commit").fetchone()
+        durability = postgres_durability(base)
         wl = generate(events=args.events, skus=args.skus, warehouses=3, seed=3)
         say(f"workload: {len(wl.stream):,} events over {len(wl.keys):,} keys")
 
@@ -295,11 +309,11 @@ def main() -> int:
 
         say(f"latency: offering {args.rate}/s for {args.seconds:.0f}s")
         lat = latency(base, args.partitions, args.rate, args.seconds, args.skus)
+        close_clients()  # before the services stop: no client left to retry them
 
     print("stockflow benchmark")
     print(f"  machine: {os.cpu_count()} cores; broker, Postgres and processor on it")
-    print(f"  postgres: fsync={fsync[0] if fsync else '?'} "
-          f"synchronous_commit={sync[0] if sync else '?'} (durable defaults)")
+    print(f"  postgres: {durability} (durable defaults)")
     print(f"  workload: {len(wl.stream):,} events, {len(wl.keys):,} keys, "
           f"{args.partitions} partitions; {args.warmup:,}-event warm-up before measuring")
     print(f"  stockflow end to end:  {sf_rate:>10,.0f} events/s  median of {len(runs)} runs "

@@ -19,7 +19,7 @@ def services() -> Iterator[LocalServices]:
     with contextlib.ExitStack() as stack:
         try:
             found = stack.enter_context(local_services())
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any start-up failure fails the test
             pytest.fail(f"Kafka and Postgres are required and could not be started: {exc}")
         yield found
 

@@ -17,7 +17,6 @@ import psycopg
 from prometheus_client import CollectorRegistry
 
 from stockflow import StockflowError
-from stockflow.checkpoint import Limits
 from stockflow.db import store
 from stockflow.db.migrate import migrations
 from stockflow.domain.state import Policy
@@ -65,19 +64,23 @@ def build_processor(settings: Settings, *, observer: Observer | None = None,
     """Check the topics and the schema, then wire clients and the processor."""
     topics = Topics(settings.topic_prefix)
     require_copartitioned(admin(settings), topics.inputs)
-    reads = store.connect(settings.dsn(), settings.database_schema, autocommit=True)
-    _require_migrated(reads)
-    writes = store.connect(settings.dsn(), settings.database_schema)
+
+    def connect(autocommit: bool) -> store.Conn:
+        return store.connect(settings.dsn(), settings.database_schema, autocommit=autocommit,
+                             **settings.database_options())
+
+    with connect(True) as conn:
+        _require_migrated(conn)
+    health = health or Health()
     failures = DeliveryFailures()
+    watch = {"error_cb": health.brokers}
     return Processor(
-        consumer=consumer(settings), producer=producer(settings, failures.config()),
-        failures=failures, conn=reads,
-        writer_conn=writes, topics=topics,
-        group=settings.group_id, policy=policy_of(settings),
-        limits=Limits(settings.max_quantity, settings.max_message_bytes),
-        observer=observer or NullObserver(), health=health or Health(),
+        consumer=consumer(settings, watch),
+        producer=producer(settings, {**failures.config(), **watch}), failures=failures,
+        connect=connect, topics=topics, group=settings.group_id, policy=policy_of(settings),
+        limits=settings.limits(), observer=observer or NullObserver(), health=health,
         batch_max=settings.batch_max_messages, batch_wait=settings.batch_max_wait,
-        sweep_interval=settings.sweep_interval,
+        sweep_interval=settings.sweep_interval, give_up=settings.outage_give_up,
     )
 
 
@@ -112,8 +115,7 @@ def serving(settings: Settings) -> Iterator[tuple[Processor, CollectorRegistry]]
         try:
             yield processor, registry
         finally:
-            processor.conn.close()
-            processor.writer_conn.close()
+            processor.close()
     finally:
         server.shutdown()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -28,12 +29,13 @@ from stockflow.domain.effects import Outcome
 from stockflow.domain.rules import apply
 from stockflow.domain.state import Policy
 from stockflow.emit import dlq_message, output_message
-from stockflow.events import Event, Reason, Rejection, TopicKind, parse
+from stockflow.events import Event, Limits, Reason, Rejection, TopicKind, parse
+from stockflow.failures import describe
 from stockflow.metrics import BatchReport
 from stockflow.outbox import Message, encode
 from stockflow.topics import Topics
 
-__all__ = ["Consumed", "Limits", "Prepared", "commit", "prepare"]
+__all__ = ["Consumed", "Prepared", "commit", "prepare"]
 
 log = logging.getLogger("stockflow.checkpoint")
 
@@ -51,14 +53,9 @@ class Consumed(NamedTuple):
     headers: list[tuple[str, bytes]] | None = None
 
 
-@dataclass(frozen=True)
-class Limits:
-    max_quantity: int
-    max_bytes: int
-
-
 @dataclass
 class Prepared:
+    batch: list[Consumed]
     writes: store.Writes
     messages: list[Message]
     offsets: dict[tuple[str, int], tuple[int, int]]  # (expected or -1, new next offset)
@@ -71,24 +68,29 @@ def prepare(
     conn: store.Conn, cache: StateCache, batch: list[Consumed], *, topics: Topics,
     policy: Policy, limits: Limits, positions: dict[tuple[str, int], int],
     ends: dict[tuple[str, int], int] | None = None,
+    dead: Mapping[tuple[str, int, int], str] | None = None,  # (topic, partition, offset)
 ) -> Prepared:
     """Step 1 for `batch`: decide it against the cache (warmed from `conn`). `ends` are the
-    consumer's positions after the batch, when known."""
+    consumer's positions after the batch, when known. Messages in `dead` are not applied
+    but dead-lettered as processing_error, with the given description of what failed."""
     started = time.monotonic()
     report = BatchReport(messages=len(batch))
     kinds = {name: topics.kind(name) for name in {m.topic for m in batch}}
     out_by_part: dict[int, list[Message]] = defaultdict(list)
     parsed: list[tuple[Consumed, Event]] = []
     for msg in batch:
-        got = parse(kinds[msg.topic], msg.key, msg.value, max_quantity=limits.max_quantity,
-                    max_bytes=limits.max_bytes)
+        got = parse(kinds[msg.topic], msg.key, msg.value, limits)
+        if dead and (why := dead.get((msg.topic, msg.partition, msg.offset))) is not None:
+            ident = (got.id, got.type) if isinstance(got, Event) else (
+                got.event_id, got.event_type)
+            got = Rejection(Reason.PROCESSING_ERROR, why, *ident)
         if isinstance(got, Rejection):
             _reject(topics, msg, got, kinds[msg.topic], report, out_by_part)
         else:
             parsed.append((msg, got))
     reads = cache.warm(conn, [e for _, e in parsed])
-    prepared = Prepared(store.Writes(), [], _offsets(batch, positions, ends or {}), report,
-                        started=started)
+    prepared = Prepared(batch, store.Writes(), [], _offsets(batch, positions, ends or {}),
+                        report, started=started)
     _decide(parsed, reads, cache, kinds, topics, policy, prepared, out_by_part)
     for part, msgs in sorted(out_by_part.items()):
         prepared.writes.outbox.append((part, len(msgs), encode(msgs)))
@@ -115,7 +117,13 @@ def _decide(
             continue
         key = ev.key
         state = cache.state_for(ev, needs)
-        decision = apply(state, ev, policy)
+        try:
+            decision = apply(state, ev, policy)
+            outputs = [output_message(topics, ev.id, out, now) for out in decision.outputs]
+        except Exception as exc:  # noqa: BLE001 - one event's failure must not stop the rest
+            rejection = Rejection(Reason.PROCESSING_ERROR, describe(exc), ev.id, ev.type)
+            _reject(topics, msg, rejection, kinds[msg.topic], report, out_by_part, exc)
+            continue
         outcome = decision.outcome
         if outcome is Outcome.REJECTED:
             rejection = Rejection(Reason.NEGATIVE_RESULT, decision.message, ev.id, ev.type)
@@ -139,7 +147,7 @@ def _decide(
         for out in decision.outputs:
             if out.type == "oversell.detected":
                 report.oversells[str(out.data["kind"])] += 1
-            out_by_part[msg.partition].append(output_message(topics, ev.id, out, now))
+        out_by_part[msg.partition].extend(outputs)
     writes.states = [cache.states[k] for k in dirty]
     # An open alert row changes when severity moved, or while open, to carry new figures.
     writes.alerts_changed = [(cache.states[k], cause) for k, cause in dirty.items()
@@ -161,9 +169,11 @@ def commit(conn: store.Conn, prepared: Prepared, *, group: str,
 
 
 def _reject(topics: Topics, msg: Consumed, rejection: Rejection, kind: TopicKind,
-            report: BatchReport, out: dict[int, list[Message]]) -> None:
-    log.info("rejected to the DLQ: %s", rejection.message, extra={
-        "event_id": rejection.event_id, "key": (msg.key or b"").decode("utf-8", "replace"),
+            report: BatchReport, out: dict[int, list[Message]],
+            exc: BaseException | None = None) -> None:
+    level = logging.WARNING if rejection.reason is Reason.PROCESSING_ERROR else logging.INFO
+    log.log(level, "rejected to the DLQ: %s", rejection.message, exc_info=exc, extra={
+        "event_id": rejection.event_id, "key": (msg.key or b"")[:200].decode("utf-8", "replace"),
         "reason": rejection.reason.value, "topic": msg.topic, "partition": msg.partition,
         "offset": msg.offset})
     report.rejects[rejection.reason.value] += 1

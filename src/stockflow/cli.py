@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -15,6 +16,8 @@ from stockflow.logs import configure
 from stockflow.settings import Settings
 
 __all__ = ["main"]
+
+log = logging.getLogger("stockflow")
 
 
 def _settings() -> Settings:
@@ -208,9 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     configure(args.log_level, args.log_format)
     try:
         return int(args.func(args))
-    except StockflowError as exc:
-        print(f"stockflow: {exc}", file=sys.stderr)
+    except StockflowError as exc:  # a known refusal: the message says it all
+        log.error("%s", exc)
         return 2
+    except Exception as exc:
+        log.critical("stopped by an unexpected error: %s", exc, exc_info=exc)
+        return 1
 
 
 if __name__ == "__main__":

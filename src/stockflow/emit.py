@@ -16,9 +16,12 @@ from stockflow.events import Rejection, TopicKind
 from stockflow.outbox import Message
 from stockflow.topics import Topics
 
-__all__ = ["SOURCE", "dlq_message", "output_id", "output_message"]
+__all__ = ["DLQ_MAX_BYTES", "SOURCE", "dlq_message", "output_id", "output_message"]
 
 SOURCE = "stockflow"
+# What one DLQ message may carry: inside the default message size limits of librdkafka's
+# producer (1,000,000 bytes) and of a broker's topic (1,048,588), with room to spare.
+DLQ_MAX_BYTES = 900_000
 _NS = uuid.UUID("5e0c4f10-9b1f-4c55-a3f5-6b0a3c1d2e7f")
 
 
@@ -53,12 +56,31 @@ def dlq_message(
     topics: Topics, rejection: Rejection, topic: str, partition: int, offset: int,
     key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None = None,
 ) -> Message:
-    """The rejected input, byte for byte, with why and where it came from in headers."""
+    """The rejected input, byte for byte, with why and where it came from in headers.
+
+    An input too large for the DLQ with them (it can only come from a topic that allows
+    larger messages than stockflow's DLQ) loses its own headers first, then the end of its
+    value; `stockflow.error.truncated` then holds the original value's length. A DLQ
+    message that could not be delivered at all would block its partition for good."""
     why = [
         ("stockflow.error.reason", rejection.reason.value.encode()),
-        ("stockflow.error.message", rejection.message[:1000].encode()),
+        ("stockflow.error.message", rejection.message[:1000].encode("utf-8", "replace")),
         ("stockflow.error.topic", topic.encode()),
         ("stockflow.error.partition", str(partition).encode()),
         ("stockflow.error.offset", str(offset).encode()),
     ]
-    return Message(topics.name(TopicKind.DLQ), key, value, (*(headers or ()), *why))
+    own = list(headers or ())
+    if key is not None and len(key) > DLQ_MAX_BYTES // 2:  # no real key is anywhere near
+        why.append(("stockflow.error.key-truncated", str(len(key)).encode()))
+        key = key[:DLQ_MAX_BYTES // 2]
+    room = DLQ_MAX_BYTES - len(key or b"") - _size(why) - 100
+    if len(value or b"") + _size(own) > room:
+        own = []
+        if value is not None and len(value) > room:
+            why.append(("stockflow.error.truncated", str(len(value)).encode()))
+            value = value[:room]
+    return Message(topics.name(TopicKind.DLQ), key, value, (*own, *why))
+
+
+def _size(headers: list[tuple[str, bytes]]) -> int:
+    return sum(len(name) + len(data) + 16 for name, data in headers)

@@ -6,10 +6,10 @@ names one of the contract's DLQ reason codes.
 
 from __future__ import annotations
 
-import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, NamedTuple, Union
 
@@ -26,13 +26,17 @@ from pydantic import (
     create_model,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, from_json
 
 __all__ = [
-    "DEFAULT_MAX_QUANTITY",
+    "DEFAULT_LIMITS",
+    "EARLIEST",
     "INPUT_MODELS",
+    "LATEST",
+    "MAX_LINE_COUNT",
     "OUTPUT_MODELS",
     "Event",
+    "Limits",
     "Reason",
     "Rejection",
     "TopicKind",
@@ -40,8 +44,29 @@ __all__ = [
     "split_key",
 ]
 
-DEFAULT_MAX_QUANTITY = 1_000_000
 _NAME = r"^[A-Za-z0-9._-]{1,64}$"
+
+# Every timestamp an event carries must lie in [EARLIEST, LATEST) once converted to UTC.
+# The window sits far inside what both Python (years 1-9999) and Postgres can represent, so
+# a time plus the reservation TTL (at most a century, see Settings) and any time zone
+# conversion on the way to and back from Postgres stay representable.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+MAX_LINE_COUNT = 100_000  # lines of one order; the column is an int4
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The configurable bounds of the edge. Quantities (units that move) and levels
+    (counts and thresholds: how many units there are) have bounds of their own; both keep
+    every sum the processor forms far inside Postgres' bigint."""
+
+    max_quantity: int = 1_000_000
+    max_level: int = 1_000_000_000
+    max_bytes: int = 64 * 1024
+
+
+DEFAULT_LIMITS = Limits()
 
 
 class TopicKind(StrEnum):
@@ -70,47 +95,55 @@ class Reason(StrEnum):
     QUANTITY_OUT_OF_RANGE = "quantity_out_of_range"
     NEGATIVE_RESULT = "negative_result"
     OVERSIZED = "oversized"
+    PROCESSING_ERROR = "processing_error"  # valid, but deciding or writing it failed
 
 
-def _limit(info: ValidationInfo) -> int:
+def _limits(info: ValidationInfo) -> Limits:
     ctx = info.context
-    return int(ctx["max_quantity"]) if ctx and "max_quantity" in ctx else DEFAULT_MAX_QUANTITY
+    return ctx["limits"] if ctx else DEFAULT_LIMITS
 
 
-def _out_of_range(value: int, low: int, high: int) -> PydanticCustomError:
+def _out_of_range(kind: str, value: int, low: int, high: int) -> PydanticCustomError:
     return PydanticCustomError(
-        "quantity_out_of_range", "{value} is outside {low}..{high}",
-        {"value": value, "low": low, "high": high},
-    )
+        kind, "{value} is outside {low}..{high}", {"value": value, "low": low, "high": high})
 
 
 def _quantity(value: int, info: ValidationInfo) -> int:
-    if not 1 <= value <= _limit(info):
-        raise _out_of_range(value, 1, _limit(info))
-    return value
-
-
-def _level(value: int, info: ValidationInfo) -> int:
-    if not 0 <= value <= _limit(info):
-        raise _out_of_range(value, 0, _limit(info))
+    high = _limits(info).max_quantity
+    if not 1 <= value <= high:
+        raise _out_of_range("quantity_out_of_range", value, 1, high)
     return value
 
 
 def _delta(value: int, info: ValidationInfo) -> int:
-    if value == 0 or abs(value) > _limit(info):
-        raise _out_of_range(value, -_limit(info), _limit(info))
+    high = _limits(info).max_quantity
+    if value == 0 or abs(value) > high:
+        raise _out_of_range("quantity_out_of_range", value, -high, high)
     return value
 
 
-_RANGE = {"maximum": DEFAULT_MAX_QUANTITY}
-Quantity = Annotated[int, Field(strict=True, json_schema_extra={"minimum": 1, **_RANGE}),
+def _level(value: int, info: ValidationInfo) -> int:
+    high = _limits(info).max_level
+    if not 0 <= value <= high:
+        raise _out_of_range("level_out_of_range", value, 0, high)
+    return value
+
+
+_MAX_Q = DEFAULT_LIMITS.max_quantity
+Quantity = Annotated[int, Field(strict=True, json_schema_extra={"minimum": 1, "maximum": _MAX_Q}),
                      AfterValidator(_quantity)]
-Level = Annotated[int, Field(strict=True, json_schema_extra={"minimum": 0, **_RANGE}),
-                  AfterValidator(_level)]
+Level = Annotated[int, Field(strict=True, json_schema_extra={
+    "minimum": 0, "maximum": DEFAULT_LIMITS.max_level}), AfterValidator(_level)]
 Delta = Annotated[int, Field(strict=True, json_schema_extra={
-    "minimum": -DEFAULT_MAX_QUANTITY, **_RANGE, "not": {"const": 0}}), AfterValidator(_delta)]
+    "minimum": -_MAX_Q, "maximum": _MAX_Q, "not": {"const": 0}}), AfterValidator(_delta)]
+# pydantic-core compares in UTC, in Rust: a Python validator cost 2 us an event (measured)
+Instant = Annotated[AwareDatetime, Field(ge=EARLIEST, lt=LATEST, json_schema_extra={
+    "formatMinimum": EARLIEST.isoformat(), "formatMaximum": LATEST.isoformat(),
+    "description": "RFC 3339 with an offset; in UTC at or after formatMinimum and before "
+                   "formatMaximum"})]
 Ident = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Name = Annotated[str, StringConstraints(pattern=_NAME)]
+Note = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
 class _Data(BaseModel):
@@ -138,9 +171,9 @@ class OrderPlaced(_AtKey):
     order_id: Ident
     line_id: Ident
     quantity: Quantity
-    expires_at: AwareDatetime | None = None
+    expires_at: Instant | None = None
     allow_backorder: bool = False
-    line_count: Annotated[int, Field(strict=True, ge=1)] | None = None
+    line_count: Annotated[int, Field(strict=True, ge=1, le=MAX_LINE_COUNT)] | None = None
 
 
 class OrderConfirmed(_MaybeAtKey):
@@ -151,7 +184,7 @@ class OrderConfirmed(_MaybeAtKey):
 class OrderCancelled(_MaybeAtKey):
     order_id: Ident
     line_id: Ident | None = None
-    reason: str | None = None
+    reason: Note | None = None
 
 
 class ReservationExpired(_MaybeAtKey):
@@ -206,7 +239,7 @@ class ReturnReceived(_AtKey):
 class StockAdjusted(_AtKey):
     adjustment_id: Ident
     delta: Delta
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    reason: Note
 
 
 class StockCounted(_AtKey):
@@ -368,7 +401,7 @@ class _EnvelopeBase(BaseModel):
     specversion: Literal["1.0"]
     id: Ident
     source: Annotated[str, StringConstraints(min_length=1)]
-    time: AwareDatetime
+    time: Instant
     subject: str | None = None
     datacontenttype: str | None = None
 
@@ -388,19 +421,24 @@ _ENVELOPE_SHAPE = {"missing", "model_type", "model_attributes_type", "dict_type"
 
 
 def parse(
-    topic: TopicKind, key: bytes | None, value: bytes | None,
-    *, max_quantity: int = DEFAULT_MAX_QUANTITY, max_bytes: int = 64 * 1024,
+    topic: TopicKind, key: bytes | None, value: bytes | None, limits: Limits = DEFAULT_LIMITS,
 ) -> Event | Rejection:
-    """Validate one consumed message against the contract. Reasons are checked in this
-    order: oversized, invalid_json, invalid_envelope, unknown_type, wrong_topic,
-    schema_violation / quantity_out_of_range, key_mismatch; a NUL in any string (which
-    Postgres cannot store) is an invalid_envelope or schema_violation found after
-    wrong_topic."""
-    raw = value or b""
-    if len(raw) > max_bytes:
-        return Rejection(Reason.OVERSIZED, f"message is {len(raw)} bytes, limit {max_bytes}")
+    """Validate one consumed message against the contract; never raises. Reasons are
+    checked in this order: oversized, invalid_json, invalid_envelope, unknown_type,
+    wrong_topic, schema_violation / quantity_out_of_range, key_mismatch; a NUL in any string
+    (which Postgres cannot store) is an invalid_envelope or schema_violation found after
+    wrong_topic. An input that breaks the parser itself is a processing_error."""
     try:
-        env: Any = _VALIDATE_JSON(raw, context={"max_quantity": max_quantity})
+        return _parse(topic, key, value or b"", limits)
+    except Exception as exc:  # noqa: BLE001 - the edge turns any failure into a rejection
+        return Rejection(Reason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"[:1000])
+
+
+def _parse(topic: TopicKind, key: bytes | None, raw: bytes, limits: Limits) -> Event | Rejection:
+    if len(raw) > limits.max_bytes:
+        return Rejection(Reason.OVERSIZED, f"message is {len(raw)} bytes, limit {limits.max_bytes}")
+    try:
+        env: Any = _VALIDATE_JSON(raw, context={"limits": limits})
     except ValidationError as exc:
         return _rejected(topic, raw, exc)
     home = INPUT_MODELS[env.type][0]
@@ -448,9 +486,9 @@ def _rejected(topic: TopicKind, raw: bytes, exc: ValidationError) -> Rejection:
     """Which contract reason a failed validation means."""
     errors = exc.errors()
     kinds = {e["type"] for e in errors}
-    ident = _id_type(raw)
     if "json_invalid" in kinds:
         return Rejection(Reason.INVALID_JSON, f"not JSON: {_errors(exc)}")
+    ident = _id_type(raw)
     if "union_tag_invalid" in kinds:
         return Rejection(Reason.UNKNOWN_TYPE, f"unknown event type {ident[1]!r}", *ident)
     in_data = [e for e in errors if len(e["loc"]) >= 2 and e["loc"][1] == "data"
@@ -472,26 +510,31 @@ def _nul_in(raw: bytes) -> Reason | None:
     the envelope itself (invalid_envelope). Stored, it would fail the batch's transaction
     on every retry. Called only when the JSON spells \\u0000 (which may be an escaped
     backslash followed by "u0000", so look at the decoded strings)."""
-
-    def has(value: Any) -> bool:
-        if isinstance(value, str):
-            return "\x00" in value
-        if isinstance(value, dict):
-            return any(has(k) or has(v) for k, v in value.items())
-        if isinstance(value, list):
-            return any(has(v) for v in value)
-        return False
-
-    doc = json.loads(raw)
-    if has(doc.get("data")):
+    doc = from_json(raw)
+    if any("\x00" in s for s in _strings(doc.get("data"))):
         return Reason.SCHEMA_VIOLATION
-    return Reason.INVALID_ENVELOPE if has({k: v for k, v in doc.items() if k != "data"}) else None
+    rest = {k: v for k, v in doc.items() if k != "data"}
+    return Reason.INVALID_ENVELOPE if any("\x00" in s for s in _strings(rest)) else None
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a decoded JSON value, keys included, without recursion."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def _id_type(raw: bytes) -> tuple[str | None, str | None]:
     """Best-effort id and type of an invalid envelope, for the DLQ message and metrics."""
     try:
-        doc = json.loads(raw)
+        doc = from_json(raw)
     except ValueError:
         return None, None
     if not isinstance(doc, dict):

@@ -3,32 +3,79 @@ the few admin operations stockflow needs. No business logic lives here."""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Iterable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from stockflow import StockflowError
+from stockflow.outbox import Message as Outgoing
 from stockflow.settings import Settings
 
 __all__ = [
+    "BrokerWatch",
     "DeliveryFailures",
     "TopicsError",
     "admin",
     "consumer",
     "create_topics",
+    "headers_of",
+    "mirror_positions",
     "partition_counts",
+    "produce_all",
     "producer",
     "require_copartitioned",
 ]
+
+log = logging.getLogger("stockflow.kafka")
 
 
 class TopicsError(StockflowError):
     """The input topics are missing or not co-partitioned."""
 
 
+class BrokerWatch:
+    """librdkafka's error callback for every client: each error goes to Python logging,
+    and whether any broker answers is tracked for readiness. librdkafka says when all
+    brokers are down but not when one is back, so the processor calls `up()` once the
+    broker has answered it again."""
+
+    def __init__(self) -> None:
+        self.down_since: float | None = None
+
+    def __call__(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            if self.down_since is None:
+                self.down_since = time.monotonic()
+                log.warning("no Kafka broker reachable: %s", err.str())
+            return
+        level = logging.ERROR if err.fatal() else logging.WARNING
+        if err.code() == KafkaError._TRANSPORT:
+            level = logging.INFO  # one per lost connection; the line above says what matters
+        log.log(level, "kafka: %s", err.str())
+
+    @property
+    def ok(self) -> bool:
+        return self.down_since is None
+
+    def up(self) -> None:
+        if self.down_since is not None:
+            log.info("Kafka reachable again after %.1f s", time.monotonic() - self.down_since)
+            self.down_since = None
+
+
 def _merge(settings: Settings, own: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
-    return {**settings.kafka_common(), "client.id": settings.client_id, **own, **(extra or {})}
+    # librdkafka's own log lines go through Python logging (JSON like the rest) instead of
+    # its stderr; its errors too, unless the caller watches them itself.
+    return {**settings.kafka_common(), "client.id": settings.client_id, "logger": log,
+            "error_cb": _log_error, **own, **(extra or {})}
+
+
+def _log_error(err: KafkaError) -> None:
+    log.log(logging.ERROR if err.fatal() else logging.WARNING, "kafka: %s", err.str())
 
 
 def consumer(settings: Settings, extra: dict[str, Any] | None = None) -> Consumer:
@@ -80,6 +127,47 @@ class DeliveryFailures:
 
     def config(self) -> dict[str, Any]:
         return {"delivery.report.only.error": True, "on_delivery": self}
+
+    def take(self) -> list[str]:
+        """The failures reported so far, forgetting them."""
+        taken, self.messages = self.messages, []
+        return taken
+
+
+def produce_all(producer: Producer, messages: Iterable[Outgoing]) -> int:
+    """Queue every message, serving delivery reports whenever librdkafka's queue is full;
+    returns how many were queued. The one way stockflow hands messages to a producer."""
+    produce, n = producer.produce, 0
+    for topic, key, value, headers in messages:
+        while True:
+            try:
+                if headers:
+                    produce(topic, value, key, headers=list(headers))
+                else:
+                    produce(topic, value, key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        n += 1
+    producer.poll(0)
+    return n
+
+
+def mirror_positions(consumer: Consumer, positions: dict[tuple[str, int], int]) -> None:
+    """Copy committed positions to the group's Kafka offsets, asynchronously, for lag tools
+    and autoscalers (KEDA, kafka-consumer-groups); Postgres stays their only source."""
+    if not positions:
+        return
+    try:
+        consumer.commit(offsets=[TopicPartition(t, p, n) for (t, p), n in positions.items()],
+                        asynchronous=True)
+    except KafkaException as exc:  # visibility only: never stop processing for it
+        log.warning("could not mirror offsets to Kafka: %s", exc)
+
+
+def headers_of(raw: Any) -> list[tuple[str, bytes]]:
+    """A consumed message's headers, every value as bytes (a null value as empty)."""
+    return [(k, v if isinstance(v, bytes) else str(v or "").encode()) for k, v in raw]
 
 
 def admin(settings: Settings) -> AdminClient:

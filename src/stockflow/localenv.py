@@ -28,7 +28,7 @@ from pathlib import Path
 
 from stockflow import StockflowError
 
-__all__ = ["KAFKA_VERSION", "LocalServices", "ProvisionError", "local_services"]
+__all__ = ["KAFKA_VERSION", "LocalServices", "ProvisionError", "Restartable", "local_services"]
 
 KAFKA_VERSION = "4.3.1"
 PG_MAJOR = "15"
@@ -41,10 +41,20 @@ class ProvisionError(StockflowError):
     """A local service could not be provisioned or did not come up."""
 
 
+class Restartable:
+    """A service started here, which outage tests can stop and start again (same port,
+    same data)."""
+
+    def __init__(self, stop: Callable[[], None], start: Callable[[], None]) -> None:
+        self.stop, self.start = stop, start
+
+
 @dataclass(frozen=True)
 class LocalServices:
     kafka_bootstrap: str
     database_url: str
+    kafka: Restartable | None = None  # None when configured from outside or in Docker
+    postgres: Restartable | None = None
 
 
 def _say(msg: str) -> None:
@@ -104,7 +114,7 @@ def kafka_jars() -> Path:
 
 
 @contextlib.contextmanager
-def kafka_broker(workdir: Path) -> Iterator[str]:
+def kafka_broker(workdir: Path) -> Iterator[tuple[str, Restartable]]:
     """A single-node KRaft broker on free loopback ports; yields its bootstrap address."""
     lib = kafka_jars()
     port, controller = free_port(), free_port()
@@ -147,18 +157,25 @@ def kafka_broker(workdir: Path) -> Iterator[str]:
     )
     if fmt.returncode != 0:
         raise ProvisionError(f"kafka storage format failed: {fmt.stdout}{fmt.stderr}")
-    log = (workdir / "kafka.log").open("wb")
-    proc = subprocess.Popen(
-        [*java, "kafka.Kafka", str(props)], stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    log = (workdir / "kafka.log").open("ab")
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        proc = subprocess.Popen([*java, "kafka.Kafka", str(props)], stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append(proc)
         _wait_port(port, time.monotonic() + 90, lambda: proc.poll() is None, "kafka")
         _wait_kafka_ready(f"127.0.0.1:{port}")
+
+    def stop() -> None:
+        _stop(procs[-1], 30)
+
+    try:
+        start()
         _say(f"kafka {KAFKA_VERSION} ready on 127.0.0.1:{port}")
-        yield f"127.0.0.1:{port}"
+        yield f"127.0.0.1:{port}", Restartable(stop, start)
     finally:
-        _stop(proc, 30)
+        stop()
         log.close()
 
 
@@ -227,7 +244,7 @@ def _server_user() -> pwd.struct_passwd | None:
 
 
 @contextlib.contextmanager
-def postgres_server(workdir: Path) -> Iterator[str]:
+def postgres_server(workdir: Path) -> Iterator[tuple[str, Restartable]]:
     """A throwaway PostgreSQL 15 cluster with durable defaults; yields its URL."""
     bindir = pg_bindir()
     user = _server_user()
@@ -257,10 +274,17 @@ def postgres_server(workdir: Path) -> Iterator[str]:
     port = free_port()
     opts = (f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c max_connections=100 "
             "-c shared_buffers=256MB -c max_wal_size=2GB")
-    start = as_server([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(pgdir / "log"),
-                       "-o", opts, "-w", "-t", "60", "start"])
-    if start.returncode != 0:
-        raise ProvisionError(f"postgres did not start: {start.stdout}{start.stderr}")
+
+    def start() -> None:
+        done = as_server([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(pgdir / "log"),
+                          "-o", opts, "-w", "-t", "60", "start"])
+        if done.returncode != 0:
+            raise ProvisionError(f"postgres did not start: {done.stdout}{done.stderr}")
+
+    def stop() -> None:
+        as_server([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
+
+    start()
     try:
         created = subprocess.run(
             [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "stockflow",
@@ -269,9 +293,9 @@ def postgres_server(workdir: Path) -> Iterator[str]:
         if created.returncode != 0:
             raise ProvisionError(f"createdb failed: {created.stderr}")
         _say(f"postgres {PG_MAJOR} ready on 127.0.0.1:{port}")
-        yield f"postgresql://stockflow@127.0.0.1:{port}/stockflow"
+        yield f"postgresql://stockflow@127.0.0.1:{port}/stockflow", Restartable(stop, start)
     finally:
-        as_server([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
+        stop()
 
 
 # --- Docker --------------------------------------------------------------------------
@@ -316,11 +340,12 @@ def local_services(kafka: bool = True, postgres: bool = True) -> Iterator[LocalS
             k, p = stack.enter_context(_containers(need_kafka, need_pg))
             kafka_url, pg_url = k or kafka_url, p or pg_url
             need_kafka = need_pg = False
+        kafka_ctl = pg_ctl = None
         if need_kafka or need_pg:
             workdir = Path(tempfile.mkdtemp(prefix="stockflow-"))
             stack.callback(shutil.rmtree, workdir, ignore_errors=True)
             if need_kafka:
-                kafka_url = stack.enter_context(kafka_broker(workdir))
+                kafka_url, kafka_ctl = stack.enter_context(kafka_broker(workdir))
             if need_pg:
-                pg_url = stack.enter_context(postgres_server(workdir))
-        yield LocalServices(kafka_bootstrap=kafka_url or "", database_url=pg_url or "")
+                pg_url, pg_ctl = stack.enter_context(postgres_server(workdir))
+        yield LocalServices(kafka_url or "", pg_url or "", kafka_ctl, pg_ctl)

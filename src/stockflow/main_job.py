@@ -58,7 +58,7 @@ def _drive(settings: Settings, processor: Processor, registry: CollectorRegistry
     def process() -> None:
         try:
             processor.run(stop_processor)
-        except BaseException as exc:  # reported below, and the job exits 1
+        except BaseException as exc:  # noqa: BLE001 - reported below, and the job exits 1
             failures.append(exc)
 
     def simulate() -> None:

@@ -63,6 +63,11 @@ class Observer(Protocol):
         """A batch was rolled back because another member committed first."""
         return None
 
+    def on_failure(self, kind: str) -> None:
+        """A batch or a Postgres/Kafka call failed: `outage` (waited out), `poison`
+        (isolated to the DLQ) or `fenced` (see `stockflow.failures`)."""
+        return None
+
     def on_backlog(self, pending_batches: int, oldest_seconds: float) -> None:
         """Periodically: outbox batches not yet confirmed delivered, and the oldest's age."""
         return None
@@ -150,6 +155,9 @@ class PrometheusObserver:
         self.fenced = PromCounter("stockflow_fenced_batches_total",
                                   "Batches dropped because another member committed first",
                                   registry=registry)
+        self.failures = PromCounter(
+            "stockflow_batch_failures_total", "Failed batches or calls by kind: outage (waited"
+            " out), poison (bisected, offenders to the DLQ), fenced", ["kind"], registry=registry)
         self.backlog = Gauge("stockflow_outbox_pending_batches",
                              "Committed output batches not yet confirmed delivered",
                              registry=registry)
@@ -190,6 +198,9 @@ class PrometheusObserver:
 
     def on_fenced(self) -> None:
         self.fenced.inc()
+
+    def on_failure(self, kind: str) -> None:
+        self.failures.labels(kind).inc()
 
     def on_backlog(self, pending_batches: int, oldest_seconds: float) -> None:
         self.backlog.set(pending_batches)

@@ -6,6 +6,11 @@ writer thread commits batch N and delivers its outputs; at most one batch is in 
 On assignment, positions come from Postgres and the partition's undelivered outbox is
 re-emitted before anything new is processed, so a crash or rebalance never applies an
 event twice, skips one, or loses an output.
+
+Nothing blocks a partition (see `failures`): an outage is waited out, after which the
+member resumes from what Postgres holds; a batch that fails because of its data is
+bisected until the offending messages are found, and those go to the DLQ as
+`processing_error` while the rest is committed.
 """
 
 from __future__ import annotations
@@ -13,174 +18,261 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypeVar
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaException,
-    Producer,
-    TopicPartition,
-)
+import psycopg
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from stockflow import StockflowError
 from stockflow.cache import StateCache
-from stockflow.checkpoint import Consumed, Limits, Prepared, commit, prepare
+from stockflow.checkpoint import Consumed, Prepared, commit, prepare
 from stockflow.db import store
 from stockflow.domain.state import Policy
+from stockflow.events import Limits
+from stockflow.failures import (
+    DeliveryError,
+    Failure,
+    GaveUpError,
+    StoppedError,
+    classify,
+    describe,
+    wait_out,
+)
 from stockflow.health import Health
-from stockflow.kafka import DeliveryFailures
+from stockflow.isolation import MessageId, bisect
+from stockflow.kafka import DeliveryFailures, headers_of, mirror_positions, produce_all
 from stockflow.metrics import Observer
 from stockflow.outbox import Message, decode
-from stockflow.sweeper import due_expiries
+from stockflow.sweeper import Sweeper
 from stockflow.topics import Topics
 
-__all__ = ["DeliveryError", "Processor"]
+__all__ = ["Processor"]
 
 log = logging.getLogger("stockflow.processor")
 
-
-class DeliveryError(StockflowError):
-    """Outputs could not be delivered; the outbox keeps them for the next owner."""
+T = TypeVar("T")
+TP = tuple[str, int]  # (topic, partition)
+Offsets = dict[TP, tuple[int, int]]  # (expected next offset or -1, new next offset)
 
 
 class Processor:
+    """Consumes the input topics and applies each batch exactly once; `run` until stopped.
+    `connect(autocommit)` opens a Postgres connection: the processor reconnects after an
+    outage. `give_up` is how long an outage is waited out before `run` raises (0: never)."""
+
     def __init__(
         self, *, consumer: Consumer, producer: Producer, failures: DeliveryFailures,
-        conn: store.Conn, writer_conn: store.Conn, topics: Topics, group: str, policy: Policy,
+        connect: Callable[[bool], store.Conn], topics: Topics, group: str, policy: Policy,
         limits: Limits, observer: Observer, health: Health, batch_max: int = 5000,
-        batch_wait: float = 0.1, sweep_interval: float = 5.0, cache_entries: int = 1_000_000,
+        batch_wait: float = 0.1, sweep_interval: float = 5.0, give_up: float = 0.0,
+        flush_timeout: float = 30.0, cache_entries: int = 1_000_000,
     ) -> None:
         self.consumer, self.producer, self.failures = consumer, producer, failures
-        self.conn, self.writer_conn = conn, writer_conn  # reads (autocommit), writes
+        self.connect = connect
+        self.conn = connect(True)  # reads, autocommit
+        self.writer_conn = connect(False)  # the batch transactions
         self.topics, self.group, self.policy, self.limits = topics, group, policy, limits
         self.observer, self.health = observer, health
-        self.batch_max, self.batch_wait, self.sweep_interval = batch_max, batch_wait, sweep_interval
+        self.batch_max, self.batch_wait = batch_max, batch_wait
+        self.sweep_interval, self.give_up = sweep_interval, give_up
+        self.flush_timeout = flush_timeout
         self.cache = StateCache(policy, cache_entries)
-        self.positions: dict[tuple[str, int], int] = {}  # next offsets, as of the last batch
-        self.assigned: set[tuple[str, int]] = set()
+        self.sweeper = Sweeper(topics)
+        self.positions: dict[TP, int] = {}  # next offsets, as of the last batch
+        self.assigned: set[TP] = set()
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="stockflow-writer")
-        self.in_flight: Future[dict[tuple[str, int], tuple[int, int]]] | None = None
+        self.in_flight: tuple[Future[Offsets], Prepared] | None = None
         self.flushed_outbox: list[int] = []  # touched by the writer, or while it is idle
-        self.swept: dict[str, float] = {}
         self.next_sweep = 0.0
         self.processed = 0
+        self.stop = threading.Event()
+
+    def close(self) -> None:
+        self.conn.close()
+        self.writer_conn.close()
 
     # --- the writer --------------------------------------------------------------------
 
-    def _write(self, prepared: Prepared) -> dict[tuple[str, int], tuple[int, int]]:
-        """Steps 2-4 of the checkpoint, on the writer thread; returns its offsets."""
+    def _write(self, prepared: Prepared) -> Offsets:
+        """Steps 2-4 of the checkpoint (on the writer thread, or inline while isolating a
+        poison message); returns the batch's offsets."""
         ids = commit(self.writer_conn, prepared, group=self.group,
                      delete_outbox=self.flushed_outbox)
         self.flushed_outbox = []
-        self._produce(prepared.messages)
-        self._flush()
+        self._deliver(prepared.messages)
         self.flushed_outbox = ids
         prepared.report.seconds = time.monotonic() - prepared.started
         self.observer.on_batch(prepared.report)
         return prepared.offsets
 
+    def _deliver(self, messages: Iterable[Message]) -> None:
+        """Produce and flush; raises DeliveryError (an outage) if not all were delivered."""
+        produce_all(self.producer, messages)
+        deadline = time.monotonic() + self.flush_timeout
+        while (left := self.producer.flush(1.0)) and time.monotonic() < deadline \
+                and not self.stop.is_set():
+            pass
+        failed = self.failures.take()
+        if left or failed:
+            raise DeliveryError(f"{left} outputs undelivered, failures: {failed[:3]}")
+
     def _settle(self) -> bool:
-        """Wait for the batch in flight. False if this member was fenced: the cache and
-        positions were rebuilt from Postgres and the consumer re-positioned."""
+        """Wait for the batch in flight. False if it failed: the failure was dealt with and
+        the member re-positioned from Postgres, so anything decided since is void."""
         if self.in_flight is None:
             return True
-        future, self.in_flight = self.in_flight, None
+        (future, prepared), self.in_flight = self.in_flight, None
         try:
             offsets = future.result()
-        except store.FencedError as exc:
-            log.warning("fenced, re-reading positions: %s", exc)
-            self.observer.on_fenced()
-            self._resync()
+        except Exception as exc:  # noqa: BLE001 - every failure is classified and handled
+            self._handle(prepared.batch, {tp: nxt for tp, (_, nxt) in prepared.offsets.items()},
+                         exc)
             return False
+        self.health.trouble = None
         self._mirror(offsets)
         return True
 
-    def _mirror(self, offsets: dict[tuple[str, int], tuple[int, int]]) -> None:
-        """Copy committed positions to Kafka, asynchronously, for lag tools and autoscalers
-        (KEDA, kafka-consumer-groups). Postgres stays the only source of positions."""
-        owned = [TopicPartition(t, p, nxt) for (t, p), (_, nxt) in offsets.items()
-                 if (t, p) in self.assigned]
-        if owned:
+    def _mirror(self, offsets: Offsets) -> None:
+        mirror_positions(self.consumer, {tp: nxt for tp, (_, nxt) in offsets.items()
+                                         if tp in self.assigned})
+
+    # --- failures ----------------------------------------------------------------------
+
+    def _handle(self, batch: list[Consumed], ends: dict[TP, int], exc: BaseException) -> None:
+        """Deal with a failed batch (see `failures`); afterwards the member continues from
+        what Postgres holds. Raises only for fatal errors, a stop or the give-up time."""
+        while True:
+            kind = classify(exc)
+            if kind is Failure.FATAL:
+                raise exc
+            self.observer.on_failure(kind.value)
+            self.health.trouble = f"a batch failed: {describe(exc)}"
             try:
-                self.consumer.commit(offsets=owned, asynchronous=True)
-            except KafkaException as exc:  # visibility only: never stop processing for it
-                log.warning("could not mirror offsets to Kafka: %s", exc)
+                if kind is Failure.OUTAGE:
+                    self._retry(lambda: self._resync(reemit=True), exc)
+                elif kind is Failure.FENCED:
+                    log.warning("fenced, re-reading positions: %s", exc)
+                    self.observer.on_fenced()
+                    self._resync()
+                else:
+                    self._isolate(batch, ends, exc)
+                    self._resync()
+            except (StoppedError, GaveUpError):
+                raise
+            except Exception as again:  # noqa: BLE001 - e.g. an outage while isolating
+                exc = again
+                continue
+            self.health.trouble = None
+            return
 
-    # --- rebalance ---------------------------------------------------------------------
+    def _retry(self, attempt: Callable[[], T], first: BaseException) -> T:
+        """Wait out an outage: reconnect and try `attempt` until it succeeds."""
+        def reconnected() -> T:
+            self._reconnect()
+            return attempt()
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._settle()
+        def waiting(exc: BaseException | None) -> None:
+            self.health.tick()
+            self.health.db_ok = not isinstance(exc, psycopg.Error)
+
+        return wait_out(reconnected, first, stop=self.stop, give_up=self.give_up,
+                        waiting=waiting)
+
+    def _reconnect(self) -> None:
+        if self.conn.closed or self.conn.broken:
+            self.conn.close()
+            self.conn = self.connect(True)
+        if self.writer_conn.closed or self.writer_conn.broken:
+            self.writer_conn.close()
+            self.writer_conn = self.connect(False)
+        else:
+            self.writer_conn.rollback()
+
+    def _isolate(self, batch: list[Consumed], ends: dict[TP, int], exc: BaseException) -> None:
+        """Commit a batch that failed because of its data, dead-lettering what still fails
+        on its own (see `isolation`)."""
+        log.warning("a batch of %d failed, isolating the cause: %s", len(batch), describe(exc))
+        last: dict[TP, int] = {}
+        for m in batch:
+            last[(m.topic, m.partition)] = max(last.get((m.topic, m.partition), -1), m.offset)
+
+        def attempt(part: list[Consumed], dead: Mapping[MessageId, str]) -> None:
+            # a partition's end (past transaction markers) counts once its last message is in
+            at_end = {tp: ends[tp] for m in part if (tp := (m.topic, m.partition)) in ends
+                      and m.offset == last[tp]}
+            prepared = self._prepare(part, at_end, dead)
+            self._mirror(self._write(prepared))
+            self.positions.update({tp: nxt for tp, (_, nxt) in prepared.offsets.items()})
+            self.processed += len(part)
+
+        def undo() -> None:
+            self.writer_conn.rollback()
+            self.cache.clear()  # it may hold the failed part's effects
+
         self.cache.clear()
-        tps = [(tp.topic, tp.partition) for tp in partitions]
-        known = store.load_positions(self.conn, self.group, tps)
-        pending = store.pending_outbox(self.conn, self.group, sorted({p for _, p in tps}))
-        for tp in partitions:
-            tp.offset = known.get((tp.topic, tp.partition), OFFSET_BEGINNING)
+        # the positions in memory may already count the failed batch: start from Postgres'
+        self.positions = store.load_positions(self.conn, self.group, sorted(self.assigned))
+        dead = bisect(batch, attempt, undo)
+        log.warning("isolated %d message(s) of the batch to the DLQ", len(dead))
+
+    # --- positions ---------------------------------------------------------------------
+
+    def _resync(self, *, reemit: bool = False) -> None:
+        """Forget what this member believed and continue from what Postgres holds: the
+        consumer is re-assigned at the stored positions and, with `reemit`, the owned
+        partitions' undelivered outbox is produced again (same ids) first."""
+        self.cache.clear()
+        owned = sorted(self.assigned)
+        known = store.load_positions(self.conn, self.group, owned)
+        if reemit:
+            pending = store.pending_outbox(self.conn, self.group, sorted({p for _, p in owned}))
+            if pending:
+                log.info("re-emitting %d undelivered outbox batches", len(pending))
+                self._deliver(m for _, blob in pending for m in decode(blob))
+            self.flushed_outbox = [i for i, _ in pending]
         self.positions = dict(known)
-        self.assigned = set(tps)
-        consumer.assign(partitions)
-        if pending:
-            log.info("re-emitting %d undelivered outbox batches", len(pending))
-            for _, blob in pending:
-                self._produce(decode(blob))
-            self._flush()
-            self.flushed_outbox.extend(i for i, _ in pending)
+        self.consumer.assign([TopicPartition(t, p, known.get((t, p), OFFSET_BEGINNING))
+                              for t, p in owned])
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._settle()
+        self.assigned = {(tp.topic, tp.partition) for tp in partitions}
+        self._wait_out(lambda: self._resync(reemit=True))
         self.health.assigned = bool(partitions)
         self.observer.on_rebalance("assign", len(partitions))
-        log.info("assigned partitions %s of %d topics", _numbers(tps), len({t for t, _ in tps}))
+        log.info("assigned partitions %s of %d topics", _numbers(self.assigned),
+                 len({t for t, _ in self.assigned}))
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._settle()
         self.cache.clear()
         gone = {(tp.topic, tp.partition) for tp in partitions}
         self.assigned -= gone
         for tp in gone:
             self.positions.pop(tp, None)
-        consumer.unassign()
+        self.consumer.unassign()
         self.health.assigned = bool(self.assigned)
         self.observer.on_rebalance("revoke", len(self.assigned))
         log.info("revoked partitions %s", _numbers(gone))
 
-    def _resync(self) -> None:
-        """After being fenced: forget what we believed and seek to what Postgres holds."""
-        self.cache.clear()
-        self.writer_conn.rollback()
-        known = store.load_positions(self.conn, self.group, sorted(self.assigned))
-        self.positions = dict(known)
-        for topic, part in sorted(self.assigned):
-            offset = known.get((topic, part), OFFSET_BEGINNING)
-            self.consumer.seek(TopicPartition(topic, part, offset))
-
-    # --- producing ---------------------------------------------------------------------
-
-    def _produce(self, messages: list[Message]) -> None:
-        produce = self.producer.produce
-        for topic, key, value, headers in messages:
-            while True:
-                try:
-                    if headers:
-                        produce(topic, value, key, headers=list(headers))
-                    else:
-                        produce(topic, value, key)
-                    break
-                except BufferError:
-                    self.producer.poll(0.05)
-        self.producer.poll(0)
-
-    def _flush(self) -> None:
-        left = self.producer.flush(60)
-        failed = self.failures.messages
-        if left or failed:
-            raise DeliveryError(f"{left} outputs undelivered, failures: {failed[:3]}")
+    def _wait_out(self, attempt: Callable[[], T]) -> T:
+        """`attempt()`, waiting out an outage it runs into."""
+        try:
+            return attempt()
+        except Exception as exc:
+            if classify(exc) is not Failure.OUTAGE:
+                raise
+            self.observer.on_failure(Failure.OUTAGE.value)
+            return self._retry(attempt, exc)
 
     # --- the loop ----------------------------------------------------------------------
 
     def run(self, stop: threading.Event, progress: Callable[[int], None] | None = None) -> None:
         """Process until `stop` is set; the batch in hand is finished first."""
+        self.stop = stop
         self.consumer.subscribe(self.topics.inputs, on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_revoke)
         self.health.db_ok = True
@@ -190,11 +282,14 @@ class Processor:
                 if progress is not None:
                     progress(self.processed)
             self._settle()
-            self._drain_outbox_deletes()
+            self._wait_out(self._drain_outbox_deletes)
+        except StoppedError:
+            log.info("stopped during an outage: whatever was not committed is read again "
+                     "by the next owner")
         finally:
             self.writer.shutdown(wait=True)
             self.consumer.close()
-            self.producer.flush(30)
+            self.producer.flush(5)
 
     def _step(self) -> None:
         msgs = self.consumer.consume(num_messages=self.batch_max, timeout=self.batch_wait)
@@ -213,17 +308,23 @@ class Processor:
             if (topic, part) in assigned and topic and part is not None and offset is not None:
                 raw = m.headers()
                 batch.append(Consumed(topic, part, offset, m.key(), m.value(),
-                                      _headers(raw) if raw else None))
+                                      headers_of(raw) if raw else None))
         if batch:
+            self.health.brokers.up()
             self._process(batch)
-        elif self.in_flight is None or self.in_flight.done():
+        elif self.in_flight is None or self.in_flight[0].done():
             if not self._settle():
                 return
-            self._drain_outbox_deletes()
+            self._wait_out(self._drain_outbox_deletes)
         now = time.monotonic()
         if now >= self.next_sweep:
             self.next_sweep = now + self.sweep_interval
             self._housekeeping()
+
+    def _prepare(self, batch: list[Consumed], ends: dict[TP, int],
+                 dead: Mapping[MessageId, str] | None = None) -> Prepared:
+        return prepare(self.conn, self.cache, batch, topics=self.topics, policy=self.policy,
+                       limits=self.limits, positions=self.positions, ends=ends, dead=dead)
 
     def _process(self, batch: list[Consumed]) -> None:
         if self.cache.full() and self._settle():
@@ -233,28 +334,44 @@ class Processor:
         tps = {(m.topic, m.partition) for m in batch}
         ends = {(tp.topic, tp.partition): tp.offset for tp in
                 self.consumer.position([TopicPartition(t, p) for t, p in tps])}
-        prepared = prepare(self.conn, self.cache, batch, topics=self.topics,
-                           policy=self.policy, limits=self.limits, positions=self.positions,
-                           ends=ends)
+        try:
+            prepared = self._prepare(batch, ends)
+        except Exception as exc:  # noqa: BLE001 - every failure is classified and handled
+            if self._settle():  # else this batch is void anyway: it is read again
+                self._handle(batch, ends, exc)
+            return
         if not self._settle():
             return  # this batch was decided on state that is now void
         self.positions.update({tp: nxt for tp, (_, nxt) in prepared.offsets.items()})
-        self.in_flight = self.writer.submit(self._write, prepared)
+        self.in_flight = (self.writer.submit(self._write, prepared), prepared)
         self.processed += len(batch)
 
     def _drain_outbox_deletes(self) -> None:
         if not self.flushed_outbox:
             return
         with self.writer_conn.transaction():
-            self.writer_conn.execute("DELETE FROM outbox WHERE id = ANY(%b)",
-                                     (self.flushed_outbox,))
+            store.delete_outbox_rows(self.writer_conn, self.flushed_outbox)
         self.flushed_outbox = []
 
     # --- periodic work -----------------------------------------------------------------
 
     def _housekeeping(self) -> None:
-        self._sweep()
-        lags: dict[tuple[str, int], int] = {}
+        try:
+            if not self.health.brokers.ok:
+                self.consumer.list_topics(self.topics.inputs[0], timeout=1.0)
+                self.health.brokers.up()
+            self._sweep()
+            self._report()
+        except Exception as exc:
+            if classify(exc) is Failure.OUTAGE:
+                if self._settle():
+                    self._handle([], {}, exc)
+            else:
+                log.error("housekeeping failed: %s", describe(exc), exc_info=exc)
+        self.observer.on_health(self.health.ready())
+
+    def _report(self) -> None:
+        lags: dict[TP, int] = {}
         for topic, part in self.assigned:
             _, high = self.consumer.get_watermark_offsets(TopicPartition(topic, part),
                                                           cached=True)
@@ -262,37 +379,20 @@ class Processor:
             if high >= 0:
                 lags[(topic, part)] = max(0, high - pos)
         self.observer.on_lag(lags)
-        rows = self.conn.execute(
-            "SELECT severity, count(*) FROM low_stock_alerts GROUP BY severity").fetchall()
-        self.observer.on_alerts({str(s): int(n) for s, n in rows})
-        backlog = self.conn.execute(
-            "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)"
-            " FROM outbox WHERE group_id = %s", (self.group,)).fetchone()
-        if backlog is not None:
-            self.observer.on_backlog(int(backlog[0]), float(backlog[1]))
-        self.observer.on_health(self.health.ready())
+        self.observer.on_alerts(store.open_alerts(self.conn))
+        self.observer.on_backlog(*store.outbox_backlog(self.conn, self.group))
 
     def _sweep(self) -> None:
         """Write reservation.expired for pending reservations past their expiry."""
         parts = sorted({p for _, p in self.assigned})
         if not parts:
             return
-        due = due_expiries(self.conn, parts, datetime.now(UTC), self.topics, limit=5000)
-        wall = time.monotonic()
-        self.swept = {k: t for k, t in self.swept.items() if wall - t < 60}
-        fresh = [m for ident, m in due if ident not in self.swept]
-        if not fresh:
-            return
-        self._produce(fresh)
-        self.producer.flush(30)
-        for ident, _ in due:
-            self.swept.setdefault(ident, wall)
-        self.observer.on_swept(len(fresh))
+        fresh = self.sweeper.due(self.conn, parts, datetime.now(UTC))
+        if fresh:
+            produce_all(self.producer, fresh)
+            self.producer.flush(10)
+            self.observer.on_swept(len(fresh))
 
 
-def _headers(raw: Any) -> list[tuple[str, bytes]]:
-    return [(k, v if isinstance(v, bytes) else str(v or "").encode()) for k, v in raw]
-
-
-def _numbers(tps: Iterable[tuple[str, int]]) -> list[int]:
+def _numbers(tps: Iterable[TP]) -> list[int]:
     return sorted({p for _, p in tps})

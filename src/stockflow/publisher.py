@@ -72,8 +72,7 @@ class Publisher:
         kind = known[0]
         raw_key = (key or _key_of(doc)).encode()
         value = json.dumps(doc, separators=(",", ":"), default=str).encode()
-        got = parse(kind, raw_key, value, max_quantity=self.settings.max_quantity,
-                    max_bytes=self.settings.max_message_bytes)
+        got = parse(kind, raw_key, value, self.settings.limits())
         if isinstance(got, Rejection):
             raise PublishError(f"{got.reason.value}: {got.message}", got.reason)
         assert isinstance(got, Event)

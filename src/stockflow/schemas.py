@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from stockflow import __version__
-from stockflow.events import INPUT_MODELS, OUTPUT_MODELS, TopicKind
+from stockflow.events import EARLIEST, INPUT_MODELS, LATEST, OUTPUT_MODELS, Reason, TopicKind
 from stockflow.topics import INPUTS, OUTPUTS, Topics
 
 __all__ = ["asyncapi", "documents", "event_schema"]
@@ -18,9 +18,7 @@ __all__ = ["asyncapi", "documents", "event_schema"]
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 KEY_PATTERN = "^[A-Za-z0-9._-]{1,64}@[A-Za-z0-9._-]{1,64}$"
 DLQ_HEADERS = ("reason", "message", "topic", "partition", "offset")
-REASONS = ["invalid_json", "invalid_envelope", "unknown_type", "wrong_topic",
-           "schema_violation", "key_mismatch", "quantity_out_of_range", "negative_result",
-           "oversized"]
+REASONS = [r.value for r in Reason]
 
 
 def event_schema(type_: str, direction: str) -> dict[str, Any]:
@@ -43,7 +41,9 @@ def event_schema(type_: str, direction: str) -> dict[str, Any]:
                    "description": "unique per event; the de-duplication key"},
             "source": {"type": "string", "minLength": 1},
             "type": {"const": type_},
-            "time": {"type": "string", "format": "date-time"},
+            "time": {"type": "string", "format": "date-time",
+                     "formatMinimum": EARLIEST.isoformat(), "formatMaximum": LATEST.isoformat(),
+                     "description": "in UTC at or after formatMinimum and before formatMaximum"},
             "subject": {"type": "string", "description": "SKU@WAREHOUSE when present"},
             "datacontenttype": {"type": "string"},
             "data": data,

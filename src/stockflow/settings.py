@@ -7,6 +7,8 @@ from typing import Any
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stockflow.events import DEFAULT_LIMITS, Limits
+
 __all__ = ["Settings"]
 
 
@@ -30,9 +32,22 @@ class Settings(BaseSettings):
 
     default_reorder_point: int = Field(default=10, ge=0)
     default_safety_stock: int = Field(default=0, ge=0)
-    reservation_ttl: float = Field(default=900.0, gt=0, description="seconds")
-    max_quantity: int = Field(default=1_000_000, ge=1)
-    max_message_bytes: int = Field(default=64 * 1024, ge=1)
+    # At most a century: an event time plus the TTL must stay a representable timestamp.
+    reservation_ttl: float = Field(default=900.0, gt=0, le=100 * 365.25 * 86400,
+                                   description="seconds")
+    # Both bounds keep every sum of quantities and levels far inside Postgres' bigint.
+    max_quantity: int = Field(default=DEFAULT_LIMITS.max_quantity, ge=1, le=10**12)
+    max_level: int = Field(default=DEFAULT_LIMITS.max_level, ge=1, le=10**15)
+    max_message_bytes: int = Field(default=DEFAULT_LIMITS.max_bytes, ge=1)
+
+    # Postgres connections: how long to wait for a connection, a statement, and a session
+    # idle inside a transaction (seconds). A dead server is noticed by TCP keepalives.
+    database_connect_timeout: int = Field(default=10, ge=1)
+    database_statement_timeout: float = Field(default=60.0, gt=0)
+    database_idle_in_transaction_timeout: float = Field(default=60.0, gt=0)
+    # How long an outage (Postgres or Kafka unreachable) is waited out before the processor
+    # exits non-zero; 0 waits for ever (readiness reports the outage meanwhile).
+    outage_give_up: float = Field(default=0.0, ge=0)
 
     batch_max_messages: int = Field(default=10_000, ge=1)
     batch_max_wait: float = Field(default=0.1, gt=0, description="seconds")
@@ -67,5 +82,18 @@ class Settings(BaseSettings):
         conf.update({k: v.get_secret_value() for k, v in secret.items() if v is not None})
         return conf
 
+    def limits(self) -> Limits:
+        """The edge's bounds (see `stockflow.events.Limits`)."""
+        return Limits(self.max_quantity, self.max_level, self.max_message_bytes)
+
     def dsn(self) -> str:
         return self.database_url.get_secret_value()
+
+    def database_options(self) -> dict[str, Any]:
+        """libpq connection parameters every stockflow connection adds to the URL."""
+        ms = {"statement_timeout": self.database_statement_timeout,
+              "idle_in_transaction_session_timeout": self.database_idle_in_transaction_timeout}
+        return {"connect_timeout": self.database_connect_timeout,
+                "options": " ".join(f"-c {k}={round(v * 1000)}" for k, v in ms.items()),
+                "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+                "keepalives_count": 3}

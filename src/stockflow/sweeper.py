@@ -1,10 +1,12 @@
-"""The expiry sweeper's query: pending reservations past their expiry become
-`reservation.expired` events on the orders topic, which the processor then applies like
-any other input (so expiry is serialized with the key's other events)."""
+"""The expiry sweeper: pending reservations past their expiry become `reservation.expired`
+events on the orders topic, which the processor then applies like any other input (so
+expiry is serialized with the key's other events)."""
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from datetime import datetime
 
 from stockflow.db.store import Conn
@@ -14,7 +16,9 @@ from stockflow.outbox import Message
 from stockflow.publisher import envelope
 from stockflow.topics import Topics
 
-__all__ = ["due_expiries"]
+__all__ = ["Sweeper", "due_expiries"]
+
+BATCH = 5000  # expiries written per sweep at most
 
 
 def due_expiries(conn: Conn, partitions: list[int], now: datetime, topics: Topics,
@@ -36,3 +40,34 @@ def due_expiries(conn: Conn, partitions: list[int], now: datetime, topics: Topic
         value = json.dumps(doc, separators=(",", ":")).encode()
         found.append((ident, Message(topics.name(TopicKind.ORDERS), key.encode(), value)))
     return found
+
+
+class Sweeper:
+    """Remembers what it wrote, so a line is not written again while its expiry is on its
+    way; a line still due after that is written again after a back-off that doubles each
+    time (1 minute, 2, 4 ... at most an hour), so a line that can never expire costs one
+    message an hour, not one per sweep."""
+
+    def __init__(self, topics: Topics, first_retry: float = 60.0, last_retry: float = 3600.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.topics = topics
+        self.first_retry, self.last_retry = first_retry, last_retry
+        self.clock = clock
+        self.written: dict[str, tuple[float, float]] = {}  # id -> (when, wait before again)
+
+    def due(self, conn: Conn, partitions: list[int], now: datetime) -> list[Message]:
+        """The expiries to write now."""
+        found = due_expiries(conn, partitions, now, self.topics, limit=BATCH)
+        wall = self.clock()
+        still = {ident for ident, _ in found}
+        # forget lines no longer due: their expiry was applied (or they changed)
+        self.written = {i: w for i, w in self.written.items() if i in still}
+        fresh = []
+        for ident, message in found:
+            when, wait = self.written.get(ident, (-1.0, 0.0))
+            if when >= 0 and wall - when < wait:
+                continue
+            again = self.first_retry if when < 0 else min(wait * 2, self.last_retry)
+            self.written[ident] = (wall, again)
+            fresh.append(message)
+        return fresh

@@ -47,15 +47,34 @@ class Env:
         return conn
 
 
-def make_env(services: LocalServices, unique: str, partitions: int = 3, **kw: object) -> Env:
+def make_env(services: LocalServices, unique: str, partitions: int = 3,
+             migrate_upto: int | None = None, **kw: object) -> Env:
     settings = Settings(kafka_bootstrap=services.kafka_bootstrap,
                         database_url=services.database_url, topic_prefix=f"t{unique}.",
                         database_schema=f"s{unique}", group_id=f"g{unique}", metrics_port=0,
                         session_timeout_ms=6000, sweep_interval=1.0, **kw)  # type: ignore[arg-type]
     topics = Topics(settings.topic_prefix)
     create_topics(admin(settings), topics.all, partitions, 1)
-    migrate(settings.dsn(), settings.database_schema)
+    migrate(settings.dsn(), settings.database_schema, migrate_upto)
     return Env(settings, topics)
+
+
+def refuse_writes_of(env: Env, event_ids: Iterable[str]) -> None:
+    """Make Postgres refuse to record these events, with a data error raised by a trigger:
+    a batch write that fails on one event, whatever the cause."""
+    with env.db() as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS refused (event_id text PRIMARY KEY)")
+        conn.execute("""CREATE OR REPLACE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql
+            AS $$ BEGIN
+                IF EXISTS (SELECT 1 FROM refused r WHERE r.event_id = NEW.event_id) THEN
+                    RAISE EXCEPTION 'refused %', NEW.event_id USING ERRCODE = '22023';
+                END IF;
+                RETURN NEW;
+            END $$""")
+        conn.execute("CREATE OR REPLACE TRIGGER refuse BEFORE INSERT ON processed_events"
+                     " FOR EACH ROW EXECUTE FUNCTION refuse()")
+        for ident in event_ids:
+            conn.execute("INSERT INTO refused VALUES (%s) ON CONFLICT DO NOTHING", (ident,))
 
 
 def publish(env: Env, items: Iterable[Item]) -> int:
@@ -96,7 +115,7 @@ def processor_thread(env: Env) -> Iterator[Running]:
     def target() -> None:
         try:
             running.processor.run(stop)
-        except BaseException as exc:  # surfaced in the test thread by check()
+        except BaseException as exc:  # noqa: BLE001 - surfaced in the test thread by check()
             running.failure.append(exc)
 
     thread = threading.Thread(target=target, daemon=True)
@@ -108,8 +127,7 @@ def processor_thread(env: Env) -> Iterator[Running]:
         _RUNNING.remove(running)
         stop.set()
         thread.join(60)
-        running.processor.conn.close()
-        running.processor.writer_conn.close()
+        running.processor.close()
     running.check()
 
 

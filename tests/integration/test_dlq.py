@@ -18,6 +18,7 @@ from tests.integration.harness import (
     processor_thread,
     publish,
     read_topic,
+    refuse_writes_of,
     wait_drained,
 )
 
@@ -30,8 +31,11 @@ def test_every_reason_reaches_the_dlq_with_headers(services: LocalServices, uniq
     items += _invalid(b, key)
     items.append(b.item("stock.damaged", key, {"damage_id": "D1", "quantity": 50},
                         reason="negative_result"))
+    items.append(b.item("receipt.received", key, {"receipt_id": "R-refused", "quantity": 100},
+                        reason="processing_error"))
     items.append(b.item("stock.adjusted", key, {"adjustment_id": "A1", "delta": 3,
                                                 "reason": "found"}))
+    refuse_writes_of(env, [items[-2].id or ""])
     publish(env, items)
     with processor_thread(env):
         wait_drained(env)

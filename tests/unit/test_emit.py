@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stockflow.emit import output_id
+from stockflow.emit import DLQ_MAX_BYTES, dlq_message, output_id
+from stockflow.events import Reason, Rejection
+from stockflow.outbox import Message
+from stockflow.topics import Topics
 
 NAMESPACE = uuid.UUID("5e0c4f10-9b1f-4c55-a3f5-6b0a3c1d2e7f")
 
@@ -17,3 +21,33 @@ NAMESPACE = uuid.UUID("5e0c4f10-9b1f-4c55-a3f5-6b0a3c1d2e7f")
 def test_output_id_is_uuid5_of_cause_type_and_line(cause: str, type_: str, line: str) -> None:
     expected = uuid.uuid5(NAMESPACE, f"{cause}\x1f{type_}\x1f{line}")
     assert output_id(cause, type_, line) == str(expected)
+
+
+def _size(message: Message) -> int:
+    headers = sum(len(n) + len(v) for n, v in message.headers)
+    return len(message.key or b"") + len(message.value or b"") + headers
+
+
+def test_a_dlq_message_keeps_the_input_byte_for_byte_when_it_fits() -> None:
+    why = Rejection(Reason.OVERSIZED, "too big")
+    msg = dlq_message(Topics(), why, "inventory.orders", 1, 7, b"K@W", b"v" * 70_000,
+                      [("trace", b"t")])
+    assert msg.value == b"v" * 70_000
+    assert msg.headers[0] == ("trace", b"t")
+
+
+@pytest.mark.parametrize(("key", "value", "headers"), [
+    (b"K@W", b"v" * 2_000_000, []),
+    (b"K@W", b"v" * 800_000, [(f"h{i}", b"x" * 10_000) for i in range(50)]),
+    (b"k" * 3_000_000, b"v" * 10, []),
+])
+def test_a_dlq_message_always_fits_the_dlq(key: bytes, value: bytes,
+                                           headers: list[tuple[str, bytes]]) -> None:
+    why = Rejection(Reason.OVERSIZED, "too big")
+    msg = dlq_message(Topics(), why, "inventory.orders", 1, 7, key, value, headers)
+    assert _size(msg) <= DLQ_MAX_BYTES
+    found = dict(msg.headers)
+    assert found["stockflow.error.reason"] == b"oversized"
+    if len(value) > DLQ_MAX_BYTES:
+        assert found["stockflow.error.truncated"] == str(len(value)).encode()
+        assert value.startswith(msg.value or b"")

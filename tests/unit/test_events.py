@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stockflow.events import Event, OrderConfirmed, Reason, Rejection, TopicKind, parse
+from stockflow.events import Event, Limits, OrderConfirmed, Reason, Rejection, TopicKind, parse
 from tests.factories import envelope
 
 KEY = b"SKU-1@WH-1"
@@ -12,7 +12,7 @@ PLACED = {"order_id": "O1", "line_id": "1", "sku": "SKU-1", "warehouse": "WH-1",
 
 
 def reason(topic: TopicKind, key: bytes | None, value: bytes, **kw: int) -> Reason:
-    got = parse(topic, key, value, **kw)
+    got = parse(topic, key, value, Limits(**kw))
     assert isinstance(got, Rejection), got
     assert got.message
     return got.reason
@@ -73,10 +73,81 @@ def test_missing_or_malformed_kafka_key_is_a_key_mismatch() -> None:
 def test_quantity_limit_is_configurable() -> None:
     value = envelope("order.placed", {**PLACED, "quantity": 500}, id_="1")
     assert reason(TopicKind.ORDERS, KEY, value, max_quantity=100) is Reason.QUANTITY_OUT_OF_RANGE
-    assert isinstance(parse(TopicKind.ORDERS, KEY, value, max_quantity=1000), Event)
+    assert isinstance(parse(TopicKind.ORDERS, KEY, value, Limits(max_quantity=1000)), Event)
 
 
 def test_zero_delta_is_out_of_range() -> None:
     data = {"adjustment_id": "A", "sku": "SKU-1", "warehouse": "WH-1", "delta": 0, "reason": "x"}
     value = envelope("stock.adjusted", data, id_="1")
     assert reason(TopicKind.ADJUSTMENTS, KEY, value) is Reason.QUANTITY_OUT_OF_RANGE
+
+
+def _deep(depth: int) -> bytes:
+    head = (b'{"specversion":"1.0","id":"e","source":"s","type":"receipt.received",'
+            b'"time":"2026-01-01T00:00:00Z","data":')
+    return head + b"[" * depth + b"]" * depth + b"}"
+
+
+@pytest.mark.parametrize("depth", [150, 5_000, 30_000])
+def test_deep_nesting_is_rejected_not_raised(depth: int) -> None:
+    got = reason(TopicKind.RECEIPTS, KEY, _deep(depth), max_bytes=1_000_000)
+    assert got in {Reason.INVALID_JSON, Reason.INVALID_ENVELOPE}
+
+
+@pytest.mark.parametrize(("field", "value", "want"), [
+    # the envelope's time: its arithmetic with the TTL must stay inside the calendar
+    ("time", "9999-12-31T23:59:00Z", Reason.INVALID_ENVELOPE),
+    ("time", "0001-01-01T00:30:00+01:00", Reason.INVALID_ENVELOPE),
+    ("time", "1969-12-31T23:59:59Z", Reason.INVALID_ENVELOPE),
+    # year 10000 and year 0 once converted to UTC: Postgres stores them, Python cannot read
+    ("expires_at", "9999-12-31T23:00:00-05:00", Reason.SCHEMA_VIOLATION),
+    ("expires_at", "0001-01-01T00:30:00+01:00", Reason.SCHEMA_VIOLATION),
+    ("expires_at", "9000-01-01T00:00:00Z", Reason.SCHEMA_VIOLATION),
+])
+def test_timestamps_outside_the_window_are_rejected(field: str, value: str,
+                                                     want: Reason) -> None:
+    doc = (envelope("order.placed", PLACED, id_="1", time=value) if field == "time" else
+           envelope("order.placed", {**PLACED, "expires_at": value}, id_="1"))
+    assert reason(TopicKind.ORDERS, KEY, doc) is want
+
+
+def test_timestamps_at_the_window_edges_are_accepted() -> None:
+    data = {**PLACED, "expires_at": "8999-12-31T23:59:59.999999Z"}
+    got = parse(TopicKind.ORDERS, KEY, envelope("order.placed", data, id_="1"))
+    assert isinstance(got, Event)
+
+
+@pytest.mark.parametrize(("data", "want"), [
+    ({**PLACED, "line_count": 2**31}, Reason.SCHEMA_VIOLATION),  # the column is an int4
+    ({**PLACED, "line_count": 100_001}, Reason.SCHEMA_VIOLATION),
+    ({**PLACED, "quantity": 10**400}, Reason.QUANTITY_OUT_OF_RANGE),
+    ({**PLACED, "quantity": 1.5}, Reason.SCHEMA_VIOLATION),
+])
+def test_integers_are_bounded_by_what_their_columns_hold(data: dict[str, object],
+                                                          want: Reason) -> None:
+    assert reason(TopicKind.ORDERS, KEY, envelope("order.placed", data, id_="1")) is want
+
+
+def test_levels_have_their_own_bound() -> None:
+    def counted(on_hand: int) -> bytes:
+        return envelope("stock.counted", {"count_id": "C", "sku": "SKU-1", "warehouse": "WH-1",
+                                          "on_hand": on_hand}, id_="1")
+
+    # a truthful count above the largest quantity is a level, and is accepted
+    assert isinstance(parse(TopicKind.ADJUSTMENTS, KEY, counted(1_500_000)), Event)
+    assert reason(TopicKind.ADJUSTMENTS, KEY, counted(1_000_000_001)) is Reason.SCHEMA_VIOLATION
+    assert reason(TopicKind.ADJUSTMENTS, KEY, counted(-1)) is Reason.SCHEMA_VIOLATION
+    assert reason(TopicKind.ADJUSTMENTS, KEY, counted(50), max_level=10) is Reason.SCHEMA_VIOLATION
+
+
+def test_a_lone_surrogate_is_invalid_json() -> None:
+    doc = envelope("order.placed", {**PLACED, "order_id": "X"}, id_="1").replace(b'"X"',
+                                                                              b'"\\ud800"')
+    assert reason(TopicKind.ORDERS, KEY, doc) is Reason.INVALID_JSON
+
+
+def test_nul_deep_inside_unknown_data_is_found_without_recursion() -> None:
+    data = {**PLACED, "extra": "N"}
+    doc = envelope("order.placed", data, id_="1").replace(
+        b'"N"', b"[" * 150 + b'"\\u0000"' + b"]" * 150)
+    assert reason(TopicKind.ORDERS, KEY, doc) is Reason.SCHEMA_VIOLATION

@@ -23,8 +23,9 @@ def migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-def migrate(dsn: str, schema: str) -> list[str]:
-    """Bring `schema` up to date; returns the names of the migrations applied now."""
+def migrate(dsn: str, schema: str, upto: int | None = None) -> list[str]:
+    """Bring `schema` up to date (or up to version `upto`); returns the names of the
+    migrations applied now."""
     applied_now: list[str] = []
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK,))
@@ -36,7 +37,7 @@ def migrate(dsn: str, schema: str) -> list[str]:
                 applied_at timestamptz NOT NULL DEFAULT now())""")
             done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
             for version, name, body in migrations():
-                if version in done:
+                if version in done or (upto is not None and version > upto):
                     continue
                 with conn.transaction():
                     conn.execute(body)  # trusted, shipped SQL
