@@ -8,12 +8,13 @@ import logging
 import threading
 import time
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from stockflow.app import serving, stop_on_signals
 from stockflow.console import View, summary
 from stockflow.db import store
+from stockflow.kafka import consumer
 from stockflow.processor import Processor
 from stockflow.publisher import Publisher
 from stockflow.settings import Settings
@@ -28,7 +29,7 @@ log = logging.getLogger("stockflow")
 def _behind(settings: Settings, conn: store.Conn) -> int:
     """Input messages not yet committed in Postgres."""
     topics = Topics(settings.topic_prefix)
-    cons = Consumer({**settings.kafka_common(), "group.id": f"{settings.group_id}-watch"})
+    cons = consumer(settings, {"group.id": f"{settings.group_id}-watch"})
     try:
         meta = cons.list_topics(timeout=10)
         ends = {(t, p): cons.get_watermark_offsets(TopicPartition(t, p), 10)[1]
