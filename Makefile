@@ -20,4 +20,4 @@ bench:
 	scripts/bootstrap && .venv/bin/python bench/run.py
 
 schemas:
-	scripts/bootstrap && .venv/bin/python -m stockflow.schemas schemas
+	scripts/bootstrap && .venv/bin/python -m stockflow.contract.schemas schemas

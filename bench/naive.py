@@ -16,8 +16,7 @@ import threading
 import psycopg
 from confluent_kafka import Consumer, Producer
 
-from stockflow.events import TopicKind
-from stockflow.topics import Topics
+from stockflow.contract.topics import TopicKind, Topics
 
 EFFECT = {  # type -> (on_hand sign, reserved sign, in_transit sign, damaged sign)
     "receipt.received": (1, 0, 0, 0), "transfer.received": (1, 0, 0, 0),

@@ -33,13 +33,12 @@ import psycopg
 from confluent_kafka import Consumer, ConsumerGroupState, TopicPartition
 from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
 
-from stockflow.db.migrate import migrate
-from stockflow.events import TopicKind
-from stockflow.kafka import admin, create_topics, producer
-from stockflow.localenv import local_services
+from stockflow.adapters.db.migrate import migrate
+from stockflow.adapters.kafka import admin, create_topics, producer
+from stockflow.contract.topics import TopicKind, Topics
+from stockflow.devtools.localenv import local_services
+from stockflow.devtools.workload import Item, generate
 from stockflow.settings import Settings
-from stockflow.topics import Topics
-from stockflow.workload import Item, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -206,7 +205,7 @@ def latency(base: Settings, partitions: int, rate: int, seconds: float,
     topics = prepare(s, partitions)
     wl = generate(events=int(rate * seconds), skus=skus, warehouses=3, seed=5)
     publish(s, topics, wl.setup)
-    proc = subprocess.Popen([sys.executable, "-m", "stockflow.cli", "process"], env=env_of(s),
+    proc = subprocess.Popen([sys.executable, "-m", "stockflow", "process"], env=env_of(s),
                             stdout=subprocess.DEVNULL)
     sent: dict[str, float] = {}
     seen: dict[str, float] = {}
@@ -286,7 +285,7 @@ def main() -> int:
             warm = generate(events=args.warmup, skus=args.skus, warehouses=3, seed=99)
             publish(w, wtopics, warm.setup + warm.stream)
             say(f"warm-up: {args.warmup:,} events (not measured)")
-            drain([sys.executable, "-m", "stockflow.cli", "process"], w, wtopics, "warm-up",
+            drain([sys.executable, "-m", "stockflow", "process"], w, wtopics, "warm-up",
                   members=args.members, steady=False)
 
         runs = []
@@ -295,7 +294,7 @@ def main() -> int:
             topics = prepare(s, args.partitions)
             publish(s, topics, wl.setup + wl.stream)
             say(f"stockflow: draining (run {rep} of {args.repeat})")
-            runs.append(drain([sys.executable, "-m", "stockflow.cli", "process"],
+            runs.append(drain([sys.executable, "-m", "stockflow", "process"],
                               s, topics, "stockflow", members=args.members))
         sf_rate = statistics.median(r.rate for r in runs)
 

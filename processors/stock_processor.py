@@ -3,7 +3,7 @@
 Reads its configuration from STOCKFLOW_* environment variables; see README.
 """
 
-from stockflow.cli import main
+from stockflow.entrypoints.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main(["process"]))

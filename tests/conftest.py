@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from stockflow.localenv import LocalServices, local_services
+from stockflow.devtools.localenv import LocalServices, local_services
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from stockflow.events import INPUT_MODELS, Event
+from stockflow.contract.events import INPUT_MODELS
+from stockflow.domain.inputs import Event
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 _ids = itertools.count()

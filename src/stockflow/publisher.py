@@ -11,16 +11,17 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from confluent_kafka import KafkaError, Producer
 
 from stockflow import StockflowError
-from stockflow.events import INPUT_MODELS, Event, Reason, Rejection, parse, split_key
-from stockflow.kafka import producer
+from stockflow.adapters.kafka import producer
+from stockflow.contract.events import INPUT_MODELS, Reason, Rejection, envelope, parse, split_key
+from stockflow.contract.topics import Topics
+from stockflow.domain.inputs import Event
 from stockflow.settings import Settings
-from stockflow.topics import Topics
 
 __all__ = ["PublishError", "Publisher", "envelope"]
 
@@ -31,14 +32,6 @@ class PublishError(StockflowError):
     def __init__(self, message: str, reason: Reason | None = None) -> None:
         super().__init__(message)
         self.reason = reason
-
-
-def envelope(type_: str, data: Mapping[str, Any], *, id_: str | None = None,
-             time: datetime | None = None, source: str = "stockflow-publisher") -> dict[str, Any]:
-    """A CloudEvents 1.0 structured-mode event."""
-    return {"specversion": "1.0", "id": id_ or str(uuid.uuid4()), "source": source,
-            "type": type_, "time": (time or datetime.now(UTC)).isoformat(),
-            "datacontenttype": "application/json", "data": dict(data)}
 
 
 def _key_of(doc: Mapping[str, Any]) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from stockflow.events import DEFAULT_LIMITS, Limits
+from stockflow.domain.inputs import DEFAULT_LIMITS, Limits
 
 __all__ = ["Settings"]
 
@@ -83,7 +83,7 @@ class Settings(BaseSettings):
         return conf
 
     def limits(self) -> Limits:
-        """The edge's bounds (see `stockflow.events.Limits`)."""
+        """The edge's bounds (see `stockflow.domain.inputs.Limits`)."""
         return Limits(self.max_quantity, self.max_level, self.max_message_bytes)
 
     def dsn(self) -> str:

@@ -15,15 +15,15 @@ from pathlib import Path
 
 from confluent_kafka.admin import NewTopic
 
-from stockflow.kafka import admin
-from stockflow.localenv import LocalServices, free_port
+from stockflow.adapters.kafka import admin
+from stockflow.contract.topics import Topics
+from stockflow.devtools.localenv import LocalServices, free_port
 from stockflow.settings import Settings
-from stockflow.topics import Topics
 from tests.integration.harness import make_env, wait_drained
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "stockflow.cli", *args], env={**os.environ, **env},
+    return subprocess.run([sys.executable, "-m", "stockflow", *args], env={**os.environ, **env},
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
@@ -92,7 +92,7 @@ def test_publish_process_stock_metrics_and_sigterm(services: LocalServices, uniq
     assert "quantity_out_of_range" in pub.stderr
     assert "[" in pub.stderr  # the progress bar
 
-    proc = subprocess.Popen([sys.executable, "-m", "stockflow.cli", "process"],
+    proc = subprocess.Popen([sys.executable, "-m", "stockflow", "process"],
                             env={**os.environ, **vars_}, stderr=subprocess.PIPE, text=True)
     try:
         wait_drained(env)

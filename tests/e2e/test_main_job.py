@@ -12,7 +12,7 @@ import time
 
 import psycopg
 
-from stockflow.localenv import LocalServices, free_port
+from stockflow.devtools.localenv import LocalServices, free_port
 
 
 def test_up_with_simulation_stops_on_ctrl_c_with_a_true_summary(services: LocalServices,
@@ -23,7 +23,7 @@ def test_up_with_simulation_stops_on_ctrl_c_with_a_true_summary(services: LocalS
            "STOCKFLOW_TOPIC_PREFIX": f"m{unique}.", "STOCKFLOW_DATABASE_SCHEMA": schema,
            "STOCKFLOW_GROUP_ID": f"m{unique}", "STOCKFLOW_METRICS_PORT": str(free_port()),
            "STOCKFLOW_LOG_LEVEL": "WARNING"}
-    job = subprocess.Popen([sys.executable, "-m", "stockflow.cli", "up", "--simulate",
+    job = subprocess.Popen([sys.executable, "-m", "stockflow", "up", "--simulate",
                             "--rate", "200", "--skus", "50", "--refresh", "1"],
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(12)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from stockflow.emit import output_id
-from stockflow.events import TopicKind
-from stockflow.workload import Workload
+from stockflow.contract.emit import output_id
+from stockflow.contract.topics import TopicKind
+from stockflow.devtools.workload import Workload
 from tests.integration.harness import Env, db_quantities, read_topic
 from tests.model import Model
 

@@ -15,15 +15,14 @@ from dataclasses import dataclass
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
 
-from stockflow.app import build_processor
-from stockflow.db.migrate import migrate
-from stockflow.events import TopicKind
-from stockflow.kafka import admin, create_topics, partition_counts, producer
-from stockflow.localenv import LocalServices
-from stockflow.processor import Processor
+from stockflow.adapters.db.migrate import migrate
+from stockflow.adapters.kafka import admin, create_topics, partition_counts, producer
+from stockflow.contract.topics import INPUTS, TopicKind, Topics
+from stockflow.devtools.localenv import LocalServices
+from stockflow.devtools.workload import Item
+from stockflow.engine.processor import Processor
+from stockflow.entrypoints.app import build_processor
 from stockflow.settings import Settings
-from stockflow.topics import INPUTS, Topics
-from stockflow.workload import Item
 
 
 @dataclass(frozen=True)
@@ -138,7 +137,7 @@ def spawn(env: Env, instance: str | None = None,
     if instance:
         vars_["STOCKFLOW_GROUP_INSTANCE_ID"] = instance
     log = tempfile.NamedTemporaryFile(prefix="stockflow-proc-", suffix=".log", delete=False)  # noqa: SIM115 - outlives this call
-    proc = subprocess.Popen([sys.executable, "-m", "stockflow.cli", "process"], env=vars_,
+    proc = subprocess.Popen([sys.executable, "-m", "stockflow", "process"], env=vars_,
                             stdout=subprocess.DEVNULL, stderr=log)
     _LOGS[proc.pid] = log.name
     return proc

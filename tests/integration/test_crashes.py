@@ -8,8 +8,8 @@ import signal
 import threading
 import time
 
-from stockflow.localenv import LocalServices
-from stockflow.workload import Item, generate
+from stockflow.devtools.localenv import LocalServices
+from stockflow.devtools.workload import Item, generate
 from tests.integration.checks import assert_agreement
 from tests.integration.harness import Env, log_of, make_env, publish, spawn, wait_drained
 

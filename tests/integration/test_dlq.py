@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 
 from confluent_kafka import Consumer, TopicPartition
 
-from stockflow.events import Reason, TopicKind
-from stockflow.localenv import LocalServices
-from stockflow.workload import _Builder, _invalid
+from stockflow.contract.events import Reason
+from stockflow.contract.topics import TopicKind
+from stockflow.devtools.localenv import LocalServices
+from stockflow.devtools.workload import _Builder, _invalid
 from tests.integration.harness import (
     Env,
     db_quantities,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from stockflow.localenv import LocalServices
-from stockflow.workload import generate
+from stockflow.devtools.localenv import LocalServices
+from stockflow.devtools.workload import generate
 from tests.integration.checks import assert_agreement
 from tests.integration.harness import make_env, processor_thread, publish, wait_drained
 

@@ -18,13 +18,15 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stockflow.cache import StateCache
-from stockflow.checkpoint import Consumed, commit, prepare
-from stockflow.db import store
+from stockflow.adapters.db import store
+from stockflow.contract.emit import DLQ_MAX_BYTES
+from stockflow.contract.events import INPUT_MODELS, Reason
+from stockflow.contract.topics import TopicKind
+from stockflow.devtools.localenv import LocalServices
+from stockflow.domain.inputs import DEFAULT_LIMITS
 from stockflow.domain.state import Policy
-from stockflow.emit import DLQ_MAX_BYTES
-from stockflow.events import DEFAULT_LIMITS, INPUT_MODELS, Reason, TopicKind
-from stockflow.localenv import LocalServices
+from stockflow.engine.cache import StateCache
+from stockflow.engine.checkpoint import Consumed, commit, prepare
 from tests.integration.harness import make_env
 
 EXAMPLES = int(os.environ.get("STOCKFLOW_HOSTILE_EXAMPLES", "40"))

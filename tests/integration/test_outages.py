@@ -12,9 +12,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from stockflow.events import TopicKind
-from stockflow.localenv import LocalServices, Restartable, free_port
-from stockflow.workload import generate
+from stockflow.contract.topics import TopicKind
+from stockflow.devtools.localenv import LocalServices, Restartable, free_port
+from stockflow.devtools.workload import generate
 from tests.integration.checks import assert_agreement
 from tests.integration.harness import (
     Env,

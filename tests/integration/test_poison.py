@@ -11,10 +11,10 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from stockflow.db.migrate import migrate
-from stockflow.events import TopicKind
-from stockflow.localenv import LocalServices
-from stockflow.workload import Item, _Builder
+from stockflow.adapters.db.migrate import migrate
+from stockflow.contract.topics import TopicKind
+from stockflow.devtools.localenv import LocalServices
+from stockflow.devtools.workload import Item, _Builder
 from tests.integration.harness import (
     Env,
     db_quantities,

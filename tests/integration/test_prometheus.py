@@ -12,7 +12,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from stockflow.localenv import LocalServices, free_port
+from stockflow.devtools.localenv import LocalServices, free_port
 from stockflow.publisher import Publisher
 from tests.integration.harness import log_of, make_env, spawn, wait_drained
 

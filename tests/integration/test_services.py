@@ -6,7 +6,7 @@ import psycopg
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from stockflow.localenv import LocalServices
+from stockflow.devtools.localenv import LocalServices
 
 
 def test_round_trip_through_kafka_and_postgres(services: LocalServices, unique: str) -> None:

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from stockflow.db import store
-from stockflow.db.migrate import migrate
+from stockflow.adapters.db import store
+from stockflow.adapters.db.migrate import migrate
+from stockflow.devtools.localenv import LocalServices
 from stockflow.domain.state import Quantities, Reservation, Status, StockState
-from stockflow.localenv import LocalServices
 
 AWKWARD = ['plain', 'with "quotes"', "back\\slash", "trailing\\", "a,b", "{braces}", "NULL",
            " spaced ", "tab\tand\nnewline", "ünïcødé ✓", "'single'", '\\"mixed\\"']

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from stockflow.events import Reason, TopicKind
-from stockflow.localenv import LocalServices
+from stockflow.contract.events import Reason
+from stockflow.contract.topics import TopicKind
+from stockflow.devtools.localenv import LocalServices
 from stockflow.publisher import Publisher, PublishError
 from tests.integration.harness import (
     db_quantities,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from stockflow.metrics import PrometheusObserver
+from stockflow.adapters.metrics import PrometheusObserver
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "stockflow.json"
 SUFFIXES = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"],

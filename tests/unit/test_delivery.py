@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from confluent_kafka import Producer
 
-from stockflow.kafka import DeliveryFailures
+from stockflow.adapters.kafka import DeliveryFailures
 
 
 def test_undeliverable_messages_are_reported() -> None:

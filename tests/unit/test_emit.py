@@ -8,10 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stockflow.emit import DLQ_MAX_BYTES, dlq_message, output_id
-from stockflow.events import Reason, Rejection
-from stockflow.outbox import Message
-from stockflow.topics import Topics
+from stockflow.contract.emit import DLQ_MAX_BYTES, Message, dlq_message, output_id
+from stockflow.contract.events import Reason, Rejection
+from stockflow.contract.topics import Topics
 
 NAMESPACE = uuid.UUID("5e0c4f10-9b1f-4c55-a3f5-6b0a3c1d2e7f")
 

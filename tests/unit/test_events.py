@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from stockflow.events import Event, Limits, OrderConfirmed, Reason, Rejection, TopicKind, parse
+from stockflow.contract.events import Reason, Rejection, parse
+from stockflow.contract.topics import TopicKind
+from stockflow.domain.inputs import Event, Limits, OrderConfirmed
 from tests.factories import envelope
 
 KEY = b"SKU-1@WH-1"

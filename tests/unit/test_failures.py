@@ -9,9 +9,9 @@ import psycopg.errors
 import pytest
 
 from stockflow import StockflowError
-from stockflow.checkpoint import Consumed
-from stockflow.db.store import FencedError
-from stockflow.failures import (
+from stockflow.adapters.db.store import FencedError
+from stockflow.engine.checkpoint import Consumed
+from stockflow.engine.failures import (
     DeliveryError,
     Failure,
     GaveUpError,
@@ -20,7 +20,7 @@ from stockflow.failures import (
     describe,
     wait_out,
 )
-from stockflow.isolation import MessageId, bisect
+from stockflow.engine.isolation import MessageId, bisect
 
 
 @pytest.mark.parametrize(("exc", "kind"), [

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import logging
 
-from stockflow.logs import JsonFormatter
+from stockflow.adapters.logs import JsonFormatter
 
 
 def test_json_lines_carry_event_id_and_key() -> None:
-    record = logging.LogRecord("stockflow.checkpoint", logging.INFO, __file__, 1,
+    record = logging.LogRecord("stockflow.engine.checkpoint", logging.INFO, __file__, 1,
                                "rejected: %s", ("bad quantity",), None)
     record.__dict__.update(event_id="ev-1", key="SKU-1@WH-1", reason="schema_violation")
     doc = json.loads(JsonFormatter().format(record))

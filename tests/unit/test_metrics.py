@@ -6,7 +6,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stockflow.metrics import BatchHistogram
+from stockflow.adapters.metrics import BatchHistogram
 
 BUCKETS = (0.01, 0.1, 1.0)
 

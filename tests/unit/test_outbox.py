@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stockflow.outbox import Message, decode, encode
+from stockflow.adapters.outbox import decode, encode
+from stockflow.contract.emit import Message
 
 BLOBS = st.none() | st.binary(max_size=50)
 HEADERS = st.lists(st.tuples(st.text(max_size=10), st.binary(max_size=10)), max_size=3)

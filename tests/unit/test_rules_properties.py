@@ -9,13 +9,15 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stockflow.contract.emit import output_id, output_message
+from stockflow.contract.events import INPUT_MODELS, parse
+from stockflow.contract.outputs import OUTPUT_MODELS, StockChanged
+from stockflow.contract.topics import Topics
+from stockflow.devtools.workload import Item, generate
 from stockflow.domain.effects import Outcome
+from stockflow.domain.inputs import Event
 from stockflow.domain.rules import apply
 from stockflow.domain.state import Policy, Quantities, StockState, new_state
-from stockflow.emit import output_id, output_message
-from stockflow.events import INPUT_MODELS, OUTPUT_MODELS, Event, StockChanged, parse
-from stockflow.topics import Topics
-from stockflow.workload import Item, generate
 from tests.factories import T0, envelope, event, minutes
 from tests.model import Model
 

@@ -6,8 +6,8 @@ import itertools
 from datetime import UTC, datetime
 from typing import Any
 
-from stockflow.sweeper import Sweeper
-from stockflow.topics import Topics
+from stockflow.contract.topics import Topics
+from stockflow.engine.sweeper import Sweeper
 
 
 class _Rows:

@@ -7,7 +7,6 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from stockflow.domain.state import Quantities, Reservation, StockState
-from stockflow.events import TopicKind
 
 __all__ = ["Decision", "LedgerEntry", "Outcome", "Output"]
 
@@ -20,10 +19,9 @@ class Outcome(StrEnum):
 
 class Output(NamedTuple):
     """An event to emit. `line` makes its id unique among the outputs of one cause; `data`
-    has the shape of the type's model in `stockflow.events.OUTPUT_MODELS` (or, for a
+    has the shape of the type's model in `stockflow.contract.outputs.OUTPUT_MODELS` (or, for a
     forwarded input, `INPUT_MODELS`)."""
 
-    topic: TopicKind
     type: str
     key: str
     line: str

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from stockflow import StockflowError
-from stockflow.logs import configure
+from stockflow.adapters.logs import configure
 from stockflow.settings import Settings
 
 __all__ = ["main"]
@@ -25,8 +25,8 @@ def _settings() -> Settings:
 
 
 def cmd_topics_create(args: argparse.Namespace) -> int:
-    from stockflow.kafka import admin, create_topics  # noqa: PLC0415 - keeps --help fast
-    from stockflow.topics import Topics  # noqa: PLC0415
+    from stockflow.adapters.kafka import admin, create_topics  # noqa: PLC0415 - keeps --help fast
+    from stockflow.contract.topics import Topics  # noqa: PLC0415
 
     settings = _settings()
     topics = Topics(settings.topic_prefix)
@@ -37,7 +37,7 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
 
 
 def cmd_db_migrate(_: argparse.Namespace) -> int:
-    from stockflow.db.migrate import migrate  # noqa: PLC0415
+    from stockflow.adapters.db.migrate import migrate  # noqa: PLC0415
 
     settings = _settings()
     applied = migrate(settings.dsn(), settings.database_schema)
@@ -47,7 +47,7 @@ def cmd_db_migrate(_: argparse.Namespace) -> int:
 
 
 def cmd_process(_: argparse.Namespace) -> int:
-    from stockflow.app import run_processor  # noqa: PLC0415
+    from stockflow.entrypoints.app import run_processor  # noqa: PLC0415
 
     run_processor(_settings())
     return 0
@@ -86,7 +86,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_stock(args: argparse.Namespace) -> int:
-    from stockflow.db import store  # noqa: PLC0415
+    from stockflow.adapters.db import store  # noqa: PLC0415
 
     settings = _settings()
     with store.connect(settings.dsn(), settings.database_schema) as conn:
@@ -116,7 +116,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     """The main job: local Kafka and Postgres (or the configured ones), topics, migrations,
     the processor and, with --simulate, a simulated workload and a live view; until Ctrl-C
     (or --duration)."""
-    from stockflow.localenv import local_services  # noqa: PLC0415
+    from stockflow.devtools.localenv import local_services  # noqa: PLC0415
 
     with local_services() as found:
         os.environ["STOCKFLOW_KAFKA_BOOTSTRAP"] = found.kafka_bootstrap
@@ -127,7 +127,7 @@ def cmd_up(args: argparse.Namespace) -> int:
               "Ctrl-C stops everything", file=sys.stderr)
         if not args.simulate:
             return cmd_process(args)
-        from stockflow.main_job import run_simulated  # noqa: PLC0415
+        from stockflow.entrypoints.main_job import run_simulated  # noqa: PLC0415
 
         return run_simulated(_settings(), rate=args.rate, duration=args.duration,
                              skus=args.skus, refresh=args.refresh)
@@ -137,9 +137,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     """Publish simulated traffic to the configured Kafka until Ctrl-C or --duration."""
     import threading  # noqa: PLC0415
 
-    from stockflow.app import stop_on_signals  # noqa: PLC0415
+    from stockflow.devtools.simulate import Simulation, Simulator  # noqa: PLC0415
+    from stockflow.entrypoints.app import stop_on_signals  # noqa: PLC0415
     from stockflow.publisher import Publisher  # noqa: PLC0415
-    from stockflow.simulate import Simulation, Simulator  # noqa: PLC0415
 
     sim = Simulator(Publisher(_settings(), source="stockflow-simulator"),
                     Simulation(skus=args.skus, rate=args.rate))

@@ -27,12 +27,18 @@ import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from stockflow import StockflowError
-from stockflow.cache import StateCache
-from stockflow.checkpoint import Consumed, Prepared, commit, prepare
-from stockflow.db import store
+from stockflow.adapters.db import store
+from stockflow.adapters.health import Health
+from stockflow.adapters.kafka import DeliveryFailures, headers_of, mirror_positions, produce_all
+from stockflow.adapters.observer import Observer
+from stockflow.adapters.outbox import decode
+from stockflow.contract.emit import Message
+from stockflow.contract.topics import Topics
+from stockflow.domain.inputs import Limits
 from stockflow.domain.state import Policy
-from stockflow.events import Limits
-from stockflow.failures import (
+from stockflow.engine.cache import StateCache
+from stockflow.engine.checkpoint import Consumed, Prepared, commit, prepare
+from stockflow.engine.failures import (
     DeliveryError,
     Failure,
     GaveUpError,
@@ -41,17 +47,12 @@ from stockflow.failures import (
     describe,
     wait_out,
 )
-from stockflow.health import Health
-from stockflow.isolation import MessageId, bisect
-from stockflow.kafka import DeliveryFailures, headers_of, mirror_positions, produce_all
-from stockflow.metrics import Observer
-from stockflow.outbox import Message, decode
-from stockflow.sweeper import Sweeper
-from stockflow.topics import Topics
+from stockflow.engine.isolation import MessageId, bisect
+from stockflow.engine.sweeper import Sweeper
 
 __all__ = ["Processor"]
 
-log = logging.getLogger("stockflow.processor")
+log = logging.getLogger("stockflow.engine.processor")
 
 T = TypeVar("T")
 TP = tuple[str, int]  # (topic, partition)

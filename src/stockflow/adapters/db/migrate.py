@@ -14,7 +14,7 @@ _LOCK = 0x5707F10  # one migrator at a time per database
 
 def migrations() -> list[tuple[int, str, str]]:
     """(version, name, sql) of every shipped migration, in order."""
-    folder = resources.files("stockflow.db") / "migrations"
+    folder = resources.files("stockflow.adapters.db") / "migrations"
     found = []
     for entry in folder.iterdir():
         if entry.name.endswith(".sql"):

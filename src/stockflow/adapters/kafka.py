@@ -12,7 +12,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from stockflow import StockflowError
-from stockflow.outbox import Message as Outgoing
+from stockflow.contract.emit import Message as Outgoing
 from stockflow.settings import Settings
 
 __all__ = [
@@ -30,7 +30,7 @@ __all__ = [
     "require_copartitioned",
 ]
 
-log = logging.getLogger("stockflow.kafka")
+log = logging.getLogger("stockflow.adapters.kafka")
 
 
 class TopicsError(StockflowError):
@@ -69,9 +69,11 @@ class BrokerWatch:
 
 def _merge(settings: Settings, own: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
     # librdkafka's own log lines go through Python logging (JSON like the rest) instead of
-    # its stderr; its errors too, unless the caller watches them itself.
+    # its stderr; its errors too, unless the caller watches them itself. Notices and worse
+    # only: its informational lines, some written while a client is destroyed after Python
+    # logging has gone, say nothing an operator acts on.
     return {**settings.kafka_common(), "client.id": settings.client_id, "logger": log,
-            "error_cb": _log_error, **own, **(extra or {})}
+            "log_level": 5, "error_cb": _log_error, **own, **(extra or {})}
 
 
 def _log_error(err: KafkaError) -> None:

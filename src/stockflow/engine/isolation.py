@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from stockflow import StockflowError
-from stockflow.checkpoint import Consumed
-from stockflow.failures import Failure, classify, describe
+from stockflow.engine.checkpoint import Consumed
+from stockflow.engine.failures import Failure, classify, describe
 
 __all__ = ["MessageId", "bisect"]
 

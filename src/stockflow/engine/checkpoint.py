@@ -23,21 +23,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from stockflow.cache import Reads, StateCache
-from stockflow.db import store
+from stockflow.adapters.db import store
+from stockflow.adapters.observer import BatchReport
+from stockflow.adapters.outbox import encode
+from stockflow.contract.emit import Message, dlq_message, output_message
+from stockflow.contract.events import Reason, Rejection, parse
+from stockflow.contract.topics import TopicKind, Topics
 from stockflow.domain.effects import Outcome
+from stockflow.domain.inputs import Event, Limits
 from stockflow.domain.rules import apply
 from stockflow.domain.state import Policy
-from stockflow.emit import dlq_message, output_message
-from stockflow.events import Event, Limits, Reason, Rejection, TopicKind, parse
-from stockflow.failures import describe
-from stockflow.metrics import BatchReport
-from stockflow.outbox import Message, encode
-from stockflow.topics import Topics
+from stockflow.engine.cache import Reads, StateCache
+from stockflow.engine.failures import describe
 
 __all__ = ["Consumed", "Prepared", "commit", "prepare"]
 
-log = logging.getLogger("stockflow.checkpoint")
+log = logging.getLogger("stockflow.engine.checkpoint")
 
 _APPLIED, _NOOP = Outcome.APPLIED.value, Outcome.NOOP.value
 

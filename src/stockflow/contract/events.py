@@ -1,86 +1,54 @@
-"""The contract's events as pydantic models: the CloudEvents envelope, every input and output.
-
-Inputs are parsed here, at the edge: bytes become a typed `Event`, or a `Rejection` that
-names one of the contract's DLQ reason codes.
+"""The edge: every consumed message becomes a typed `Event` (see `stockflow.domain.inputs`)
+or a `Rejection` naming one of the contract's DLQ reason codes; parsing never raises. Also
+the CloudEvents envelope stockflow writes itself (`envelope`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, NamedTuple, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
-    AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     TypeAdapter,
     ValidationError,
-    ValidationInfo,
     create_model,
-    model_validator,
 )
-from pydantic_core import PydanticCustomError, from_json
+from pydantic_core import from_json
 
-__all__ = [
-    "DEFAULT_LIMITS",
-    "EARLIEST",
-    "INPUT_MODELS",
-    "LATEST",
-    "MAX_LINE_COUNT",
-    "OUTPUT_MODELS",
-    "Event",
-    "Limits",
-    "Reason",
-    "Rejection",
-    "TopicKind",
-    "parse",
-    "split_key",
-]
+from stockflow.contract.topics import TopicKind
+from stockflow.domain.inputs import (
+    DEFAULT_LIMITS,
+    Data,
+    Event,
+    Ident,
+    Instant,
+    Limits,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderPlaced,
+    ReceiptReceived,
+    ReservationExpired,
+    ReturnReceived,
+    ShipmentDispatched,
+    StockAdjusted,
+    StockCounted,
+    StockDamaged,
+    ThresholdsSet,
+    TransferDispatched,
+    TransferIncoming,
+    TransferReceived,
+)
 
-_NAME = r"^[A-Za-z0-9._-]{1,64}$"
-
-# Every timestamp an event carries must lie in [EARLIEST, LATEST) once converted to UTC.
-# The window sits far inside what both Python (years 1-9999) and Postgres can represent, so
-# a time plus the reservation TTL (at most a century, see Settings) and any time zone
-# conversion on the way to and back from Postgres stay representable.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(9000, 1, 1, tzinfo=UTC)
-MAX_LINE_COUNT = 100_000  # lines of one order; the column is an int4
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """The configurable bounds of the edge. Quantities (units that move) and levels
-    (counts and thresholds: how many units there are) have bounds of their own; both keep
-    every sum the processor forms far inside Postgres' bigint."""
-
-    max_quantity: int = 1_000_000
-    max_level: int = 1_000_000_000
-    max_bytes: int = 64 * 1024
-
-
-DEFAULT_LIMITS = Limits()
-
-
-class TopicKind(StrEnum):
-    """The contract's topics by role; `topics.Topics` maps them to names."""
-
-    ORDERS = "orders"
-    SHIPMENTS = "shipments"
-    RECEIPTS = "receipts"
-    ADJUSTMENTS = "adjustments"
-    STOCK_CHANGED = "stock-changed"
-    LOW_STOCK = "low-stock"
-    OVERSELL = "oversell"
-    RESERVATIONS = "reservations"
-    DLQ = "dlq"
+__all__ = ["INPUT_MODELS", "Reason", "Rejection", "envelope", "parse", "split_key"]
 
 
 class Reason(StrEnum):
@@ -98,172 +66,9 @@ class Reason(StrEnum):
     PROCESSING_ERROR = "processing_error"  # valid, but deciding or writing it failed
 
 
-def _limits(info: ValidationInfo) -> Limits:
-    ctx = info.context
-    return ctx["limits"] if ctx else DEFAULT_LIMITS
 
 
-def _out_of_range(kind: str, value: int, low: int, high: int) -> PydanticCustomError:
-    return PydanticCustomError(
-        kind, "{value} is outside {low}..{high}", {"value": value, "low": low, "high": high})
-
-
-def _quantity(value: int, info: ValidationInfo) -> int:
-    high = _limits(info).max_quantity
-    if not 1 <= value <= high:
-        raise _out_of_range("quantity_out_of_range", value, 1, high)
-    return value
-
-
-def _delta(value: int, info: ValidationInfo) -> int:
-    high = _limits(info).max_quantity
-    if value == 0 or abs(value) > high:
-        raise _out_of_range("quantity_out_of_range", value, -high, high)
-    return value
-
-
-def _level(value: int, info: ValidationInfo) -> int:
-    high = _limits(info).max_level
-    if not 0 <= value <= high:
-        raise _out_of_range("level_out_of_range", value, 0, high)
-    return value
-
-
-_MAX_Q = DEFAULT_LIMITS.max_quantity
-Quantity = Annotated[int, Field(strict=True, json_schema_extra={"minimum": 1, "maximum": _MAX_Q}),
-                     AfterValidator(_quantity)]
-Level = Annotated[int, Field(strict=True, json_schema_extra={
-    "minimum": 0, "maximum": DEFAULT_LIMITS.max_level}), AfterValidator(_level)]
-Delta = Annotated[int, Field(strict=True, json_schema_extra={
-    "minimum": -_MAX_Q, "maximum": _MAX_Q, "not": {"const": 0}}), AfterValidator(_delta)]
-# pydantic-core compares in UTC, in Rust: a Python validator cost 2 us an event (measured)
-Instant = Annotated[AwareDatetime, Field(ge=EARLIEST, lt=LATEST, json_schema_extra={
-    "formatMinimum": EARLIEST.isoformat(), "formatMaximum": LATEST.isoformat(),
-    "description": "RFC 3339 with an offset; in UTC at or after formatMinimum and before "
-                   "formatMaximum"})]
-Ident = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-Name = Annotated[str, StringConstraints(pattern=_NAME)]
-Note = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-
-
-class _Data(BaseModel):
-    """Event data: frozen, and unknown fields are ignored for forward compatibility."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-
-class _AtKey(_Data):
-    sku: Name
-    warehouse: Name
-
-
-class _MaybeAtKey(_Data):
-    """Data that may omit the key's parts: they then come from the Kafka key."""
-
-    sku: Name | None = None
-    warehouse: Name | None = None
-
-
-# --- inputs --------------------------------------------------------------------------
-
-
-class OrderPlaced(_AtKey):
-    order_id: Ident
-    line_id: Ident
-    quantity: Quantity
-    expires_at: Instant | None = None
-    allow_backorder: bool = False
-    line_count: Annotated[int, Field(strict=True, ge=1, le=MAX_LINE_COUNT)] | None = None
-
-
-class OrderConfirmed(_MaybeAtKey):
-    order_id: Ident
-    line_id: Ident | None = None
-
-
-class OrderCancelled(_MaybeAtKey):
-    order_id: Ident
-    line_id: Ident | None = None
-    reason: Note | None = None
-
-
-class ReservationExpired(_MaybeAtKey):
-    order_id: Ident
-    line_id: Ident
-
-
-class ShipmentDispatched(_AtKey):
-    shipment_id: Ident
-    line_id: Ident | None = None
-    quantity: Quantity
-    order_id: Ident | None = None
-
-
-class TransferDispatched(_AtKey):
-    transfer_id: Ident
-    to_warehouse: Name
-    quantity: Quantity
-
-    @model_validator(mode="after")
-    def _elsewhere(self) -> TransferDispatched:
-        if self.to_warehouse == self.warehouse:
-            raise ValueError("to_warehouse must differ from warehouse")
-        return self
-
-
-class TransferIncoming(_AtKey):
-    transfer_id: Ident
-    from_warehouse: Name
-    quantity: Quantity
-
-
-class TransferReceived(_AtKey):
-    transfer_id: Ident
-    quantity: Quantity
-
-
-class ReceiptReceived(_AtKey):
-    receipt_id: Ident
-    line_id: Ident | None = None
-    quantity: Quantity
-    po_id: Ident | None = None
-
-
-class ReturnReceived(_AtKey):
-    return_id: Ident
-    line_id: Ident | None = None
-    quantity: Quantity
-    condition: Literal["resellable", "damaged"]
-
-
-class StockAdjusted(_AtKey):
-    adjustment_id: Ident
-    delta: Delta
-    reason: Note
-
-
-class StockCounted(_AtKey):
-    count_id: Ident
-    on_hand: Level
-
-
-class StockDamaged(_AtKey):
-    damage_id: Ident
-    quantity: Quantity
-
-
-class ThresholdsSet(_AtKey):
-    reorder_point: Level
-    safety_stock: Level
-
-
-InputData = (
-    OrderPlaced | OrderConfirmed | OrderCancelled | ReservationExpired | ShipmentDispatched
-    | TransferDispatched | TransferIncoming | TransferReceived | ReceiptReceived
-    | ReturnReceived | StockAdjusted | StockCounted | StockDamaged | ThresholdsSet
-)
-
-INPUT_MODELS: dict[str, tuple[TopicKind, type[_Data]]] = {
+INPUT_MODELS: dict[str, tuple[TopicKind, type[Data]]] = {
     "order.placed": (TopicKind.ORDERS, OrderPlaced),
     "order.confirmed": (TopicKind.ORDERS, OrderConfirmed),
     "order.cancelled": (TopicKind.ORDERS, OrderCancelled),
@@ -279,94 +84,6 @@ INPUT_MODELS: dict[str, tuple[TopicKind, type[_Data]]] = {
     "stock.damaged": (TopicKind.ADJUSTMENTS, StockDamaged),
     "stock.thresholds-set": (TopicKind.ADJUSTMENTS, ThresholdsSet),
 }
-
-
-# --- outputs -------------------------------------------------------------------------
-
-
-class Cause(_Data):
-    event_id: Ident
-    type: str
-
-
-class Deltas(_Data):
-    on_hand: int
-    reserved: int
-    in_transit: int
-    damaged: int
-
-
-class StockChanged(_AtKey):
-    on_hand: int
-    reserved: int
-    available: int
-    in_transit: int
-    damaged: int
-    version: int
-    delta: Deltas
-    cause: Cause
-
-
-Severity = Literal["ok", "low", "out_of_stock"]
-
-
-class LowStock(_AtKey):
-    severity: Severity
-    available: int
-    reorder_point: int
-    safety_stock: int
-    cause: Cause
-
-
-OversellKind = Literal["backordered", "reservation_rejected", "shipment_exceeds_on_hand"]
-
-
-class OversellDetected(_AtKey):
-    kind: OversellKind
-    requested: int
-    available_before: int
-    shortfall: int
-    order_id: str | None = None
-    line_id: str | None = None
-    shipment_id: str | None = None
-    transfer_id: str | None = None
-    cause: Cause
-
-
-class ReservationEvent(_AtKey):
-    order_id: Ident
-    line_id: Ident
-    quantity: int
-    backordered: bool | None = None
-    line_count: int | None = None
-    reason: str | None = None
-    cause: Cause
-
-
-OUTPUT_MODELS: dict[str, tuple[TopicKind, type[_Data]]] = {
-    "stock.changed": (TopicKind.STOCK_CHANGED, StockChanged),
-    "low-stock.raised": (TopicKind.LOW_STOCK, LowStock),
-    "low-stock.changed": (TopicKind.LOW_STOCK, LowStock),
-    "low-stock.resolved": (TopicKind.LOW_STOCK, LowStock),
-    "oversell.detected": (TopicKind.OVERSELL, OversellDetected),
-    **{f"reservation.{s}": (TopicKind.RESERVATIONS, ReservationEvent) for s in (
-        "accepted", "rejected", "confirmed", "released", "expired", "fulfilled")},
-}
-
-
-# --- the envelope and parsing --------------------------------------------------------
-
-
-class Event(NamedTuple):
-    """A validated input event for one key; what the stock rules consume."""
-
-    id: str
-    type: str
-    time: datetime
-    sku: str
-    warehouse: str
-    data: InputData
-    key: str  # SKU@WAREHOUSE, kept rather than derived: it is read many times per event
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,7 +123,7 @@ class _EnvelopeBase(BaseModel):
     datacontenttype: str | None = None
 
 
-def _typed_envelope(type_: str, data: type[_Data]) -> type[_EnvelopeBase]:
+def _typed_envelope(type_: str, data: type[Data]) -> type[_EnvelopeBase]:
     name = "Envelope_" + type_.replace(".", "_").replace("-", "_")
     tag: Any = Literal[type_]
     return create_model(name, __base__=_EnvelopeBase, type=(tag, ...), data=(data, ...))
@@ -541,3 +258,11 @@ def _id_type(raw: bytes) -> tuple[str | None, str | None]:
         return None, None
     ident, kind = doc.get("id"), doc.get("type")
     return (ident if isinstance(ident, str) else None, kind if isinstance(kind, str) else None)
+
+
+def envelope(type_: str, data: Mapping[str, Any], *, id_: str | None = None,
+             time: datetime | None = None, source: str = "stockflow-publisher") -> dict[str, Any]:
+    """A CloudEvents 1.0 structured-mode event."""
+    return {"specversion": "1.0", "id": id_ or str(uuid.uuid4()), "source": source,
+            "type": type_, "time": (time or datetime.now(UTC)).isoformat(),
+            "datacontenttype": "application/json", "data": dict(data)}

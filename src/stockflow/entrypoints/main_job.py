@@ -11,15 +11,15 @@ import time
 from confluent_kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
-from stockflow.app import serving, stop_on_signals
-from stockflow.console import View, summary
-from stockflow.db import store
-from stockflow.kafka import consumer
-from stockflow.processor import Processor
+from stockflow.adapters.db import store
+from stockflow.adapters.kafka import consumer
+from stockflow.contract.topics import Topics
+from stockflow.devtools.simulate import Simulation, Simulator
+from stockflow.engine.processor import Processor
+from stockflow.entrypoints.app import serving, stop_on_signals
+from stockflow.entrypoints.console import View, summary
 from stockflow.publisher import Publisher
 from stockflow.settings import Settings
-from stockflow.simulate import Simulation, Simulator
-from stockflow.topics import Topics
 
 __all__ = ["run_simulated"]
 
@@ -51,8 +51,8 @@ def run_simulated(settings: Settings, *, rate: float, duration: float | None, sk
 
 def _drive(settings: Settings, processor: Processor, registry: CollectorRegistry, *,
            rate: float, duration: float | None, skus: int, refresh: float) -> int:
-    sim = Simulator(Publisher(settings, source="stockflow-simulator"),
-                    Simulation(skus=skus, rate=rate))
+    publisher = Publisher(settings, source="stockflow-simulator")
+    sim = Simulator(publisher, Simulation(skus=skus, rate=rate))
     stop_processor, stop_sim = threading.Event(), threading.Event()
     failures: list[BaseException] = []
 
@@ -80,6 +80,7 @@ def _drive(settings: Settings, processor: Processor, registry: CollectorRegistry
                 stop.wait(refresh)
             stop_sim.set()
             workers[1].join()
+            publisher.close()
             deadline = time.monotonic() + 60  # let the processor catch up, unless Ctrl-C
             while not stop.is_set() and not failures and time.monotonic() < deadline \
                     and _behind(settings, conn):

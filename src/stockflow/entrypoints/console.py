@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
-from stockflow.db.store import Conn
+from stockflow.adapters.db.store import Conn
 
 __all__ = ["Snapshot", "View", "summary"]
 

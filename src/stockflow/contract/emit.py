@@ -8,15 +8,35 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from typing import NamedTuple
 
 from pydantic_core import to_json
 
+from stockflow.contract.events import INPUT_MODELS, Rejection
+from stockflow.contract.outputs import OUTPUT_MODELS
+from stockflow.contract.topics import TopicKind, Topics
 from stockflow.domain.effects import Output
-from stockflow.events import Rejection, TopicKind
-from stockflow.outbox import Message
-from stockflow.topics import Topics
 
-__all__ = ["DLQ_MAX_BYTES", "SOURCE", "dlq_message", "output_id", "output_message"]
+__all__ = ["DLQ_MAX_BYTES", "SOURCE", "Message", "dlq_message", "output_id", "output_message",
+           "topic_of"]
+
+
+class Message(NamedTuple):
+    """An outgoing Kafka message."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+# The rules say what an output is; the contract says where it goes: the outputs' topics,
+# and transfer.incoming, which the processor forwards onto the receipts topic as an input.
+_TOPIC_OF = {t: kind for t, (kind, _) in (*INPUT_MODELS.items(), *OUTPUT_MODELS.items())}
+
+
+def topic_of(output_type: str) -> TopicKind:
+    return _TOPIC_OF[output_type]
 
 SOURCE = "stockflow"
 # What one DLQ message may carry: inside the default message size limits of librdkafka's
@@ -46,10 +66,11 @@ def output_message(topics: Topics, cause_id: str, out: Output, now: str) -> Mess
     envelope: dict[str, object] = {
         "specversion": "1.0", "id": output_id(cause_id, out.type, out.line), "source": SOURCE,
         "type": out.type, "time": now, "datacontenttype": "application/json"}
-    if out.topic is not TopicKind.RESERVATIONS:
+    kind = _TOPIC_OF[out.type]
+    if kind is not TopicKind.RESERVATIONS:
         envelope["subject"] = out.key
     envelope["data"] = out.data
-    return Message(topics.name(out.topic), out.key.encode(), to_json(envelope))
+    return Message(topics.name(kind), out.key.encode(), to_json(envelope))
 
 
 def dlq_message(

@@ -10,11 +10,11 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from stockflow.kafka import BrokerWatch
+from stockflow.adapters.kafka import BrokerWatch
 
 __all__ = ["Health", "serve"]
 
-log = logging.getLogger("stockflow.health")
+log = logging.getLogger("stockflow.adapters.health")
 
 
 class Health:

@@ -32,7 +32,7 @@ __all__ = ["KAFKA_VERSION", "LocalServices", "ProvisionError", "Restartable", "l
 
 KAFKA_VERSION = "4.3.1"
 PG_MAJOR = "15"
-_REPO = Path(__file__).resolve().parents[2]
+_REPO = Path(__file__).resolve().parents[3]
 _POM = _REPO / "deploy" / "kafka" / "pom.xml"
 _LOG4J = _REPO / "deploy" / "kafka" / "log4j2.yaml"
 

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
+
+from stockflow.contract.emit import Message
 
 __all__ = ["Message", "decode", "encode"]
 
 _LEN = struct.Struct(">i")
-
-
-class Message(NamedTuple):
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def _framed(blob: bytes | None) -> bytes:

@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cached_property
 
-from stockflow.events import TopicKind
+__all__ = ["INPUTS", "OUTPUTS", "TopicKind", "Topics"]
 
-__all__ = ["INPUTS", "OUTPUTS", "Topics"]
+
+class TopicKind(StrEnum):
+    """The contract's topics by role; `topics.Topics` maps them to names."""
+
+    ORDERS = "orders"
+    SHIPMENTS = "shipments"
+    RECEIPTS = "receipts"
+    ADJUSTMENTS = "adjustments"
+    STOCK_CHANGED = "stock-changed"
+    LOW_STOCK = "low-stock"
+    OVERSELL = "oversell"
+    RESERVATIONS = "reservations"
+    DLQ = "dlq"
+
 
 INPUTS = (TopicKind.ORDERS, TopicKind.SHIPMENTS, TopicKind.RECEIPTS, TopicKind.ADJUSTMENTS)
 OUTPUTS = (TopicKind.STOCK_CHANGED, TopicKind.LOW_STOCK, TopicKind.OVERSELL,

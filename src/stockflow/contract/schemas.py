@@ -1,5 +1,5 @@
 """JSON Schemas (draft 2020-12) of every event and an AsyncAPI 3 document of every topic,
-generated from the pydantic models. `python -m stockflow.schemas [DIR]` writes them
+generated from the pydantic models. `python -m stockflow.contract.schemas [DIR]` writes them
 (default `schemas/`); a test fails when the files drift from the models."""
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from stockflow import __version__
-from stockflow.events import EARLIEST, INPUT_MODELS, LATEST, OUTPUT_MODELS, Reason, TopicKind
-from stockflow.topics import INPUTS, OUTPUTS, Topics
+from stockflow.contract.events import INPUT_MODELS, Reason
+from stockflow.contract.outputs import OUTPUT_MODELS
+from stockflow.contract.topics import INPUTS, OUTPUTS, TopicKind, Topics
+from stockflow.domain.inputs import EARLIEST, LATEST
 
 __all__ = ["asyncapi", "documents", "event_schema"]
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from stockflow.events import TopicKind
+from stockflow.contract.topics import TopicKind
 
 __all__ = ["Item", "Workload", "generate"]
 

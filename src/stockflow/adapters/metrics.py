@@ -1,18 +1,12 @@
-"""What the processor reports, as a small observer protocol with one Prometheus implementation.
-
-The loop reports once per batch (`BatchReport`), never per event, so metrics cost nothing
-on the hot path. Labels are bounded: topic, event type, outcome, reason, kind, severity and
-partition number; never a SKU or key.
-"""
+"""The processor's observer (`stockflow.adapters.observer`) for Prometheus. Labels are
+bounded: topic, event type, outcome, reason, kind, severity and partition number; never a
+SKU or key."""
 
 from __future__ import annotations
 
 import threading
 from bisect import bisect_left
-from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, Info
 from prometheus_client import Counter as PromCounter
@@ -20,65 +14,9 @@ from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from stockflow import __version__
+from stockflow.adapters.observer import BatchReport
 
-__all__ = ["BatchHistogram", "BatchReport", "NullObserver", "Observer", "PrometheusObserver"]
-
-
-@dataclass
-class BatchReport:
-    messages: int = 0
-    seconds: float = 0.0
-    db_seconds: float = 0.0
-    events: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # topic,type,outcome
-    rejects: Counter[str] = field(default_factory=Counter)
-    oversells: Counter[str] = field(default_factory=Counter)
-    latencies: list[float] = field(default_factory=list)
-    emitted: int = 0
-
-
-class Observer(Protocol):
-    """What the processor reports; every method defaults to doing nothing."""
-
-    def on_batch(self, report: BatchReport) -> None:
-        """A batch was committed and its outputs delivered."""
-        return None
-
-    def on_rebalance(self, kind: str, assigned: int) -> None:
-        """Partitions were assigned or revoked; `assigned` is how many are owned now."""
-        return None
-
-    def on_lag(self, lags: dict[tuple[str, int], int]) -> None:
-        """Periodically: messages behind the high watermark per (topic, partition)."""
-        return None
-
-    def on_alerts(self, open_by_severity: dict[str, int]) -> None:
-        """Periodically: open low-stock alerts in Postgres."""
-        return None
-
-    def on_swept(self, expired: int) -> None:
-        """The sweeper wrote this many reservation.expired events."""
-        return None
-
-    def on_fenced(self) -> None:
-        """A batch was rolled back because another member committed first."""
-        return None
-
-    def on_failure(self, kind: str) -> None:
-        """A batch or a Postgres/Kafka call failed: `outage` (waited out), `poison`
-        (isolated to the DLQ) or `fenced` (see `stockflow.failures`)."""
-        return None
-
-    def on_backlog(self, pending_batches: int, oldest_seconds: float) -> None:
-        """Periodically: outbox batches not yet confirmed delivered, and the oldest's age."""
-        return None
-
-    def on_health(self, ready: bool) -> None:
-        """Periodically: whether the member is ready (see /readyz)."""
-        return None
-
-
-class NullObserver(Observer):
-    """Reports nothing: for tests and tools that run a processor without metrics."""
+__all__ = ["BatchHistogram", "PrometheusObserver"]
 
 
 _SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)

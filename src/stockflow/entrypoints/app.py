@@ -17,15 +17,22 @@ import psycopg
 from prometheus_client import CollectorRegistry
 
 from stockflow import StockflowError
-from stockflow.db import store
-from stockflow.db.migrate import migrations
+from stockflow.adapters.db import store
+from stockflow.adapters.db.migrate import migrations
+from stockflow.adapters.health import Health, serve
+from stockflow.adapters.kafka import (
+    DeliveryFailures,
+    admin,
+    consumer,
+    producer,
+    require_copartitioned,
+)
+from stockflow.adapters.metrics import PrometheusObserver
+from stockflow.adapters.observer import NullObserver, Observer
+from stockflow.contract.topics import Topics
 from stockflow.domain.state import Policy
-from stockflow.health import Health, serve
-from stockflow.kafka import DeliveryFailures, admin, consumer, producer, require_copartitioned
-from stockflow.metrics import NullObserver, Observer, PrometheusObserver
-from stockflow.processor import Processor
+from stockflow.engine.processor import Processor
 from stockflow.settings import Settings
-from stockflow.topics import Topics
 
 __all__ = ["build_processor", "policy_of", "run_processor", "serving", "stop_on_signals"]
 

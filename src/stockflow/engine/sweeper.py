@@ -9,12 +9,10 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from stockflow.db.store import Conn
-from stockflow.emit import SOURCE, output_id
-from stockflow.events import TopicKind
-from stockflow.outbox import Message
-from stockflow.publisher import envelope
-from stockflow.topics import Topics
+from stockflow.adapters.db.store import Conn
+from stockflow.contract.emit import SOURCE, Message, output_id
+from stockflow.contract.events import envelope
+from stockflow.contract.topics import TopicKind, Topics
 
 __all__ = ["Sweeper", "due_expiries"]
 

@@ -25,12 +25,12 @@ import psycopg.errors
 from confluent_kafka import KafkaException
 
 from stockflow import StockflowError
-from stockflow.db.store import FencedError
+from stockflow.adapters.db.store import FencedError
 
 __all__ = ["DeliveryError", "Failure", "GaveUpError", "StoppedError", "classify", "describe",
            "wait_out"]
 
-log = logging.getLogger("stockflow.failures")
+log = logging.getLogger("stockflow.engine.failures")
 T = TypeVar("T")
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import NamedTuple
 
-from stockflow.db import store
+from stockflow.adapters.db import store
 from stockflow.domain.effects import Decision
+from stockflow.domain.inputs import Event
 from stockflow.domain.rules import order_of, references_of
 from stockflow.domain.state import (
     EMPTY_LINES,
@@ -24,7 +25,6 @@ from stockflow.domain.state import (
     StockState,
     new_state,
 )
-from stockflow.events import Event
 
 __all__ = ["Reads", "StateCache"]
 

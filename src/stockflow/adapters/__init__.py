@@ -1,0 +1,1 @@
+"""Kafka and Postgres clients, outbox framing, metrics, health and logs: the I/O edges."""

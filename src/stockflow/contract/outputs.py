@@ -1,0 +1,82 @@
+"""The contract's output events: what stockflow emits, as pydantic models. The rules build
+their payloads as plain dicts of these shapes (a unit test validates every one)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from stockflow.contract.topics import TopicKind
+from stockflow.domain.inputs import AtKey, Data, Ident, OversellKind
+
+__all__ = ["OUTPUT_MODELS", "Cause", "LowStock", "OversellDetected", "ReservationEvent",
+           "StockChanged"]
+
+
+
+class Cause(Data):
+    event_id: Ident
+    type: str
+
+
+class Deltas(Data):
+    on_hand: int
+    reserved: int
+    in_transit: int
+    damaged: int
+
+
+class StockChanged(AtKey):
+    on_hand: int
+    reserved: int
+    available: int
+    in_transit: int
+    damaged: int
+    version: int
+    delta: Deltas
+    cause: Cause
+
+
+Severity = Literal["ok", "low", "out_of_stock"]
+
+
+class LowStock(AtKey):
+    severity: Severity
+    available: int
+    reorder_point: int
+    safety_stock: int
+    cause: Cause
+
+
+class OversellDetected(AtKey):
+    kind: OversellKind
+    requested: int
+    available_before: int
+    shortfall: int
+    order_id: str | None = None
+    line_id: str | None = None
+    shipment_id: str | None = None
+    transfer_id: str | None = None
+    cause: Cause
+
+
+class ReservationEvent(AtKey):
+    order_id: Ident
+    line_id: Ident
+    quantity: int
+    backordered: bool | None = None
+    line_count: int | None = None
+    reason: str | None = None
+    cause: Cause
+
+
+OUTPUT_MODELS: dict[str, tuple[TopicKind, type[Data]]] = {
+    "stock.changed": (TopicKind.STOCK_CHANGED, StockChanged),
+    "low-stock.raised": (TopicKind.LOW_STOCK, LowStock),
+    "low-stock.changed": (TopicKind.LOW_STOCK, LowStock),
+    "low-stock.resolved": (TopicKind.LOW_STOCK, LowStock),
+    "oversell.detected": (TopicKind.OVERSELL, OversellDetected),
+    **{f"reservation.{s}": (TopicKind.RESERVATIONS, ReservationEvent) for s in (
+        "accepted", "rejected", "confirmed", "released", "expired", "fulfilled")},
+}
+
+

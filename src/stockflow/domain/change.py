@@ -1,0 +1,56 @@
+"""What the handlers of one event return, and the small pieces they share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from stockflow.domain.effects import Decision, Outcome, Output
+from stockflow.domain.inputs import Event, OversellKind
+from stockflow.domain.state import Quantities, Reservation, StockState
+
+__all__ = ["Change", "cause", "noop", "oversell", "reference", "rejected", "seen"]
+
+
+class Change(NamedTuple):
+    """An applied event's effect before `rules.settle` adds what every change shares."""
+
+    qty: Quantities
+    lines: tuple[Reservation, ...] = ()
+    refs: tuple[tuple[str, int], ...] = ()
+    outputs: tuple[Output, ...] = ()
+    reference: str | None = None
+    thresholds: tuple[int, int] | None = None
+    note: str | None = None
+
+
+def reference(kind: str, ident: str, line: str | None = None) -> str:
+    """A movement reference, length-prefixed so no two (id, line) pairs collide."""
+    return f"{kind}:{len(ident)}:{ident}:{line or ''}"
+
+
+def noop(state: StockState, why: str) -> Decision:
+    return Decision(state, Outcome.NOOP, message=why)
+
+
+def rejected(state: StockState, why: str) -> Decision:
+    return Decision(state, Outcome.REJECTED, message=why)
+
+
+def cause(event: Event) -> dict[str, str]:
+    return {"event_id": event.id, "type": event.type}
+
+
+def seen(state: StockState, refs: Iterable[str]) -> str | None:
+    return next((r for r in refs if r in state.refs), None)
+
+
+def oversell(
+    state: StockState, event: Event, kind: OversellKind, requested: int, before: int, **ids: str
+    | None,
+) -> Output:
+    data: dict[str, object] = {
+        "sku": state.sku, "warehouse": state.warehouse, "kind": kind, "requested": requested,
+        "available_before": before, "shortfall": requested - max(before, 0),
+        **{k: v for k, v in ids.items() if v is not None}, "cause": cause(event)}
+    return Output("oversell.detected", state.key, kind, data)

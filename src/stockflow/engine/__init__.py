@@ -1,0 +1,2 @@
+"""The processor: batches through the checkpoint, the state cache, the expiry sweeper, and
+what a failure means."""

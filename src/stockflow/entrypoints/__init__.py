@@ -1,0 +1,1 @@
+"""Composition root and command line: settings in, wired services out."""
