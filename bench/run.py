@@ -34,7 +34,8 @@ from confluent_kafka import Consumer, ConsumerGroupState, TopicPartition
 from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
 
 from stockflow.adapters.db.migrate import migrate
-from stockflow.adapters.kafka import admin, create_topics, producer
+from stockflow.adapters.kafka import admin, create_topics, produce_all, producer
+from stockflow.contract.emit import Message
 from stockflow.contract.topics import TopicKind, Topics
 from stockflow.devtools.localenv import local_services
 from stockflow.devtools.workload import Item, generate
@@ -62,15 +63,7 @@ def prepare(s: Settings, partitions: int) -> Topics:
 
 def publish(s: Settings, topics: Topics, items: list[Item]) -> None:
     prod = producer(s, {"linger.ms": 20})
-    for n, it in enumerate(items, 1):
-        while True:
-            try:
-                prod.produce(topics.name(it.kind), it.value, it.key)
-                break
-            except BufferError:
-                prod.poll(0.05)
-        if n % 5000 == 0:
-            prod.poll(0)
+    produce_all(prod, (Message(topics.name(it.kind), it.key, it.value) for it in items))
     assert prod.flush(120) == 0
 
 

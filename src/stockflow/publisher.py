@@ -14,10 +14,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import Producer
 
 from stockflow import StockflowError
-from stockflow.adapters.kafka import producer
+from stockflow.adapters.kafka import DeliveryFailures, produce_all, producer
+from stockflow.contract.emit import Message
 from stockflow.contract.events import INPUT_MODELS, Reason, Rejection, envelope, parse, split_key
 from stockflow.contract.topics import Topics
 from stockflow.domain.inputs import Event
@@ -46,15 +47,20 @@ def _key_of(doc: Mapping[str, Any]) -> str:
 
 
 class Publisher:
+    """Validates events as the processor would and publishes them: `publish` one event,
+    `publish_order` the lines of one order atomically, `flush` to wait for delivery (it
+    raises PublishError for what Kafka did not take). A context manager: leaving it
+    flushes."""
+
     def __init__(self, settings: Settings, *, source: str = "stockflow-publisher",
                  transactional_id: str | None = None) -> None:
         self.settings = settings
         self.topics = Topics(settings.topic_prefix)
         self.source = source
-        self._producer = producer(settings)
+        self._failures = DeliveryFailures()
+        self._producer = producer(settings, self._failures.config())
         self._tx_id = transactional_id or f"{settings.client_id}-publisher-{uuid.uuid4().hex}"
         self._tx: Producer | None = None
-        self._errors: list[str] = []
 
     def prepare(self, doc: Mapping[str, Any], key: str | None = None) -> tuple[str, bytes, bytes]:
         """(topic, key, value) for an envelope, or PublishError with the reason it would get."""
@@ -79,14 +85,7 @@ class Publisher:
         return str(doc["id"])
 
     def send(self, doc: Mapping[str, Any], *, key: str | None = None) -> None:
-        topic, raw_key, value = self.prepare(doc, key)
-        while True:
-            try:
-                self._producer.produce(topic, value, raw_key, on_delivery=self._delivered)
-                break
-            except BufferError:
-                self._producer.poll(0.1)
-        self._producer.poll(0)
+        produce_all(self._producer, [Message(*self.prepare(doc, key))])
 
     def publish_order(self, order_id: str, lines: Iterable[Mapping[str, Any]], *,
                       time: datetime | None = None, expires_at: datetime | None = None,
@@ -106,8 +105,7 @@ class Publisher:
         tx = self._transactional()
         tx.begin_transaction()
         try:
-            for topic, key, value in prepared:
-                tx.produce(topic, value, key)
+            produce_all(tx, [Message(*p) for p in prepared])
             tx.commit_transaction(timeout)
         except Exception:
             tx.abort_transaction(timeout)
@@ -120,13 +118,10 @@ class Publisher:
             self._tx.init_transactions(30)
         return self._tx
 
-    def _delivered(self, err: KafkaError | None, msg: Any) -> None:
-        if err is not None:
-            self._errors.append(f"{msg.topic()}: {err}")
 
     def flush(self, timeout: float = 60.0) -> None:
         left = self._producer.flush(timeout)
-        errors, self._errors = self._errors, []
+        errors = self._failures.take()
         if left or errors:
             raise PublishError(f"{left} events undelivered; failures: {errors[:5]}")
 

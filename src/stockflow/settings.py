@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stockflow.contract.topics import Topics
 from stockflow.domain.inputs import DEFAULT_LIMITS, Limits
+from stockflow.domain.state import DEFAULT_POLICY, Policy
 
 __all__ = ["Settings"]
 
@@ -20,7 +23,7 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     database_url: SecretStr = SecretStr("postgresql://stockflow@127.0.0.1:5432/stockflow")
     database_schema: str = Field(default="stockflow", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
-    topic_prefix: str = "inventory."
+    topic_prefix: str = Topics().prefix
     group_id: str = "stockflow"
     client_id: str = "stockflow"
     # Static membership: a restarted member with the same id takes its partitions back at
@@ -30,11 +33,11 @@ class Settings(BaseSettings):
     metrics_port: int = 9108
     metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped from outside the pod/container
 
-    default_reorder_point: int = Field(default=10, ge=0)
-    default_safety_stock: int = Field(default=0, ge=0)
+    default_reorder_point: int = Field(default=DEFAULT_POLICY.default_reorder_point, ge=0)
+    default_safety_stock: int = Field(default=DEFAULT_POLICY.default_safety_stock, ge=0)
     # At most a century: an event time plus the TTL must stay a representable timestamp.
-    reservation_ttl: float = Field(default=900.0, gt=0, le=100 * 365.25 * 86400,
-                                   description="seconds")
+    reservation_ttl: float = Field(default=DEFAULT_POLICY.reservation_ttl.total_seconds(), gt=0,
+                                   le=100 * 365.25 * 86400, description="seconds")
     # Both bounds keep every sum of quantities and levels far inside Postgres' bigint.
     max_quantity: int = Field(default=DEFAULT_LIMITS.max_quantity, ge=1, le=10**12)
     max_level: int = Field(default=DEFAULT_LIMITS.max_level, ge=1, le=10**15)
@@ -81,6 +84,12 @@ class Settings(BaseSettings):
         conf.update({k: v for k, v in plain.items() if v is not None})
         conf.update({k: v.get_secret_value() for k, v in secret.items() if v is not None})
         return conf
+
+    def policy(self) -> Policy:
+        """What the stock rules are configured with."""
+        return Policy(reservation_ttl=timedelta(seconds=self.reservation_ttl),
+                      default_reorder_point=self.default_reorder_point,
+                      default_safety_stock=self.default_safety_stock)
 
     def limits(self) -> Limits:
         """The edge's bounds (see `stockflow.domain.inputs.Limits`)."""

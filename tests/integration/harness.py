@@ -16,7 +16,14 @@ import psycopg
 from confluent_kafka import Consumer, TopicPartition
 
 from stockflow.adapters.db.migrate import migrate
-from stockflow.adapters.kafka import admin, create_topics, partition_counts, producer
+from stockflow.adapters.kafka import (
+    admin,
+    create_topics,
+    partition_counts,
+    produce_all,
+    producer,
+)
+from stockflow.contract.emit import Message
 from stockflow.contract.topics import INPUTS, TopicKind, Topics
 from stockflow.devtools.localenv import LocalServices
 from stockflow.devtools.workload import Item
@@ -78,17 +85,7 @@ def refuse_writes_of(env: Env, event_ids: Iterable[str]) -> None:
 
 def publish(env: Env, items: Iterable[Item]) -> int:
     prod = producer(env.settings)
-    n = 0
-    for it in items:
-        while True:
-            try:
-                prod.produce(env.topics.name(it.kind), it.value, it.key)
-                break
-            except BufferError:
-                prod.poll(0.05)
-        n += 1
-        if n % 1000 == 0:
-            prod.poll(0)
+    n = produce_all(prod, (Message(env.topics.name(it.kind), it.key, it.value) for it in items))
     assert prod.flush(60) == 0
     return n
 

@@ -3,10 +3,9 @@ their payloads as plain dicts of these shapes (a unit test validates every one).
 
 from __future__ import annotations
 
-from typing import Literal
-
 from stockflow.contract.topics import TopicKind
 from stockflow.domain.inputs import AtKey, Data, Ident, OversellKind
+from stockflow.domain.state import Severity
 
 __all__ = ["OUTPUT_MODELS", "Cause", "LowStock", "OversellDetected", "ReservationEvent",
            "StockChanged"]
@@ -34,9 +33,6 @@ class StockChanged(AtKey):
     version: int
     delta: Deltas
     cause: Cause
-
-
-Severity = Literal["ok", "low", "out_of_stock"]
 
 
 class LowStock(AtKey):

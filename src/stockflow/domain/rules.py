@@ -34,7 +34,14 @@ from stockflow.domain.inputs import (
     TransferIncoming,
     TransferReceived,
 )
-from stockflow.domain.state import LineKey, Policy, Reservation, StockState, severity_of
+from stockflow.domain.state import (
+    LineKey,
+    Policy,
+    Reservation,
+    Severity,
+    StockState,
+    severity_of,
+)
 
 __all__ = ["apply", "order_of", "reference", "references_of"]
 
@@ -143,8 +150,8 @@ def settle(state: StockState, event: Event, change: Change) -> Decision:
             "cause": caused_by}))
     outputs.extend(change.outputs)
     if severity != state.severity:
-        word = ("raised" if state.severity == "ok" else "resolved" if severity == "ok"
-                else "changed")
+        word = ("raised" if state.severity is Severity.OK
+                else "resolved" if severity is Severity.OK else "changed")
         outputs.append(Output(f"low-stock.{word}", key, key, {
             "sku": state.sku, "warehouse": state.warehouse, "severity": severity,
             "available": available, "reorder_point": reorder_point,

@@ -14,12 +14,14 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 __all__ = [
+    "DEFAULT_POLICY",
     "EMPTY_LINES",
     "EMPTY_REFS",
     "LineKey",
     "Policy",
     "Quantities",
     "Reservation",
+    "Severity",
     "Status",
     "StockState",
     "new_state",
@@ -41,6 +43,15 @@ class Status(StrEnum):
 
 
 ACTIVE = frozenset({Status.PENDING, Status.CONFIRMED})
+
+
+class Severity(StrEnum):
+    """A key's low-stock severity: out_of_stock when available <= 0, low when available <=
+    reorder_point, else ok."""
+
+    OK = "ok"
+    LOW = "low"
+    OUT_OF_STOCK = "out_of_stock"
 
 
 class Quantities(NamedTuple):
@@ -96,11 +107,15 @@ class Reservation(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """Configuration the rules need; everything else comes from the event."""
+    """Configuration the rules need; everything else comes from the event. Its defaults
+    are stockflow's (`Settings` takes them from here)."""
 
     reservation_ttl: timedelta = timedelta(minutes=15)
     default_reorder_point: int = 10
     default_safety_stock: int = 0
+
+
+DEFAULT_POLICY = Policy()
 
 
 class StockState(NamedTuple):
@@ -111,9 +126,9 @@ class StockState(NamedTuple):
     warehouse: str
     qty: Quantities = Quantities()
     version: int = 0
-    reorder_point: int = 10
-    safety_stock: int = 0
-    severity: str = "ok"
+    reorder_point: int = DEFAULT_POLICY.default_reorder_point
+    safety_stock: int = DEFAULT_POLICY.default_safety_stock
+    severity: Severity = Severity.OK
     lines: Mapping[LineKey, Reservation] = EMPTY_LINES
     refs: Mapping[str, int] = EMPTY_REFS
 
@@ -137,9 +152,9 @@ def new_state(sku: str, warehouse: str, policy: Policy) -> StockState:
                       safety_stock=policy.default_safety_stock)
 
 
-def severity_of(available: int, reorder_point: int) -> str:
+def severity_of(available: int, reorder_point: int) -> Severity:
     if available <= 0:
-        return "out_of_stock"
+        return Severity.OUT_OF_STOCK
     if available <= reorder_point:
-        return "low"
-    return "ok"
+        return Severity.LOW
+    return Severity.OK

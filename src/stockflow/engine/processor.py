@@ -27,7 +27,7 @@ import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from stockflow import StockflowError
-from stockflow.adapters.db import store
+from stockflow.adapters.db import queries, store
 from stockflow.adapters.health import Health
 from stockflow.adapters.kafka import DeliveryFailures, headers_of, mirror_positions, produce_all
 from stockflow.adapters.observer import Observer
@@ -67,9 +67,9 @@ class Processor:
     def __init__(
         self, *, consumer: Consumer, producer: Producer, failures: DeliveryFailures,
         connect: Callable[[bool], store.Conn], topics: Topics, group: str, policy: Policy,
-        limits: Limits, observer: Observer, health: Health, batch_max: int = 5000,
-        batch_wait: float = 0.1, sweep_interval: float = 5.0, give_up: float = 0.0,
-        flush_timeout: float = 30.0, cache_entries: int = 1_000_000,
+        limits: Limits, observer: Observer, health: Health, batch_max: int, batch_wait: float,
+        sweep_interval: float, give_up: float, flush_timeout: float = 30.0,
+        cache_entries: int = 1_000_000,
     ) -> None:
         self.consumer, self.producer, self.failures = consumer, producer, failures
         self.connect = connect
@@ -120,7 +120,7 @@ class Processor:
         if left or failed:
             raise DeliveryError(f"{left} outputs undelivered, failures: {failed[:3]}")
 
-    def _settle(self) -> bool:
+    def _finish_in_flight(self) -> bool:
         """Wait for the batch in flight. False if it failed: the failure was dealt with and
         the member re-positioned from Postgres, so anything decided since is void."""
         if self.in_flight is None:
@@ -239,7 +239,7 @@ class Processor:
                               for t, p in owned])
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._settle()
+        self._finish_in_flight()
         self.assigned = {(tp.topic, tp.partition) for tp in partitions}
         self._wait_out(lambda: self._resync(reemit=True))
         self.health.assigned = bool(partitions)
@@ -248,7 +248,7 @@ class Processor:
                  len({t for t, _ in self.assigned}))
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._settle()
+        self._finish_in_flight()
         self.cache.clear()
         gone = {(tp.topic, tp.partition) for tp in partitions}
         self.assigned -= gone
@@ -282,7 +282,7 @@ class Processor:
                 self._step()
                 if progress is not None:
                     progress(self.processed)
-            self._settle()
+            self._finish_in_flight()
             self._wait_out(self._drain_outbox_deletes)
         except StoppedError:
             log.info("stopped during an outage: whatever was not committed is read again "
@@ -314,7 +314,7 @@ class Processor:
             self.health.brokers.up()
             self._process(batch)
         elif self.in_flight is None or self.in_flight[0].done():
-            if not self._settle():
+            if not self._finish_in_flight():
                 return
             self._wait_out(self._drain_outbox_deletes)
         now = time.monotonic()
@@ -328,7 +328,7 @@ class Processor:
                        limits=self.limits, positions=self.positions, ends=ends, dead=dead)
 
     def _process(self, batch: list[Consumed]) -> None:
-        if self.cache.full() and self._settle():
+        if self.cache.full() and self._finish_in_flight():
             self.cache.clear()
         # The consumer's position has stepped over transaction markers too, so a partition
         # whose last record is a commit marker still reads as fully consumed.
@@ -338,10 +338,10 @@ class Processor:
         try:
             prepared = self._prepare(batch, ends)
         except Exception as exc:  # noqa: BLE001 - every failure is classified and handled
-            if self._settle():  # else this batch is void anyway: it is read again
+            if self._finish_in_flight():  # else this batch is void anyway: it is read again
                 self._handle(batch, ends, exc)
             return
-        if not self._settle():
+        if not self._finish_in_flight():
             return  # this batch was decided on state that is now void
         self.positions.update({tp: nxt for tp, (_, nxt) in prepared.offsets.items()})
         self.in_flight = (self.writer.submit(self._write, prepared), prepared)
@@ -365,7 +365,7 @@ class Processor:
             self._report()
         except Exception as exc:
             if classify(exc) is Failure.OUTAGE:
-                if self._settle():
+                if self._finish_in_flight():
                     self._handle([], {}, exc)
             else:
                 log.error("housekeeping failed: %s", describe(exc), exc_info=exc)
@@ -380,8 +380,8 @@ class Processor:
             if high >= 0:
                 lags[(topic, part)] = max(0, high - pos)
         self.observer.on_lag(lags)
-        self.observer.on_alerts(store.open_alerts(self.conn))
-        self.observer.on_backlog(*store.outbox_backlog(self.conn, self.group))
+        self.observer.on_alerts(queries.open_alerts(self.conn))
+        self.observer.on_backlog(*queries.outbox_backlog(self.conn, self.group))
 
     def _sweep(self) -> None:
         """Write reservation.expired for pending reservations past their expiry."""

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from stockflow.adapters.db import queries
 from stockflow.adapters.db.store import Conn
 from stockflow.contract.emit import SOURCE, Message, output_id
 from stockflow.contract.events import envelope
@@ -23,12 +24,9 @@ def due_expiries(conn: Conn, partitions: list[int], now: datetime, topics: Topic
                  limit: int) -> list[tuple[str, Message]]:
     """(event id, message) for each due reservation in `partitions`. The id is derived from
     the line and its expiry, so a sweep repeated before the first is applied is a duplicate."""
-    rows = conn.execute(
-        "SELECT key, order_id, line_id, expires_at FROM reservations"
-        " WHERE status = 'pending' AND partition = ANY(%s) AND expires_at <= %s"
-        " ORDER BY expires_at LIMIT %s", (partitions, now, limit)).fetchall()
     found = []
-    for key, order_id, line_id, expires_at in rows:
+    for key, order_id, line_id, expires_at in queries.due_reservations(conn, partitions, now,
+                                                                       limit):
         sku, _, warehouse = key.partition("@")
         ident = output_id(f"{key}\x1f{order_id}\x1f{line_id}", "reservation.expired",
                           expires_at.isoformat())

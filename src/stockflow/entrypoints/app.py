@@ -10,15 +10,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from types import FrameType
 
-import psycopg
 from prometheus_client import CollectorRegistry
 
-from stockflow import StockflowError
 from stockflow.adapters.db import store
-from stockflow.adapters.db.migrate import migrations
+from stockflow.adapters.db.migrate import require_migrated
 from stockflow.adapters.health import Health, serve
 from stockflow.adapters.kafka import (
     DeliveryFailures,
@@ -30,29 +27,12 @@ from stockflow.adapters.kafka import (
 from stockflow.adapters.metrics import PrometheusObserver
 from stockflow.adapters.observer import NullObserver, Observer
 from stockflow.contract.topics import Topics
-from stockflow.domain.state import Policy
 from stockflow.engine.processor import Processor
 from stockflow.settings import Settings
 
-__all__ = ["build_processor", "policy_of", "run_processor", "serving", "stop_on_signals"]
+__all__ = ["build_processor", "run_processor", "serving", "stop_on_signals"]
 
 log = logging.getLogger("stockflow")
-
-
-def policy_of(settings: Settings) -> Policy:
-    return Policy(reservation_ttl=timedelta(seconds=settings.reservation_ttl),
-                  default_reorder_point=settings.default_reorder_point,
-                  default_safety_stock=settings.default_safety_stock)
-
-
-def _require_migrated(conn: store.Conn) -> None:
-    latest = max(v for v, _, _ in migrations())
-    try:
-        row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
-    except psycopg.Error as exc:
-        raise StockflowError("database is not migrated: run `stockflow db migrate`") from exc
-    if row is None or row[0] is None or row[0] < latest:
-        raise StockflowError("database is behind: run `stockflow db migrate`")
 
 
 def tune_gc() -> None:
@@ -77,14 +57,14 @@ def build_processor(settings: Settings, *, observer: Observer | None = None,
                              **settings.database_options())
 
     with connect(True) as conn:
-        _require_migrated(conn)
+        require_migrated(conn)
     health = health or Health()
     failures = DeliveryFailures()
     watch = {"error_cb": health.brokers}
     return Processor(
         consumer=consumer(settings, watch),
         producer=producer(settings, {**failures.config(), **watch}), failures=failures,
-        connect=connect, topics=topics, group=settings.group_id, policy=policy_of(settings),
+        connect=connect, topics=topics, group=settings.group_id, policy=settings.policy(),
         limits=settings.limits(), observer=observer or NullObserver(), health=health,
         batch_max=settings.batch_max_messages, batch_wait=settings.batch_max_wait,
         sweep_interval=settings.sweep_interval, give_up=settings.outage_give_up,

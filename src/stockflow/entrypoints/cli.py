@@ -86,24 +86,14 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_stock(args: argparse.Namespace) -> int:
-    from stockflow.adapters.db import store  # noqa: PLC0415
+    from stockflow.adapters.db import queries, store  # noqa: PLC0415
 
     settings = _settings()
     with store.connect(settings.dsn(), settings.database_schema) as conn:
-        row = conn.execute(
-            "SELECT sku, warehouse, on_hand, reserved, available, in_transit, damaged, version,"
-            " reorder_point, safety_stock, severity, updated_at FROM stock WHERE key = %s",
-            (args.key,)).fetchone()
-        active = conn.execute(
-            "SELECT count(*) FROM reservations WHERE key = %s AND status IN"
-            " ('pending', 'confirmed')", (args.key,)).fetchone()
-    if row is None:
+        doc = queries.stock_of(conn, args.key)
+    if doc is None:
         print(f"no stock recorded for {args.key}", file=sys.stderr)
         return 1
-    names = ["sku", "warehouse", "on_hand", "reserved", "available", "in_transit", "damaged",
-             "version", "reorder_point", "safety_stock", "severity", "updated_at"]
-    doc = dict(zip(names, row, strict=True))
-    doc["active_reservations"] = active[0] if active else 0
     if args.json:
         print(json.dumps(doc, default=str))
     else:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
+from stockflow.adapters.db import queries
 from stockflow.adapters.db.store import Conn
 
 __all__ = ["Snapshot", "View", "summary"]
@@ -70,9 +71,7 @@ class View:
         span = (snap.at - prev.at) if prev else 1.0
         rates = {t: (n - (prev.by_type[t] if prev else 0)) / span
                  for t, n in snap.by_type.items()}
-        low = self.conn.execute(
-            "SELECT key, available, severity FROM stock WHERE severity <> 'ok'"
-            " ORDER BY available, key LIMIT 5").fetchall()
+        low = queries.most_critical(self.conn, 5)
         lines = [
             f"stockflow  published {sum(self.published.values()):,}  processed "
             f"{sum(snap.by_type.values()):,}  lag {snap.lag:,.0f}  "
@@ -95,19 +94,14 @@ class View:
 
 def summary(conn: Conn, published: Counter[str], seconds: float) -> dict[str, object]:
     """The closing figures, from Postgres: what was really committed."""
-    outcomes: dict[str, int] = {str(o): int(n) for o, n in conn.execute(
-        "SELECT outcome, count(*) FROM processed_events GROUP BY outcome").fetchall()}
-    keys, on_hand, reserved = conn.execute(
-        "SELECT count(*), coalesce(sum(on_hand), 0), coalesce(sum(reserved), 0) FROM stock"
-    ).fetchone() or (0, 0, 0)
-    alerts: dict[str, int] = {str(k): int(v) for k, v in conn.execute(
-        "SELECT severity, count(*) FROM low_stock_alerts GROUP BY severity").fetchall()}
+    found = queries.totals(conn)
+    outcomes = found["outcomes"]
     return {
         "seconds": round(seconds, 1),
         "published": sum(published.values()),
         "processed": sum(outcomes.values()),
         "applied": outcomes.get("applied", 0),
         "noop": outcomes.get("noop", 0),
-        "keys": int(keys), "on_hand": int(on_hand), "reserved": int(reserved),
-        "low_stock_open": alerts,
+        "keys": found["keys"], "on_hand": found["on_hand"], "reserved": found["reserved"],
+        "low_stock_open": found["alerts"],
     }

@@ -11,7 +11,7 @@ import time
 from confluent_kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
-from stockflow.adapters.db import store
+from stockflow.adapters.db import queries, store
 from stockflow.adapters.kafka import consumer
 from stockflow.contract.topics import Topics
 from stockflow.devtools.simulate import Simulation, Simulator
@@ -36,9 +36,7 @@ def _behind(settings: Settings, conn: store.Conn) -> int:
                 for t in topics.inputs for p in meta.topics[t].partitions}
     finally:
         cons.close()
-    done = {(t, p): n for t, p, n in conn.execute(
-        "SELECT topic, partition, next_offset FROM consumer_offsets WHERE group_id = %s",
-        (settings.group_id,)).fetchall()}
+    done = queries.committed_positions(conn, settings.group_id)
     return sum(max(0, end - done.get(tp, 0)) for tp, end in ends.items())
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from importlib import resources
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
-__all__ = ["migrate", "migrations"]
+from stockflow import StockflowError
+
+__all__ = ["migrate", "migrations", "require_migrated"]
 
 _LOCK = 0x5707F10  # one migrator at a time per database
 
@@ -47,3 +50,14 @@ def migrate(dsn: str, schema: str, upto: int | None = None) -> list[str]:
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK,))
     return applied_now
+
+
+def require_migrated(conn: psycopg.Connection[Any]) -> None:
+    """Refuse, with the command that helps, a schema behind the shipped migrations."""
+    latest = max(v for v, _, _ in migrations())
+    try:
+        row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    except psycopg.Error as exc:
+        raise StockflowError("database is not migrated: run `stockflow db migrate`") from exc
+    if row is None or row[0] is None or row[0] < latest:
+        raise StockflowError("database is behind: run `stockflow db migrate`")

@@ -15,12 +15,12 @@ from psycopg import sql
 
 from stockflow import StockflowError
 from stockflow.domain.effects import LedgerEntry
-from stockflow.domain.state import Quantities, Reservation, Status, StockState
+from stockflow.domain.state import Quantities, Reservation, Severity, Status, StockState
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 __all__ = ["Conn", "FencedError", "Fetched", "Writes", "connect", "delete_outbox_rows", "fetch",
-           "load_positions", "open_alerts", "outbox_backlog", "pending_outbox", "write"]
+           "load_positions", "pending_outbox", "write"]
 
 
 class FencedError(StockflowError):
@@ -72,7 +72,7 @@ def fetch(
     stock = {}
     for k, oh, res, it, dmg, ver, rp, ss, sev in c_stock.fetchall():
         sku, wh = k.split("@", 1)
-        stock[k] = StockState(sku, wh, Quantities(oh, res, it, dmg), ver, rp, ss, sev)
+        stock[k] = StockState(sku, wh, Quantities(oh, res, it, dmg), ver, rp, ss, Severity(sev))
     lines: dict[tuple[str, str], dict[str, Reservation]] = defaultdict(dict)
     for k, o, ln, q, rem, st, exp, bo, lc, sh in c_lines.fetchall():
         lines[(k, o)][ln] = Reservation(o, ln, q, rem, Status(st), exp, bo, lc, sh)
@@ -274,16 +274,3 @@ def delete_outbox_rows(conn: Conn, ids: list[int]) -> None:
     """Forget outbox rows whose messages were delivered."""
     conn.execute("DELETE FROM outbox WHERE id = ANY(%b)", (ids,))
 
-
-def open_alerts(conn: Conn) -> dict[str, int]:
-    """Open low-stock alerts by severity."""
-    rows = conn.execute("SELECT severity, count(*) FROM low_stock_alerts GROUP BY severity")
-    return {str(s): int(n) for s, n in rows.fetchall()}
-
-
-def outbox_backlog(conn: Conn, group: str) -> tuple[int, float]:
-    """Undelivered outbox rows of `group`, and the age of the oldest in seconds."""
-    row = conn.execute(
-        "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)"
-        " FROM outbox WHERE group_id = %s", (group,)).fetchone()
-    return (int(row[0]), float(row[1])) if row else (0, 0.0)
