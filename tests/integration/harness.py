@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
@@ -144,8 +145,7 @@ _LOGS: dict[int, str] = {}
 
 
 def log_of(proc: subprocess.Popen[bytes]) -> str:
-    with open(_LOGS[proc.pid], errors="replace") as f:
-        return f.read()[-4000:]
+    return Path(_LOGS[proc.pid]).read_text(errors="replace")[-4000:]
 
 
 def high_watermarks(env: Env, kinds: Iterable[TopicKind]) -> dict[tuple[str, int], int]:
@@ -203,9 +203,8 @@ def read_topic(env: Env, kind: TopicKind) -> list[tuple[bytes | None, bytes | No
         got = 0
         deadline = time.monotonic() + 60
         while got < hw and time.monotonic() < deadline:
-            for m in cons.consume(1000, 1.0):
-                if m.error() is None:
-                    out.append((m.key(), m.value(), dict(m.headers() or [])))
+            out.extend((m.key(), m.value(), dict(m.headers() or []))
+                       for m in cons.consume(1000, 1.0) if m.error() is None)
             # the position steps over transaction markers, which carry no message
             got = cons.position([TopicPartition(name, part)])[0].offset
         assert got >= hw, f"read {got} of {hw} on {name}/{part}"

@@ -37,6 +37,11 @@ class TopicsError(StockflowError):
     """The input topics are missing or not co-partitioned."""
 
 
+# librdkafka's local error codes are exposed with a leading underscore
+_ALL_BROKERS_DOWN = KafkaError._ALL_BROKERS_DOWN  # noqa: SLF001
+_TRANSPORT = KafkaError._TRANSPORT  # noqa: SLF001
+
+
 class BrokerWatch:
     """librdkafka's error callback for every client: each error goes to Python logging,
     and whether any broker answers is tracked for readiness. librdkafka says when all
@@ -47,13 +52,13 @@ class BrokerWatch:
         self.down_since: float | None = None
 
     def __call__(self, err: KafkaError) -> None:
-        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+        if err.code() == _ALL_BROKERS_DOWN:
             if self.down_since is None:
                 self.down_since = time.monotonic()
                 log.warning("no Kafka broker reachable: %s", err.str())
             return
         level = logging.ERROR if err.fatal() else logging.WARNING
-        if err.code() == KafkaError._TRANSPORT:
+        if err.code() == _TRANSPORT:
             level = logging.INFO  # one per lost connection; the line above says what matters
         log.log(level, "kafka: %s", err.str())
 

@@ -62,10 +62,9 @@ def _say(msg: str) -> None:
 
 
 def _cache_dir() -> Path:
-    root = os.environ.get("STOCKFLOW_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache")), "stockflow"
-    )
-    path = Path(root)
+    root = os.environ.get("STOCKFLOW_CACHE_DIR")
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    path = Path(root) if root else cache / "stockflow"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

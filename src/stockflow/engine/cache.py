@@ -37,6 +37,11 @@ class Reads(NamedTuple):
 
 
 class StateCache:
+    """What this member knows of its keys: stock rows, reservation lines per (key, order),
+    movement references and processed event ids. `warm` fetches what a batch needs and the
+    cache lacks in one round trip; `state_for` hands an event its key's state with just the
+    lines and references it may read; `record` keeps what a decision changed."""
+
     def __init__(self, policy: Policy, max_entries: int = 1_000_000) -> None:
         self.policy = policy
         self.max_entries = max_entries

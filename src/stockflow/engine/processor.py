@@ -368,7 +368,7 @@ class Processor:
                 if self._finish_in_flight():
                     self._handle([], {}, exc)
             else:
-                log.error("housekeeping failed: %s", describe(exc), exc_info=exc)
+                log.exception("housekeeping failed")
         self.observer.on_health(self.health.ready())
 
     def _report(self) -> None:

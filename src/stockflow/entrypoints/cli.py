@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except StockflowError as exc:  # a known refusal: the message says it all
-        log.error("%s", exc)
+        log.error("%s", exc)  # noqa: TRY400 - no traceback for a refusal
         return 2
     except Exception as exc:
         log.critical("stopped by an unexpected error: %s", exc, exc_info=exc)
