@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from collections import Counter
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stockflow.contract.emit import output_id
+from stockflow.adapters.kafka import DeliveryFailures
+from stockflow.contract.emit import Message, output_id
 from stockflow.contract.events import Rejection, parse
 from stockflow.contract.topics import Topics
 from stockflow.devtools.workload import Item, generate
@@ -25,7 +28,8 @@ from stockflow.domain.inputs import DEFAULT_LIMITS
 from stockflow.domain.rules import apply
 from stockflow.domain.state import Policy, StockState, new_state
 from stockflow.engine.cache import StateCache
-from stockflow.engine.checkpoint import Consumed, prepare
+from stockflow.engine.checkpoint import Checkpoint, Consumed, prepare
+from stockflow.engine.failures import EmitError, Failure, classify
 
 POLICY = Policy()
 TOPICS = Topics()
@@ -119,3 +123,39 @@ def test_cache_and_checkpoint_decide_as_plain_apply(seed: int, cuts: list[int]) 
     assert Counter(o for o in outputs if o[0] == "dlq") == \
         Counter(o for o in want_outputs if o[0] == "dlq")
     assert {k: v for k, v in states.items() if k in want_states} == want_states
+
+
+class _Producer:
+    """A producer whose flush leaves `stuck` messages undelivered."""
+
+    def __init__(self, stuck: int = 0) -> None:
+        self.sent: list[tuple[str, bytes | None]] = []
+        self.stuck = stuck
+
+    def produce(self, topic: str, value: bytes | None, *_: object, **__: object) -> None:
+        self.sent.append((topic, value))
+
+    def poll(self, _timeout: float) -> int:
+        return 0
+
+    def flush(self, _timeout: float) -> int:
+        return self.stuck
+
+
+def _checkpoint(producer: _Producer, stop: bool = False) -> Checkpoint:
+    flag = threading.Event()
+    if stop:
+        flag.set()
+    return Checkpoint(producer=producer, failures=DeliveryFailures(),  # type: ignore[arg-type]
+                      group="g", flush_timeout=0.05, stop=flag)
+
+
+def test_step_3_emits_or_says_what_was_not_delivered() -> None:
+    messages = [Message("t", b"k", b"v1"), Message("t", b"k", b"v2")]
+    fine = _Producer()
+    _checkpoint(fine).emit(messages)
+    assert fine.sent == [("t", b"v1"), ("t", b"v2")]
+    for stuck in (_checkpoint(_Producer(stuck=2)), _checkpoint(_Producer(stuck=2), stop=True)):
+        with pytest.raises(EmitError, match="2 outputs undelivered") as caught:
+            stuck.emit(messages)
+        assert classify(caught.value) is Failure.OUTAGE  # waited out, never dead-lettered

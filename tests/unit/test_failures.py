@@ -12,7 +12,8 @@ from stockflow import StockflowError
 from stockflow.adapters.db.store import FencedError
 from stockflow.engine.checkpoint import Consumed
 from stockflow.engine.failures import (
-    DeliveryError,
+    CommitError,
+    EmitError,
     Failure,
     GaveUpError,
     StoppedError,
@@ -30,7 +31,7 @@ from stockflow.engine.isolation import MessageId, bisect
     (psycopg.errors.LockNotAvailable(), Failure.OUTAGE),
     (psycopg.errors.IdleInTransactionSessionTimeout(), Failure.OUTAGE),
     (psycopg.InterfaceError("the connection is closed"), Failure.OUTAGE),
-    (DeliveryError("3 undelivered"), Failure.OUTAGE),
+    (EmitError("3 undelivered"), Failure.OUTAGE),
     (psycopg.errors.NumericValueOutOfRange(), Failure.POISON),
     (psycopg.errors.CheckViolation(), Failure.POISON),
     (psycopg.errors.ProgramLimitExceeded(), Failure.POISON),
@@ -125,3 +126,23 @@ def test_bisect_lets_an_outage_through() -> None:
 
     with pytest.raises(psycopg.OperationalError):
         bisect(_batch(4), attempt, lambda: None)  # type: ignore[arg-type]
+
+
+def _wrapped(step: type[CommitError], cause: BaseException) -> BaseException:
+    try:
+        raise step("failed") from cause
+    except CommitError as exc:
+        return exc
+
+
+@pytest.mark.parametrize(("cause", "kind"), [
+    (psycopg.errors.NumericValueOutOfRange("bigint out of range"), Failure.POISON),
+    (psycopg.OperationalError("gone"), Failure.OUTAGE),
+    (FencedError("moved"), Failure.FENCED),
+    (psycopg.errors.UndefinedTable("no table"), Failure.FATAL),
+])
+def test_a_step_error_is_judged_by_its_cause_and_named_in_its_description(
+        cause: BaseException, kind: Failure) -> None:
+    exc = _wrapped(CommitError, cause)
+    assert classify(exc) is kind
+    assert describe(exc).startswith(f"commit: {type(cause).__name__}")

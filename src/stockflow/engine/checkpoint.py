@@ -1,29 +1,37 @@
-"""One consumed batch, applied exactly once.
+"""One consumed batch, applied exactly once, in four steps; each raises its own error
+(`stockflow.engine.failures`), whose cause says why.
 
-1. `prepare` (the consuming thread): parse every message at the edge (rejections become
-   DLQ messages); fetch from Postgres, in one round trip, whatever state the cache lacks;
-   run the pure rules over the events in consume order; collect the rows to write, the
-   outgoing messages and the new offsets.
-2. `commit` (the writer thread): one Postgres transaction with state, ledger,
-   reservations, references, alerts, processed ids, the outgoing messages (outbox) and
-   the consumed offsets (a compare-and-set: a member whose positions moved under it is
-   fenced and the transaction rolled back). Commit.
-3. The caller produces the outgoing messages and flushes them.
-4. Their outbox rows are deleted in the next batch's transaction; after a crash, the next
-   owner of the partition re-emits whatever is left, with the same ids.
+1. **Decide** (`prepare`, on the consuming thread; DecideError): parse every message at
+   the edge (rejections become DLQ messages); fetch from Postgres, in one round trip,
+   whatever state the cache lacks; run the pure rules over the events in consume order;
+   collect the rows to write, the outgoing messages and the new offsets.
+2. **Commit** (`commit`, on the writer thread; CommitError): one Postgres transaction
+   with state, ledger, reservations, references, alerts, processed ids, the outgoing
+   messages (outbox) and the consumed offsets, the last as a compare-and-set: a member
+   whose positions moved under it is fenced (FencedError) and the transaction rolled back.
+3. **Emit** (`Checkpoint.emit`; EmitError): produce the outgoing messages and flush them.
+4. **Mark emitted** (MarkError): delete their outbox rows, inside the next batch's
+   transaction or, when no batch comes, on their own (`Checkpoint.mark_emitted`). After a
+   crash the next owner of the partition re-emits whatever is left, with the same ids.
+
+`Checkpoint.write` runs steps 2 to 4 for one decided batch.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
 
+from confluent_kafka import Producer
+
 from stockflow.adapters.db import store
+from stockflow.adapters.kafka import DeliveryFailures, produce_all
 from stockflow.adapters.observer import BatchReport
 from stockflow.adapters.outbox import encode
 from stockflow.contract.emit import Message, dlq_message, output_message
@@ -34,11 +42,20 @@ from stockflow.domain.inputs import Event, Limits
 from stockflow.domain.rules import apply
 from stockflow.domain.state import Policy
 from stockflow.engine.cache import Reads, StateCache
-from stockflow.engine.failures import describe
+from stockflow.engine.failures import (
+    CommitError,
+    DecideError,
+    EmitError,
+    MarkError,
+    describe,
+)
 
-__all__ = ["Consumed", "Prepared", "commit", "prepare"]
+__all__ = ["TP", "Checkpoint", "Consumed", "Offsets", "Prepared", "commit", "prepare"]
 
 log = logging.getLogger("stockflow.engine.checkpoint")
+
+TP = tuple[str, int]  # (topic, partition)
+Offsets = dict[TP, tuple[int, int]]  # (expected next offset or -1, new next offset)
 
 _APPLIED, _NOOP = Outcome.APPLIED.value, Outcome.NOOP.value
 
@@ -59,7 +76,7 @@ class Prepared:
     batch: list[Consumed]
     writes: store.Writes
     messages: list[Message]
-    offsets: dict[tuple[str, int], tuple[int, int]]  # (expected or -1, new next offset)
+    offsets: Offsets
     report: BatchReport
     event_times: list[float] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
@@ -67,13 +84,25 @@ class Prepared:
 
 def prepare(
     conn: store.Conn, cache: StateCache, batch: list[Consumed], *, topics: Topics,
-    policy: Policy, limits: Limits, positions: dict[tuple[str, int], int],
-    ends: dict[tuple[str, int], int] | None = None,
+    policy: Policy, limits: Limits, positions: dict[TP, int],
+    ends: dict[TP, int] | None = None,
     dead: Mapping[tuple[str, int, int], str] | None = None,  # (topic, partition, offset)
 ) -> Prepared:
     """Step 1 for `batch`: decide it against the cache (warmed from `conn`). `ends` are the
     consumer's positions after the batch, when known. Messages in `dead` are not applied
     but dead-lettered as processing_error, with the given description of what failed."""
+    try:
+        return _prepare(conn, cache, batch, topics=topics, policy=policy, limits=limits,
+                        positions=positions, ends=ends, dead=dead)
+    except Exception as exc:
+        raise DecideError(f"deciding a batch of {len(batch)} failed") from exc
+
+
+def _prepare(
+    conn: store.Conn, cache: StateCache, batch: list[Consumed], *, topics: Topics,
+    policy: Policy, limits: Limits, positions: dict[TP, int],
+    ends: dict[TP, int] | None, dead: Mapping[tuple[str, int, int], str] | None,
+) -> Prepared:
     started = time.monotonic()
     report = BatchReport(messages=len(batch))
     kinds = {name: topics.kind(name) for name in {m.topic for m in batch}}
@@ -157,11 +186,15 @@ def _decide(
 
 def commit(conn: store.Conn, prepared: Prepared, *, group: str,
            delete_outbox: list[int]) -> list[int]:
-    """Step 2: write and commit the batch; returns its outbox row ids."""
+    """Step 2: write and commit the batch (and step 4 for `delete_outbox`, the rows of
+    earlier batches emitted since); returns the batch's outbox row ids."""
     started = time.monotonic()
-    with conn.transaction():
-        ids = store.write(conn, group, prepared.writes, offsets=prepared.offsets,
-                          delete_outbox=delete_outbox)
+    try:
+        with conn.transaction():
+            ids = store.write(conn, group, prepared.writes, offsets=prepared.offsets,
+                              delete_outbox=delete_outbox)
+    except Exception as exc:
+        raise CommitError(f"committing a batch of {len(prepared.batch)} failed") from exc
     done = time.time()
     report = prepared.report
     report.db_seconds = time.monotonic() - started
@@ -183,12 +216,55 @@ def _reject(topics: Topics, msg: Consumed, rejection: Rejection, kind: TopicKind
                                           msg.offset, msg.key, msg.value, msg.headers))
 
 
-def _offsets(batch: list[Consumed], positions: dict[tuple[str, int], int],
-             ends: dict[tuple[str, int], int]) -> dict[tuple[str, int], tuple[int, int]]:
-    last: dict[tuple[str, int], int] = {}
+def _offsets(batch: list[Consumed], positions: dict[TP, int], ends: dict[TP, int]) -> Offsets:
+    last: dict[TP, int] = {}
     for m in batch:
         # max, not last: after a rebalance one batch can hold a partition's messages twice
         tp = (m.topic, m.partition)
         last[tp] = max(last.get(tp, -1), m.offset)
     return {tp: (positions.get(tp, -1), max(off + 1, ends.get(tp, -1)))
             for tp, off in last.items()}
+
+
+class Checkpoint:
+    """Steps 2 to 4 for one member: what it emitted and has not yet marked, the producer
+    that emits, and how long a flush may wait (a stop cuts it short)."""
+
+    def __init__(self, *, producer: Producer, failures: DeliveryFailures, group: str,
+                 flush_timeout: float, stop: threading.Event) -> None:
+        self.producer, self.failures, self.group = producer, failures, group
+        self.flush_timeout, self.stop = flush_timeout, stop
+        self.emitted: list[int] = []  # outbox rows delivered, to delete in step 4
+
+    def write(self, conn: store.Conn, prepared: Prepared) -> Offsets:
+        """Steps 2, 3, and 4 for the batches emitted before; returns the batch's offsets."""
+        ids = commit(conn, prepared, group=self.group, delete_outbox=self.emitted)
+        self.emitted = []
+        self.emit(prepared.messages)
+        self.emitted = ids
+        return prepared.offsets
+
+    def emit(self, messages: Iterable[Message]) -> None:
+        """Step 3: produce and flush; EmitError (an outage) unless all were delivered."""
+        try:
+            produce_all(self.producer, messages)
+        except Exception as exc:
+            raise EmitError("producing the outputs failed") from exc
+        deadline = time.monotonic() + self.flush_timeout
+        while (left := self.producer.flush(1.0)) and time.monotonic() < deadline \
+                and not self.stop.is_set():
+            pass
+        failed = self.failures.take()
+        if left or failed:
+            raise EmitError(f"{left} outputs undelivered, failures: {failed[:3]}")
+
+    def mark_emitted(self, conn: store.Conn) -> None:
+        """Step 4 on its own, when no next batch carries it."""
+        if not self.emitted:
+            return
+        try:
+            with conn.transaction():
+                store.delete_outbox_rows(conn, self.emitted)
+        except Exception as exc:
+            raise MarkError(f"deleting {len(self.emitted)} emitted outbox rows failed") from exc
+        self.emitted = []

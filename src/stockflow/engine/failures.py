@@ -27,15 +27,37 @@ from confluent_kafka import KafkaException
 from stockflow import StockflowError
 from stockflow.adapters.db.store import FencedError
 
-__all__ = ["DeliveryError", "Failure", "GaveUpError", "StoppedError", "classify", "describe",
-           "wait_out"]
+__all__ = ["CommitError", "DecideError", "EmitError", "Failure", "GaveUpError", "MarkError",
+           "StepError", "StoppedError", "classify", "describe", "wait_out"]
 
 log = logging.getLogger("stockflow.engine.failures")
 T = TypeVar("T")
 
 
-class DeliveryError(StockflowError):
-    """Outputs could not be delivered; the outbox keeps them for the next attempt."""
+class StepError(StockflowError):
+    """A step of the checkpoint failed; its `__cause__`, when there is one, says why and
+    is what `classify` judges."""
+
+    step = 0
+    name = ""
+
+
+class DecideError(StepError):
+    step, name = 1, "decide"
+
+
+class CommitError(StepError):
+    step, name = 2, "commit"
+
+
+class EmitError(StepError):
+    """Outputs were not delivered; the outbox keeps them for the next attempt."""
+
+    step, name = 3, "emit"
+
+
+class MarkError(StepError):
+    step, name = 4, "mark emitted"
 
 
 class StoppedError(StockflowError):
@@ -54,6 +76,8 @@ class Failure(StrEnum):
 
 
 def classify(exc: BaseException) -> Failure:
+    if isinstance(exc, StepError) and exc.__cause__ is not None:
+        return classify(exc.__cause__)
     if isinstance(exc, FencedError):
         return Failure.FENCED
     # A limit of Postgres met by a value (e.g. an index row too large) is the data's doing.
@@ -63,7 +87,7 @@ def classify(exc: BaseException) -> Failure:
     # Operational errors (connections, shutdowns, timeouts, locks, deadlocks, full disks)
     # and internal ones (a session ended by the server, a server fault) pass with time.
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | psycopg.InternalError
-                  | DeliveryError | KafkaException):
+                  | EmitError | KafkaException):
         return Failure.OUTAGE
     if isinstance(exc, psycopg.Error | StockflowError) or not isinstance(exc, Exception):
         return Failure.FATAL
@@ -73,6 +97,8 @@ def classify(exc: BaseException) -> Failure:
 def describe(exc: BaseException) -> str:
     """The exception's class and first line, for logs and DLQ headers. Postgres errors
     give their primary message only: details may echo row values, never needed here."""
+    if isinstance(exc, StepError) and exc.__cause__ is not None:
+        return f"{exc.name}: {describe(exc.__cause__)}"[:1000]
     if isinstance(exc, psycopg.Error) and exc.diag.message_primary:
         text = exc.diag.message_primary
     else:

@@ -32,14 +32,12 @@ from stockflow.adapters.health import Health
 from stockflow.adapters.kafka import DeliveryFailures, headers_of, mirror_positions, produce_all
 from stockflow.adapters.observer import Observer
 from stockflow.adapters.outbox import decode
-from stockflow.contract.emit import Message
 from stockflow.contract.topics import Topics
 from stockflow.domain.inputs import Limits
 from stockflow.domain.state import Policy
 from stockflow.engine.cache import StateCache
-from stockflow.engine.checkpoint import Consumed, Prepared, commit, prepare
+from stockflow.engine.checkpoint import TP, Checkpoint, Consumed, Offsets, Prepared, prepare
 from stockflow.engine.failures import (
-    DeliveryError,
     Failure,
     GaveUpError,
     StoppedError,
@@ -55,8 +53,6 @@ __all__ = ["Processor"]
 log = logging.getLogger("stockflow.engine.processor")
 
 T = TypeVar("T")
-TP = tuple[str, int]  # (topic, partition)
-Offsets = dict[TP, tuple[int, int]]  # (expected next offset or -1, new next offset)
 
 
 class Processor:
@@ -86,10 +82,12 @@ class Processor:
         self.assigned: set[TP] = set()
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="stockflow-writer")
         self.in_flight: tuple[Future[Offsets], Prepared] | None = None
-        self.flushed_outbox: list[int] = []  # touched by the writer, or while it is idle
         self.next_sweep = 0.0
         self.processed = 0
         self.stop = threading.Event()
+        # steps 2-4; touched by the writer thread, or by this one while the writer is idle
+        self.checkpoint = Checkpoint(producer=producer, failures=failures, group=group,
+                                     flush_timeout=flush_timeout, stop=self.stop)
 
     def close(self) -> None:
         self.conn.close()
@@ -100,25 +98,10 @@ class Processor:
     def _write(self, prepared: Prepared) -> Offsets:
         """Steps 2-4 of the checkpoint (on the writer thread, or inline while isolating a
         poison message); returns the batch's offsets."""
-        ids = commit(self.writer_conn, prepared, group=self.group,
-                     delete_outbox=self.flushed_outbox)
-        self.flushed_outbox = []
-        self._deliver(prepared.messages)
-        self.flushed_outbox = ids
+        offsets = self.checkpoint.write(self.writer_conn, prepared)
         prepared.report.seconds = time.monotonic() - prepared.started
         self.observer.on_batch(prepared.report)
-        return prepared.offsets
-
-    def _deliver(self, messages: Iterable[Message]) -> None:
-        """Produce and flush; raises DeliveryError (an outage) if not all were delivered."""
-        produce_all(self.producer, messages)
-        deadline = time.monotonic() + self.flush_timeout
-        while (left := self.producer.flush(1.0)) and time.monotonic() < deadline \
-                and not self.stop.is_set():
-            pass
-        failed = self.failures.take()
-        if left or failed:
-            raise DeliveryError(f"{left} outputs undelivered, failures: {failed[:3]}")
+        return offsets
 
     def _finish_in_flight(self) -> bool:
         """Wait for the batch in flight. False if it failed: the failure was dealt with and
@@ -232,8 +215,8 @@ class Processor:
             pending = store.pending_outbox(self.conn, self.group, sorted({p for _, p in owned}))
             if pending:
                 log.info("re-emitting %d undelivered outbox batches", len(pending))
-                self._deliver(m for _, blob in pending for m in decode(blob))
-            self.flushed_outbox = [i for i, _ in pending]
+                self.checkpoint.emit(m for _, blob in pending for m in decode(blob))
+            self.checkpoint.emitted = [i for i, _ in pending]
         self.positions = dict(known)
         self.consumer.assign([TopicPartition(t, p, known.get((t, p), OFFSET_BEGINNING))
                               for t, p in owned])
@@ -283,7 +266,7 @@ class Processor:
                 if progress is not None:
                     progress(self.processed)
             self._finish_in_flight()
-            self._wait_out(self._drain_outbox_deletes)
+            self._wait_out(lambda: self.checkpoint.mark_emitted(self.writer_conn))
         except StoppedError:
             log.info("stopped during an outage: whatever was not committed is read again "
                      "by the next owner")
@@ -316,7 +299,7 @@ class Processor:
         elif self.in_flight is None or self.in_flight[0].done():
             if not self._finish_in_flight():
                 return
-            self._wait_out(self._drain_outbox_deletes)
+            self._wait_out(lambda: self.checkpoint.mark_emitted(self.writer_conn))
         now = time.monotonic()
         if now >= self.next_sweep:
             self.next_sweep = now + self.sweep_interval
@@ -346,13 +329,6 @@ class Processor:
         self.positions.update({tp: nxt for tp, (_, nxt) in prepared.offsets.items()})
         self.in_flight = (self.writer.submit(self._write, prepared), prepared)
         self.processed += len(batch)
-
-    def _drain_outbox_deletes(self) -> None:
-        if not self.flushed_outbox:
-            return
-        with self.writer_conn.transaction():
-            store.delete_outbox_rows(self.writer_conn, self.flushed_outbox)
-        self.flushed_outbox = []
 
     # --- periodic work -----------------------------------------------------------------
 
