@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 ACTIVE = ("pending", "confirmed")
 KIND_OF = {
@@ -65,7 +65,8 @@ class Model:
         if not isinstance(doc, dict) or len(value) > 64 * 1024:
             return
         type_, data = doc.get("type"), doc.get("data")
-        if KIND_OF.get(type_) != topic_kind or not isinstance(data, dict) or key is None:
+        if not isinstance(type_, str) or KIND_OF.get(type_) != topic_kind \
+                or not isinstance(data, dict) or key is None:
             return
         k = key.decode()
         if "sku" in data and f"{data.get('sku')}@{data.get('warehouse')}" != k:
@@ -96,7 +97,9 @@ class Model:
 
     def _apply(self, k: str, t: str, d: dict[str, Any], at: datetime) -> bool:
         s = self.key(k)
-        line = (d.get("order_id"), d.get("line_id"))
+        # None for the parts an event does not name; only events that name both use it
+        line = cast("tuple[str, str]", (d.get("order_id"), d.get("line_id")))
+        old: dict[str, Any] | None
         if t == "order.placed":
             old = s.lines.get(line)
             if old and (old["q"] or old["status"] != "fulfilled"):
@@ -133,10 +136,10 @@ class Model:
                 s.lines[line] = {"q": 0, "left": 0, "status": "released", "exp": None,
                                  "shipped": old["shipped"] if old else 0}
         elif t == "reservation.expired":
-            r = s.lines.get(line)
-            if r and r["status"] == "pending" and r["exp"] <= at:
-                s.reserved -= r["left"]
-                r["left"], r["status"] = 0, "expired"
+            due = s.lines.get(line)
+            if due and due["status"] == "pending" and due["exp"] <= at:
+                s.reserved -= due["left"]
+                due["left"], due["status"] = 0, "expired"
         elif t in ("shipment.dispatched", "transfer.dispatched"):
             ident = d["shipment_id"] if t == "shipment.dispatched" else d["transfer_id"]
             if not self._ref(s, f"{t}|{ident}|{d.get('line_id')}", d["quantity"]):

@@ -13,7 +13,7 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-from confluent_kafka.admin import NewTopic
+from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
 from stockflow.adapters.kafka import admin
 from stockflow.contract.topics import Topics

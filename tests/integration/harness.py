@@ -15,11 +15,13 @@ from pathlib import Path
 
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
+from pydantic import SecretStr
 
 from stockflow.adapters.db.migrate import migrate
 from stockflow.adapters.kafka import (
     admin,
     create_topics,
+    headers_of,
     partition_counts,
     produce_all,
     producer,
@@ -57,7 +59,8 @@ class Env:
 def make_env(services: LocalServices, unique: str, partitions: int = 3,
              migrate_upto: int | None = None, **kw: object) -> Env:
     settings = Settings(kafka_bootstrap=services.kafka_bootstrap,
-                        database_url=services.database_url, topic_prefix=f"t{unique}.",
+                        database_url=SecretStr(services.database_url),
+                        topic_prefix=f"t{unique}.",
                         database_schema=f"s{unique}", group_id=f"g{unique}", metrics_port=0,
                         session_timeout_ms=6000, sweep_interval=1.0, **kw)  # type: ignore[arg-type]
     topics = Topics(settings.topic_prefix)
@@ -195,7 +198,7 @@ def read_topic(env: Env, kind: TopicKind) -> list[tuple[bytes | None, bytes | No
     marks = high_watermarks(env, [kind])
     cons = Consumer({"bootstrap.servers": env.settings.kafka_bootstrap, "group.id": "reader",
                      "enable.auto.commit": False})
-    out = []
+    out: list[tuple[bytes | None, bytes | None, dict[str, bytes]]] = []
     for (_, part), hw in sorted(marks.items()):
         if hw == 0:
             continue
@@ -203,7 +206,7 @@ def read_topic(env: Env, kind: TopicKind) -> list[tuple[bytes | None, bytes | No
         got = 0
         deadline = time.monotonic() + 60
         while got < hw and time.monotonic() < deadline:
-            out.extend((m.key(), m.value(), dict(m.headers() or []))
+            out.extend((m.key(), m.value(), dict(headers_of(m.headers() or [])))
                        for m in cons.consume(1000, 1.0) if m.error() is None)
             # the position steps over transaction markers, which carry no message
             got = cons.position([TopicPartition(name, part)])[0].offset

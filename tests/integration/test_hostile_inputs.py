@@ -79,8 +79,8 @@ def document(draw: st.DrawFn) -> dict[str, Any]:
         "type": type_, "time": "2026-01-01T00:00:00Z", "subject": KEY,
         "data": {"sku": "SKU-1", "warehouse": "WH-1", **data}}
     for _ in range(draw(st.integers(0, 3))):
-        data = doc.get("data")
-        target = data if isinstance(data, dict) and draw(st.booleans()) else doc
+        inner = doc.get("data")
+        target = inner if isinstance(inner, dict) and draw(st.booleans()) else doc
         field = draw(st.sampled_from(sorted(target)) | ODD_TEXT if target else ODD_TEXT)
         if draw(st.integers(0, 4)) == 0:
             target.pop(field, None)

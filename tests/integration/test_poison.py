@@ -7,6 +7,7 @@ others are applied within seconds: also after a restart, by the real processor p
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -72,16 +73,16 @@ def _good(b: _Builder, round_: int) -> list[Item]:
             for k in KEYS]
 
 
-def _until_applied(env: Env, want: int, proc_alive: object) -> float:
-    """Seconds until every key holds `want` units."""
+def _until_applied(env: Env, want: int, proc: subprocess.Popen[bytes]) -> float:
+    """Seconds until every key holds `want` units; the processor must stay up."""
     started = time.monotonic()
     while time.monotonic() - started < 60:
-        assert proc_alive is None or proc_alive.poll() is None, log_of(proc_alive)  # type: ignore[attr-defined]
+        assert proc.poll() is None, log_of(proc)
         held = db_quantities(env)
         if all(held.get(k, (0,))[0] == want for k in KEYS):
             return time.monotonic() - started
         time.sleep(0.2)
-    raise AssertionError(f"not applied in 60 s: {db_quantities(env)}\n{log_of(proc_alive)}")  # type: ignore[arg-type]
+    raise AssertionError(f"not applied in 60 s: {db_quantities(env)}\n{log_of(proc)}")
 
 
 def _assert_dead_lettered(env: Env, items: list[Item]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from stockflow.devtools.localenv import LocalServices
 
@@ -33,7 +33,8 @@ def test_round_trip_through_kafka_and_postgres(services: LocalServices, unique: 
 
     with psycopg.connect(services.database_url) as conn:
         conn.execute(f"CREATE TABLE rt_{unique} (k text, v bytea)")
-        conn.execute(f"INSERT INTO rt_{unique} VALUES (%s, %s)", (msg.key().decode(), msg.value()))
+        conn.execute(f"INSERT INTO rt_{unique} VALUES (%s, %s)",
+                     ((msg.key() or b"").decode(), msg.value()))
         row = conn.execute(f"SELECT k, v FROM rt_{unique}").fetchone()
         fsync = conn.execute("SHOW fsync").fetchone()
     assert row == ("SKU-1@WH-1", b"hello")

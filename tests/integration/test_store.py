@@ -9,7 +9,7 @@ import pytest
 from stockflow.adapters.db import store
 from stockflow.adapters.db.migrate import migrate
 from stockflow.devtools.localenv import LocalServices
-from stockflow.domain.state import Quantities, Reservation, Status, StockState
+from stockflow.domain.state import Quantities, Reservation, Severity, Status, StockState
 
 AWKWARD = ['plain', 'with "quotes"', "back\\slash", "trailing\\", "a,b", "{braces}", "NULL",
            " spaced ", "tab\tand\nnewline", "ünïcødé ✓", "'single'", '\\"mixed\\"']
@@ -30,7 +30,8 @@ def test_awkward_ids_round_trip(conn: store.Conn) -> None:
                                                  None if i % 3 else i), 3)
              for i, order in enumerate(AWKWARD)}
     writes = store.Writes(
-        states=[StockState("SKU-1", "WH-1", Quantities(50, 10, 2, 1), 7, 5, 1, "ok")],
+        states=[StockState("SKU-1", "WH-1", Quantities(50, 10, 2, 1), 7, 5, 1,
+                           Severity.OK)],
         lines=lines,
         refs=[(key, ref, n) for n, ref in enumerate(AWKWARD)],
         processed=[(ident, key, "t", 0, n, "applied") for n, ident in enumerate(AWKWARD[::2])],

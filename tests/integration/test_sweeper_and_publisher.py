@@ -37,7 +37,8 @@ def test_sweeper_expires_pending_reservations(services: LocalServices, unique: s
             assert datetime.now(UTC) < deadline, db_quantities(env)
         wait_drained(env)
     with env.db() as conn:
-        status = dict(conn.execute("SELECT order_id, status FROM reservations").fetchall())
+        status = {str(o): str(s) for o, s in
+                  conn.execute("SELECT order_id, status FROM reservations").fetchall()}
     assert status == {"O-exp": "expired", "O-keep": "confirmed"}
     types = [json.loads(v or b"")["type"] for _, v, _ in read_topic(env, TopicKind.RESERVATIONS)]
     assert "reservation.expired" in types

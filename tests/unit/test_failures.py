@@ -58,7 +58,8 @@ def _no_wait(**kw: object) -> dict[str, object]:
 
 
 def test_wait_out_retries_outages_until_the_attempt_succeeds() -> None:
-    calls, seen = [], []
+    calls: list[int] = []
+    seen: list[BaseException | None] = []
 
     def attempt() -> str:
         calls.append(1)

@@ -111,7 +111,7 @@ def _line_streams(order: str, line: str, qty: int, *, backorder: bool, confirm: 
     """The line's orders-topic events (in their order) and one stream per shipment naming
     the line: shipments of one key keep their order too, but the result must not depend
     on it either."""
-    ids = {"order_id": order, "line_id": line}
+    ids: dict[str, Any] = {"order_id": order, "line_id": line}
     orders = [event("order.cancelled", **ids)] if cancel == "before" else []
     orders.append(event("order.placed", quantity=qty, allow_backorder=backorder, **ids))
     if confirm:
