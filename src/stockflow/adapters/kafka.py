@@ -57,10 +57,7 @@ class BrokerWatch:
                 self.down_since = time.monotonic()
                 log.warning("no Kafka broker reachable: %s", err.str())
             return
-        level = logging.ERROR if err.fatal() else logging.WARNING
-        if err.code() == _TRANSPORT:
-            level = logging.INFO  # one per lost connection; the line above says what matters
-        log.log(level, "kafka: %s", err.str())
+        _log_error(err)
 
     @property
     def ok(self) -> bool:
@@ -82,7 +79,10 @@ def _merge(settings: Settings, own: dict[str, Any], extra: dict[str, Any] | None
 
 
 def _log_error(err: KafkaError) -> None:
-    log.log(logging.ERROR if err.fatal() else logging.WARNING, "kafka: %s", err.str())
+    level = logging.ERROR if err.fatal() else logging.WARNING
+    if err.code() == _TRANSPORT:
+        level = logging.INFO  # one per lost connection; "all brokers down" says what matters
+    log.log(level, "kafka: %s", err.str())
 
 
 def consumer(settings: Settings, extra: dict[str, Any] | None = None) -> Consumer:

@@ -1,14 +1,17 @@
 """What a failed batch means, and so what the processor does about it.
 
 - An **outage** (Postgres or the broker cannot be reached, a connection broke, the server
-  is shutting down, a statement timed out or waited too long for a lock) is waited out
-  and retried; it never sends anything to the DLQ.
+  is shutting down or ended the session, a statement timed out or waited too long for a
+  lock, outputs were not delivered) is waited out and retried; it never sends anything to
+  the DLQ.
 - A **poison** failure (a data or integrity error from Postgres, or an exception in
   stockflow's own code while deciding or encoding) is caused by some message of the batch:
   the processor isolates it and dead-letters it with `processing_error`.
 - **Fenced**: another member committed the partitions first; the batch is dropped.
 - Anything else (a missing table, missing privileges: a deployment fault that no message
   can cause) is **fatal**: the process exits non-zero, saying why.
+
+A checkpoint step's error (`StepError`) is judged by its cause.
 """
 
 from __future__ import annotations

@@ -15,12 +15,12 @@ from stockflow.contract.emit import SOURCE, Message, output_id
 from stockflow.contract.events import envelope
 from stockflow.contract.topics import TopicKind, Topics
 
-__all__ = ["Sweeper", "due_expiries"]
+__all__ = ["Sweeper"]
 
 BATCH = 5000  # expiries written per sweep at most
 
 
-def due_expiries(conn: Conn, partitions: list[int], now: datetime, topics: Topics,
+def _due_expiries(conn: Conn, partitions: list[int], now: datetime, topics: Topics,
                  limit: int) -> list[tuple[str, Message]]:
     """(event id, message) for each due reservation in `partitions`. The id is derived from
     the line and its expiry, so a sweep repeated before the first is applied is a duplicate."""
@@ -53,7 +53,7 @@ class Sweeper:
 
     def due(self, conn: Conn, partitions: list[int], now: datetime) -> list[Message]:
         """The expiries to write now."""
-        found = due_expiries(conn, partitions, now, self.topics, limit=BATCH)
+        found = _due_expiries(conn, partitions, now, self.topics, limit=BATCH)
         wall = self.clock()
         still = {ident for ident, _ in found}
         # forget lines no longer due: their expiry was applied (or they changed)
