@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +14,7 @@ from stockflow.contract.topics import TopicKind
 from stockflow.devtools.localenv import LocalServices
 from stockflow.publisher import Publisher, PublishError
 from tests.integration.harness import (
+    Env,
     db_quantities,
     make_env,
     processor_thread,
@@ -22,19 +25,19 @@ from tests.integration.harness import (
 
 def test_sweeper_expires_pending_reservations(services: LocalServices, unique: str) -> None:
     env = make_env(services, unique, reservation_ttl=1.0)
-    now = datetime.now(UTC)
-    with Publisher(env.settings) as pub:
+    with Publisher(env.settings) as pub, processor_thread(env):
+        # The receipt travels on another topic than the orders, so nothing orders it before
+        # them: wait until it is applied, or the placements could be judged against no stock.
         pub.publish("receipt.received", {"receipt_id": "R", "sku": "EXP", "warehouse": "W",
-                                         "quantity": 50}, time=now)
+                                         "quantity": 50})
+        _wait_for(env, lambda q: q[0] == 50)
+        now = datetime.now(UTC)
         pub.publish("order.placed", {"order_id": "O-exp", "line_id": "1", "sku": "EXP",
                                      "warehouse": "W", "quantity": 7}, time=now)
         pub.publish("order.placed", {"order_id": "O-keep", "line_id": "1", "sku": "EXP",
                                      "warehouse": "W", "quantity": 3}, time=now)
         pub.publish("order.confirmed", {"order_id": "O-keep"}, key="EXP@W", time=now)
-    with processor_thread(env):
-        deadline = datetime.now(UTC) + timedelta(seconds=60)
-        while db_quantities(env).get("EXP@W", (0, -1))[1] != 3:
-            assert datetime.now(UTC) < deadline, db_quantities(env)
+        _wait_for(env, lambda q: q[1] == 3)
         wait_drained(env)
     with env.db() as conn:
         status = {str(o): str(s) for o, s in
@@ -42,6 +45,13 @@ def test_sweeper_expires_pending_reservations(services: LocalServices, unique: s
     assert status == {"O-exp": "expired", "O-keep": "confirmed"}
     types = [json.loads(v or b"")["type"] for _, v, _ in read_topic(env, TopicKind.RESERVATIONS)]
     assert "reservation.expired" in types
+
+
+def _wait_for(env: Env, holds: Callable[[tuple[int, ...]], bool]) -> None:
+    deadline = datetime.now(UTC) + timedelta(seconds=60)
+    while not holds(db_quantities(env).get("EXP@W", (0, -1))):
+        assert datetime.now(UTC) < deadline, db_quantities(env)
+        time.sleep(0.05)
 
 
 def test_publisher_rejects_invalid_events_with_the_dlq_reason(services: LocalServices,
