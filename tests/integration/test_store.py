@@ -25,16 +25,19 @@ def conn(services: LocalServices, unique: str) -> store.Conn:
 def test_awkward_ids_round_trip(conn: store.Conn) -> None:
     key = "SKU-1@WH-1"
     due = datetime(2026, 1, 1, 12, 30, tzinfo=UTC)
-    lines = {(key, order, f"L{i}"): (Reservation(order, f"L{i}", i + 1, i, Status.PENDING,
-                                                 due if i % 2 else None, bool(i % 2),
-                                                 None if i % 3 else i), 3)
-             for i, order in enumerate(AWKWARD)}
+    lines = {(key, order, f"L{i}"): store.LineRow(
+        Reservation(order_id=order, line_id=f"L{i}", quantity=i + 1, remaining=i,
+                    status=Status.PENDING, expires_at=due if i % 2 else None,
+                    backordered=bool(i % 2), line_count=None if i % 3 else i), partition=3)
+        for i, order in enumerate(AWKWARD)}
     writes = store.Writes(
-        states=[StockState("SKU-1", "WH-1", Quantities(50, 10, 2, 1), 7, 5, 1,
-                           Severity.OK)],
+        states=[StockState(sku="SKU-1", warehouse="WH-1", qty=Quantities(50, 10, 2, 1),
+                           version=7, reorder_point=5, safety_stock=1, severity=Severity.OK)],
         lines=lines,
-        refs=[(key, ref, n) for n, ref in enumerate(AWKWARD)],
-        processed=[(ident, key, "t", 0, n, "applied") for n, ident in enumerate(AWKWARD[::2])],
+        refs=[store.RefRow(key, ref, n) for n, ref in enumerate(AWKWARD)],
+        processed=[store.ProcessedRow(event_id=ident, key=key, topic="t", partition=0, offset=n,
+                                      outcome="applied")
+                   for n, ident in enumerate(AWKWARD[::2])],
     )
     with conn.transaction():
         store.write(conn, "g", writes, offsets={}, delete_outbox=[])

@@ -13,6 +13,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from stockflow import StockflowError
 from stockflow.contract.emit import Message as Outgoing
+from stockflow.contract.topics import TP
 from stockflow.settings import Settings
 
 __all__ = [
@@ -160,7 +161,7 @@ def produce_all(producer: Producer, messages: Iterable[Outgoing]) -> int:
     return n
 
 
-def mirror_positions(consumer: Consumer, positions: dict[tuple[str, int], int]) -> None:
+def mirror_positions(consumer: Consumer, positions: dict[TP, int]) -> None:
     """Copy committed positions to the group's Kafka offsets, asynchronously, for lag tools
     and autoscalers (KEDA, kafka-consumer-groups); Postgres stays their only source."""
     if not positions:

@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 
 from stockflow import __version__
 from stockflow.adapters.observer import BatchReport
+from stockflow.contract.topics import TP
 
 __all__ = ["BatchHistogram", "PrometheusObserver"]
 
@@ -123,7 +124,7 @@ class PrometheusObserver:
         self.rebalances.labels(kind).inc()
         self.assigned.set(assigned)
 
-    def on_lag(self, lags: dict[tuple[str, int], int]) -> None:
+    def on_lag(self, lags: dict[TP, int]) -> None:
         for (topic, part), lag in lags.items():
             self.lag.labels(topic, str(part)).set(lag)
 

@@ -11,6 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from stockflow.contract.topics import TP
+
 __all__ = ["BatchReport", "NullObserver", "Observer"]
 
 
@@ -37,7 +39,7 @@ class Observer(Protocol):
         """Partitions were assigned or revoked; `assigned` is how many are owned now."""
         return
 
-    def on_lag(self, lags: dict[tuple[str, int], int]) -> None:
+    def on_lag(self, lags: dict[TP, int]) -> None:
         """Periodically: messages behind the high watermark per (topic, partition)."""
         return
 

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 
-__all__ = ["INPUTS", "OUTPUTS", "TopicKind", "Topics"]
+__all__ = ["INPUTS", "OUTPUTS", "TP", "TopicKind", "Topics"]
+
+TP = tuple[str, int]  # a (topic, partition), as offsets, positions and lag are keyed
 
 
 class TopicKind(StrEnum):

@@ -55,10 +55,11 @@ def placed(state: StockState, event: Event, d: OrderPlaced, policy: Policy) -> C
     if d.quantity <= sellable or d.allow_backorder:
         backordered = d.quantity > sellable
         remaining = max(d.quantity - early, 0)
-        r = Reservation(d.order_id, d.line_id, d.quantity, remaining,
-                        Status.PENDING if remaining else Status.FULFILLED,
-                        d.expires_at or event.time + policy.reservation_ttl, backordered,
-                        d.line_count, early)
+        r = Reservation(order_id=d.order_id, line_id=d.line_id, quantity=d.quantity,
+                        remaining=remaining,
+                        status=Status.PENDING if remaining else Status.FULFILLED,
+                        expires_at=d.expires_at or event.time + policy.reservation_ttl,
+                        backordered=backordered, line_count=d.line_count, shipped=early)
         outputs = [reservation_output(state, event, "accepted", r, d.quantity)]
         if not remaining:
             outputs.append(reservation_output(state, event, "fulfilled", r, d.quantity))
@@ -66,8 +67,8 @@ def placed(state: StockState, event: Event, d: OrderPlaced, policy: Policy) -> C
             outputs.append(oversell(state, event, "backordered", d.quantity, sellable, **ids))
         qty = state.qty.add(reserved=remaining)
         return Change(qty, lines=(r,), outputs=tuple(outputs))
-    r = Reservation(d.order_id, d.line_id, d.quantity, 0, Status.REJECTED,
-                    line_count=d.line_count, shipped=early)
+    r = Reservation(order_id=d.order_id, line_id=d.line_id, quantity=d.quantity, remaining=0,
+                    status=Status.REJECTED, line_count=d.line_count, shipped=early)
     outputs = [
         reservation_output(state, event, "rejected", r, d.quantity,
                            reason="insufficient_stock"),
@@ -106,7 +107,8 @@ def cancelled(state: StockState, event: Event, d: OrderCancelled) -> Change | De
         if known is None or (not known.placed and known.status is Status.FULFILLED):
             # A line not placed yet (unknown, or only shipped so far) is remembered as
             # released, so that an order.placed arriving later for it is a no-op.
-            tomb = Reservation(d.order_id, d.line_id, 0, 0, Status.RELEASED,
+            tomb = Reservation(order_id=d.order_id, line_id=d.line_id, quantity=0,
+                               remaining=0, status=Status.RELEASED,
                                shipped=known.shipped if known is not None else 0)
             return Change(state.qty, lines=(tomb,))
     return noop(state, "no active reservation to release")
@@ -130,8 +132,8 @@ def ship_line(
     r = state.lines.get((order_id, line_id))
     if r is None:
         # Shipped before it was placed: a placeholder that order.placed takes into account.
-        return 0, (Reservation(order_id, line_id, 0, 0, Status.FULFILLED,
-                               shipped=quantity),), ()
+        return 0, (Reservation(order_id=order_id, line_id=line_id, quantity=0, remaining=0,
+                               status=Status.FULFILLED, shipped=quantity),), ()
     take = min(quantity, r.remaining) if r.active else 0
     status = r.status
     # A placed line shipped in full is fulfilled, even after a release or expiry (a shipment

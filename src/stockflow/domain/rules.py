@@ -133,8 +133,9 @@ def settle(state: StockState, event: Event, change: Change) -> Decision:
     refs = state.refs
     if change.refs:
         refs = {**refs, **dict(change.refs)}
-    new = StockState(state.sku, state.warehouse, qty, version, reorder_point, safety_stock,
-                     severity, lines, refs)
+    new = StockState(sku=state.sku, warehouse=state.warehouse, qty=qty, version=version,
+                     reorder_point=reorder_point, safety_stock=safety_stock,
+                     severity=severity, lines=lines, refs=refs)
     outputs: list[Output] = []
     caused_by = cause(event)
     key = state.key
@@ -156,6 +157,6 @@ def settle(state: StockState, event: Event, change: Change) -> Decision:
             "sku": state.sku, "warehouse": state.warehouse, "severity": severity,
             "available": available, "reorder_point": reorder_point,
             "safety_stock": safety_stock, "cause": caused_by}))
-    ledger = LedgerEntry(event.id, event.type, old, qty, version, change.reference,
-                         change.note)
+    ledger = LedgerEntry(event_id=event.id, event_type=event.type, before=old, after=qty,
+                         version=version, reference=change.reference, note=change.note)
     return Decision(new, Outcome.APPLIED, tuple(outputs), ledger, change.lines, change.refs)

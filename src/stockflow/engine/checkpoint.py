@@ -36,7 +36,7 @@ from stockflow.adapters.observer import BatchReport
 from stockflow.adapters.outbox import encode
 from stockflow.contract.emit import Message, dlq_message, output_message
 from stockflow.contract.events import Reason, Rejection, parse
-from stockflow.contract.topics import TopicKind, Topics
+from stockflow.contract.topics import TP, TopicKind, Topics
 from stockflow.domain.effects import Outcome
 from stockflow.domain.inputs import Event, Limits
 from stockflow.domain.rules import apply
@@ -50,12 +50,11 @@ from stockflow.engine.failures import (
     describe,
 )
 
-__all__ = ["TP", "Checkpoint", "Consumed", "Offsets", "Prepared", "commit", "prepare"]
+__all__ = ["Checkpoint", "Consumed", "Offsets", "Prepared", "commit", "prepare"]
 
 log = logging.getLogger("stockflow.engine.checkpoint")
 
-TP = tuple[str, int]  # (topic, partition)
-Offsets = dict[TP, tuple[int, int]]  # (expected next offset or -1, new next offset)
+Offsets = store.Offsets
 
 _APPLIED, _NOOP = Outcome.APPLIED.value, Outcome.NOOP.value
 
@@ -123,7 +122,8 @@ def _prepare(
                         report, started=started)
     _decide(parsed, reads, cache, kinds, topics, policy, prepared, out_by_part)
     for part, msgs in sorted(out_by_part.items()):
-        prepared.writes.outbox.append((part, len(msgs), encode(msgs)))
+        prepared.writes.outbox.append(
+            store.OutboxRow(partition=part, messages=len(msgs), payload=encode(msgs)))
         prepared.messages.extend(msgs)
     report.emitted = len(prepared.messages)
     return prepared
@@ -161,18 +161,20 @@ def _decide(
             continue
         label = _NOOP if outcome is Outcome.NOOP else _APPLIED
         report.events[(labels[msg.topic], ev.type, label)] += 1
-        writes.processed.append((ev.id, key, msg.topic, msg.partition, msg.offset, label))
+        writes.processed.append(store.ProcessedRow(
+            event_id=ev.id, key=key, topic=msg.topic, partition=msg.partition,
+            offset=msg.offset, outcome=label))
         cache.record(ev, decision)
         if label is _NOOP:
             continue
         before.setdefault(key, state.severity)
         dirty[key] = ev.id
         if decision.ledger is not None:
-            writes.ledger.append((key, decision.ledger))
+            writes.ledger.append(store.LedgerRow(key, decision.ledger))
         for r in decision.lines:
-            writes.lines[(key, r.order_id, r.line_id)] = (r, msg.partition)
+            writes.lines[(key, r.order_id, r.line_id)] = store.LineRow(r, msg.partition)
         for ref, q in decision.refs:
-            writes.refs.append((key, ref, q))
+            writes.refs.append(store.RefRow(key, ref, q))
         times.append(ev.time.timestamp())
         for out in decision.outputs:
             if out.type == "oversell.detected":
@@ -180,7 +182,7 @@ def _decide(
         out_by_part[msg.partition].extend(outputs)
     writes.states = [cache.states[k] for k in dirty]
     # An open alert row changes when severity moved, or while open, to carry new figures.
-    writes.alerts_changed = [(cache.states[k], cause) for k, cause in dirty.items()
+    writes.alerts_changed = [store.AlertRow(cache.states[k], cause) for k, cause in dirty.items()
                              if cache.states[k].severity != "ok" or before[k] != "ok"]
 
 
@@ -222,7 +224,7 @@ def _offsets(batch: list[Consumed], positions: dict[TP, int], ends: dict[TP, int
         # max, not last: after a rebalance one batch can hold a partition's messages twice
         tp = (m.topic, m.partition)
         last[tp] = max(last.get(tp, -1), m.offset)
-    return {tp: (positions.get(tp, -1), max(off + 1, ends.get(tp, -1)))
+    return {tp: store.Advance(expected=positions.get(tp, -1), to=max(off + 1, ends.get(tp, -1)))
             for tp, off in last.items()}
 
 

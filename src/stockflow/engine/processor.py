@@ -32,11 +32,11 @@ from stockflow.adapters.health import Health
 from stockflow.adapters.kafka import DeliveryFailures, headers_of, mirror_positions, produce_all
 from stockflow.adapters.observer import Observer
 from stockflow.adapters.outbox import decode
-from stockflow.contract.topics import Topics
+from stockflow.contract.topics import TP, Topics
 from stockflow.domain.inputs import Limits
 from stockflow.domain.state import Policy
 from stockflow.engine.cache import StateCache
-from stockflow.engine.checkpoint import TP, Checkpoint, Consumed, Offsets, Prepared, prepare
+from stockflow.engine.checkpoint import Checkpoint, Consumed, Offsets, Prepared, prepare
 from stockflow.engine.failures import (
     Failure,
     GaveUpError,
@@ -112,7 +112,7 @@ class Processor:
         try:
             offsets = future.result()
         except Exception as exc:  # noqa: BLE001 - every failure is classified and handled
-            self._handle(prepared.batch, {tp: nxt for tp, (_, nxt) in prepared.offsets.items()},
+            self._handle(prepared.batch, {tp: a.to for tp, a in prepared.offsets.items()},
                          exc)
             return False
         self.health.trouble = None
@@ -120,7 +120,7 @@ class Processor:
         return True
 
     def _mirror(self, offsets: Offsets) -> None:
-        mirror_positions(self.consumer, {tp: nxt for tp, (_, nxt) in offsets.items()
+        mirror_positions(self.consumer, {tp: a.to for tp, a in offsets.items()
                                          if tp in self.assigned})
 
     # --- failures ----------------------------------------------------------------------
@@ -189,7 +189,7 @@ class Processor:
                       and m.offset == last[tp]}
             prepared = self._prepare(part, at_end, dead)
             self._mirror(self._write(prepared))
-            self.positions.update({tp: nxt for tp, (_, nxt) in prepared.offsets.items()})
+            self.positions.update({tp: a.to for tp, a in prepared.offsets.items()})
             self.processed += len(part)
 
         def undo() -> None:
@@ -326,7 +326,7 @@ class Processor:
             return
         if not self._finish_in_flight():
             return  # this batch was decided on state that is now void
-        self.positions.update({tp: nxt for tp, (_, nxt) in prepared.offsets.items()})
+        self.positions.update({tp: a.to for tp, a in prepared.offsets.items()})
         self.in_flight = (self.writer.submit(self._write, prepared), prepared)
         self.processed += len(batch)
 

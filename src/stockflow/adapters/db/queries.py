@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from stockflow.adapters.db.store import Conn
+from stockflow.contract.topics import TP
 
 __all__ = ["committed_positions", "due_reservations", "most_critical", "open_alerts",
            "outbox_backlog", "stock_of", "totals"]
@@ -60,7 +61,7 @@ def outbox_backlog(conn: Conn, group: str) -> tuple[int, float]:
     return (int(row[0]), float(row[1])) if row else (0, 0.0)
 
 
-def committed_positions(conn: Conn, group: str) -> dict[tuple[str, int], int]:
+def committed_positions(conn: Conn, group: str) -> dict[TP, int]:
     """Every committed next offset of `group`."""
     rows = conn.execute("SELECT topic, partition, next_offset FROM consumer_offsets"
                         " WHERE group_id = %s", (group,)).fetchall()

@@ -8,19 +8,30 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import sql
 
 from stockflow import StockflowError
+from stockflow.contract.topics import TP
 from stockflow.domain.effects import LedgerEntry
 from stockflow.domain.state import Quantities, Reservation, Severity, Status, StockState
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
-__all__ = ["Conn", "FencedError", "Fetched", "Writes", "connect", "delete_outbox_rows", "fetch",
-           "load_positions", "pending_outbox", "write"]
+__all__ = ["Advance", "AlertRow", "Conn", "FencedError", "Fetched", "LedgerRow", "LineRow",
+           "Offsets", "OutboxRow", "ProcessedRow", "RefRow", "Writes", "connect",
+           "delete_outbox_rows", "fetch", "load_positions", "pending_outbox", "write"]
+
+class Advance(NamedTuple):
+    """A partition's committed position moving from `expected` (-1: none yet) to `to`."""
+
+    expected: int
+    to: int
+
+
+Offsets = dict[TP, Advance]
 
 
 class FencedError(StockflowError):
@@ -72,12 +83,61 @@ def fetch(
     stock = {}
     for k, oh, res, it, dmg, ver, rp, ss, sev in c_stock.fetchall():
         sku, wh = k.split("@", 1)
-        stock[k] = StockState(sku, wh, Quantities(oh, res, it, dmg), ver, rp, ss, Severity(sev))
+        stock[k] = StockState(sku=sku, warehouse=wh, qty=Quantities(oh, res, it, dmg), version=ver,
+                              reorder_point=rp, safety_stock=ss, severity=Severity(sev))
     lines: dict[tuple[str, str], dict[str, Reservation]] = defaultdict(dict)
     for k, o, ln, q, rem, st, exp, bo, lc, sh in c_lines.fetchall():
-        lines[(k, o)][ln] = Reservation(o, ln, q, rem, Status(st), exp, bo, lc, sh)
+        lines[(k, o)][ln] = Reservation(order_id=o, line_id=ln, quantity=q, remaining=rem,
+                                        status=Status(st), expires_at=exp, backordered=bo,
+                                        line_count=lc, shipped=sh)
     found_refs = {(k, ref): q for k, ref, q in c_refs.fetchall()}
     return Fetched(stock, dict(lines), found_refs, {r[0] for r in c_seen.fetchall()})
+
+
+class AlertRow(NamedTuple):
+    """A key whose low-stock alert row changes, and the event that changed it."""
+
+    state: StockState
+    cause: str
+
+
+class LedgerRow(NamedTuple):
+    key: str
+    entry: LedgerEntry
+
+
+class LineRow(NamedTuple):
+    """A reservation line and the partition of the key it lives at (the sweeper's shard)."""
+
+    line: Reservation
+    partition: int
+
+
+class RefRow(NamedTuple):
+    """An applied movement reference and its quantity, so a re-sent one is a no-op."""
+
+    key: str
+    ref: str
+    quantity: int
+
+
+class ProcessedRow(NamedTuple):
+    """An event id seen, where it was read, and whether it was applied or a no-op."""
+
+    event_id: str
+    key: str
+    topic: str
+    partition: int
+    offset: int
+    outcome: str
+
+
+class OutboxRow(NamedTuple):
+    """One partition's outgoing messages of a batch, framed as one blob."""
+
+    partition: int
+    messages: int
+    payload: bytes
 
 
 @dataclass
@@ -85,30 +145,26 @@ class Writes:
     """Everything one batch commits besides the offsets."""
 
     states: list[StockState] = field(default_factory=list)
-    alerts_changed: list[tuple[StockState, str]] = field(default_factory=list)  # (state, cause)
-    ledger: list[tuple[str, LedgerEntry]] = field(default_factory=list)
-    lines: dict[tuple[str, str, str], tuple[Reservation, int]] = field(default_factory=dict)
-    refs: list[tuple[str, str, int]] = field(default_factory=list)
-    processed: list[tuple[str, str, str, int, int, str]] = field(default_factory=list)
-    outbox: list[tuple[int, int, bytes]] = field(default_factory=list)  # (partition, n, blob)
+    alerts_changed: list[AlertRow] = field(default_factory=list)
+    ledger: list[LedgerRow] = field(default_factory=list)
+    lines: dict[tuple[str, str, str], LineRow] = field(default_factory=dict)  # key, order, line
+    refs: list[RefRow] = field(default_factory=list)
+    processed: list[ProcessedRow] = field(default_factory=list)
+    outbox: list[OutboxRow] = field(default_factory=list)
 
 
 def write(
-    conn: Conn, group: str, w: Writes, *,
-    offsets: dict[tuple[str, int], tuple[int, int]], delete_outbox: list[int],
+    conn: Conn, group: str, w: Writes, *, offsets: Offsets, delete_outbox: list[int],
 ) -> list[int]:
     """Write one batch inside the caller's transaction; returns the new outbox row ids.
-
-    `offsets` maps (topic, partition) to (expected next offset or -1, new next offset);
-    a position that moved under us raises `FencedError`.
-    """
+    A position that moved under us (not at its `expected`) raises `FencedError`."""
     cur = conn.cursor()
     if w.ledger:
         with cur.copy("COPY ledger (key, version, event_id, event_type, reference, note, "
                       "on_hand_before, on_hand_after, reserved_before, reserved_after, "
                       "in_transit_before, in_transit_after, damaged_before, damaged_after) "
                       "FROM STDIN") as copy:
-            for key, e in w.ledger:
+            for key, e in w.ledger:  # a LedgerRow
                 b, a = e.before, e.after
                 copy.write_row((key, e.version, e.event_id, e.event_type, e.reference, e.note,
                                 b.on_hand, a.on_hand, b.reserved, a.reserved, b.in_transit,
@@ -127,8 +183,8 @@ def write(
             conn.execute(
                 "INSERT INTO movement_refs (key, ref, quantity) "
                 "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[])",
-                (_texts([k for k, _, _ in w.refs]), _texts([r for _, r, _ in w.refs]),
-                 _ints([q for _, _, q in w.refs])))
+                (_texts([r.key for r in w.refs]), _texts([r.ref for r in w.refs]),
+                 _ints([r.quantity for r in w.refs])))
         if w.alerts_changed:
             _alerts(conn, w.alerts_changed)
         if delete_outbox:
@@ -187,9 +243,8 @@ def _upsert_stock(conn: Conn, states: list[StockState]) -> None:
          _texts([s.severity for s in states])))
 
 
-def _upsert_lines(conn: Conn,
-                  lines: dict[tuple[str, str, str], tuple[Reservation, int]]) -> None:
-    rs = [r for r, _ in lines.values()]
+def _upsert_lines(conn: Conn, lines: dict[tuple[str, str, str], LineRow]) -> None:
+    rs = [row.line for row in lines.values()]
     conn.execute(
         "INSERT INTO reservations (key, order_id, line_id, quantity, remaining, status,"
         " expires_at, backordered, line_count, partition, shipped) SELECT * FROM"
@@ -204,14 +259,13 @@ def _upsert_lines(conn: Conn,
          _texts([r.line_id for r in rs]), _ints(r.quantity for r in rs),
          _ints(r.remaining for r in rs), _texts([r.status.value for r in rs]),
          _nullable(r.expires_at for r in rs), _nullable(r.backordered for r in rs),
-         _nullable(r.line_count for r in rs), _ints(p for _, p in lines.values()),
+         _nullable(r.line_count for r in rs), _ints(row.partition for row in lines.values()),
          _ints(r.shipped for r in rs)))
 
 
-def _alerts(conn: Conn,
-            changed: list[tuple[StockState, str]]) -> None:
-    open_ = [(s, cause) for s, cause in changed if s.severity != "ok"]
-    resolved = [s.key for s, _ in changed if s.severity == "ok"]
+def _alerts(conn: Conn, changed: list[AlertRow]) -> None:
+    open_ = [row for row in changed if row.state.severity != "ok"]
+    resolved = [row.state.key for row in changed if row.state.severity == "ok"]
     if open_:
         conn.execute(
             "INSERT INTO low_stock_alerts (key, severity, available, reorder_point,"
@@ -220,22 +274,21 @@ def _alerts(conn: Conn,
             " severity = EXCLUDED.severity, available = EXCLUDED.available,"
             " reorder_point = EXCLUDED.reorder_point, cause_event_id = EXCLUDED.cause_event_id,"
             " updated_at = now()",
-            (_texts([s.key for s, _ in open_]), _texts([s.severity for s, _ in open_]),
-             _ints(s.qty.available for s, _ in open_), _ints(s.reorder_point for s, _ in open_),
-             _texts([c for _, c in open_])))
+            (_texts([r.state.key for r in open_]), _texts([r.state.severity for r in open_]),
+             _ints(r.state.qty.available for r in open_),
+             _ints(r.state.reorder_point for r in open_), _texts([r.cause for r in open_])))
     if resolved:
         conn.execute("DELETE FROM low_stock_alerts WHERE key = ANY(%s::text[])",
                      (_texts(resolved),))
 
 
-def _advance(conn: Conn, group: str,
-             offsets: dict[tuple[str, int], tuple[int, int]]) -> psycopg.Cursor[tuple[Any, ...]]:
+def _advance(conn: Conn, group: str, offsets: Offsets) -> psycopg.Cursor[tuple[Any, ...]]:
     topics, parts, expected, new = [], [], [], []
-    for (topic, part), (exp, nxt) in offsets.items():
+    for (topic, part), advance in offsets.items():
         topics.append(topic)
         parts.append(part)
-        expected.append(exp)
-        new.append(nxt)
+        expected.append(advance.expected)
+        new.append(advance.to)
     return conn.execute(
         "WITH w AS (SELECT * FROM unnest(%b::text[], %b::int[], %b::bigint[], %b::bigint[])"
         " AS t(topic, partition, expected, next))"
@@ -247,8 +300,7 @@ def _advance(conn: Conn, group: str,
         (topics, parts, expected, new, group))
 
 
-def load_positions(conn: Conn, group: str,
-                   partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+def load_positions(conn: Conn, group: str, partitions: list[TP]) -> dict[TP, int]:
     """The committed next offset of each (topic, partition) that has one."""
     if not partitions:
         return {}
