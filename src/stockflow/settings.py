@@ -52,8 +52,13 @@ class Settings(BaseSettings):
     # exits non-zero; 0 waits for ever (readiness reports the outage meanwhile).
     outage_give_up: float = Field(default=0.0, ge=0)
 
+    # What the state cache may hold (keys, order lines, references, event ids) before it
+    # is dropped and refilled from Postgres: bounds memory whatever the catalogue's size.
+    cache_max_entries: int = Field(default=500_000, ge=1_000)
+    # A batch is whatever has arrived, up to this many messages: no wait to tune.
     batch_max_messages: int = Field(default=10_000, ge=1)
-    batch_max_wait: float = Field(default=0.1, gt=0, description="seconds")
+    # How long an idle loop waits for a message before its periodic work (sweeps, gauges).
+    idle_wait: float = Field(default=0.1, gt=0, description="seconds")
     sweep_interval: float = Field(default=5.0, gt=0, description="seconds")
 
     # Kafka security, passed through to librdkafka untouched.

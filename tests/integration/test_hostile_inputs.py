@@ -134,7 +134,7 @@ def test_hostile_batches_are_applied_or_rejected_and_always_commit(
     env = make_env(services, unique, partitions=1)
     conn = store.connect(env.settings.dsn(), env.settings.database_schema, autocommit=True)
     writer = store.connect(env.settings.dsn(), env.settings.database_schema)
-    cache = StateCache(Policy())
+    cache = StateCache(Policy(), max_entries=100_000)
     positions: dict[tuple[str, int], int] = {}
     contract = {r.value for r in Reason} - {Reason.PROCESSING_ERROR.value}
     seen = {"applied": 0, "rejected": 0}

@@ -84,7 +84,7 @@ def _figures(s: StockState) -> tuple[Any, ...]:
 
 def _through_the_checkpoint(items: list[Item], cuts: list[int]
                             ) -> tuple[Counter[tuple[str, str]], list[Any], dict[str, Any]]:
-    cache = StateCache(POLICY)
+    cache = StateCache(POLICY, max_entries=100_000)
     msgs = [Consumed(TOPICS.name(it.kind), 0, i, it.key, it.value)
             for i, it in enumerate(items)]
     outcomes: Counter[tuple[str, str]] = Counter()

@@ -8,7 +8,15 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    TIMESTAMP_CREATE_TIME,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from stockflow import StockflowError
@@ -21,6 +29,7 @@ __all__ = [
     "DeliveryFailures",
     "TopicsError",
     "admin",
+    "age",
     "consumer",
     "create_topics",
     "headers_of",
@@ -29,6 +38,7 @@ __all__ = [
     "produce_all",
     "producer",
     "require_copartitioned",
+    "take_arrived",
 ]
 
 log = logging.getLogger("stockflow.adapters.kafka")
@@ -159,6 +169,23 @@ def produce_all(producer: Producer, messages: Iterable[Outgoing]) -> int:
         n += 1
     producer.poll(0)
     return n
+
+
+def take_arrived(consumer: Consumer, most: int, wait: float) -> list[Message]:
+    """Every message the consumer holds, up to `most`, waiting up to `wait` seconds only
+    while it holds none."""
+    msgs = consumer.consume(num_messages=most, timeout=0)
+    if not msgs:
+        msgs = consumer.consume(num_messages=1, timeout=wait)
+        if msgs and most > 1:
+            msgs += consumer.consume(num_messages=most - 1, timeout=0)
+    return msgs
+
+
+def age(msg: Message) -> float:
+    """Seconds since the message was published (its producer's CreateTime), 0 if unknown."""
+    kind, millis = msg.timestamp()
+    return max(0.0, time.time() - millis / 1000) if kind == TIMESTAMP_CREATE_TIME else 0.0
 
 
 def mirror_positions(consumer: Consumer, positions: dict[TP, int]) -> None:

@@ -74,6 +74,13 @@ class PrometheusObserver:
         self.db_seconds = Histogram("stockflow_db_transaction_duration_seconds",
                                     "Time of the batch's Postgres transaction",
                                     buckets=_SECONDS, registry=registry)
+        self.stages = Histogram(
+            "stockflow_batch_stage_seconds", "Where a batch's time goes: queue (publish to "
+            "consumed), decide, handoff (waiting for the writer), commit, emit",
+            ["stage"], buckets=_SECONDS, registry=registry)
+        self.gc_pauses = Histogram("stockflow_gc_pause_seconds",
+                                   "Pauses of the cyclic garbage collector", ["generation"],
+                                   buckets=_SECONDS, registry=registry)
         self.latency = BatchHistogram(
             "stockflow_end_to_end_latency_seconds",
             "From an event's CloudEvents time to its batch being committed", _SECONDS)
@@ -103,6 +110,9 @@ class PrometheusObserver:
         self.backlog_age = Gauge("stockflow_outbox_oldest_seconds",
                                  "Age of the oldest undelivered output batch (emission lag)",
                                  registry=registry)
+        self.cache_entries = Gauge("stockflow_cache_entries", "Entries the state cache holds "
+                                   "(keys, order lines, references, event ids)",
+                                   registry=registry)
         self.ready = Gauge("stockflow_ready", "1 when /readyz answers ready", registry=registry)
         Info("stockflow_build", "Version of the running processor",
              registry=registry).info({"version": __version__})
@@ -110,7 +120,11 @@ class PrometheusObserver:
     def on_batch(self, report: BatchReport) -> None:
         self.batch_size.observe(report.messages)
         self.batch_seconds.observe(report.seconds)
-        self.db_seconds.observe(report.db_seconds)
+        stages = report.stages
+        if "commit" in stages:
+            self.db_seconds.observe(stages["commit"])
+        for stage, seconds in stages.items():
+            self.stages.labels(stage).observe(seconds)
         for (topic, type_, outcome), n in report.events.items():
             self.events.labels(topic, type_, outcome).inc(n)
         for reason, n in report.rejects.items():
@@ -147,3 +161,9 @@ class PrometheusObserver:
 
     def on_health(self, ready: bool) -> None:
         self.ready.set(1 if ready else 0)
+
+    def on_cache(self, entries: int) -> None:
+        self.cache_entries.set(entries)
+
+    def on_gc(self, generation: int, seconds: float) -> None:
+        self.gc_pauses.labels(str(generation)).observe(seconds)

@@ -13,14 +13,23 @@ from typing import Protocol
 
 from stockflow.contract.topics import TP
 
-__all__ = ["BatchReport", "NullObserver", "Observer"]
+__all__ = ["STAGES", "BatchReport", "NullObserver", "Observer"]
+
+
+STAGES = ("queue", "decide", "handoff", "commit", "emit")
 
 
 @dataclass
 class BatchReport:
+    """One batch, as the loop saw it. `stages` says where its time went, in seconds:
+    `queue` publish to consumed (the batch's first message: producer linger, broker, fetch,
+    waiting behind earlier batches), `decide` parse and rules, `handoff` waiting for the
+    writer to finish the batch before, `commit` the Postgres transaction, `emit` producing
+    the outputs until the broker acknowledged them."""
+
     messages: int = 0
     seconds: float = 0.0
-    db_seconds: float = 0.0
+    stages: dict[str, float] = field(default_factory=dict)
     events: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # topic,type,outcome
     rejects: Counter[str] = field(default_factory=Counter)
     oversells: Counter[str] = field(default_factory=Counter)
@@ -66,6 +75,14 @@ class Observer(Protocol):
 
     def on_health(self, ready: bool) -> None:
         """Periodically: whether the member is ready (see /readyz)."""
+        return
+
+    def on_cache(self, entries: int) -> None:
+        """Periodically: entries the state cache holds (see `cache_max_entries`)."""
+        return
+
+    def on_gc(self, generation: int, seconds: float) -> None:
+        """The cyclic garbage collector paused the process for `seconds`."""
         return
 
 

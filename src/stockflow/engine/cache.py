@@ -42,7 +42,7 @@ class StateCache:
     cache lacks in one round trip; `state_for` hands an event its key's state with just the
     lines and references it may read; `record` keeps what a decision changed."""
 
-    def __init__(self, policy: Policy, max_entries: int = 1_000_000) -> None:
+    def __init__(self, policy: Policy, max_entries: int) -> None:
         self.policy = policy
         self.max_entries = max_entries
         self.clear()

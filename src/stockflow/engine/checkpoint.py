@@ -79,6 +79,7 @@ class Prepared:
     report: BatchReport
     event_times: list[float] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    decided: float = 0.0  # when step 1 ended (monotonic)
 
 
 def prepare(
@@ -199,7 +200,7 @@ def commit(conn: store.Conn, prepared: Prepared, *, group: str,
         raise CommitError(f"committing a batch of {len(prepared.batch)} failed") from exc
     done = time.time()
     report = prepared.report
-    report.db_seconds = time.monotonic() - started
+    report.stages["commit"] = time.monotonic() - started
     report.latencies = [max(0.0, done - t) for t in prepared.event_times]
     return ids
 
@@ -242,7 +243,9 @@ class Checkpoint:
         """Steps 2, 3, and 4 for the batches emitted before; returns the batch's offsets."""
         ids = commit(conn, prepared, group=self.group, delete_outbox=self.emitted)
         self.emitted = []
+        started = time.monotonic()
         self.emit(prepared.messages)
+        prepared.report.stages["emit"] = time.monotonic() - started
         self.emitted = ids
         return prepared.offsets
 

@@ -29,7 +29,14 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from stockflow import StockflowError
 from stockflow.adapters.db import queries, store
 from stockflow.adapters.health import Health
-from stockflow.adapters.kafka import DeliveryFailures, headers_of, mirror_positions, produce_all
+from stockflow.adapters.kafka import (
+    DeliveryFailures,
+    age,
+    headers_of,
+    mirror_positions,
+    produce_all,
+    take_arrived,
+)
 from stockflow.adapters.observer import Observer
 from stockflow.adapters.outbox import decode
 from stockflow.contract.topics import TP, Topics
@@ -63,9 +70,9 @@ class Processor:
     def __init__(
         self, *, consumer: Consumer, producer: Producer, failures: DeliveryFailures,
         connect: Callable[[bool], store.Conn], topics: Topics, group: str, policy: Policy,
-        limits: Limits, observer: Observer, health: Health, batch_max: int, batch_wait: float,
+        limits: Limits, observer: Observer, health: Health, batch_max: int, idle_wait: float,
         sweep_interval: float, give_up: float, flush_timeout: float = 30.0,
-        cache_entries: int = 1_000_000,
+        cache_entries: int,
     ) -> None:
         self.consumer, self.producer, self.failures = consumer, producer, failures
         self.connect = connect
@@ -73,7 +80,7 @@ class Processor:
         self.writer_conn = connect(False)  # the batch transactions
         self.topics, self.group, self.policy, self.limits = topics, group, policy, limits
         self.observer, self.health = observer, health
-        self.batch_max, self.batch_wait = batch_max, batch_wait
+        self.batch_max, self.idle_wait = batch_max, idle_wait
         self.sweep_interval, self.give_up = sweep_interval, give_up
         self.flush_timeout = flush_timeout
         self.cache = StateCache(policy, cache_entries)
@@ -98,6 +105,7 @@ class Processor:
     def _write(self, prepared: Prepared) -> Offsets:
         """Steps 2-4 of the checkpoint (on the writer thread, or inline while isolating a
         poison message); returns the batch's offsets."""
+        prepared.report.stages["handoff"] = time.monotonic() - prepared.decided
         offsets = self.checkpoint.write(self.writer_conn, prepared)
         prepared.report.seconds = time.monotonic() - prepared.started
         self.observer.on_batch(prepared.report)
@@ -276,8 +284,11 @@ class Processor:
             self.producer.flush(5)
 
     def _step(self) -> None:
-        msgs = self.consumer.consume(num_messages=self.batch_max, timeout=self.batch_wait)
+        # A batch is whatever has arrived: small under a light load, growing with a backlog
+        # (messages gather while the writer commits the batch before), with no wait to tune.
+        msgs = take_arrived(self.consumer, self.batch_max, self.idle_wait)
         self.health.tick()
+        queued = age(msgs[0]) if msgs else 0.0
         batch: list[Consumed] = []
         assigned = self.assigned
         for m in msgs:
@@ -295,7 +306,7 @@ class Processor:
                                       headers_of(raw) if raw else None))
         if batch:
             self.health.brokers.up()
-            self._process(batch)
+            self._process(batch, queued)
         elif self.in_flight is None or self.in_flight[0].done():
             if not self._finish_in_flight():
                 return
@@ -310,7 +321,7 @@ class Processor:
         return prepare(self.conn, self.cache, batch, topics=self.topics, policy=self.policy,
                        limits=self.limits, positions=self.positions, ends=ends, dead=dead)
 
-    def _process(self, batch: list[Consumed]) -> None:
+    def _process(self, batch: list[Consumed], queued: float = 0.0) -> None:
         if self.cache.full() and self._finish_in_flight():
             self.cache.clear()
         # The consumer's position has stepped over transaction markers too, so a partition
@@ -324,6 +335,8 @@ class Processor:
             if self._finish_in_flight():  # else this batch is void anyway: it is read again
                 self._handle(batch, ends, exc)
             return
+        prepared.decided = time.monotonic()
+        prepared.report.stages.update(queue=queued, decide=prepared.decided - prepared.started)
         if not self._finish_in_flight():
             return  # this batch was decided on state that is now void
         self.positions.update({tp: a.to for tp, a in prepared.offsets.items()})
@@ -356,6 +369,7 @@ class Processor:
             if high >= 0:
                 lags[(topic, part)] = max(0, high - pos)
         self.observer.on_lag(lags)
+        self.observer.on_cache(self.cache.size())
         self.observer.on_alerts(queries.open_alerts(self.conn))
         self.observer.on_backlog(*queries.outbox_backlog(self.conn, self.group))
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 
 from stockflow.adapters.db import store
 from stockflow.adapters.db.migrate import require_migrated
@@ -46,6 +46,24 @@ def tune_gc() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
+@contextmanager
+def gc_watched(observer: Observer) -> Iterator[None]:
+    """Report every pause of the cyclic collector to `observer` while inside."""
+    began = [0.0]
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began[0] = time.perf_counter()
+        else:
+            observer.on_gc(info["generation"], time.perf_counter() - began[0])
+
+    gc.callbacks.append(timed)
+    try:
+        yield
+    finally:
+        gc.callbacks.remove(timed)
+
+
 def build_processor(settings: Settings, *, observer: Observer | None = None,
                     health: Health | None = None) -> Processor:
     """Check the topics and the schema, then wire clients and the processor."""
@@ -66,8 +84,9 @@ def build_processor(settings: Settings, *, observer: Observer | None = None,
         producer=producer(settings, {**failures.config(), **watch}), failures=failures,
         connect=connect, topics=topics, group=settings.group_id, policy=settings.policy(),
         limits=settings.limits(), observer=observer or NullObserver(), health=health,
-        batch_max=settings.batch_max_messages, batch_wait=settings.batch_max_wait,
+        batch_max=settings.batch_max_messages, idle_wait=settings.idle_wait,
         sweep_interval=settings.sweep_interval, give_up=settings.outage_give_up,
+        cache_entries=settings.cache_max_entries,
     )
 
 
@@ -92,15 +111,17 @@ def stop_on_signals() -> Iterator[threading.Event]:
 def serving(settings: Settings) -> Iterator[tuple[Processor, CollectorRegistry]]:
     """A wired processor with /metrics, /healthz and /readyz served; all closed after."""
     registry = CollectorRegistry()
+    ProcessCollector(registry=registry)  # resident memory, CPU seconds, open files
     health = Health()
     server = serve(settings.metrics_host, settings.metrics_port, registry, health)
     try:
-        processor = build_processor(settings, observer=PrometheusObserver(registry),
-                                    health=health)
+        observer = PrometheusObserver(registry)
+        processor = build_processor(settings, observer=observer, health=health)
         tune_gc()
         log.info("processing; metrics on :%d/metrics", server.server_address[1])
         try:
-            yield processor, registry
+            with gc_watched(observer):
+                yield processor, registry
         finally:
             processor.close()
     finally:
