@@ -1,0 +1,207 @@
+"""What the benchmark's parts share: fresh topics and schemas per run, publishing a
+workload, running processes over it and watching their progress."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from confluent_kafka import Consumer, ConsumerGroupState, TopicPartition
+from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
+
+from stockflow.adapters.db.migrate import migrate
+from stockflow.adapters.kafka import admin, create_topics, produce_all, producer
+from stockflow.contract.emit import Message
+from stockflow.contract.topics import Topics
+from stockflow.devtools.workload import Item
+from stockflow.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def settings_for(base: Settings, name: str) -> Settings:
+    tag = f"{name}{uuid.uuid4().hex[:6]}"
+    return base.model_copy(update={"topic_prefix": f"{tag}.", "database_schema": tag,
+                                   "group_id": tag, "metrics_port": 0})
+
+
+def prepare(s: Settings, partitions: int) -> Topics:
+    topics = Topics(s.topic_prefix)
+    create_topics(admin(s), topics.all, partitions, 1)
+    migrate(s.dsn(), s.database_schema)
+    return topics
+
+
+def publish(s: Settings, topics: Topics, items: list[Item]) -> None:
+    prod = producer(s, {"linger.ms": 20})
+    produce_all(prod, (Message(topics.name(it.kind), it.key, it.value) for it in items))
+    assert prod.flush(120) == 0
+
+
+def env_of(s: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a processor (or baseline, or peer) working on `s`."""
+    return {**os.environ, "STOCKFLOW_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
+            "STOCKFLOW_DATABASE_URL": s.dsn(), "STOCKFLOW_TOPIC_PREFIX": s.topic_prefix,
+            "STOCKFLOW_DATABASE_SCHEMA": s.database_schema, "STOCKFLOW_GROUP_ID": s.group_id,
+            "STOCKFLOW_METRICS_PORT": "0", "STOCKFLOW_LOG_LEVEL": "WARNING", **extra}
+
+
+_CONNS: dict[str, psycopg.Connection[tuple[object, ...]]] = {}
+
+
+def committed(s: Settings, topics: Topics) -> int:
+    """Offsets stockflow committed in Postgres (one reused connection: a new connection per
+    poll would fork a backend each time and steal CPU from what is measured)."""
+    conn = _CONNS.get(s.dsn())
+    if conn is None:
+        conn = _CONNS[s.dsn()] = psycopg.connect(s.dsn(), autocommit=True)
+    row = conn.execute(
+        f"SELECT coalesce(sum(next_offset), 0) FROM {s.database_schema}.consumer_offsets"
+        " WHERE group_id = %s AND topic = ANY(%s)", (s.group_id, topics.inputs)).fetchone()
+    return int(row[0]) if row else 0
+
+
+_READERS: dict[str, tuple[Consumer, list[TopicPartition]]] = {}
+
+
+def committed_in_kafka(s: Settings, topics: Topics) -> int:
+    """The naive baseline keeps its offsets in Kafka, as such services do (one reused
+    client, for the same reason as `committed`)."""
+    if s.group_id not in _READERS:
+        cons = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": s.group_id})
+        meta = cons.list_topics(timeout=10)
+        _READERS[s.group_id] = (cons, [TopicPartition(n, p) for n in topics.inputs
+                                       for p in meta.topics[n].partitions])
+    cons, tps = _READERS[s.group_id]
+    return sum(max(tp.offset, 0) for tp in cons.committed(tps, timeout=10))
+
+
+def postgres_durability(s: Settings) -> str:
+    with psycopg.connect(s.dsn()) as conn:
+        shown = [(name, conn.execute(f"SHOW {name}").fetchone())
+                 for name in ("fsync", "synchronous_commit")]
+    return " ".join(f"{name}={row[0] if row else '?'}" for name, row in shown)
+
+
+def close_clients() -> None:
+    for cons, _ in _READERS.values():
+        cons.close()
+    for conn in _CONNS.values():
+        conn.close()
+    _READERS.clear()
+    _CONNS.clear()
+
+
+def end_offsets(s: Settings, topics: Topics) -> int:
+    cons = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": "bench-wm"})
+    meta = cons.list_topics(timeout=10)
+    total = 0
+    for name in topics.inputs:
+        for p in meta.topics[name].partitions:
+            total += cons.get_watermark_offsets(TopicPartition(name, p), 10)[1]
+    cons.close()
+    return total
+
+
+def settled(client: AdminClient, group: str, members: int) -> bool:
+    """Whether the group is stable with `members` members that all own partitions. Members
+    started together join one after another (the local broker has no initial rebalance
+    delay), and the rebalance that follows is start-up, not throughput."""
+    desc = client.describe_consumer_groups([group])[group].result(10)
+    return (desc.state == ConsumerGroupState.STABLE and len(desc.members) == members
+            and all(m.assignment.topic_partitions for m in desc.members))
+
+
+def drain(cmd: list[str], s: Settings, topics: Topics, label: str,
+          progress: Callable[[Settings, Topics], int] = committed,
+          members: int = 1, steady: bool = True) -> Drained:
+    """Run `members` copies of `cmd` in one group until every input offset is committed,
+    polling what is committed. Without `steady`, the group's start-up is not waited out."""
+    target = end_offsets(s, topics)
+    client = admin(s)
+    procs = [subprocess.Popen(cmd, env=env_of(s), stdout=subprocess.DEVNULL)
+             for _ in range(members)]
+    first_at = first_n = start_at = start_n = None
+    last_n, last_at, last_print = 0, time.monotonic(), 0.0
+    try:
+        while True:
+            n = progress(s, topics)
+            now = time.monotonic()
+            if n and start_at is None:
+                start_at, start_n = now, n
+            if n and first_at is None and (not steady or settled(client, s.group_id, members)):
+                first_at, first_n = now, n
+            if n != last_n:
+                last_n, last_at = n, now
+            if now - last_print > 2:
+                say(f"  {label}: {n:,}/{target:,} committed")
+                last_print = now
+            if n >= target:
+                break
+            if any(p.poll() is not None for p in procs):
+                raise SystemExit(f"{label} exited early")
+            time.sleep(0.1)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(60)
+    if first_at is None or first_n is None or last_n <= first_n:
+        raise SystemExit(f"{label}: the group was not stable before the drain ended; "
+                         "use more --events")
+    assert start_at is not None
+    assert start_n is not None
+    span = max(last_at - first_at, 1e-9)
+    whole = (last_n - start_n) / max(last_at - start_at, 1e-9)
+    return Drained((last_n - first_n) / span, last_n - first_n, whole)
+
+
+@dataclass(frozen=True)
+class Drained:
+    rate: float  # events/s from the first commit of the stable group to the last commit
+    events: int  # events committed in that span
+    whole: float  # events/s from the very first commit, group start-up included
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+
+
+_ROLES = (("broker", "kafka.Kafka"), ("postgres", "postgres"), ("processor", "stockflow process"),
+          ("peer", "peer_faust"), ("naive", "naive.py"))
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by each role on this machine (broker, Postgres, processors,
+    peer, naive baseline, this driver), from /proc: take two and subtract."""
+    used: dict[str, float] = dict.fromkeys([r for r, _ in _ROLES] + ["driver"], 0.0)
+    me = os.getpid()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        role = "driver" if int(proc.name) == me else next(
+            (r for r, marker in _ROLES if marker in cmd), None)
+        if role is not None:
+            used[role] += (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
+    return used

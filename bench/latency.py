@@ -1,0 +1,186 @@
+"""Latency at a fixed offered rate: publish -> output readable, and where the time went.
+
+Events are offered at `rate` per second by a paced producer. A reader assigned to the end
+of `stock-changed` and `reservations` notes when each event's `stock.changed` and
+`reservation.accepted` (matched by `data.cause.event_id`) become readable; each latency
+runs from the event's publish call to that moment. The processes under test expose
+/metrics; their batch stage histograms and garbage-collector pauses are read at the end.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from common import committed, cpu_seconds, env_of, prepare, publish, say, settings_for
+from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from stockflow.adapters.kafka import producer
+from stockflow.contract.topics import TopicKind, Topics
+from stockflow.devtools.localenv import free_port
+from stockflow.devtools.workload import Item, generate
+from stockflow.settings import Settings
+
+_CAUSE = b'"event_id":"'
+_TYPE = b'"type":"'
+
+
+@dataclass
+class Latency:
+    rate: int  # offered, per second
+    achieved: float  # what the paced producer managed
+    changed: list[float] = field(default_factory=list)  # seconds to stock.changed
+    accepted: list[float] = field(default_factory=list)  # seconds to reservation.accepted
+    stages: dict[str, tuple[float, int]] = field(default_factory=dict)  # sum s, batches
+    gc: dict[str, tuple[float, int]] = field(default_factory=dict)  # generation: sum, count
+    batch_messages: tuple[float, int] = (0.0, 0)  # sum, batches
+    cpu: dict[str, float] = field(default_factory=dict)  # role: CPU seconds while offered
+    offered_seconds: float = 0.0
+
+
+class _Reader:
+    """Notes when each cause's outputs become readable; cheap enough not to compete with
+    what it measures (a byte search, no JSON parse)."""
+
+    def __init__(self, s: Settings, topics: Topics) -> None:
+        self.changed: dict[str, float] = {}
+        self.accepted: dict[str, float] = {}
+        self.stop = threading.Event()
+        self.cons = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": "bench-lat",
+                              "enable.auto.commit": False, "fetch.wait.max.ms": 5})
+        names = [topics.name(TopicKind.STOCK_CHANGED), topics.name(TopicKind.RESERVATIONS)]
+        meta = self.cons.list_topics(timeout=10)
+        self.cons.assign([TopicPartition(n, p, OFFSET_END) for n in names
+                          for p in meta.topics[n].partitions])
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        while not self.stop.is_set():
+            for m in self.cons.consume(1000, 0.05):
+                value = m.value()
+                if m.error() is not None or not value:
+                    continue
+                at = time.time()
+                t = value.find(_TYPE) + len(_TYPE)
+                c = value.rfind(_CAUSE) + len(_CAUSE)
+                cause = value[c:value.find(b'"', c)].decode()
+                if value.startswith(b"stock.changed", t):
+                    self.changed.setdefault(cause, at)
+                elif value.startswith(b"reservation.accepted", t):
+                    self.accepted.setdefault(cause, at)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.cons.close()
+
+
+def measure(cmd: list[str], base: Settings, *, label: str, rate: int, seconds: float,
+            skus: int, partitions: int, members: int = 1,
+            ready: Callable[[Settings, Topics], int] = committed) -> Latency:
+    """Run `members` copies of `cmd` on fresh topics and offer `rate` events/s for
+    `seconds`; `ready` tells how many inputs they have taken in (to wait for the setup)."""
+    s = settings_for(base, label)
+    topics = prepare(s, partitions)
+    wl = generate(events=int(rate * seconds), skus=skus, warehouses=3, seed=5)
+    publish(s, topics, wl.setup)
+    ports = [free_port() for _ in range(members)]
+    procs = [subprocess.Popen(cmd, env=env_of(s, STOCKFLOW_METRICS_PORT=str(port)),
+                              stdout=subprocess.DEVNULL) for port in ports]
+    reader = None
+    try:
+        deadline = time.monotonic() + 120
+        while ready(s, topics) < len(wl.setup):
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise SystemExit(f"{label}: the setup events were never taken in")
+            time.sleep(0.1)
+        reader = _Reader(s, topics)
+        time.sleep(1)  # the reader's partitions are positioned before traffic starts
+        before = cpu_seconds()
+        sent = _offer(s, topics, wl.stream, rate)
+        after = cpu_seconds()
+        span = sent.pop("", 0.0)
+        achieved = len(wl.stream) / max(span, 1e-9)
+        _settle(reader)
+        got = Latency(rate, achieved,
+                      [reader.changed[i] - t for i, t in sent.items() if i in reader.changed],
+                      [reader.accepted[i] - t for i, t in sent.items() if i in reader.accepted])
+        got.cpu = {role: after[role] - before[role] for role in after}
+        got.offered_seconds = span
+        _scrape(ports, got)
+        return got
+    finally:
+        if reader is not None:
+            reader.close()
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(60)
+
+
+def _offer(s: Settings, topics: Topics, stream: list[Item], rate: int) -> dict[str, float]:
+    """Publish `stream` paced at `rate`/s; returns each event id's publish time (and the
+    whole span under the key "")."""
+    prod = producer(s, {"linger.ms": 1})
+    sent: dict[str, float] = {}
+    start = time.monotonic()
+    for i, it in enumerate(stream):
+        due = start + i / rate
+        while (delay := due - time.monotonic()) > 0:
+            time.sleep(min(delay, 0.002))
+        if it.id:
+            sent.setdefault(it.id, time.time())
+        prod.produce(topics.name(it.kind), it.value, it.key)
+        prod.poll(0)
+    prod.flush(60)
+    sent[""] = time.monotonic() - start
+    return sent
+
+
+def _settle(reader: _Reader, quiet: float = 3.0, limit: float = 120.0) -> None:
+    """Wait until no new output has been read for `quiet` seconds."""
+    last, changed_at, end = -1, time.monotonic(), time.monotonic() + limit
+    while time.monotonic() < end:
+        n = len(reader.changed) + len(reader.accepted)
+        if n != last:
+            last, changed_at = n, time.monotonic()
+        elif time.monotonic() - changed_at > quiet:
+            return
+        time.sleep(0.2)
+    say("  outputs still arriving when the wait ended")
+
+
+def _scrape(ports: list[int], into: Latency) -> None:
+    """Sum the members' stage and GC histograms (a process without /metrics adds none)."""
+    stages: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+    gcs: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+    batch = [0.0, 0]
+    for port in ports:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            continue
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                suffix = sample.name.rsplit("_", 1)[-1]
+                if suffix not in ("sum", "count"):
+                    continue
+                slot = 0 if suffix == "sum" else 1
+                if family.name == "stockflow_batch_stage_seconds":
+                    stages[sample.labels["stage"]][slot] += sample.value
+                elif family.name == "stockflow_gc_pause_seconds":
+                    gcs[sample.labels["generation"]][slot] += sample.value
+                elif family.name == "stockflow_batch_messages":
+                    batch[slot] += sample.value
+    into.stages = {k: (v[0], int(v[1])) for k, v in stages.items()}
+    into.gc = {k: (v[0], int(v[1])) for k, v in gcs.items()}
+    into.batch_messages = (batch[0], int(batch[1]))
