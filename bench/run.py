@@ -243,6 +243,11 @@ def _breakdown(curve: list[latency.Latency]) -> list[str]:
         pauses = sum(s for s, _ in got.gc.values())
         lines.append(f"  at {got.rate:>6,}/s: {stages}; {total / max(batches, 1):,.0f} "
                      f"messages per batch; GC paused {pauses * 1000:,.0f} ms in all")
+        offered = got.achieved * got.offered_seconds
+        cpu = "  ".join(f"{role} {seconds / offered * 1e6:,.0f}"
+                        for role, seconds in got.cpu.items() if seconds > 0)
+        lines.append(f"    CPU per offered event, us: {cpu} "
+                     f"({sum(got.cpu.values()) / got.offered_seconds:.2f} cores in all)")
     return lines
 
 
