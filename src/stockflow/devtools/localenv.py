@@ -149,7 +149,7 @@ def kafka_broker(workdir: Path) -> Iterator[tuple[str, Restartable]]:
     # (measured: broker CPU seconds over the same drain), and a dev broker's heap is small.
     java = ["java", "-Xms256m", "-Xmx768m", "-XX:+UseSerialGC", "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={_LOG4J}", "-cp", f"{lib}/*"]
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    cluster_id = _cluster_id()
     fmt = subprocess.run(
         [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
         capture_output=True, text=True, check=False,
@@ -176,6 +176,15 @@ def kafka_broker(workdir: Path) -> Iterator[tuple[str, Restartable]]:
     finally:
         stop()
         log.close()
+
+
+def _cluster_id() -> str:
+    # An id starting with "-" reads as an option to the storage tool (1 start in 64 failed
+    # with its usage text); Kafka's own generator skips those ids for the same reason.
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cid.startswith("-"):
+            return cid
 
 
 def _wait_kafka_ready(bootstrap: str) -> None:
