@@ -126,9 +126,9 @@ def settled(client: AdminClient, group: str, members: int) -> bool:
 
 def drain(cmd: list[str], s: Settings, topics: Topics, label: str,
           progress: Callable[[Settings, Topics], int] = committed,
-          members: int = 1, steady: bool = True) -> Drained:
+          members: int = 1) -> Drained:
     """Run `members` copies of `cmd` in one group until every input offset is committed,
-    polling what is committed. Without `steady`, the group's start-up is not waited out."""
+    polling what is committed."""
     target = end_offsets(s, topics)
     client = admin(s)
     procs = [subprocess.Popen(cmd, env=env_of(s), stdout=subprocess.DEVNULL)
@@ -141,7 +141,7 @@ def drain(cmd: list[str], s: Settings, topics: Topics, label: str,
             now = time.monotonic()
             if n and start_at is None:
                 start_at, start_n = now, n
-            if n and first_at is None and (not steady or settled(client, s.group_id, members)):
+            if n and first_at is None and settled(client, s.group_id, members):
                 first_at, first_n = now, n
             if n != last_n:
                 last_n, last_at = n, now

@@ -79,8 +79,8 @@ def main() -> int:
     ap.add_argument("--members", type=int, default=os.cpu_count() or 1,
                     help="processes in each consumer group (default: one per core)")
     ap.add_argument("--repeat", type=int, default=3, help="measured stockflow drains")
-    ap.add_argument("--warmup", type=int, default=20_000,
-                    help="events drained before measuring (0: none)")
+    ap.add_argument("--warmup", type=float, default=60,
+                    help="seconds of load at 3,000 events/s before measuring (0: none)")
     ap.add_argument("--rates", default="1000,5000,10000,15000",
                     help="offered rates for the latency curve, events/s")
     ap.add_argument("--peer-rate", type=int, default=5000, help="offered rate for the peer")
@@ -123,15 +123,13 @@ def main() -> int:
 
 
 def _warm_up(run: Run) -> None:
-    # A freshly started broker JVM spends much of its CPU compiling; measure the steady
-    # state, as a long-running service would see it.
+    # A freshly started broker spends up to half a core compiling for its first ~50 s of
+    # load (its JIT compiler threads, measured from /proc); measure the steady state, as a
+    # long-running service would see it, through the same paths the parts use.
     args = run.args
-    w = settings_for(run.base, "warm")
-    wtopics = prepare(w, args.partitions)
-    warm = generate(events=args.warmup, skus=args.skus, warehouses=3, seed=99)
-    publish(w, wtopics, warm.setup + warm.stream)
-    say(f"warm-up: {args.warmup:,} events (not measured)")
-    drain(PROCESSOR, w, wtopics, "warm-up", members=args.members, steady=False)
+    say(f"warm-up: {args.warmup:.0f}s at 3,000/s (not measured)")
+    latency.measure(PROCESSOR, run.base, label="warm", rate=3000, seconds=args.warmup,
+                    skus=args.skus, partitions=args.partitions, members=args.members)
 
 
 def _throughput(run: Run) -> list[str]:

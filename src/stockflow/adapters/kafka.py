@@ -107,7 +107,11 @@ def consumer(settings: Settings, extra: dict[str, Any] | None = None) -> Consume
         "partition.assignment.strategy": "range",
         "isolation.level": "read_committed",
         "enable.partition.eof": False,
-        "fetch.min.bytes": 1,
+        # The broker holds a fetch until 64 KiB have gathered or 10 ms have passed: a fetch
+        # per produced message (fetch.min.bytes 1) cost the local broker ~0.4 of a core at
+        # 1,000 events/s (measured), for at most 10 ms of latency.
+        "fetch.min.bytes": 65536,
+        "fetch.wait.max.ms": 10,
         "queued.max.messages.kbytes": 65536,
         "session.timeout.ms": settings.session_timeout_ms,
         "heartbeat.interval.ms": max(500, settings.session_timeout_ms // 5),

@@ -86,6 +86,7 @@ class Processor:
         self.cache = StateCache(policy, cache_entries)
         self.sweeper = Sweeper(topics)
         self.positions: dict[TP, int] = {}  # next offsets, as of the last batch
+        self.unmirrored: dict[TP, int] = {}  # committed since the last mirror to Kafka
         self.assigned: set[TP] = set()
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="stockflow-writer")
         self.in_flight: tuple[Future[Offsets], Prepared] | None = None
@@ -128,8 +129,14 @@ class Processor:
         return True
 
     def _mirror(self, offsets: Offsets) -> None:
-        mirror_positions(self.consumer, {tp: a.to for tp, a in offsets.items()
+        self.unmirrored.update({tp: a.to for tp, a in offsets.items()})
+
+    def _mirror_now(self) -> None:
+        # Once per housekeeping, not per batch: each offset commit is a write to the broker's
+        # __consumer_offsets log, and lag tools sample far less often than batches commit.
+        mirror_positions(self.consumer, {tp: n for tp, n in self.unmirrored.items()
                                          if tp in self.assigned})
+        self.unmirrored.clear()
 
     # --- failures ----------------------------------------------------------------------
 
@@ -242,6 +249,7 @@ class Processor:
         self._finish_in_flight()
         self.cache.clear()
         gone = {(tp.topic, tp.partition) for tp in partitions}
+        self._mirror_now()
         self.assigned -= gone
         for tp in gone:
             self.positions.pop(tp, None)
@@ -275,6 +283,7 @@ class Processor:
                     progress(self.processed)
             self._finish_in_flight()
             self._wait_out(lambda: self.checkpoint.mark_emitted(self.writer_conn))
+            self._mirror_now()
         except StoppedError:
             log.info("stopped during an outage: whatever was not committed is read again "
                      "by the next owner")
@@ -352,6 +361,7 @@ class Processor:
                 self.health.brokers.up()
             self._sweep()
             self._report()
+            self._mirror_now()
         except Exception as exc:
             if classify(exc) is Failure.OUTAGE:
                 if self._finish_in_flight():

@@ -68,14 +68,18 @@ def fetch(
         c_stock = conn.execute(
             "SELECT key, on_hand, reserved, in_transit, damaged, version, reorder_point, "
             "safety_stock, severity FROM stock WHERE key = ANY(%s::text[])", (_texts(keys),))
+        # One primary-key probe per wanted pair (OFFSET 0 keeps the LATERAL subquery from
+        # being flattened into a join). As a join, the planner hashed the whole table until
+        # it grew large: a scan per batch growing with the table (measured: 1 ms per batch
+        # of 25 at 7,000 rows, against 0.2 ms probing).
         c_lines = conn.execute(
-            "SELECT r.key, order_id, line_id, quantity, remaining, status, expires_at, "
-            "backordered, line_count, shipped FROM reservations r "
-            "JOIN unnest(%s::text[], %s::text[]) AS w(key, order_id) USING (key, order_id)",
+            "SELECT r.key, r.order_id, line_id, quantity, remaining, status, expires_at, "
+            "backordered, line_count, shipped FROM unnest(%s::text[], %s::text[]) AS w(key, o),"
+            " LATERAL (SELECT * FROM reservations WHERE key = w.key AND order_id = w.o OFFSET 0) r",
             (_texts([k for k, _ in orders]), _texts([o for _, o in orders])))
         c_refs = conn.execute(
-            "SELECT m.key, ref, quantity FROM movement_refs m "
-            "JOIN unnest(%s::text[], %s::text[]) AS w(key, ref) USING (key, ref)",
+            "SELECT m.key, m.ref, quantity FROM unnest(%s::text[], %s::text[]) AS w(key, ref),"
+            " LATERAL (SELECT * FROM movement_refs WHERE key = w.key AND ref = w.ref OFFSET 0) m",
             (_texts([k for k, _ in refs]), _texts([r for _, r in refs])))
         c_seen = conn.execute(
             "SELECT event_id FROM processed_events WHERE event_id = ANY(%s::text[])",
