@@ -124,11 +124,14 @@ def settled(client: AdminClient, group: str, members: int) -> bool:
             and all(m.assignment.topic_partitions for m in desc.members))
 
 
+STALLED = 60.0  # seconds without progress after which a drain gives up
+
+
 def drain(cmd: list[str], s: Settings, topics: Topics, label: str,
           progress: Callable[[Settings, Topics], int] = committed,
           members: int = 1) -> Drained:
     """Run `members` copies of `cmd` in one group until every input offset is committed,
-    polling what is committed."""
+    polling what is committed; gives up after `STALLED` seconds without progress."""
     target = end_offsets(s, topics)
     client = admin(s)
     procs = [subprocess.Popen(cmd, env=env_of(s), stdout=subprocess.DEVNULL)
@@ -152,6 +155,8 @@ def drain(cmd: list[str], s: Settings, topics: Topics, label: str,
                 break
             if any(p.poll() is not None for p in procs):
                 raise SystemExit(f"{label} exited early")
+            if now - last_at > STALLED:
+                raise SystemExit(f"{label}: no progress for {STALLED:.0f}s at {n:,}/{target:,}")
             time.sleep(0.1)
     finally:
         for p in procs:

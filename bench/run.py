@@ -54,7 +54,6 @@ PROCESSOR = [sys.executable, "-m", "stockflow", "process"]
 NAIVE = [sys.executable, str(ROOT / "bench" / "naive.py")]
 PEER = [sys.executable, str(ROOT / "bench" / "peer_faust.py")]
 PARTS = ("throughput", "naive", "peer", "ceiling", "latency", "memory")
-DEFAULT_PARTS = ("throughput", "naive", "ceiling", "latency", "memory")  # the peer: opt-in
 
 
 @dataclass
@@ -86,7 +85,7 @@ def main() -> int:
     ap.add_argument("--peer-rate", type=int, default=5000, help="offered rate for the peer")
     ap.add_argument("--seconds", type=float, default=15, help="per latency point")
     ap.add_argument("--memory-keys", type=int, default=200_000)
-    ap.add_argument("--parts", default=",".join(DEFAULT_PARTS), help=f"of {', '.join(PARTS)}")
+    ap.add_argument("--parts", default=",".join(PARTS), help=f"of {', '.join(PARTS)}")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
     if unknown := parts - set(PARTS):
