@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stockflow.contract.topics import Topics
 from stockflow.domain.inputs import DEFAULT_LIMITS, Limits
 from stockflow.domain.state import DEFAULT_POLICY, Policy
+from stockflow.domain.webhooks import DEFAULT_SCHEDULE, RetryPolicy, parse_schedule
 
 __all__ = ["Settings"]
 
@@ -61,6 +62,22 @@ class Settings(BaseSettings):
     idle_wait: float = Field(default=0.1, gt=0, description="seconds")
     sweep_interval: float = Field(default=5.0, gt=0, description="seconds")
 
+    # The webhook relay (`stockflow relay`). Endpoint secrets are sealed with this key
+    # (base64 of 32 bytes: `openssl rand -base64 32`); the relay and `webhooks add` need it.
+    secret_key: SecretStr | None = None
+    relay_group_id: str = "stockflow-relay"
+    webhook_timeout: float = Field(default=15.0, gt=0, description="seconds per attempt")
+    webhook_retry_schedule: str = Field(default=",".join(f"{w:g}" for w in DEFAULT_SCHEDULE),
+                                        description="seconds before each attempt")
+    webhook_retry_jitter: float = Field(default=0.2, ge=0, lt=1)
+    webhook_disable_after: float = Field(default=5 * 86400, gt=0, description="seconds")
+    webhook_rotation_grace: float = Field(default=86400, ge=0, description="seconds")
+    webhook_endpoint_concurrency: int = Field(default=8, ge=1)
+    webhook_concurrency: int = Field(default=256, ge=1)
+    webhook_allow_http: bool = False
+    # CIDRs whose addresses the SSRF guard lets through (tests, private deployments).
+    webhook_allow_networks: str = ""
+
     # Kafka security, passed through to librdkafka untouched.
     kafka_security_protocol: str | None = None
     kafka_sasl_mechanism: str | None = None
@@ -70,6 +87,12 @@ class Settings(BaseSettings):
     kafka_ssl_certificate_location: str | None = None
     kafka_ssl_key_location: str | None = None
     kafka_ssl_key_password: SecretStr | None = None
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        parse_schedule(value)  # refused at start-up, not at the first failed delivery
+        return value
 
     def kafka_common(self) -> dict[str, Any]:
         """The librdkafka settings every client shares: bootstrap and security."""
@@ -99,6 +122,12 @@ class Settings(BaseSettings):
     def limits(self) -> Limits:
         """The edge's bounds (see `stockflow.domain.inputs.Limits`)."""
         return Limits(self.max_quantity, self.max_level, self.max_message_bytes)
+
+    def retry_policy(self) -> RetryPolicy:
+        """When the relay retries a delivery and disables an endpoint."""
+        return RetryPolicy(schedule=parse_schedule(self.webhook_retry_schedule),
+                           jitter=self.webhook_retry_jitter,
+                           disable_after=timedelta(seconds=self.webhook_disable_after))
 
     def dsn(self) -> str:
         return self.database_url.get_secret_value()

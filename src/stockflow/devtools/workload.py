@@ -139,9 +139,10 @@ def generate(events: int = 20_000, skus: int = 200, warehouses: int = 3, seed: i
         key = rng.choice(normal)
         if op == "line":
             orders += 1
-            _order(b, f"O-{seed}-{orders}", rng.sample(normal, rng.randint(1, 3)))
+            _order(b, f"O-{seed}-{orders}", rng.sample(normal, rng.randint(1, min(3, len(normal)))))
         elif op == "transfer":
-            _transfer(b, key, whs, oversold)
+            if len(whs) > 1:  # a transfer needs another warehouse
+                _transfer(b, key, whs, oversold)
         elif op == "reject":
             _always_rejected(b, key)
         elif op in ("resend", "dup"):

@@ -193,6 +193,9 @@ def parser() -> argparse.ArgumentParser:
     _traffic_options(sim)
     sim.add_argument("--no-seed", action="store_true", help="skip the opening stock receipts")
     sim.set_defaults(func=cmd_simulate)
+
+    from stockflow.entrypoints.webhooks_cli import register  # noqa: PLC0415
+    register(sub)
     return p
 
 

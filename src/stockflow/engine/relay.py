@@ -1,0 +1,124 @@
+"""The webhook relay: a faust-streaming app, apart from the processor's exactly-once path.
+
+Intake (a faust agent over the output topics, in batches): each output event is matched
+against the endpoints' event and key patterns and, in one Postgres transaction, stored
+and queued once per matching enabled endpoint (`ON CONFLICT DO NOTHING`: a batch read
+again after a crash or rebalance queues nothing twice). faust commits the batch's offsets
+only after that, so nothing read is lost: at least once into an idempotent queue.
+An endpoint receives the events emitted since it was added; older stored events can be
+replayed to it (`stockflow webhooks replay`).
+
+Delivery (a faust task running `Dispatcher`): see `stockflow.engine.dispatch`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+import faust
+
+from stockflow.adapters.db import webhooks as store
+from stockflow.adapters.db.store import Conn
+from stockflow.contract.topics import TopicKind, Topics
+from stockflow.domain.webhooks import matches
+from stockflow.engine.dispatch import Directory, Dispatcher
+
+__all__ = ["RELAYED", "build_relay", "matched"]
+
+log = logging.getLogger("stockflow.engine.relay")
+
+# The output topics whose events can be sent to endpoints (the DLQ holds inputs, not outputs).
+RELAYED = (TopicKind.STOCK_CHANGED, TopicKind.LOW_STOCK, TopicKind.OVERSELL,
+           TopicKind.RESERVATIONS)
+BATCH, WITHIN = 500, 0.1  # events per intake transaction, seconds to wait for a fuller one
+
+
+def read_event(value: bytes) -> store.OutEvent | None:
+    """The fields matching needs from an output CloudEvent; None if it is not one. Its key
+    is the `subject`, or for reservation events (keyed by order) the line's SKU@WAREHOUSE."""
+    try:
+        doc = json.loads(value)
+        data = doc["data"]
+        key = doc.get("subject") or f"{data['sku']}@{data['warehouse']}"
+        return store.OutEvent(event_id=str(doc["id"]), type=str(doc["type"]), subject=str(key),
+                              time=datetime.fromisoformat(str(doc["time"])), body=value)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def matched(endpoints: list[store.Endpoint], events: list[store.OutEvent]) -> tuple[
+        list[store.OutEvent], list[tuple[str, str]]]:
+    """The events any endpoint wants (kept for replays even while it is disabled) and the
+    (endpoint id, event id) deliveries due to enabled endpoints."""
+    keep: dict[str, store.OutEvent] = {}
+    pairs: list[tuple[str, str]] = []
+    for ev in events:
+        for ep in endpoints:
+            if ev.time < ep.created_at or not matches(ep.event_patterns, ev.type) \
+                    or not matches(ep.key_patterns, ev.subject):
+                continue
+            keep[ev.event_id] = ev
+            if ep.state == "enabled":
+                pairs.append((ep.id, ev.event_id))
+    return list(keep.values()), pairs
+
+
+def build_relay(*, app_id: str, bootstrap: str, topics: Topics, connect: Callable[[], Conn],
+                directory: Directory, dispatcher: Dispatcher, datadir: str,
+                session_timeout: float, on_enqueued: Callable[[int], None] | None = None,
+                ) -> faust.App:
+    """The relay app: intake agent and delivery task (see the module docstring).
+    `session_timeout` (seconds): how soon a relay that died loses its partitions."""
+    app = faust.App(app_id, broker=[f"kafka://{h}" for h in bootstrap.split(",")],
+                    store="memory://", consumer_auto_offset_reset="earliest",
+                    broker_commit_interval=1.0, web_enabled=False, autodiscover=False,
+                    broker_session_timeout=session_timeout,
+                    broker_heartbeat_interval=max(0.5, session_timeout / 5),
+                    datadir=datadir,
+                    # faust-streaming can drop a stream's in-flight messages when a rebalance
+                    # follows right after start-up (its issue #596); start streams only once
+                    # an assignment has held for 4 s (what the benchmark's faust peer needed).
+                    stream_recovery_delay=4.0)
+    source = app.topic(*(topics.name(k) for k in RELAYED), key_type=bytes, value_type=bytes,
+                       key_serializer="raw", value_serializer="raw")
+    @app.agent(source, concurrency=1)
+    async def intake(stream: faust.StreamT[bytes]) -> None:
+        conn = await asyncio.to_thread(connect)
+        try:
+            await directory.loaded.wait()
+            # take_events (whole events: their topic, partition and offset) is in faust-streaming
+            # but not in its StreamT stubs
+            async for batch in stream.take_events(  # type: ignore[attr-defined]
+                    BATCH, within=WITHIN):
+                events = []
+                for ev in batch:
+                    got = read_event(ev.message.value or b"")
+                    if got is None:
+                        log.warning("not an output event at %s[%d]@%d: skipped",
+                                    ev.message.topic, ev.message.partition, ev.message.offset)
+                    else:
+                        events.append(got)
+                keep, pairs = matched(directory.endpoints(), events)
+                if keep:
+                    queued = await asyncio.to_thread(_enqueue, conn, keep, pairs)
+                    if on_enqueued is not None:
+                        on_enqueued(queued)
+        finally:
+            await asyncio.to_thread(conn.close)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def deliver() -> None:
+        # faust cancels its tasks when the worker stops: the dispatcher then writes back
+        # what its attempts in flight got before it returns
+        await dispatcher.run(asyncio.Event())
+
+    return app
+
+
+def _enqueue(conn: Conn, events: list[store.OutEvent], pairs: list[tuple[str, str]]) -> int:
+    with conn.transaction():
+        return store.enqueue(conn, events, pairs)

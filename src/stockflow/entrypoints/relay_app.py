@@ -1,0 +1,68 @@
+"""Composition root of the webhook relay (`stockflow relay`): settings in, a running faust
+worker out. Also the helpers the `webhooks` commands share with it."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import tempfile
+
+from stockflow import StockflowError
+from stockflow.adapters import ssrf
+from stockflow.adapters.db import store
+from stockflow.adapters.db.migrate import require_migrated
+from stockflow.adapters.secrets import SecretBox
+from stockflow.contract.topics import Topics
+from stockflow.settings import Settings
+
+__all__ = ["guard_policy", "run_relay", "secret_box"]
+
+
+def guard_policy(settings: Settings) -> ssrf.Policy:
+    """The SSRF guard's policy: https only unless allowed, and the allow-listed networks."""
+    try:
+        networks = tuple(ipaddress.ip_network(part.strip(), strict=False)
+                         for part in settings.webhook_allow_networks.split(",") if part.strip())
+    except ValueError as exc:
+        raise StockflowError(f"STOCKFLOW_WEBHOOK_ALLOW_NETWORKS: {exc}") from None
+    return ssrf.Policy(allow_http=settings.webhook_allow_http, allow_networks=networks)
+
+
+def secret_box(settings: Settings) -> SecretBox:
+    if settings.secret_key is None:
+        raise StockflowError("STOCKFLOW_SECRET_KEY is not set: webhook secrets are stored "
+                             "encrypted with it (make one with: openssl rand -base64 32)")
+    return SecretBox.from_setting(settings.secret_key.get_secret_value())
+
+
+def run_relay(settings: Settings) -> None:
+    """Run the relay until SIGTERM or SIGINT."""
+    # faust and aiohttp load only here: the other commands stay quick to start
+    import faust  # noqa: PLC0415
+
+    from stockflow.engine.dispatch import Directory, Dispatcher  # noqa: PLC0415
+    from stockflow.engine.relay import build_relay  # noqa: PLC0415
+
+    def connect() -> store.Conn:
+        return store.connect(settings.dsn(), settings.database_schema, autocommit=True,
+                             **settings.database_options())
+
+    with connect() as conn:
+        require_migrated(conn)
+    directory = Directory(secret_box(settings))
+    dispatcher = Dispatcher(connect=connect, directory=directory,
+                            policy=settings.retry_policy(), guard=guard_policy(settings),
+                            timeout=settings.webhook_timeout,
+                            per_endpoint=settings.webhook_endpoint_concurrency,
+                            total=settings.webhook_concurrency)
+    with tempfile.TemporaryDirectory(prefix="stockflow-relay-") as datadir:
+        app = build_relay(app_id=settings.relay_group_id, bootstrap=settings.kafka_bootstrap,
+                          topics=Topics(settings.topic_prefix), connect=connect,
+                          directory=directory, dispatcher=dispatcher, datadir=datadir,
+                          session_timeout=settings.session_timeout_ms / 1000)
+        worker = faust.Worker(app, loglevel=logging.getLevelName(logging.getLogger().level),
+                              quiet=True)
+        # The worker draws a terminal spinner per log record and sets the root logger to
+        # DEBUG for it at WARNING and above; stockflow's own logging stays as configured.
+        worker.spinner = None
+        worker.execute_from_commandline()

@@ -1,0 +1,186 @@
+"""`stockflow webhooks ...`: register, list, rotate, disable and enable endpoints, list
+their deliveries and replay them; and `stockflow relay`, which delivers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from stockflow import StockflowError
+from stockflow.adapters import ssrf
+from stockflow.adapters.db import store
+from stockflow.adapters.db import webhooks as hooks
+from stockflow.adapters.db.migrate import require_migrated
+from stockflow.contract import webhooks as wire
+from stockflow.domain.webhooks import matches, valid_pattern
+from stockflow.entrypoints.relay_app import guard_policy, run_relay, secret_box
+from stockflow.settings import Settings
+
+__all__ = ["register"]
+
+
+@contextmanager
+def _db() -> Iterator[tuple[Settings, store.Conn]]:
+    settings = Settings()
+    with store.connect(settings.dsn(), settings.database_schema, autocommit=True,
+                       **settings.database_options()) as conn:
+        require_migrated(conn)
+        yield settings, conn
+
+
+def _patterns(text: str, what: str) -> list[str]:
+    found = [p.strip() for p in text.split(",") if p.strip()]
+    bad = [p for p in found if not valid_pattern(p)]
+    if not found or bad:
+        raise StockflowError(f"--{what}: patterns are comma-separated event types or keys "
+                             f"with * for any characters; refused: {bad or [text]}")
+    return found
+
+
+def _endpoint(conn: store.Conn, endpoint_id: str) -> hooks.Endpoint:
+    found = hooks.endpoint(conn, endpoint_id)
+    if found is None:
+        raise StockflowError(f"no webhook endpoint {endpoint_id!r}")
+    return found
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    with _db() as (settings, conn):
+        try:
+            ssrf.check_now(args.url, guard_policy(settings))
+        except ssrf.UrlRefused as exc:
+            # the message names the host only: a URL's path may carry a receiver's token
+            raise StockflowError(f"the URL is refused: {exc}") from None
+        box = secret_box(settings)
+        endpoint_id = "ep_" + secrets.token_hex(8)
+        secret = wire.new_secret()
+        hooks.add_endpoint(conn, endpoint_id=endpoint_id, url=args.url,
+                           events=_patterns(args.events, "events"),
+                           keys=_patterns(args.keys, "keys"), description=args.description,
+                           sealed=box.seal(secret, endpoint_id.encode()))
+    print(f"endpoint {endpoint_id}")
+    print(f"secret   {secret}   (shown once: the receiver verifies signatures with it)")
+    return 0
+
+
+def _view(ep: hooks.Endpoint) -> dict[str, Any]:
+    return {"id": ep.id, "url": ep.url, "state": ep.state, "events": list(ep.event_patterns),
+            "keys": list(ep.key_patterns), "description": ep.description,
+            "disabled_reason": ep.disabled_reason,
+            "failing_since": ep.failing_since.isoformat() if ep.failing_since else None,
+            "created_at": ep.created_at.isoformat()}
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    with _db() as (_, conn):
+        views = [_view(ep) for ep in hooks.endpoints(conn)]
+    if args.json:
+        print(json.dumps(views, indent=2))
+        return 0
+    for v in views:
+        state = v["state"] + (f" ({v['disabled_reason']})" if v["disabled_reason"] else "")
+        print(f"{v['id']}  {state:<9}  {v['url']}  events={','.join(v['events'])} "
+              f"keys={','.join(v['keys'])}  {v['description']}")
+    if not views:
+        print("no webhook endpoints (add one: stockflow webhooks add URL --events ...)")
+    return 0
+
+
+def cmd_rotate(args: argparse.Namespace) -> int:
+    with _db() as (settings, conn):
+        _endpoint(conn, args.id)
+        secret = wire.new_secret()
+        grace = timedelta(seconds=settings.webhook_rotation_grace)
+        hooks.rotate(conn, args.id, secret_box(settings).seal(secret, args.id.encode()), grace)
+    print(f"secret   {secret}   (shown once; the previous secret also signs for {grace})")
+    return 0
+
+
+def cmd_state(args: argparse.Namespace) -> int:
+    enabled = args.action == "enable"
+    with _db() as (_, conn):
+        _endpoint(conn, args.id)
+        hooks.set_state(conn, args.id, enabled=enabled, reason="disabled by an operator")
+    print(f"{args.id} {'enabled' if enabled else 'disabled'}")
+    return 0
+
+
+def cmd_deliveries(args: argparse.Namespace) -> int:
+    with _db() as (_, conn):
+        _endpoint(conn, args.id)
+        rows = hooks.deliveries(conn, args.id, failed_only=args.failed, limit=args.limit)
+    if args.json:
+        print(json.dumps([asdict(r) for r in rows], indent=2, default=str))
+        return 0
+    for r in rows:
+        last = r.last_status if r.last_status is not None else (r.last_error or "-")
+        print(f"{r.event_id}  {r.type:<22} {r.subject:<24} {r.status:<9} "
+              f"attempts={r.attempts} last={last}")
+    return 0
+
+
+def _time(text: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    with _db() as (_, conn):
+        ep = _endpoint(conn, args.id)
+        wanted = [event_id for event_id, type_, subject in
+                  hooks.events_between(conn, args.since, args.until)
+                  if matches(ep.event_patterns, type_) and matches(ep.key_patterns, subject)]
+        with conn.transaction():
+            queued = hooks.replay(conn, args.id, wanted)
+    print(f"{queued} deliver{'y' if queued == 1 else 'ies'} queued again for {args.id}")
+    return 0
+
+
+def cmd_relay(_: argparse.Namespace) -> int:
+    run_relay(Settings())
+    return 0
+
+
+def register(sub: Any) -> None:  # argparse's _SubParsersAction
+    """Add `webhooks` and `relay` to the CLI's subcommands."""
+    sub.add_parser("relay", help="deliver output events to webhook endpoints").set_defaults(
+        func=cmd_relay)
+    hooks_ = sub.add_parser("webhooks", help="manage webhook endpoints").add_subparsers(
+        dest="action", required=True)
+    add = hooks_.add_parser("add", help="register an endpoint; prints its id and secret once")
+    add.add_argument("url")
+    add.add_argument("--events", required=True,
+                     help="event type patterns, e.g. stock.changed,low-stock.*,reservation.*")
+    add.add_argument("--keys", default="*", help="key patterns, e.g. SKU-1@* (default: all)")
+    add.add_argument("--description", default="")
+    add.set_defaults(func=cmd_add)
+    ls = hooks_.add_parser("list", help="list endpoints (never their secrets)")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_list)
+    rotate = hooks_.add_parser("rotate", help="a new secret; the old one signs for a while")
+    rotate.add_argument("id")
+    rotate.set_defaults(func=cmd_rotate)
+    for action in ("disable", "enable"):
+        p = hooks_.add_parser(action, help=f"{action} an endpoint")
+        p.add_argument("id")
+        p.set_defaults(func=cmd_state)
+    dl = hooks_.add_parser("deliveries", help="an endpoint's deliveries, newest first")
+    dl.add_argument("id")
+    dl.add_argument("--failed", action="store_true", help="only failing or exhausted ones")
+    dl.add_argument("--limit", type=int, default=100)
+    dl.add_argument("--json", action="store_true")
+    dl.set_defaults(func=cmd_deliveries)
+    replay = hooks_.add_parser("replay", help="deliver an endpoint's events again, same ids")
+    replay.add_argument("id")
+    replay.add_argument("--since", type=_time, required=True, help="ISO 8601 event time")
+    replay.add_argument("--until", type=_time, default=None)
+    replay.set_defaults(func=cmd_replay)

@@ -1,0 +1,291 @@
+"""The webhook relay end to end: the processor and `stockflow relay` on the session's Kafka
+and Postgres, endpoints registered with the CLI, a real HTTP receiver, and signatures
+verified with the independent `standardwebhooks` package."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from standardwebhooks.webhooks import Webhook
+
+from stockflow.devtools.localenv import LocalServices
+from stockflow.devtools.workload import generate
+from stockflow.domain.webhooks import matches
+from stockflow.engine.relay import RELAYED, read_event
+from tests.integration.harness import (
+    Env,
+    make_env,
+    publish,
+    read_topic,
+    spawn,
+    wait_drained,
+)
+from tests.integration.webhook_receiver import Receiver, receiver
+
+KEY = base64.b64encode(b"k" * 32).decode()
+
+
+def _env(services: LocalServices, unique: str, schedule: str = "0,0.2,0.5,1",
+         timeout: float = 2.0) -> Env:
+    return make_env(services, unique, partitions=3, relay_group_id=f"r{unique}",
+                    webhook_retry_schedule=schedule, webhook_timeout=timeout)
+
+
+def _vars(env: Env) -> dict[str, str]:
+    return {**os.environ, **env.env_vars, "STOCKFLOW_SECRET_KEY": KEY,
+            "STOCKFLOW_RELAY_GROUP_ID": env.settings.relay_group_id,
+            "STOCKFLOW_WEBHOOK_ALLOW_HTTP": "true",
+            "STOCKFLOW_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
+            "STOCKFLOW_WEBHOOK_RETRY_SCHEDULE": env.settings.webhook_retry_schedule,
+            "STOCKFLOW_WEBHOOK_TIMEOUT": str(env.settings.webhook_timeout),
+            "STOCKFLOW_LOG_LEVEL": "INFO"}
+
+
+def cli(env: Env, *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "stockflow", *args], env=_vars(env),
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def add(env: Env, url: str, events: str, keys: str = "*") -> tuple[str, str]:
+    out = cli(env, "webhooks", "add", url, "--events", events, "--keys", keys)
+    words = dict(line.split()[:2] for line in out.splitlines() if line.strip())
+    return words["endpoint"], words["secret"]
+
+
+_LOGS: dict[int, str] = {}
+
+
+def relay(env: Env) -> subprocess.Popen[bytes]:
+    log = tempfile.NamedTemporaryFile(prefix="stockflow-relay-", suffix=".log", delete=False)  # noqa: SIM115 - outlives this call
+    proc = subprocess.Popen([sys.executable, "-m", "stockflow", "relay"], env=_vars(env),
+                            stdout=subprocess.DEVNULL, stderr=log)
+    _LOGS[proc.pid] = log.name
+    return proc
+
+
+def relay_log(proc: subprocess.Popen[bytes]) -> str:
+    return Path(_LOGS[proc.pid]).read_text(errors="replace")[-4000:]
+
+
+def outputs(env: Env) -> list[bytes]:
+    return [value for kind in RELAYED for _, value, _ in read_topic(env, kind) if value]
+
+
+def expected(values: list[bytes], events: str, keys: str) -> dict[str, bytes]:
+    want = {}
+    for value in values:
+        ev = read_event(value)
+        assert ev is not None
+        if matches(events.split(","), ev.type) and matches(keys.split(","), ev.subject):
+            want[ev.event_id] = value
+    return want
+
+
+def until_received(rx: Receiver, path: str, ids: set[str], alive: list[subprocess.Popen[bytes]],
+                   timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for p in alive:
+            assert p.poll() is None, relay_log(p)
+        if ids <= {r.headers["webhook-id"] for r in rx.to(path)}:
+            return
+        time.sleep(0.3)
+    missing = ids - {r.headers["webhook-id"] for r in rx.to(path)}
+    raise AssertionError(f"{len(missing)} of {len(ids)} never delivered to {path}; "
+                         f"relay: {relay_log(alive[-1])[-1500:] if alive else ''}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def test_every_matching_output_is_delivered_signed(services: LocalServices,
+                                                   unique: str) -> None:
+    env = _env(services, unique)
+    workload = generate(events=5000, skus=30, warehouses=2, seed=31)
+    with receiver() as rx:
+        a, secret_a = add(env, rx.url("/a"), "stock.changed,low-stock.*")
+        b, secret_b = add(env, rx.url("/b"), "reservation.*,oversell.detected", "SKU-0001*@*")
+        proc, rel = spawn(env), relay(env)
+        try:
+            publish(env, workload.setup + workload.stream)
+            wait_drained(env, alive=[proc])
+            values = outputs(env)
+            want_a = expected(values, "stock.changed,low-stock.*", "*")
+            want_b = expected(values, "reservation.*,oversell.detected", "SKU-0001*@*")
+            assert len(want_a) > 2000 and want_b  # thousands (interleaving varies the count)
+            until_received(rx, "/a", set(want_a), [rel])
+            until_received(rx, "/b", set(want_b), [rel])
+        finally:
+            stop(rel)
+            stop(proc)
+    for path, want, secret in (("/a", want_a, secret_a), ("/b", want_b, secret_b)):
+        got = rx.to(path)
+        verifier = Webhook(secret)
+        for r in got:
+            assert r.headers["webhook-id"] in want  # nothing that did not match
+            assert r.body == want[r.headers["webhook-id"]]  # the output, byte for byte
+            verifier.verify(r.body, r.headers)  # raises if the signature is wrong
+            assert r.headers["content-type"].startswith("application/cloudevents+json")
+    listed = json.loads(cli(env, "webhooks", "list", "--json"))
+    assert {e["id"] for e in listed} == {a, b}
+    assert all("secret" not in json.dumps(e).lower() for e in listed)
+
+
+def test_relay_killed_mid_stream_loses_nothing(services: LocalServices, unique: str) -> None:
+    rng = random.Random(unique)
+    env = _env(services, unique)
+    workload = generate(events=4000, skus=40, warehouses=2, seed=37)
+    with receiver() as rx:
+        add(env, rx.url("/all"), "*")
+        proc, rel = spawn(env), relay(env)
+        try:
+            publish(env, workload.setup)
+            chunks = [workload.stream[i:i + 400] for i in range(0, len(workload.stream), 400)]
+            kills = 0
+            for chunk in chunks:
+                publish(env, chunk)
+                time.sleep(rng.uniform(0.3, 1.2))
+                if kills < 5 and rng.random() < 0.6:
+                    rel.send_signal(signal.SIGKILL)
+                    rel.wait(10)
+                    kills += 1
+                    rel = relay(env)
+            assert kills >= 3
+            wait_drained(env, alive=[proc])
+            want = expected(outputs(env), "*", "*")
+            until_received(rx, "/all", set(want), [rel], timeout=180)
+        finally:
+            stop(rel)
+            stop(proc)
+    bodies: dict[str, set[bytes]] = defaultdict(set)
+    for r in rx.to("/all"):
+        bodies[r.headers["webhook-id"]].add(r.body)
+    assert set(bodies) == set(want)  # every one at least once, nothing else
+    # a duplicate is the same event again: same id, same body
+    assert all(b == {want[i]} for i, b in bodies.items())
+
+
+def test_deliveries_are_listed_and_replayed(services: LocalServices, unique: str) -> None:
+    env = _env(services, unique)
+    with receiver() as rx:
+        ep, _ = add(env, rx.url("/r"), "stock.changed")
+        proc, rel = spawn(env), relay(env)
+        try:
+            publish(env, generate(events=200, skus=5, warehouses=1, seed=41).setup)
+            wait_drained(env, alive=[proc])
+            want = expected(outputs(env), "stock.changed", "*")
+            until_received(rx, "/r", set(want), [rel])
+            listed = json.loads(cli(env, "webhooks", "deliveries", ep, "--json"))
+            assert {d["event_id"] for d in listed} == set(want)
+            assert {d["status"] for d in listed} == {"delivered"}
+            before = len(rx.to("/r"))
+            out = cli(env, "webhooks", "replay", ep, "--since", "2000-01-01T00:00:00Z")
+            assert out.startswith(f"{len(want)} deliveries queued again")
+            deadline = time.monotonic() + 60
+            while len(rx.to("/r")) < before + len(want) and time.monotonic() < deadline:
+                time.sleep(0.3)
+            again = rx.to("/r")[before:]
+            assert sorted(r.headers["webhook-id"] for r in again) == sorted(want)
+        finally:
+            stop(rel)
+            stop(proc)
+
+
+def until_exhausted(env: Env, endpoints: list[str], each: int,
+                    alive: list[subprocess.Popen[bytes]], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    with env.db() as conn:
+        while time.monotonic() < deadline:
+            for p in alive:
+                assert p.poll() is None, relay_log(p)
+            row = conn.execute("SELECT count(*) FILTER (WHERE status = 'exhausted')"
+                               " FROM webhook_deliveries WHERE endpoint_id = ANY(%s)",
+                               (endpoints,)).fetchone()
+            if row == (each * len(endpoints),):
+                return
+            time.sleep(0.3)
+    raise AssertionError("deliveries were not exhausted in time")
+
+
+def _gaps(times: list[float]) -> list[float]:
+    return [b - a for a, b in itertools.pairwise(times)]
+
+
+def test_failing_receivers_follow_the_policy(services: LocalServices, unique: str) -> None:
+    env = _env(services, unique, schedule="0,1,2,3", timeout=1.0)
+    workload = generate(events=40, skus=4, warehouses=2, seed=43)
+    with receiver() as rx:
+        rx.script["/flaky"] = lambda n: (500, 0.0, {}) if n <= 2 else (200, 0.0, {})
+        rx.script["/gone"] = lambda _n: (410, 0.0, {})
+        rx.script["/slow"] = lambda _n: (200, 3.0, {})  # past the 1 s timeout
+        rx.script["/moved"] = lambda _n: (302, 0.0, {"location": rx.url("/fast")})
+        ids = {path: add(env, rx.url(path), "stock.changed")[0]
+               for path in ("/flaky", "/gone", "/slow", "/moved", "/fast")}
+        proc, rel = spawn(env), relay(env)
+        try:
+            time.sleep(3)  # the relay is consuming before the first output exists
+            publish(env, workload.setup + workload.stream)
+            wait_drained(env, alive=[proc])
+            want = expected(outputs(env), "stock.changed", "*")
+            until_received(rx, "/fast", set(want), [rel], timeout=60)
+            fast_done = time.monotonic()
+            until_received(rx, "/flaky", set(want), [rel], timeout=60)
+            # /slow and /moved use up their four attempts (and /slow its 1 s timeouts)
+            until_exhausted(env, [ids["/slow"], ids["/moved"]], len(want), [rel])
+        finally:
+            stop(rel)
+            stop(proc)
+    by_id: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in rx.got:
+        by_id[(r.path, r.headers["webhook-id"])].append(r.at)
+    # every event reached /flaky three times, 1 s and then 2 s apart within the ±20% jitter,
+    # never early; late by at most half a second (a tick, the queue's round trip, and this
+    # 2-core machine also running the broker, Postgres and the processor)
+    gaps: list[list[float]] = [[], []]
+    for event_id in want:
+        times = sorted(by_id[("/flaky", event_id)])
+        assert len(times) == 3
+        for i, (gap, wait) in enumerate(zip(_gaps(times), (1.0, 2.0), strict=True)):
+            assert wait * 0.8 - 0.05 <= gap <= wait * 1.2 + 0.5, (event_id, _gaps(times))
+            gaps[i].append(gap)
+    # /slow and /moved: four attempts each, then exhausted; a redirect is never followed
+    for path in ("/slow", "/moved"):
+        failed = json.loads(cli(env, "webhooks", "deliveries", ids[path], "--failed", "--json"))
+        for event_id in want:
+            assert len(by_id[(path, event_id)]) == 4, (path, event_id)
+        assert {d["event_id"] for d in failed} == set(want)
+        assert {d["status"] for d in failed} == {"exhausted"}
+    assert len(rx.to("/fast")) == len(want)  # nothing arrived there through the redirect
+    # 410 disabled its endpoint after the first attempt of the first event(s)
+    listed = {e["id"]: e for e in json.loads(cli(env, "webhooks", "list", "--json"))}
+    gone = listed[ids["/gone"]]
+    assert gone["state"] == "disabled" and "410" in gone["disabled_reason"]
+    assert len(rx.to("/gone")) <= 8  # the attempts in flight when it answered 410
+    assert listed[ids["/fast"]]["state"] == "enabled"
+    # the healthy endpoint was not held up by the slow, failing and gone ones
+    fast = [r.at for r in rx.to("/fast")]
+    slow = [r.at for r in rx.to("/slow")]
+    assert max(fast) < fast_done and max(fast) - min(fast) < 10
+    print(f"\n/flaky retry gaps, s: after 1 s {min(gaps[0]):.2f}-{max(gaps[0]):.2f}, after 2 s "
+          f"{min(gaps[1]):.2f}-{max(gaps[1]):.2f}; /fast: {len(fast)} deliveries over "
+          f"{max(fast) - min(fast):.2f} s while /slow had {len(slow)} attempts over "
+          f"{max(slow) - min(slow):.2f} s")
