@@ -27,7 +27,7 @@ from stockflow.contract.topics import TopicKind, Topics
 from stockflow.domain.webhooks import matches
 from stockflow.engine.dispatch import Directory, Dispatcher
 
-__all__ = ["RELAYED", "build_relay", "matched"]
+__all__ = ["RELAYED", "build_relay", "matched", "read_event"]
 
 log = logging.getLogger("stockflow.engine.relay")
 
