@@ -71,12 +71,10 @@ class Dispatcher:
 
     def __init__(self, *, connect: Callable[[], Conn], directory: Directory,
                  policy: RetryPolicy, guard: ssrf.Policy, timeout: float, per_endpoint: int,
-                 total: int, refresh_every: float = 2.0, tick: float = 0.05,
-                 on_attempt: Callable[[str, float], None] | None = None) -> None:
+                 total: int, refresh_every: float = 2.0, tick: float = 0.05) -> None:
         self.connect, self.directory, self.policy, self.guard = connect, directory, policy, guard
         self.timeout, self.per_endpoint, self.total = timeout, per_endpoint, total
         self.refresh_every, self.tick = refresh_every, tick
-        self.on_attempt = on_attempt or (lambda _outcome, _seconds: None)
         self.lease = timedelta(seconds=timeout + 30)
         self.in_flight: Counter[str] = Counter()
         self.done: list[store.Outcome] = []
@@ -90,7 +88,7 @@ class Dispatcher:
             try:
                 while not stop.is_set():
                     if time.monotonic() - refreshed > self.refresh_every:
-                        rows = await asyncio.to_thread(_read_endpoints, conn)
+                        rows = await asyncio.to_thread(store.endpoints, conn)
                         self.directory.refresh(rows, datetime.now(UTC))
                         refreshed = time.monotonic()
                     done, self.done = self.done, []
@@ -120,7 +118,6 @@ class Dispatcher:
         return free
 
     async def _attempt(self, http: webhook_http.Session, c: store.Claimed) -> None:
-        started = time.monotonic()
         try:
             answer = await self._send(http, c)
         except Exception as exc:  # noqa: BLE001 - whatever happened, the attempt failed
@@ -128,10 +125,7 @@ class Dispatcher:
             answer = Answer(None, error=f"internal: {type(exc).__name__}")
         finally:
             self.in_flight[c.endpoint_id] -= 1
-        outcome = self._outcome(c, answer, datetime.now(UTC))
-        self.done.append(outcome)
-        self.on_attempt(outcome.status if outcome.status != "pending" else "failed",
-                        time.monotonic() - started)
+        self.done.append(self._outcome(c, answer, datetime.now(UTC)))
 
     async def _send(self, http: webhook_http.Session, c: store.Claimed) -> Answer:
         known = self.directory.known.get(c.endpoint_id)
@@ -164,10 +158,6 @@ class Dispatcher:
                 disable = f"failing without a success since {since:%Y-%m-%d %H:%M} UTC"
         return store.Outcome(c.endpoint_id, c.event_id, status, next_at, answer.status,
                              answer.error, now, ok=False, disable=disable)
-
-
-def _read_endpoints(conn: Conn) -> list[store.Endpoint]:
-    return store.endpoints(conn)
 
 
 def _settle_and_claim(conn: Conn, outcomes: list[store.Outcome], free: dict[str, int],

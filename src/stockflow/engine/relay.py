@@ -69,8 +69,7 @@ def matched(endpoints: list[store.Endpoint], events: list[store.OutEvent]) -> tu
 
 def build_relay(*, app_id: str, bootstrap: str, topics: Topics, connect: Callable[[], Conn],
                 directory: Directory, dispatcher: Dispatcher, datadir: str,
-                session_timeout: float, on_enqueued: Callable[[int], None] | None = None,
-                ) -> faust.App:
+                session_timeout: float) -> faust.App:
     """The relay app: intake agent and delivery task (see the module docstring).
     `session_timeout` (seconds): how soon a relay that died loses its partitions."""
     app = faust.App(app_id, broker=[f"kafka://{h}" for h in bootstrap.split(",")],
@@ -104,9 +103,7 @@ def build_relay(*, app_id: str, bootstrap: str, topics: Topics, connect: Callabl
                         events.append(got)
                 keep, pairs = matched(directory.endpoints(), events)
                 if keep:
-                    queued = await asyncio.to_thread(_enqueue, conn, keep, pairs)
-                    if on_enqueued is not None:
-                        on_enqueued(queued)
+                    await asyncio.to_thread(_enqueue, conn, keep, pairs)
         finally:
             await asyncio.to_thread(conn.close)
 
