@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     # (base64 of 32 bytes: `openssl rand -base64 32`); the relay and `webhooks add` need it.
     secret_key: SecretStr | None = None
     relay_group_id: str = "stockflow-relay"
+    relay_metrics_port: int = 9109  # its /metrics, /healthz and /readyz (the host: metrics_host)
     webhook_timeout: float = Field(default=15.0, gt=0, description="seconds per attempt")
     webhook_retry_schedule: str = Field(default=",".join(f"{w:g}" for w in DEFAULT_SCHEDULE),
                                         description="seconds before each attempt")

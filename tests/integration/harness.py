@@ -8,6 +8,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -145,6 +147,15 @@ def spawn(env: Env, instance: str | None = None,
 
 
 _LOGS: dict[int, str] = {}
+
+
+def ready(port: int) -> bool:
+    """Whether the service whose metrics server is on `port` answers /readyz with 200."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+            return bool(r.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def log_of(proc: subprocess.Popen[bytes]) -> str:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 
 from stockflow.contract.topics import TopicKind
@@ -22,18 +20,11 @@ from tests.integration.harness import (
     make_env,
     publish,
     read_topic,
+    ready,
     spawn,
     wait_drained,
 )
 from tests.integration.test_crashes import _trickle
-
-
-def _ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-            return bool(r.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def _until(check: Callable[[], bool], seconds: float, proc: subprocess.Popen[bytes]) -> float:
@@ -55,15 +46,15 @@ def _outage_mid_stream(services: LocalServices, unique: str, service: Restartabl
     proc = spawn(env, extra={"STOCKFLOW_METRICS_PORT": str(port)})
     publish(env, workload.setup)
     wait_drained(env, alive=[proc])
-    _until(lambda: _ready(port), 30, proc)
+    _until(lambda: ready(port), 30, proc)
     feeder = _trickle(env, workload.stream, seconds=12)
     time.sleep(3)  # well into the stream
     service.stop()
     stopped = time.monotonic()
-    noticed = _until(lambda: not _ready(port), 30, proc)
+    noticed = _until(lambda: not ready(port), 30, proc)
     time.sleep(max(0.0, down_for - (time.monotonic() - stopped)))
     service.start()
-    back = _until(lambda: _ready(port), 120, proc)
+    back = _until(lambda: ready(port), 120, proc)
     print(f"\nnot ready {noticed:.1f} s after the stop; ready {back:.1f} s after the start")
     feeder.join(180)
     wait_drained(env, alive=[proc])

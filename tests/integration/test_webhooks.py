@@ -14,12 +14,18 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks.webhooks import Webhook
 
-from stockflow.devtools.localenv import LocalServices
+from stockflow.adapters.db import webhooks as hooks
+from stockflow.adapters.secrets import SecretBox
+from stockflow.contract.webhooks import new_secret
+from stockflow.devtools.localenv import LocalServices, free_port
 from stockflow.devtools.workload import generate
 from stockflow.domain.webhooks import matches
 from stockflow.engine.relay import RELAYED, read_event
@@ -28,6 +34,7 @@ from tests.integration.harness import (
     make_env,
     publish,
     read_topic,
+    ready,
     spawn,
     wait_drained,
 )
@@ -42,19 +49,23 @@ def _env(services: LocalServices, unique: str, schedule: str = "0,0.2,0.5,1",
                     webhook_retry_schedule=schedule, webhook_timeout=timeout)
 
 
-def _vars(env: Env) -> dict[str, str]:
+def _vars(env: Env, allow: str = "127.0.0.0/8") -> dict[str, str]:
     return {**os.environ, **env.env_vars, "STOCKFLOW_SECRET_KEY": KEY,
             "STOCKFLOW_RELAY_GROUP_ID": env.settings.relay_group_id,
             "STOCKFLOW_WEBHOOK_ALLOW_HTTP": "true",
-            "STOCKFLOW_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
+            "STOCKFLOW_WEBHOOK_ALLOW_NETWORKS": allow,
             "STOCKFLOW_WEBHOOK_RETRY_SCHEDULE": env.settings.webhook_retry_schedule,
             "STOCKFLOW_WEBHOOK_TIMEOUT": str(env.settings.webhook_timeout),
             "STOCKFLOW_LOG_LEVEL": "INFO"}
 
 
-def cli(env: Env, *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "stockflow", *args], env=_vars(env),
+def run_cli(env: Env, *args: str, allow: str = "127.0.0.0/8") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "stockflow", *args], env=_vars(env, allow),
                           capture_output=True, text=True, timeout=60, check=False)
+
+
+def cli(env: Env, *args: str) -> str:
+    done = run_cli(env, *args)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -68,9 +79,12 @@ def add(env: Env, url: str, events: str, keys: str = "*") -> tuple[str, str]:
 _LOGS: dict[int, str] = {}
 
 
-def relay(env: Env) -> subprocess.Popen[bytes]:
+def relay(env: Env, allow: str = "127.0.0.0/8",
+          metrics_port: int | None = None) -> subprocess.Popen[bytes]:
     log = tempfile.NamedTemporaryFile(prefix="stockflow-relay-", suffix=".log", delete=False)  # noqa: SIM115 - outlives this call
-    proc = subprocess.Popen([sys.executable, "-m", "stockflow", "relay"], env=_vars(env),
+    port = str(metrics_port or free_port())
+    proc = subprocess.Popen([sys.executable, "-m", "stockflow", "relay"],
+                            env={**_vars(env, allow), "STOCKFLOW_RELAY_METRICS_PORT": port},
                             stdout=subprocess.DEVNULL, stderr=log)
     _LOGS[proc.pid] = log.name
     return proc
@@ -289,3 +303,101 @@ def test_failing_receivers_follow_the_policy(services: LocalServices, unique: st
           f"{min(gaps[1]):.2f}-{max(gaps[1]):.2f}; /fast: {len(fast)} deliveries over "
           f"{max(fast) - min(fast):.2f} s while /slow had {len(slow)} attempts over "
           f"{max(slow) - min(slow):.2f} s")
+
+
+def _until(check: Callable[[], bool], seconds: float, alive: list[subprocess.Popen[bytes]],
+           what: str) -> float:
+    """Seconds until `check()` holds; every process in `alive` must stay up all along."""
+    started = time.monotonic()
+    while not check():
+        for p in alive:
+            assert p.poll() is None, relay_log(p)
+        assert time.monotonic() - started < seconds, f"not within {seconds} s: {what}"
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The relay's metric samples, by name and labels as Prometheus writes them."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return {s.name + (json.dumps(s.labels, sort_keys=True) if s.labels else ""): s.value
+            for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+
+def test_relay_waits_out_a_postgres_outage(services: LocalServices, unique: str) -> None:
+    postgres = services.postgres
+    assert postgres is not None, "outage tests need the Postgres the suite starts"
+    env = _env(services, unique)
+    workload = generate(events=3000, skus=30, warehouses=2, seed=47)
+    half = len(workload.stream) // 2
+    port = free_port()
+    with receiver() as rx:
+        add(env, rx.url("/all"), "*")
+        proc, rel = spawn(env), relay(env, metrics_port=port)
+        try:
+            publish(env, workload.setup + workload.stream[:half])
+            _until(lambda: len(rx.to("/all")) > 100 and ready(port), 90, [rel], "delivering")
+            postgres.stop()
+            noticed = _until(lambda: not ready(port), 30, [rel], "not ready in the outage")
+            publish(env, workload.stream[half:])  # into the outage: both wait it out
+            time.sleep(15)
+            postgres.start()
+            back = _until(lambda: ready(port), 120, [rel], "ready after the outage")
+            wait_drained(env, alive=[proc])
+            want = expected(outputs(env), "*", "*")
+            until_received(rx, "/all", set(want), [rel], timeout=180)
+            figures = scrape(port)
+        finally:
+            stop(rel)
+            stop(proc)
+    print(f"\nrelay not ready {noticed:.1f} s after Postgres stopped, ready {back:.1f} s "
+          f"after it started; {len(want)} events delivered")
+    assert {r.headers["webhook-id"] for r in rx.to("/all")} == set(want)
+    assert figures["stockflow_webhook_db_outages_total"] >= 1
+    assert figures['stockflow_webhook_attempts_total{"result": "delivered"}'] >= len(want)
+
+
+def test_refused_addresses_are_refused_again_at_delivery(services: LocalServices,
+                                                         unique: str) -> None:
+    env = _env(services, unique, schedule="0,0.2")
+    narrow = "127.0.0.1/32"  # the receiver's address, not the canary's (127.0.0.2)
+    port = free_port()
+    with receiver() as rx, receiver("127.0.0.2") as canary:
+        p = canary.port
+        refused = [f"http://127.0.0.2:{p}/plain", f"http://2130706434:{p}/decimal",
+                   f"http://0x7f000002:{p}/hex", f"http://0177.0.0.2:{p}/octal",
+                   f"http://127.2:{p}/short", f"http://[::ffff:127.0.0.2]:{p}/mapped",
+                   f"http://[::ffff:7f00:2]:{p}/mapped-hex", f"http://[::1]:{p}/v6-loopback",
+                   "http://169.254.169.254/latest/meta-data/"]
+        for url in refused:
+            done = run_cli(env, "webhooks", "add", url, "--events", "*", allow=narrow)
+            assert done.returncode != 0 and "refused" in done.stderr, (url, done.stderr)
+        # The same URLs in the table, as if registered under a wider allow-list that was
+        # narrowed since, or written there behind the CLI's back: the relay checks again.
+        box = SecretBox.from_setting(KEY)
+        ids = [f"ep_ssrf{i}_{unique}" for i in range(len(refused))]
+        with env.db() as conn:
+            for endpoint_id, url in zip(ids, refused, strict=True):
+                hooks.add_endpoint(conn, endpoint_id=endpoint_id, url=url, events=["*"],
+                                   keys=["*"], description="",
+                                   sealed=box.seal(new_secret(), endpoint_id.encode()))
+        add(env, rx.url("/ok"), "*")
+        proc, rel = spawn(env), relay(env, allow=narrow, metrics_port=port)
+        try:
+            publish(env, generate(events=60, skus=3, warehouses=1, seed=53).setup)
+            wait_drained(env, alive=[proc])
+            want = expected(outputs(env), "*", "*")
+            until_received(rx, "/ok", set(want), [rel])
+            until_exhausted(env, ids, len(want), [rel])
+            figures = scrape(port)
+        finally:
+            stop(rel)
+            stop(proc)
+    assert canary.got == []  # not one request reached the refused address
+    with env.db() as conn:
+        errors = conn.execute("SELECT DISTINCT last_error FROM webhook_deliveries"
+                              " WHERE endpoint_id = ANY(%s)", (ids,)).fetchall()
+    assert errors and all(str(e).startswith("refused by the SSRF guard") for (e,) in errors), errors
+    assert figures['stockflow_webhook_attempt_failures_total{"cause": "ssrf"}'] \
+        == 2 * len(ids) * len(want)

@@ -22,6 +22,7 @@ class Received:
 @dataclass
 class Receiver:
     port: int
+    host: str = "127.0.0.1"
     got: list[Received] = field(default_factory=list)
     # path -> (nth request of one webhook-id to that path, from 1)
     #      -> (status, delay seconds, headers)
@@ -30,7 +31,7 @@ class Receiver:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def to(self, path: str) -> list[Received]:
         with self.lock:
@@ -42,8 +43,8 @@ def _ok(_n: int) -> tuple[int, float, dict[str, str]]:
 
 
 @contextmanager
-def receiver() -> Iterator[Receiver]:
-    state = Receiver(0)
+def receiver(host: str = "127.0.0.1") -> Iterator[Receiver]:
+    state = Receiver(0, host)
     counts: dict[tuple[str, str], int] = {}
 
     class Handler(BaseHTTPRequestHandler):
@@ -75,7 +76,7 @@ def receiver() -> Iterator[Receiver]:
         # kernel drops SYNs and an attempt waits a second for the retransmission
         request_queue_size = 256
 
-    server = Server(("127.0.0.1", 0), Handler)
+    server = Server((host, 0), Handler)
     server.daemon_threads = True
     state.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)

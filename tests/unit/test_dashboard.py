@@ -1,4 +1,5 @@
-"""The Grafana dashboard is valid and queries only metrics the processor exports."""
+"""The Grafana dashboard is valid and queries only metrics the processor and the webhook
+relay export."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from stockflow.adapters.metrics import PrometheusObserver
+from stockflow.adapters.relay_metrics import RelayMetrics
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "stockflow.json"
 SUFFIXES = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"],
@@ -18,6 +20,7 @@ SUFFIXES = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"],
 def exported() -> set[str]:
     registry = CollectorRegistry()
     PrometheusObserver(registry)
+    RelayMetrics(registry)
     return {fam.name + s for fam in registry.collect() for s in SUFFIXES.get(fam.type, [""])}
 
 
@@ -33,5 +36,6 @@ def test_dashboard_queries_only_exported_metrics() -> None:
 def test_dashboard_covers_what_ops_watch() -> None:
     titles = " | ".join(p["title"].lower() for p in json.loads(DASHBOARD.read_text())["panels"])
     for topic in ("throughput", "latency", "lag", "batch size", "batch duration", "postgres",
-                  "dlq", "oversell", "low-stock", "backlog"):
+                  "dlq", "oversell", "low-stock", "backlog", "webhook attempts",
+                  "webhook queue", "webhook endpoints", "webhook attempt latency"):
         assert topic in titles, topic

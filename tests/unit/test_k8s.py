@@ -25,19 +25,35 @@ def test_manifest_matches_the_kubernetes_schema(name: str, doc: dict[str, Any]) 
     kubernetes_validate.validate(doc, VERSION, strict=True)
 
 
-def _by_kind() -> dict[str, dict[str, Any]]:
-    return {doc["kind"]: doc for _, doc in manifests()}
+def _by_kind(component: str = "processor") -> dict[str, dict[str, Any]]:
+    """The manifests of one component, the init job and the shared ones, by kind."""
+    return {doc["kind"]: doc for _, doc in manifests()
+            if doc["metadata"].get("labels", {}).get("app.kubernetes.io/component",
+                                                     component) in (component, "init")}
 
 
-def test_processor_has_probes_resources_and_a_disruption_budget() -> None:
-    kinds = _by_kind()
-    container = kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+@pytest.mark.parametrize("component", ["processor", "relay"])
+def test_services_have_probes_resources_and_a_disruption_budget(component: str) -> None:
+    kinds = _by_kind(component)
+    spec = kinds["Deployment"]["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    assert container["args"] == ["process" if component == "processor" else component]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["resources"]["requests"] and container["resources"]["limits"]
     selector = kinds["Deployment"]["spec"]["selector"]["matchLabels"]
     assert kinds["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"] == selector
     assert kinds["Service"]["spec"]["selector"] == selector
+    port = kinds["Service"]["metadata"]["annotations"]["prometheus.io/port"]
+    setting = "STOCKFLOW_METRICS_PORT" if component == "processor" else \
+        "STOCKFLOW_RELAY_METRICS_PORT"
+    assert kinds["ConfigMap"]["data"][setting] == port
+
+
+def test_relay_reads_its_secret_key_from_a_secret() -> None:
+    spec = _by_kind("relay")["Deployment"]["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in spec["containers"][0]["env"]}
+    assert "secretKeyRef" in env["STOCKFLOW_SECRET_KEY"]["valueFrom"]
 
 
 def test_keda_scales_on_lag_capped_at_the_partition_count() -> None:

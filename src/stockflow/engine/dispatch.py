@@ -1,16 +1,19 @@
 """Delivery workers of the webhook relay: lease due deliveries from the Postgres queue, send
 each signed through the SSRF guard, and write back what became of it.
 
-1. Every tick, each enabled endpoint gets as many leases as it has free slots (at most
-   `per_endpoint` attempts in flight per endpoint, `total` in all), so a slow or dead
-   receiver holds only its own slots and never delays the others.
+1. Whenever an attempt ends, the intake queued something, or a tick passed, each enabled
+   endpoint gets as many leases as it has free slots (at most `per_endpoint` attempts in
+   flight per endpoint, `total` in all), so a slow or dead receiver holds only its own
+   slots and never delays the others.
 2. Each attempt resolves the endpoint's URL once, checks every address, connects to the
    checked one, signs the stored body (Standard Webhooks) and posts it, following no
    redirect.
-3. Outcomes are written in one transaction per tick: delivered, pending with the next
+3. Outcomes are written in the same transaction as the next leases: delivered, pending with the next
    attempt's time (the retry policy), or exhausted; 410 Gone, or failing without a success
    for the policy's period, disables the endpoint. A lease that runs out (the relay died
    mid-attempt) makes the delivery due again: at least once, same `webhook-id`.
+4. A Postgres outage is waited out (`DbLink`); outcomes not yet written are kept and
+   written once it is back.
 """
 
 from __future__ import annotations
@@ -21,16 +24,18 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from stockflow.adapters import ssrf, webhook_http
 from stockflow.adapters.db import webhooks as store
 from stockflow.adapters.db.store import Conn
+from stockflow.adapters.relay_metrics import FAILURE_CAUSES, RelayMetrics
 from stockflow.adapters.secrets import SecretBox
 from stockflow.contract import webhooks as wire
 from stockflow.domain.webhooks import Answer, RetryPolicy, Verdict, verdict
+from stockflow.engine.db_link import DbLink
 
 __all__ = ["Directory", "Dispatcher"]
 
@@ -69,43 +74,81 @@ class Directory:
 class Dispatcher:
     """Runs the delivery loop until stopped; see the module's steps."""
 
-    def __init__(self, *, connect: Callable[[], Conn], directory: Directory,
-                 policy: RetryPolicy, guard: ssrf.Policy, timeout: float, per_endpoint: int,
-                 total: int, refresh_every: float = 2.0, tick: float = 0.05) -> None:
-        self.connect, self.directory, self.policy, self.guard = connect, directory, policy, guard
+    def __init__(self, *, db: DbLink, directory: Directory, policy: RetryPolicy,
+                 guard: ssrf.Policy, timeout: float, per_endpoint: int, total: int,
+                 metrics: RelayMetrics, refresh_every: float = 2.0, tick: float = 0.05) -> None:
+        self.db, self.directory, self.policy, self.guard = db, directory, policy, guard
+        self.metrics = metrics
         self.timeout, self.per_endpoint, self.total = timeout, per_endpoint, total
         self.refresh_every, self.tick = refresh_every, tick
         self.lease = timedelta(seconds=timeout + 30)
         self.in_flight: Counter[str] = Counter()
         self.done: list[store.Outcome] = []
         self.rand = random.Random()  # noqa: S311 - spreads retries, guards nothing
+        self.wake = asyncio.Event()  # a slot came free or something was queued
+
+    def poke(self) -> None:
+        """Something may be due now: look without waiting for the tick."""
+        self.wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        conn = await asyncio.to_thread(self.connect)
         tasks: set[asyncio.Task[None]] = set()
         refreshed = 0.0
         async with webhook_http.session() as http:
             try:
                 while not stop.is_set():
+                    self.db.health.tick()
                     if time.monotonic() - refreshed > self.refresh_every:
-                        rows = await asyncio.to_thread(store.endpoints, conn)
-                        self.directory.refresh(rows, datetime.now(UTC))
+                        await self._refresh()
                         refreshed = time.monotonic()
-                    done, self.done = self.done, []
-                    claimed = await asyncio.to_thread(_settle_and_claim, conn, done,
-                                                      self._free(), self.lease)
+                    # attempts finishing meanwhile append to self.done: keep those
+                    done, free = list(self.done), self._free()
+                    disabled, claimed = await self.db.call(partial(
+                        _settle_and_claim, outcomes=done, free=free, lease=self.lease))
+                    del self.done[:len(done)]
+                    self._count_disabled(done, disabled)
                     for c in claimed:
                         self.in_flight[c.endpoint_id] += 1
                         task = asyncio.create_task(self._attempt(http, c))
                         tasks.add(task)
                         task.add_done_callback(tasks.discard)
                     if not claimed:
-                        await _sleep_or_stop(stop, self.tick)
+                        await self._idle(stop)
             finally:
                 if tasks:
                     await asyncio.wait(tasks, timeout=self.timeout + 1)
-                await asyncio.to_thread(_settle_and_claim, conn, self.done, {}, self.lease)
-                await asyncio.to_thread(conn.close)
+                # a short wait at most: what is not written now is attempted again once the
+                # leases run out (at least once)
+                done = list(self.done)
+                with contextlib.suppress(Exception):
+                    await self.db.call(partial(_settle_and_claim, outcomes=done, free={},
+                                               lease=self.lease), give_up=5.0)
+                await self.db.close()
+
+    def _count_disabled(self, done: list[store.Outcome], disabled: list[str]) -> None:
+        gone = {o.endpoint_id for o in done if o.disable and o.answered == 410}
+        for endpoint_id in disabled:
+            self.metrics.disabled.labels("gone" if endpoint_id in gone else "failing").inc()
+
+    async def _refresh(self) -> None:
+        rows = await self.db.call(store.endpoints)
+        self.directory.refresh(rows, datetime.now(UTC))
+        states = Counter(ep.state for ep in rows)
+        for state in ("enabled", "disabled"):
+            self.metrics.endpoints.labels(state).set(states[state])
+        pending, oldest = await self.db.call(store.queue_depth)
+        self.metrics.pending.set(pending)
+        self.metrics.oldest.set(oldest)
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        """Until poked, stopped or a tick has passed (retries fall due with no poke)."""
+        waits = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waits, timeout=self.tick, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        self.wake.clear()
 
     def _free(self) -> dict[str, int]:
         left = self.total - sum(self.in_flight.values())
@@ -125,7 +168,12 @@ class Dispatcher:
             answer = Answer(None, error=f"internal: {type(exc).__name__}")
         finally:
             self.in_flight[c.endpoint_id] -= 1
-        self.done.append(self._outcome(c, answer, datetime.now(UTC)))
+        outcome = self._outcome(c, answer, datetime.now(UTC))
+        self.metrics.attempts.labels(_RESULTS[outcome.status]).inc()
+        if not outcome.ok:
+            self.metrics.failures.labels(_cause(answer)).inc()
+        self.done.append(outcome)
+        self.wake.set()
 
     async def _send(self, http: webhook_http.Session, c: store.Claimed) -> Answer:
         known = self.directory.known.get(c.endpoint_id)
@@ -134,9 +182,10 @@ class Dispatcher:
         try:
             target = await ssrf.resolve(known.endpoint.url, self.guard)
         except ssrf.UrlRefused as exc:
-            return Answer(None, error=f"refused: {exc.reason}")
+            return Answer(None, error=f"{_SSRF}: {exc.reason}")
         headers = wire.headers(known.secrets, c.event_id, int(time.time()), c.body)
         got = await webhook_http.post(http, target, c.body, headers, self.timeout)
+        self.metrics.latency.observe(got.elapsed)
         return Answer(got.status, retry_after=got.retry_after, error=got.error)
 
     def _outcome(self, c: store.Claimed, answer: Answer, now: datetime) -> store.Outcome:
@@ -160,13 +209,25 @@ class Dispatcher:
                              answer.error, now, ok=False, disable=disable)
 
 
+_SSRF = "refused by the SSRF guard"
+_RESULTS = {"delivered": "delivered", "pending": "retrying", "exhausted": "exhausted"}
+
+
+def _cause(answer: Answer) -> str:
+    """The failure's `cause` label (one of FAILURE_CAUSES)."""
+    if answer.status is not None:
+        group = f"http_{answer.status // 100}xx"
+        return group if group in FAILURE_CAUSES else "http_other"
+    error = (answer.error or "").split(":", 1)[0]
+    if (answer.error or "").startswith(_SSRF):
+        return "ssrf"
+    return error if error in FAILURE_CAUSES else "internal"
+
+
 def _settle_and_claim(conn: Conn, outcomes: list[store.Outcome], free: dict[str, int],
-                      lease: timedelta) -> list[store.Claimed]:
+                      lease: timedelta) -> tuple[list[str], list[store.Claimed]]:
+    """Record outcomes and lease what is due, in one transaction: the endpoints it
+    disabled, and the leased deliveries."""
     with conn.transaction():
-        store.record(conn, outcomes)
-        return store.claim(conn, free, lease)
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+        disabled = store.record(conn, outcomes)
+        return disabled, store.claim(conn, free, lease)

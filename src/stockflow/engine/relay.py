@@ -5,6 +5,7 @@ against the endpoints' event and key patterns and, in one Postgres transaction, 
 and queued once per matching enabled endpoint (`ON CONFLICT DO NOTHING`: a batch read
 again after a crash or rebalance queues nothing twice). faust commits the batch's offsets
 only after that, so nothing read is lost: at least once into an idempotent queue.
+A Postgres outage holds the intake where it is (`DbLink`) until the batch is written.
 An endpoint receives the events emitted since it was added; older stored events can be
 replayed to it (`stockflow webhooks replay`).
 
@@ -16,15 +17,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
 from datetime import datetime
+from functools import partial
+from typing import Any
 
 import faust
 
 from stockflow.adapters.db import webhooks as store
 from stockflow.adapters.db.store import Conn
+from stockflow.adapters.health import Health
+from stockflow.adapters.relay_metrics import RelayMetrics
 from stockflow.contract.topics import TopicKind, Topics
 from stockflow.domain.webhooks import matches
+from stockflow.engine.db_link import DbLink
 from stockflow.engine.dispatch import Directory, Dispatcher
 
 __all__ = ["RELAYED", "build_relay", "matched", "read_event"]
@@ -44,10 +49,14 @@ def read_event(value: bytes) -> store.OutEvent | None:
         doc = json.loads(value)
         data = doc["data"]
         key = doc.get("subject") or f"{data['sku']}@{data['warehouse']}"
-        return store.OutEvent(event_id=str(doc["id"]), type=str(doc["type"]), subject=str(key),
-                              time=datetime.fromisoformat(str(doc["time"])), body=value)
+        ev = store.OutEvent(event_id=str(doc["id"]), type=str(doc["type"]), subject=str(key),
+                            time=datetime.fromisoformat(str(doc["time"])), body=value)
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
+    # Postgres text cannot hold NUL; a time without its zone cannot be ordered
+    if ev.time.tzinfo is None or "\x00" in ev.event_id + ev.type + ev.subject:
+        return None
+    return ev
 
 
 def matched(endpoints: list[store.Endpoint], events: list[store.OutEvent]) -> tuple[
@@ -67,11 +76,12 @@ def matched(endpoints: list[store.Endpoint], events: list[store.OutEvent]) -> tu
     return list(keep.values()), pairs
 
 
-def build_relay(*, app_id: str, bootstrap: str, topics: Topics, connect: Callable[[], Conn],
-                directory: Directory, dispatcher: Dispatcher, datadir: str,
-                session_timeout: float) -> faust.App:
-    """The relay app: intake agent and delivery task (see the module docstring).
-    `session_timeout` (seconds): how soon a relay that died loses its partitions."""
+def build_relay(*, app_id: str, bootstrap: str, topics: Topics, db: DbLink,
+                directory: Directory, dispatcher: Dispatcher, metrics: RelayMetrics,
+                health: Health, datadir: str, session_timeout: float) -> faust.App:
+    """The relay app: intake agent (its Postgres calls through `db`) and delivery task
+    (see the module docstring). `session_timeout` (seconds): how soon a relay that died
+    loses its partitions."""
     app = faust.App(app_id, broker=[f"kafka://{h}" for h in bootstrap.split(",")],
                     store="memory://", consumer_auto_offset_reset="earliest",
                     broker_commit_interval=1.0, web_enabled=False, autodiscover=False,
@@ -84,9 +94,13 @@ def build_relay(*, app_id: str, bootstrap: str, topics: Topics, connect: Callabl
                     stream_recovery_delay=4.0)
     source = app.topic(*(topics.name(k) for k in RELAYED), key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw")
+    async def on_assigned(_app: Any, /, *args: Any, signal: Any, **_: Any) -> None:  # noqa: ARG001
+        health.assigned = bool(args and args[0])
+
+    app.on_partitions_assigned.connect(on_assigned)
+
     @app.agent(source, concurrency=1)
     async def intake(stream: faust.StreamT[bytes]) -> None:
-        conn = await asyncio.to_thread(connect)
         try:
             await directory.loaded.wait()
             # take_events (whole events: their topic, partition and offset) is in faust-streaming
@@ -102,10 +116,15 @@ def build_relay(*, app_id: str, bootstrap: str, topics: Topics, connect: Callabl
                     else:
                         events.append(got)
                 keep, pairs = matched(directory.endpoints(), events)
+                metrics.read.labels("unreadable").inc(len(batch) - len(events))
+                metrics.read.labels("matched").inc(len(keep))
+                metrics.read.labels("unmatched").inc(len(events) - len(keep))
                 if keep:
-                    await asyncio.to_thread(_enqueue, conn, keep, pairs)
+                    metrics.queued.inc(await db.call(partial(_enqueue, events=keep,
+                                                             pairs=pairs)))
+                    dispatcher.poke()
         finally:
-            await asyncio.to_thread(conn.close)
+            await db.close()
 
     @app.task  # type: ignore[untyped-decorator]
     async def deliver() -> None:

@@ -7,15 +7,21 @@ import ipaddress
 import logging
 import tempfile
 
+from prometheus_client import CollectorRegistry, ProcessCollector
+
 from stockflow import StockflowError
 from stockflow.adapters import ssrf
 from stockflow.adapters.db import store
 from stockflow.adapters.db.migrate import require_migrated
+from stockflow.adapters.health import Health, serve
+from stockflow.adapters.relay_metrics import RelayMetrics
 from stockflow.adapters.secrets import SecretBox
 from stockflow.contract.topics import Topics
 from stockflow.settings import Settings
 
 __all__ = ["guard_policy", "run_relay", "secret_box"]
+
+log = logging.getLogger("stockflow.relay")
 
 
 def guard_policy(settings: Settings) -> ssrf.Policy:
@@ -36,10 +42,12 @@ def secret_box(settings: Settings) -> SecretBox:
 
 
 def run_relay(settings: Settings) -> None:
-    """Run the relay until SIGTERM or SIGINT."""
+    """Run the relay until SIGTERM or SIGINT, with /metrics, /healthz and /readyz on
+    STOCKFLOW_RELAY_METRICS_PORT."""
     # faust and aiohttp load only here: the other commands stay quick to start
     import faust  # noqa: PLC0415
 
+    from stockflow.engine.db_link import DbLink  # noqa: PLC0415
     from stockflow.engine.dispatch import Directory, Dispatcher  # noqa: PLC0415
     from stockflow.engine.relay import build_relay  # noqa: PLC0415
 
@@ -49,20 +57,36 @@ def run_relay(settings: Settings) -> None:
 
     with connect() as conn:
         require_migrated(conn)
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    # Readiness: live, partitions assigned and Postgres reachable. The brokers are watched
+    # by faust's own client, which waits their outages out and logs them.
+    metrics, health = RelayMetrics(registry), Health()
+
+    def link(name: str) -> DbLink:
+        return DbLink(connect, name=name, health=health, metrics=metrics)
+
     directory = Directory(secret_box(settings))
-    dispatcher = Dispatcher(connect=connect, directory=directory,
+    dispatcher = Dispatcher(db=link("delivery"), directory=directory,
                             policy=settings.retry_policy(), guard=guard_policy(settings),
                             timeout=settings.webhook_timeout,
                             per_endpoint=settings.webhook_endpoint_concurrency,
-                            total=settings.webhook_concurrency)
-    with tempfile.TemporaryDirectory(prefix="stockflow-relay-") as datadir:
-        app = build_relay(app_id=settings.relay_group_id, bootstrap=settings.kafka_bootstrap,
-                          topics=Topics(settings.topic_prefix), connect=connect,
-                          directory=directory, dispatcher=dispatcher, datadir=datadir,
-                          session_timeout=settings.session_timeout_ms / 1000)
-        worker = faust.Worker(app, loglevel=logging.getLevelName(logging.getLogger().level),
-                              quiet=True)
-        # The worker draws a terminal spinner per log record and sets the root logger to
-        # DEBUG for it at WARNING and above; stockflow's own logging stays as configured.
-        worker.spinner = None
-        worker.execute_from_commandline()
+                            total=settings.webhook_concurrency, metrics=metrics)
+    server = serve(settings.metrics_host, settings.relay_metrics_port, registry, health)
+    log.info("relaying; metrics on :%d/metrics", server.server_address[1])
+    try:
+        with tempfile.TemporaryDirectory(prefix="stockflow-relay-") as datadir:
+            app = build_relay(app_id=settings.relay_group_id,
+                              bootstrap=settings.kafka_bootstrap,
+                              topics=Topics(settings.topic_prefix), db=link("intake"),
+                              directory=directory, dispatcher=dispatcher, metrics=metrics,
+                              health=health, datadir=datadir,
+                              session_timeout=settings.session_timeout_ms / 1000)
+            worker = faust.Worker(app, quiet=True,
+                                  loglevel=logging.getLevelName(logging.getLogger().level))
+            # The worker draws a terminal spinner per log record and sets the root logger
+            # to DEBUG for it at WARNING and above; stockflow's logging stays as configured.
+            worker.spinner = None
+            worker.execute_from_commandline()
+    finally:
+        server.shutdown()

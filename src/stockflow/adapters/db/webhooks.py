@@ -186,11 +186,12 @@ def claim(conn: Conn, free: dict[str, int], lease: timedelta) -> list[Claimed]:
     return [Claimed(e, i, n, bytes(b)) for e, i, n, b in rows]
 
 
-def record(conn: Conn, outcomes: list[Outcome]) -> None:
+def record(conn: Conn, outcomes: list[Outcome]) -> list[str]:
     """Write what became of attempts, and of their endpoints: a success restarts the
-    failure clock, a failure starts it, and an endpoint may be disabled."""
+    failure clock, a failure starts it, and an endpoint may be disabled. Returns the ids
+    of the endpoints this disabled (that were enabled until now)."""
     if not outcomes:
-        return
+        return []
     o = outcomes
     conn.execute(
         "UPDATE webhook_deliveries d SET status = r.status, next_at = coalesce(r.next_at,"
@@ -216,8 +217,15 @@ def record(conn: Conn, outcomes: list[Outcome]) -> None:
             "UPDATE webhook_endpoints e SET failing_since = f.at FROM unnest(%s::text[],"
             " %s::timestamptz[]) AS f(id, at) WHERE e.id = f.id AND e.failing_since IS NULL",
             (list(failing), list(failing.values())))
-    for endpoint_id, reason in {x.endpoint_id: x.disable for x in o if x.disable}.items():
-        set_state(conn, endpoint_id, enabled=False, reason=reason)
+    disable = {x.endpoint_id: x.disable for x in o if x.disable}
+    if not disable:
+        return []
+    rows = conn.execute(
+        "UPDATE webhook_endpoints e SET state = 'disabled', disabled_reason = d.reason,"
+        " updated_at = now() FROM unnest(%s::text[], %s::text[]) AS d(id, reason)"
+        " WHERE e.id = d.id AND e.state = 'enabled' RETURNING e.id",
+        (list(disable), list(disable.values()))).fetchall()
+    return [r[0] for r in rows]
 
 
 def deliveries(conn: Conn, endpoint_id: str, *, failed_only: bool = False,
