@@ -155,6 +155,21 @@ def _paced(s: Settings, topics: Topics, port: int, relay: subprocess.Popen[bytes
     return sent, sent * endpoints / max(last - started, 1e-9), _latencies(port, before)
 
 
+def _stages(s: Settings, since: datetime) -> list[float]:
+    """p50 and p99 in ms of the two halves of the paced deliveries' latency: event time to
+    queued (the intake) and queued to delivered (the delivery loop and the receiver)."""
+    with store.connect(s.dsn(), s.database_schema, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY"
+            " extract(epoch FROM d.created_at - v.time)),"
+            " percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY"
+            " extract(epoch FROM d.delivered_at - d.created_at))"
+            " FROM webhook_deliveries d JOIN webhook_events v USING (event_id)"
+            " WHERE v.time >= %s", (since,)).fetchone()
+    assert row is not None
+    return [x * 1000 for x in (*row[0], *row[1])]
+
+
 def _start_relay(s: Settings, metrics_port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "stockflow", "relay"],
@@ -196,8 +211,10 @@ def main() -> int:
             first, last = _until(port, backlog, "backlog", relay)
             say(f"paced: {args.rate}/s output events x {args.endpoints} endpoints, "
                 f"{args.seconds:.0f} s")
+            paced_from = datetime.now(UTC)
             sent, sustained, lat = _paced(s, topics, port, relay, args.rate, args.seconds,
                                           args.endpoints)
+            stages = _stages(s, paced_from)
         finally:
             for p in (relay, receiver):
                 if p is not None:
@@ -216,6 +233,8 @@ def main() -> int:
         f"{sustained:,.0f} deliveries/s sustained",
         f"  latency, event time -> received, ms: p50 {pct(ms, 0.5):,.0f}  "
         f"p95 {pct(ms, 0.95):,.0f}  p99 {pct(ms, 0.99):,.0f}  max {max(ms):,.0f}",
+        f"    of which event time -> queued (intake) p50 {stages[0]:,.0f}  p99 {stages[1]:,.0f};"
+        f" queued -> delivered p50 {stages[2]:,.0f}  p99 {stages[3]:,.0f}",
     ]))
     return 0
 

@@ -39,7 +39,7 @@ log = logging.getLogger("stockflow.engine.relay")
 # The output topics whose events can be sent to endpoints (the DLQ holds inputs, not outputs).
 RELAYED = (TopicKind.STOCK_CHANGED, TopicKind.LOW_STOCK, TopicKind.OVERSELL,
            TopicKind.RESERVATIONS)
-BATCH, WITHIN = 500, 0.1  # events per intake transaction, seconds to wait for a fuller one
+BATCH, WITHIN = 500, 0.02  # events per intake transaction, seconds to wait for a fuller one
 
 
 def read_event(value: bytes) -> store.OutEvent | None:
