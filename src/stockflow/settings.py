@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     # CIDRs whose addresses the SSRF guard lets through (tests, private deployments).
     webhook_allow_networks: str = ""
 
+    # The HTTP API (`stockflow api`).
+    api_host: str = "0.0.0.0"  # noqa: S104 - served to other hosts
+    api_port: int = 8080
+    api_pool_size: int = Field(default=10, ge=1, description="Postgres connections")
+    api_rate_limit: float = Field(default=100.0, gt=0, description="requests/s per API key")
+    api_rate_burst: int = Field(default=200, ge=1, description="requests at once per key")
+
     # Kafka security, passed through to librdkafka untouched.
     kafka_security_protocol: str | None = None
     kafka_sasl_mechanism: str | None = None

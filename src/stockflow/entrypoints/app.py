@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -91,13 +91,16 @@ def build_processor(settings: Settings, *, observer: Observer | None = None,
 
 
 @contextmanager
-def stop_on_signals() -> Iterator[threading.Event]:
-    """A stop flag set by SIGINT/SIGTERM; the previous handlers come back afterwards."""
+def stop_on_signals(then: Callable[[], None] | None = None) -> Iterator[threading.Event]:
+    """A stop flag set by SIGINT/SIGTERM, which also call `then`; the previous handlers
+    come back afterwards."""
     stop = threading.Event()
 
     def handle(signum: int, _frame: FrameType | None) -> None:
-        log.info("%s received: finishing the batch in hand", signal.Signals(signum).name)
+        log.info("%s received: finishing the work in hand", signal.Signals(signum).name)
         stop.set()
+        if then is not None:
+            then()
 
     old = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

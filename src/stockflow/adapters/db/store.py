@@ -19,9 +19,10 @@ from stockflow.domain.effects import LedgerEntry
 from stockflow.domain.state import Quantities, Reservation, Severity, Status, StockState
 
 Conn = psycopg.Connection[tuple[Any, ...]]
+AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]  # the HTTP API's
 
-__all__ = ["Advance", "AlertRow", "Conn", "FencedError", "Fetched", "LedgerRow", "LineRow",
-           "Offsets", "OutboxRow", "ProcessedRow", "RefRow", "Writes", "connect",
+__all__ = ["Advance", "AlertRow", "AsyncConn", "Conn", "FencedError", "Fetched", "LedgerRow",
+           "LineRow", "Offsets", "OutboxRow", "ProcessedRow", "RefRow", "Writes", "connect",
            "delete_outbox_rows", "fetch", "load_positions", "pending_outbox", "write"]
 
 class Advance(NamedTuple):

@@ -1,0 +1,94 @@
+"""The HTTP API's reads (asynchronous, one pooled connection each). Lists page by keyset:
+the cursor is the last row's unique sort key, so pages never skip or repeat a row that
+existed when the first page was read, whatever is written meanwhile."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from stockflow.adapters.db.store import AsyncConn
+
+__all__ = ["STOCK_FIELDS", "alerts", "ledger", "order_lines", "sku", "stock", "stock_at",
+           "stock_page"]
+
+STOCK_FIELDS = ("key", "sku", "warehouse", "on_hand", "reserved", "available", "in_transit",
+                "damaged", "version", "reorder_point", "safety_stock", "severity",
+                "updated_at")
+_STOCK = f"SELECT {', '.join(STOCK_FIELDS)} FROM stock"
+_LEDGER_FIELDS = ("version", "event_id", "event_type", "reference", "note", "on_hand_before",
+                  "on_hand_after", "reserved_before", "reserved_after", "in_transit_before",
+                  "in_transit_after", "damaged_before", "damaged_after", "recorded_at")
+_LINE_FIELDS = ("key", "line_id", "quantity", "remaining", "status", "expires_at",
+                "backordered", "updated_at")
+
+
+async def _rows(conn: AsyncConn, query: str, params: tuple[Any, ...],
+                fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    cur = await conn.execute(query, params)
+    return [dict(zip(fields, row, strict=True)) for row in await cur.fetchall()]
+
+
+async def stock(conn: AsyncConn, key: str) -> dict[str, Any] | None:
+    rows = await _rows(conn, f"{_STOCK} WHERE key = %s", (key,), STOCK_FIELDS)
+    return rows[0] if rows else None
+
+
+async def stock_page(conn: AsyncConn, *, sku: str | None, warehouse: str | None,
+                     severity: str | None, after: str | None,
+                     limit: int) -> list[dict[str, Any]]:
+    """Keys in key order after `after`, filtered; `limit` rows at most."""
+    return await _rows(
+        conn, f"{_STOCK} WHERE (%s::text IS NULL OR sku = %s)"
+        " AND (%s::text IS NULL OR warehouse = %s) AND (%s::text IS NULL OR severity = %s)"
+        " AND (%s::text IS NULL OR key > %s) ORDER BY key LIMIT %s",
+        (sku, sku, warehouse, warehouse, severity, severity, after, after, limit),
+        STOCK_FIELDS)
+
+
+async def sku(conn: AsyncConn, sku_: str) -> list[dict[str, Any]]:
+    """The SKU's stock in every warehouse that has it."""
+    return await _rows(conn, f"{_STOCK} WHERE sku = %s ORDER BY warehouse", (sku_,),
+                       STOCK_FIELDS)
+
+
+async def ledger(conn: AsyncConn, key: str, *, since: datetime | None,
+                 until: datetime | None, after: int | None,
+                 limit: int) -> list[dict[str, Any]]:
+    """The key's movements in version order after version `after`, recorded in
+    [since, until)."""
+    return await _rows(
+        conn, f"SELECT {', '.join(_LEDGER_FIELDS)} FROM ledger WHERE key = %s"
+        " AND version > %s AND (%s::timestamptz IS NULL OR recorded_at >= %s)"
+        " AND (%s::timestamptz IS NULL OR recorded_at < %s) ORDER BY version LIMIT %s",
+        (key, after or 0, since, since, until, until, limit), _LEDGER_FIELDS)
+
+
+async def stock_at(conn: AsyncConn, key: str, at: datetime) -> dict[str, Any] | None:
+    """The key's quantities as of `at`: after its last movement recorded by then (the
+    ledger is append-only and holds every applied event). None when the key was unknown
+    then."""
+    rows = await _rows(
+        conn, "SELECT version, on_hand_after, reserved_after, in_transit_after,"
+        " damaged_after, recorded_at FROM ledger WHERE key = %s AND recorded_at <= %s"
+        " ORDER BY version DESC LIMIT 1", (key, at),
+        ("version", "on_hand", "reserved", "in_transit", "damaged", "recorded_at"))
+    return rows[0] if rows else None
+
+
+async def order_lines(conn: AsyncConn, order_id: str) -> list[dict[str, Any]]:
+    return await _rows(conn, f"SELECT {', '.join(_LINE_FIELDS)} FROM reservations"
+                             " WHERE order_id = %s ORDER BY line_id, key", (order_id,),
+                       _LINE_FIELDS)
+
+
+async def alerts(conn: AsyncConn, *, warehouse: str | None,
+                 limit: int) -> list[dict[str, Any]]:
+    """Open low-stock alerts, out of stock first, then the least available."""
+    return await _rows(
+        conn, "SELECT a.key, s.sku, s.warehouse, a.severity, a.available, a.reorder_point,"
+        " a.updated_at FROM low_stock_alerts a JOIN stock s USING (key)"
+        " WHERE (%s::text IS NULL OR s.warehouse = %s)"
+        " ORDER BY a.severity = 'out_of_stock' DESC, a.available, a.key LIMIT %s",
+        (warehouse, warehouse, limit),
+        ("key", "sku", "warehouse", "severity", "available", "reorder_point", "updated_at"))

@@ -1,0 +1,136 @@
+"""Composition root of the HTTP API (`stockflow api`): settings in, a FastAPI app served
+by uvicorn out, with `/healthz`, `/readyz` and `/metrics` beside the `/v1` routes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import PlainTextResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from stockflow import __version__
+from stockflow.adapters.db.migrate import require_migrated
+from stockflow.adapters.db.store import AsyncConn, connect
+from stockflow.entrypoints.api import reads
+from stockflow.entrypoints.api.auth import Gate
+from stockflow.entrypoints.app import stop_on_signals
+from stockflow.settings import Settings
+
+__all__ = ["build_app", "run_api"]
+
+log = logging.getLogger("stockflow.api")
+
+_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class _Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter("stockflow_http_requests_total",
+                                "API requests by route (its template), method and status",
+                                ["route", "method", "status"], registry=registry)
+        self.seconds = Histogram("stockflow_http_request_duration_seconds",
+                                 "API request time, received to answered, by route",
+                                 ["route"], buckets=_SECONDS, registry=registry)
+
+
+def _pool(settings: Settings) -> AsyncConnectionPool:
+    schema = sql.SQL("SET search_path TO {}").format(sql.Identifier(settings.database_schema))
+
+    async def configure(conn: AsyncConn) -> None:
+        await conn.execute(schema)
+
+    return AsyncConnectionPool(
+        settings.dsn(), min_size=1, max_size=settings.api_pool_size, open=False,
+        timeout=settings.database_connect_timeout, configure=configure,
+        kwargs={"autocommit": True, **settings.database_options()})
+
+
+def build_app(settings: Settings) -> FastAPI:
+    """The API app; its pool opens when the server starts and closes when it stops."""
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    metrics = _Metrics(registry)
+    pool = _pool(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await pool.open(wait=False)
+        app.state.pool = pool
+        app.state.gate = Gate(pool, settings.api_rate_limit, settings.api_rate_burst)
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(title="stockflow", version=__version__, lifespan=lifespan,
+                  description="Stock of every item in every warehouse: read it, change it by "
+                              "events. Authenticate with `Authorization: Bearer <API key>`.")
+    app.include_router(reads.router)
+
+    @app.middleware("http")
+    async def measure(request: Request,
+                      call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.requests.labels(route, request.method, str(response.status_code)).inc()
+        metrics.seconds.labels(route).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> PlainTextResponse:
+        return PlainTextResponse("ok\n")
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> PlainTextResponse:
+        try:
+            async with asyncio.timeout(2):
+                async with pool.connection() as conn:
+                    await conn.execute("SELECT 1")
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready; say which
+            return PlainTextResponse(f"Postgres unreachable: {type(exc).__name__}\n", 503)
+        return PlainTextResponse("ready\n")
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_page() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def run_api(settings: Settings) -> None:
+    """Serve the API until SIGTERM or SIGINT: the requests in flight are answered, then it
+    exits 0 (uvicorn alone would re-raise the signal and die by it)."""
+    import uvicorn  # noqa: PLC0415 - the other commands stay quick to start
+
+    class Server(uvicorn.Server):
+        @contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with stop_on_signals(then=self.stop):
+                yield
+
+        def stop(self) -> None:
+            self.should_exit = True
+
+    with connect(settings.dsn(), settings.database_schema, autocommit=True,
+                 **settings.database_options()) as conn:
+        require_migrated(conn)
+    log.info("API on http://%s:%d (docs at /docs)", settings.api_host, settings.api_port)
+    config = uvicorn.Config(build_app(settings), host=settings.api_host,
+                            port=settings.api_port, log_config=None, access_log=False,
+                            loop="uvloop", http="httptools", server_header=False)
+    Server(config).run()

@@ -1,0 +1,105 @@
+"""Who is calling: `Authorization: Bearer <token>` checked against the stored hash of an
+API key, its scopes, and a per-key rate limit.
+
+- 401 (with `WWW-Authenticate: Bearer`) for a missing, malformed, unknown, wrong or revoked
+  token; the answer does not say which, and the comparison takes constant time.
+- 403 for a key without the route's scope; `admin` holds every scope.
+- 429 with `Retry-After` once a key spends its burst faster than its rate refills it.
+A key's row is cached for `KEY_TTL` seconds, so a revocation takes effect within that.
+Tokens are never logged: they live in one header and this module only.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from psycopg_pool import AsyncConnectionPool
+
+from stockflow.adapters.db import api_keys
+from stockflow.contract.api_keys import parse, token_matches
+
+__all__ = ["KEY_TTL", "Caller", "Gate", "require"]
+
+KEY_TTL = 5.0  # seconds a key's row is trusted before it is read again
+
+_bearer = HTTPBearer(auto_error=False, description="an API key: `stockflow apikeys create`")
+
+
+@dataclass(frozen=True)
+class Caller:
+    key_id: str
+    name: str  # recorded as the actor of its writes
+    scopes: frozenset[str]
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    at: float
+
+
+@dataclass
+class Gate:
+    """Authentication and rate limits for one API process."""
+
+    pool: AsyncConnectionPool
+    rate: float  # requests/s a key may sustain
+    burst: int  # requests a key may make at once
+    known: dict[str, tuple[float, api_keys.ApiKey | None]] = field(default_factory=dict)
+    buckets: dict[str, _Bucket] = field(default_factory=dict)
+
+    async def caller(self, token: str | None) -> Caller:
+        key_id = parse(token) if token else None
+        key = await self._key(key_id) if key_id else None
+        if token is None or key is None or key.revoked_at is not None \
+                or not token_matches(token, key.token_hash):
+            raise HTTPException(401, "a valid API key is required: Authorization: Bearer "
+                                "<token>", headers={"WWW-Authenticate": "Bearer"})
+        return Caller(key.id, key.name, key.scopes)
+
+    def spend(self, caller: Caller) -> None:
+        """Take one request from the key's bucket, or answer 429."""
+        now = time.monotonic()
+        b = self.buckets.setdefault(caller.key_id, _Bucket(self.burst, now))
+        b.tokens = min(self.burst, b.tokens + (now - b.at) * self.rate)
+        b.at = now
+        if b.tokens < 1:
+            wait = math.ceil((1 - b.tokens) / self.rate)
+            raise HTTPException(429, f"rate limit of {self.rate:g} requests/s exceeded",
+                                headers={"Retry-After": str(max(1, wait))})
+        b.tokens -= 1
+
+    async def _key(self, key_id: str) -> api_keys.ApiKey | None:
+        now = time.monotonic()
+        cached = self.known.get(key_id)
+        if cached is not None and now - cached[0] < KEY_TTL:
+            return cached[1]
+        async with self.pool.connection() as conn:
+            key = await api_keys.find(conn, key_id)
+        if len(self.known) > 10_000:  # unknown ids are cached too: keep it bounded
+            self.known.clear()
+        self.known[key_id] = (now, key)
+        return key
+
+
+def require(scope: str) -> Callable[..., Awaitable[Caller]]:
+    """A dependency: the authenticated caller, who holds `scope` and is within its rate."""
+
+    async def dependency(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Caller:
+        gate: Gate = request.app.state.gate
+        caller = await gate.caller(credentials.credentials if credentials else None)
+        if scope not in caller.scopes and "admin" not in caller.scopes:
+            raise HTTPException(403, f"this API key lacks the {scope!r} scope")
+        gate.spend(caller)
+        return caller
+
+    return dependency

@@ -1,0 +1,111 @@
+"""What the API answers, as pydantic models: they make the OpenAPI document that clients
+(and the schemathesis run in the suite) hold the API to."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = ["Alert", "Alerts", "Ledger", "Movement", "Order", "OrderLine", "Problem", "SkuStock",
+           "Stock", "StockAt", "StockPage", "Totals"]
+
+Severity = Literal["ok", "low", "out_of_stock"]
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+class Totals(BaseModel):
+    on_hand: int
+    reserved: int
+    available: int
+    in_transit: int
+    damaged: int
+
+
+class Stock(Totals):
+    key: str = Field(description="SKU@WAREHOUSE")
+    sku: str
+    warehouse: str
+    version: int = Field(description="how many events changed this key; also its ETag")
+    reorder_point: int
+    safety_stock: int
+    severity: Severity
+    updated_at: datetime = Field(description="when the last applied event was recorded")
+
+
+class StockPage(BaseModel):
+    items: list[Stock]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; "
+                                                "null on the last")
+
+
+class SkuStock(BaseModel):
+    sku: str
+    warehouses: list[Stock]
+    totals: Totals
+
+
+class Movement(BaseModel):
+    version: int
+    event_id: str
+    event_type: str
+    reference: str | None
+    note: str | None
+    on_hand_before: int
+    on_hand_after: int
+    reserved_before: int
+    reserved_after: int
+    in_transit_before: int
+    in_transit_after: int
+    damaged_before: int
+    damaged_after: int
+    recorded_at: datetime
+
+
+class Ledger(BaseModel):
+    key: str
+    items: list[Movement]
+    next_cursor: str | None
+
+
+class StockAt(Totals):
+    key: str
+    time: datetime = Field(description="the instant asked about")
+    version: int = Field(description="the key's version then; 0 before its first event")
+    recorded_at: datetime | None = Field(description="when that version was recorded")
+
+
+class OrderLine(BaseModel):
+    key: str
+    sku: str
+    warehouse: str
+    line_id: str
+    quantity: int
+    remaining: int = Field(description="units still reserved")
+    status: Literal["pending", "confirmed", "rejected", "released", "expired", "fulfilled"]
+    expires_at: datetime | None
+    backordered: bool
+    updated_at: datetime
+
+
+class Order(BaseModel):
+    order_id: str
+    lines: list[OrderLine]
+
+
+class Alert(BaseModel):
+    key: str
+    sku: str
+    warehouse: str
+    severity: Literal["low", "out_of_stock"]
+    available: int
+    reorder_point: int
+    updated_at: datetime
+
+
+class Alerts(BaseModel):
+    items: list[Alert]

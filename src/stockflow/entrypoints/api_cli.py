@@ -1,0 +1,92 @@
+"""`stockflow api` (serve the HTTP API) and `stockflow apikeys create|list|revoke`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from stockflow import StockflowError
+from stockflow.adapters.db import api_keys, store
+from stockflow.adapters.db.migrate import require_migrated
+from stockflow.contract.api_keys import SCOPES, new_token, token_hash
+from stockflow.settings import Settings
+
+__all__ = ["register"]
+
+
+def _connect() -> store.Conn:
+    settings = Settings()
+    conn = store.connect(settings.dsn(), settings.database_schema, autocommit=True,
+                         **settings.database_options())
+    require_migrated(conn)
+    return conn
+
+
+def _scopes(text: str) -> list[str]:
+    found = sorted({s.strip() for s in text.split(",") if s.strip()})
+    if not found or set(found) - set(SCOPES):
+        raise StockflowError(f"--scopes: a comma-separated choice of {', '.join(SCOPES)}; "
+                             f"got {text!r}")
+    return found
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    scopes = _scopes(args.scopes)
+    if not 1 <= len(args.name) <= 100:
+        raise StockflowError("--name: 1 to 100 characters")
+    made = new_token()
+    with _connect() as conn:
+        api_keys.add(conn, key_id=made.id, name=args.name, digest=token_hash(made.token),
+                     scopes=scopes)
+    print(f"key      {made.id}")
+    print(f"token    {made.token}   (shown once: only its hash is stored)")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    with _connect() as conn:
+        rows = api_keys.keys(conn)
+    listed: list[dict[str, Any]] = [{"id": k.id, "name": k.name, "scopes": sorted(k.scopes),
+               "created_at": k.created_at.isoformat(),
+               "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None}
+              for k in rows]
+    if args.json:
+        print(json.dumps(listed, indent=2))
+        return 0
+    for k in listed:
+        state = f"revoked {k['revoked_at']}" if k["revoked_at"] else "active"
+        print(f"{k['id']}  {k['name']:<24} {','.join(k['scopes']):<18} {state}")
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    with _connect() as conn:
+        if not api_keys.revoke(conn, args.id):
+            raise StockflowError(f"no active API key {args.id!r}")
+    print(f"{args.id} revoked (servers stop accepting it within seconds)")
+    return 0
+
+
+def cmd_api(_: argparse.Namespace) -> int:
+    from stockflow.entrypoints.api.app import run_api  # noqa: PLC0415 - FastAPI loads here only
+
+    run_api(Settings())
+    return 0
+
+
+def register(sub: Any) -> None:  # argparse's _SubParsersAction
+    """Add `api` and `apikeys` to the CLI's subcommands."""
+    sub.add_parser("api", help="serve the HTTP API").set_defaults(func=cmd_api)
+    keys = sub.add_parser("apikeys", help="manage API keys").add_subparsers(
+        dest="action", required=True)
+    create = keys.add_parser("create", help="make a key; prints its token once")
+    create.add_argument("--name", required=True, help="who uses it (recorded as the actor)")
+    create.add_argument("--scopes", default="read", help=f"comma-separated: {', '.join(SCOPES)}")
+    create.set_defaults(func=cmd_create)
+    listing = keys.add_parser("list", help="list keys (never their tokens)")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_list)
+    revoke = keys.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("id")
+    revoke.set_defaults(func=cmd_revoke)
