@@ -101,7 +101,14 @@ class Publisher:
                 data.setdefault("expires_at", expires_at.isoformat())
             ident = f"{order_id}/{data['line_id']}/placed"
             docs.append(envelope("order.placed", data, id_=ident, time=time, source=self.source))
-        prepared = [self.prepare(d) for d in docs]  # all valid, or nothing is sent
+        self.send_atomically(docs, timeout=timeout)
+        return [str(d["id"]) for d in docs]
+
+    def send_atomically(self, docs: Iterable[Mapping[str, Any]], *,
+                        timeout: float = 30.0) -> None:
+        """Validate every envelope, then send them all in one Kafka transaction: all are
+        valid and sent, or PublishError and nothing is. Not for concurrent callers."""
+        prepared = [self.prepare(d) for d in docs]
         tx = self._transactional()
         tx.begin_transaction()
         try:
@@ -110,7 +117,6 @@ class Publisher:
         except Exception:
             tx.abort_transaction(timeout)
             raise
-        return [str(d["id"]) for d in docs]
 
     def _transactional(self) -> Producer:
         if self._tx is None:

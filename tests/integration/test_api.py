@@ -49,7 +49,7 @@ def api_server(env: Env, **settings: str) -> Iterator[httpx.Client]:
         env={**os.environ, **env.env_vars, "STOCKFLOW_API_HOST": "127.0.0.1",
              "STOCKFLOW_API_PORT": str(port), "STOCKFLOW_LOG_LEVEL": "WARNING", **settings},
         stdout=subprocess.DEVNULL, stderr=log)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=40)  # > ?wait=30
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -249,3 +249,72 @@ def test_ledger_pages_and_time_travel_agree_with_a_replay(services: LocalService
                 == want, at
             assert got["available"] == want[0] - want[1]
             assert got["version"] == (upto[-1][0] if upto else 0)
+
+
+def test_writes_become_events_once_and_wait_for_the_outcome(services: LocalServices,
+                                                           unique: str) -> None:
+    env = make_env(services, unique)
+    _, writer = new_key(env, "wms", "write")
+    _, reader = new_key(env, "storefront", "read")
+    w, r = bearer(writer), bearer(reader)
+
+    def stock(api: httpx.Client, key: str) -> dict[str, Any]:
+        got = api.get(f"/v1/stock/{key}", headers=r)
+        assert got.status_code == 200, got.text
+        return dict(got.json())
+
+    with api_server(env) as api, processor_thread(env) as running:
+        receipt = {"sku": "API-1", "warehouse": "WH-1", "quantity": 10}
+        first = api.post("/v1/receipts", json=receipt, params={"wait": 15},
+                         headers={**w, "Idempotency-Key": "delivery-77"})
+        assert first.status_code == 202, first.text
+        assert [o["outcome"] for o in first.json()["outcomes"]] == ["applied"]
+        again = api.post("/v1/receipts", json=receipt, params={"wait": 15},
+                         headers={**w, "Idempotency-Key": "delivery-77"})
+        assert again.json()["event_ids"] == first.json()["event_ids"]
+        assert stock(api, "API-1@WH-1")["on_hand"] == 10  # the retry moved nothing
+
+        counted = api.post("/v1/counts", params={"wait": 15}, headers=w,
+                           json={"sku": "API-1", "warehouse": "WH-1", "on_hand": 7})
+        assert counted.json()["outcomes"][0]["outcome"] == "applied"
+        api.post("/v1/adjustments", params={"wait": 15}, headers=w,
+                 json={"sku": "API-1", "warehouse": "WH-1", "delta": -3, "reason": "broken"})
+        assert stock(api, "API-1@WH-1")["on_hand"] == 4
+        below = api.post("/v1/adjustments", params={"wait": 15}, headers=w,
+                         json={"sku": "API-1", "warehouse": "WH-1", "delta": -100,
+                               "reason": "typo"})
+        refused = below.json()["outcomes"][0]
+        assert refused["outcome"] == "rejected", below.text  # at once, not after 15 s
+        assert refused["reason"].startswith("negative_result")
+
+        order = api.post("/v1/orders", params={"wait": 15}, headers=w, json={
+            "order_id": f"O-{unique}", "lines": [
+                {"sku": "API-1", "warehouse": "WH-1", "quantity": 3},
+                {"sku": "API-1", "warehouse": "WH-1", "quantity": 50, "line_id": "big"}]})
+        assert order.status_code == 202, order.text
+        assert [(ln["line_id"], ln["status"]) for ln in order.json()["lines"]] == [
+            ("1", "pending"), ("big", "rejected")]
+        assert stock(api, "API-1@WH-1")["reserved"] == 3
+
+        # invalid: 422 naming the reason, and nothing of the request is published
+        bad = api.post("/v1/events", headers=w, json=[
+            {"type": "receipt.received", "data": {"receipt_id": "ok", "sku": "API-2",
+                                                  "warehouse": "WH-1", "quantity": 5}},
+            {"type": "receipt.received", "data": {"receipt_id": "bad", "sku": "API-2",
+                                                  "warehouse": "WH-1", "quantity": 0}}])
+        assert bad.status_code == 422 and "quantity_out_of_range" in bad.text, bad.text
+        good = api.post("/v1/events", params={"wait": 15}, headers=w, json=[
+            {"type": "receipt.received", "data": {"receipt_id": "g1", "sku": "API-3",
+                                                  "warehouse": "WH-1", "quantity": 5}},
+            {"type": "stock.thresholds-set", "data": {"sku": "API-3", "warehouse": "WH-1",
+                                                      "reorder_point": 4, "safety_stock": 1}}])
+        assert [o["outcome"] for o in good.json()["outcomes"]] == ["applied", "applied"]
+        got = stock(api, "API-3@WH-1")
+        assert (got["on_hand"], got["reorder_point"]) == (5, 4)
+        assert api.get("/v1/stock/API-2@WH-1", headers=r).status_code == 404
+        assert api.post("/v1/receipts", json=receipt, headers=r).status_code == 403
+        running.check()
+    with env.db() as conn:
+        touched = {str(k) for (k,) in conn.execute(
+            "SELECT DISTINCT key FROM processed_events")}
+    assert touched == {"API-1@WH-1", "API-3@WH-1"}  # nothing of the invalid request

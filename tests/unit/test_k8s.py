@@ -32,7 +32,7 @@ def _by_kind(component: str = "processor") -> dict[str, dict[str, Any]]:
                                                      component) in (component, "init")}
 
 
-@pytest.mark.parametrize("component", ["processor", "relay"])
+@pytest.mark.parametrize("component", ["processor", "relay", "api"])
 def test_services_have_probes_resources_and_a_disruption_budget(component: str) -> None:
     kinds = _by_kind(component)
     spec = kinds["Deployment"]["spec"]["template"]["spec"]
@@ -45,8 +45,8 @@ def test_services_have_probes_resources_and_a_disruption_budget(component: str) 
     assert kinds["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"] == selector
     assert kinds["Service"]["spec"]["selector"] == selector
     port = kinds["Service"]["metadata"]["annotations"]["prometheus.io/port"]
-    setting = "STOCKFLOW_METRICS_PORT" if component == "processor" else \
-        "STOCKFLOW_RELAY_METRICS_PORT"
+    setting = {"processor": "STOCKFLOW_METRICS_PORT", "relay": "STOCKFLOW_RELAY_METRICS_PORT",
+               "api": "STOCKFLOW_API_PORT"}[component]
     assert kinds["ConfigMap"]["data"][setting] == port
 
 

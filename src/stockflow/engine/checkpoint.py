@@ -154,11 +154,15 @@ def _decide(
         except Exception as exc:  # noqa: BLE001 - one event's failure must not stop the rest
             rejection = Rejection(Reason.PROCESSING_ERROR, describe(exc), ev.id, ev.type)
             _reject(topics, msg, rejection, kinds[msg.topic], report, out_by_part, exc)
+            writes.rejected.append(store.RejectedRow(ev.id, key, rejection.reason.value,
+                                                     rejection.message))
             continue
         outcome = decision.outcome
         if outcome is Outcome.REJECTED:
             rejection = Rejection(Reason.NEGATIVE_RESULT, decision.message, ev.id, ev.type)
             _reject(topics, msg, rejection, kinds[msg.topic], report, out_by_part)
+            writes.rejected.append(store.RejectedRow(ev.id, key, rejection.reason.value,
+                                                     rejection.message))
             continue
         label = _NOOP if outcome is Outcome.NOOP else _APPLIED
         report.events[(labels[msg.topic], ev.type, label)] += 1

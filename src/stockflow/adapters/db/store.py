@@ -22,7 +22,8 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]  # the HTTP API's
 
 __all__ = ["Advance", "AlertRow", "AsyncConn", "Conn", "FencedError", "Fetched", "LedgerRow",
-           "LineRow", "Offsets", "OutboxRow", "ProcessedRow", "RefRow", "Writes", "connect",
+           "LineRow", "Offsets", "OutboxRow", "ProcessedRow", "RefRow", "RejectedRow", "Writes",
+           "connect",
            "delete_outbox_rows", "fetch", "load_positions", "pending_outbox", "write"]
 
 class Advance(NamedTuple):
@@ -126,6 +127,15 @@ class RefRow(NamedTuple):
     quantity: int
 
 
+class RejectedRow(NamedTuple):
+    """An event the rules rejected (or failed on), sent to the DLQ with this reason."""
+
+    event_id: str
+    key: str
+    reason: str
+    message: str
+
+
 class ProcessedRow(NamedTuple):
     """An event id seen, where it was read, and whether it was applied or a no-op."""
 
@@ -155,6 +165,7 @@ class Writes:
     lines: dict[tuple[str, str, str], LineRow] = field(default_factory=dict)  # key, order, line
     refs: list[RefRow] = field(default_factory=list)
     processed: list[ProcessedRow] = field(default_factory=list)
+    rejected: list[RejectedRow] = field(default_factory=list)
     outbox: list[OutboxRow] = field(default_factory=list)
 
 
@@ -192,6 +203,8 @@ def write(
                  _ints([r.quantity for r in w.refs])))
         if w.alerts_changed:
             _alerts(conn, w.alerts_changed)
+        if w.rejected:
+            _rejected(conn, w.rejected)
         if delete_outbox:
             delete_outbox_rows(conn, delete_outbox)
         outbox_cur = None
@@ -227,6 +240,17 @@ def _ints(values: Iterable[int]) -> str:
 def _nullable(values: Iterable[object | None]) -> str:
     """An array literal of values whose text form needs no escaping (ints, datetimes)."""
     return "{" + ",".join(["NULL" if v is None else f'"{v}"' for v in values]) + "}"
+
+
+def _rejected(conn: Conn, rows: list[RejectedRow]) -> None:
+    latest = {r.event_id: r for r in rows}  # one id twice in a batch: the later judgement
+    conn.execute(
+        "INSERT INTO rejected_events (event_id, key, reason, message) SELECT * FROM"
+        " unnest(%s::text[], %s::text[], %s::text[], %s::text[]) ON CONFLICT (event_id)"
+        " DO UPDATE SET key = EXCLUDED.key, reason = EXCLUDED.reason,"
+        " message = EXCLUDED.message, rejected_at = now()",
+        ([r.event_id for r in latest.values()], [r.key for r in latest.values()],
+         [r.reason for r in latest.values()], [r.message[:1000] for r in latest.values()]))
 
 
 def _upsert_stock(conn: Conn, states: list[StockState]) -> None:

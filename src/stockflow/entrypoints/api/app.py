@@ -25,7 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 from stockflow import __version__
 from stockflow.adapters.db.migrate import require_migrated
 from stockflow.adapters.db.store import AsyncConn, connect
-from stockflow.entrypoints.api import reads
+from stockflow.entrypoints.api import reads, writes
 from stockflow.entrypoints.api.auth import Gate
 from stockflow.entrypoints.app import stop_on_signals
 from stockflow.settings import Settings
@@ -71,15 +71,18 @@ def build_app(settings: Settings) -> FastAPI:
         await pool.open(wait=False)
         app.state.pool = pool
         app.state.gate = Gate(pool, settings.api_rate_limit, settings.api_rate_burst)
+        app.state.sender = writes.Sender(settings)
         try:
             yield
         finally:
+            await asyncio.to_thread(app.state.sender.close)
             await pool.close()
 
     app = FastAPI(title="stockflow", version=__version__, lifespan=lifespan,
                   description="Stock of every item in every warehouse: read it, change it by "
                               "events. Authenticate with `Authorization: Bearer <API key>`.")
     app.include_router(reads.router)
+    app.include_router(writes.router)
 
     @app.middleware("http")
     async def measure(request: Request,
