@@ -272,8 +272,9 @@ def test_canary_no_refused_form_of_loopback_is_ever_sent() -> None:
             "0177.0.0.01", "127.1", "127.0.1", "0x7f.1", "017700000001", "127.000.000.001",
             WIDE_127, IDEOGRAPHIC_127, "[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[::127.0.0.1]",
             "[::1]", "[0:0:0:0:0:0:0:1]", "[64:ff9b::127.0.0.1]", "[2002:7f00:1::]", "0",
-            "0.0.0.0", "[::]", "localhost",  # noqa: S104 - a URL, not a bind "LocalHost.", "hooks.localhost", "loop.test",
-            "mixed.test", "loop6.test", "mapped.test", "%31%32%37.0.0.1", "[::1%25lo]")]
+            "0.0.0.0", "[::]", "localhost",  # noqa: S104 - a URL, not a bind
+            "LocalHost.", "hooks.localhost", "loop.test", "mixed.test", "loop6.test",
+            "mapped.test", "%31%32%37.0.0.1", "[::1%25lo]")]
         forms += [f"http://u:p@127.0.0.1:{p}/", f"https://127.0.0.1:{p}/", f"ftp://127.0.0.1:{p}/"]
         rebind = Rebind("127.0.0.1", PUBLIC4)
         refused = []
