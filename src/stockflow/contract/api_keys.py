@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from typing import NamedTuple
 
 __all__ = ["SCOPES", "KeyToken", "new_token", "parse", "token_hash", "token_matches"]
 
@@ -15,11 +16,11 @@ SCOPES = ("read", "write", "admin")
 _TOKEN = re.compile(r"sfk_([a-z0-9]{16})_[A-Za-z0-9_-]{43}")
 
 
-class KeyToken:
+class KeyToken(NamedTuple):
     """A freshly made token: `id` is public, `token` is shown once."""
 
-    def __init__(self, key_id: str, token: str) -> None:
-        self.id, self.token = key_id, token
+    id: str
+    token: str
 
 
 def new_token() -> KeyToken:

@@ -9,8 +9,8 @@ from typing import Any
 
 from stockflow.adapters.db.store import AsyncConn
 
-__all__ = ["STOCK_FIELDS", "alerts", "ledger", "order_lines", "sku", "stock", "stock_at",
-           "stock_page"]
+__all__ = ["STOCK_FIELDS", "alerts", "event_outcomes", "ledger", "order_lines", "sku", "stock",
+           "stock_at", "stock_page"]
 
 STOCK_FIELDS = ("key", "sku", "warehouse", "on_hand", "reserved", "available", "in_transit",
                 "damaged", "version", "reorder_point", "safety_stock", "severity",
@@ -80,6 +80,21 @@ async def order_lines(conn: AsyncConn, order_id: str) -> list[dict[str, Any]]:
     return await _rows(conn, f"SELECT {', '.join(_LINE_FIELDS)} FROM reservations"
                              " WHERE order_id = %s ORDER BY line_id, key", (order_id,),
                        _LINE_FIELDS)
+
+
+async def event_outcomes(conn: AsyncConn, ids: list[str]) -> dict[str, tuple[str, str | None]]:
+    """What the processor made of these events so far: event id -> (`applied` | `noop` |
+    `rejected`, the rejection's reason). An event rejected once and applied after a
+    re-send counts as applied."""
+    cur = await conn.execute(
+        "SELECT event_id, outcome, NULL FROM processed_events WHERE event_id = ANY(%s)"
+        " UNION ALL SELECT event_id, 'rejected', reason || ': ' || message"
+        " FROM rejected_events WHERE event_id = ANY(%s)", (ids, ids))
+    done: dict[str, tuple[str, str | None]] = {}
+    for ident, outcome, reason in sorted(await cur.fetchall(),
+                                         key=lambda row: row[1] == "rejected"):
+        done.setdefault(str(ident), (str(outcome), reason))  # processed rows come first
+    return done
 
 
 async def alerts(conn: AsyncConn, *, warehouse: str | None,

@@ -26,6 +26,7 @@ from confluent_kafka import KafkaException
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
+from stockflow.adapters.db import reads
 from stockflow.adapters.db.store import AsyncConn
 from stockflow.contract.events import envelope
 from stockflow.domain.inputs import Delta, Ident, Instant, Level, Name, Note, Quantity
@@ -173,20 +174,13 @@ def _docs(caller: Caller, idempotency_key: str | None,
 
 
 async def _outcomes(conn: AsyncConn, ids: list[str], wait: float) -> list[Outcome]:
-    """Each event's outcome once all are recorded (applied or not), or when `wait` ends.
-    An event rejected once and applied after a re-send counts as applied."""
+    """Each event's outcome once all are applied or rejected, or when `wait` ends."""
     deadline = time.monotonic() + wait
     while True:
-        cur = await conn.execute(
-            "SELECT event_id, outcome, NULL FROM processed_events WHERE event_id = ANY(%s)"
-            " UNION ALL SELECT event_id, 'rejected', reason || ': ' || message"
-            " FROM rejected_events WHERE event_id = ANY(%s)", (ids, ids))
-        done: dict[str, Outcome] = {}
-        rows = sorted(await cur.fetchall(), key=lambda row: row[1] == "rejected")
-        for ident, outcome, reason in rows:  # processed first: a rejection only if not
-            done.setdefault(ident, Outcome(event_id=ident, outcome=outcome, reason=reason))
+        done = await reads.event_outcomes(conn, ids)
         if len(done) == len(ids) or time.monotonic() >= deadline:
-            return [done.get(i) or Outcome(event_id=i, outcome="pending") for i in ids]
+            return [Outcome(event_id=i, outcome=done[i][0], reason=done[i][1])  # type: ignore[arg-type]
+                    if i in done else Outcome(event_id=i, outcome="pending") for i in ids]
         await asyncio.sleep(0.02)
 
 
@@ -273,10 +267,9 @@ async def post_order(body: OrderIn, request: Request, caller: Writer,
     if not wait:
         return OrderAccepted(**accepted.model_dump())
     async with request.app.state.pool.connection() as conn:
-        cur = await conn.execute("SELECT line_id, key, status, backordered FROM reservations"
-                                 " WHERE order_id = %s", (body.order_id,))
-        found = {(str(ln), str(k)): {"status": s, "backordered": b}
-                 for ln, k, s, b in await cur.fetchall()}
+        found = {(r["line_id"], r["key"]): {"status": r["status"],
+                                            "backordered": r["backordered"]}
+                 for r in await reads.order_lines(conn, body.order_id)}
     statuses = []
     for line in lines:
         key = f"{line['sku']}@{line['warehouse']}"
