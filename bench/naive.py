@@ -80,10 +80,11 @@ def main() -> None:
                 conn.execute("INSERT INTO ledger (key, version, event_id, event_type,"
                              " on_hand_before, on_hand_after, reserved_before, reserved_after,"
                              " in_transit_before, in_transit_after, damaged_before,"
-                             " damaged_after) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-                             " %s, %s)", (key, version, doc.get("id"), kind, before[0],
-                                          after[0], before[1], after[1], before[2], after[2],
-                                          before[3], after[3]))
+                             " damaged_after, actor, event_time) VALUES (%s, %s, %s, %s, %s,"
+                             " %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                             (key, version, doc.get("id"), kind, before[0], after[0], before[1],
+                              after[1], before[2], after[2], before[3], after[3],
+                              doc.get("source"), doc.get("time")))
                 producer.produce(out, json.dumps({"key": key, "on_hand": after[0],
                                                   "version": version}).encode(), key.encode())
                 producer.poll(0)

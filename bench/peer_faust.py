@@ -54,8 +54,8 @@ UPSERT = (
 LEDGER = (
     "INSERT INTO {schema}.ledger (key, version, event_id, event_type, reference, note,"
     " on_hand_before, on_hand_after, reserved_before, reserved_after, in_transit_before,"
-    " in_transit_after, damaged_before, damaged_after)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " in_transit_after, damaged_before, damaged_after, actor, event_time)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
     " ON CONFLICT DO NOTHING")  # a replay after a crash re-inserts the same (key, version)
 
 
@@ -80,7 +80,7 @@ def ledger_row(key: str, e: LedgerEntry) -> tuple[object, ...]:
     b, a = e.before, e.after
     return (key, e.version, e.event_id, e.event_type, e.reference, e.note, b.on_hand,
             a.on_hand, b.reserved, a.reserved, b.in_transit, a.in_transit, b.damaged,
-            a.damaged)
+            a.damaged, e.actor, e.time)
 
 
 def build(s: Settings, datadir: str) -> faust.App:

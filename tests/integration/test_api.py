@@ -313,6 +313,14 @@ def test_writes_become_events_once_and_wait_for_the_outcome(services: LocalServi
         assert (got["on_hand"], got["reorder_point"]) == (5, 4)
         assert api.get("/v1/stock/API-2@WH-1", headers=r).status_code == 404
         assert api.post("/v1/receipts", json=receipt, headers=r).status_code == 403
+        # who did it: every movement names the writing key, at its event's own time
+        history = api.get("/v1/stock/API-1@WH-1/ledger", headers=r).json()["items"]
+        assert [m["event_type"] for m in history] == [
+            "receipt.received", "stock.counted", "stock.adjusted", "order.placed",
+            "order.placed"]  # the reserved line, then the rejected one
+        assert {m["actor"] for m in history} == {"api-key:wms"}
+        assert all(datetime.fromisoformat(m["event_time"])
+                   <= datetime.fromisoformat(m["recorded_at"]) for m in history)
         running.check()
     with env.db() as conn:
         touched = {str(k) for (k,) in conn.execute(

@@ -179,7 +179,7 @@ def _parse(topic: TopicKind, key: bytes | None, raw: bytes, limits: Limits) -> E
     if env.subject is not None and env.subject != text:
         return Rejection(Reason.KEY_MISMATCH,
                          f"subject {env.subject!r} is not the Kafka key {key!r}", *ident)
-    return Event(env.id, env.type, env.time, sku, warehouse, data, text)
+    return Event(env.id, env.type, env.time, sku, warehouse, data, text, env.source)
 
 
 # Valid Kafka keys seen, as (sku, warehouse, key): a processor sees the same few thousand

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -36,6 +37,8 @@ class LedgerEntry(NamedTuple):
     version: int
     reference: str | None
     note: str | None = None
+    actor: str | None = None  # the cause's source
+    time: datetime | None = None  # the cause's own time (business time)
 
 
 class Decision(NamedTuple):

@@ -242,4 +242,5 @@ class Event(NamedTuple):
     warehouse: str
     data: InputData
     key: str  # SKU@WAREHOUSE, kept rather than derived: it is read many times per event
+    source: str = ""  # the CloudEvents source: who sent it (the ledger's actor)
 

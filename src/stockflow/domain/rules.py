@@ -158,5 +158,6 @@ def settle(state: StockState, event: Event, change: Change) -> Decision:
             "available": available, "reorder_point": reorder_point,
             "safety_stock": safety_stock, "cause": caused_by}))
     ledger = LedgerEntry(event_id=event.id, event_type=event.type, before=old, after=qty,
-                         version=version, reference=change.reference, note=change.note)
+                         version=version, reference=change.reference, note=change.note,
+                         actor=event.source or None, time=event.time)
     return Decision(new, Outcome.APPLIED, tuple(outputs), ledger, change.lines, change.refs)

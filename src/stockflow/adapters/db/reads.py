@@ -18,7 +18,8 @@ STOCK_FIELDS = ("key", "sku", "warehouse", "on_hand", "reserved", "available", "
 _STOCK = f"SELECT {', '.join(STOCK_FIELDS)} FROM stock"
 _LEDGER_FIELDS = ("version", "event_id", "event_type", "reference", "note", "on_hand_before",
                   "on_hand_after", "reserved_before", "reserved_after", "in_transit_before",
-                  "in_transit_after", "damaged_before", "damaged_after", "recorded_at")
+                  "in_transit_after", "damaged_before", "damaged_after", "actor", "event_time",
+                  "recorded_at")
 _LINE_FIELDS = ("key", "line_id", "quantity", "remaining", "status", "expires_at",
                 "backordered", "updated_at")
 

@@ -63,7 +63,11 @@ class Movement(BaseModel):
     in_transit_after: int
     damaged_before: int
     damaged_after: int
-    recorded_at: datetime
+    actor: str | None = Field(
+        description="who caused it: the cause event's source (`api-key:<name>` for writes "
+                    "through this API); null for movements recorded before actors were kept")
+    event_time: datetime | None = Field(description="the cause event's own time")
+    recorded_at: datetime = Field(description="when the processor applied it")
 
 
 class Ledger(BaseModel):
