@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,10 +21,10 @@ from stockflow.adapters.kafka import DeliveryFailures, produce_all, producer
 from stockflow.contract.emit import Message
 from stockflow.contract.events import INPUT_MODELS, Reason, Rejection, envelope, parse, split_key
 from stockflow.contract.topics import Topics
-from stockflow.domain.inputs import Event
+from stockflow.domain.inputs import Event, Limits
 from stockflow.settings import Settings
 
-__all__ = ["PublishError", "Publisher", "envelope"]
+__all__ = ["PublishError", "Publisher", "envelope", "prepare"]
 
 
 class PublishError(StockflowError):
@@ -46,6 +46,24 @@ def _key_of(doc: Mapping[str, Any]) -> str:
                        Reason.KEY_MISMATCH)
 
 
+def prepare(doc: Mapping[str, Any], topics: Topics, limits: Limits,
+            key: str | None = None) -> Message:
+    """The message for an envelope, validated exactly as the processor will parse it, or
+    PublishError with the DLQ reason it would get."""
+    type_ = doc.get("type")
+    known = INPUT_MODELS.get(type_) if isinstance(type_, str) else None
+    if known is None:
+        raise PublishError(f"unknown event type {type_!r}", Reason.UNKNOWN_TYPE)
+    kind = known[0]
+    raw_key = (key or _key_of(doc)).encode()
+    value = json.dumps(doc, separators=(",", ":"), default=str).encode()
+    got = parse(kind, raw_key, value, limits)
+    if isinstance(got, Rejection):
+        raise PublishError(f"{got.reason.value}: {got.message}", got.reason)
+    assert isinstance(got, Event)
+    return Message(topics.name(kind), raw_key, value)
+
+
 class Publisher:
     """Validates events as the processor would and publishes them: `publish` one event,
     `publish_order` the lines of one order atomically, `flush` to wait for delivery (it
@@ -62,20 +80,9 @@ class Publisher:
         self._tx_id = transactional_id or f"{settings.client_id}-publisher-{uuid.uuid4().hex}"
         self._tx: Producer | None = None
 
-    def prepare(self, doc: Mapping[str, Any], key: str | None = None) -> tuple[str, bytes, bytes]:
-        """(topic, key, value) for an envelope, or PublishError with the reason it would get."""
-        type_ = doc.get("type")
-        known = INPUT_MODELS.get(type_) if isinstance(type_, str) else None
-        if known is None:
-            raise PublishError(f"unknown event type {type_!r}", Reason.UNKNOWN_TYPE)
-        kind = known[0]
-        raw_key = (key or _key_of(doc)).encode()
-        value = json.dumps(doc, separators=(",", ":"), default=str).encode()
-        got = parse(kind, raw_key, value, self.settings.limits())
-        if isinstance(got, Rejection):
-            raise PublishError(f"{got.reason.value}: {got.message}", got.reason)
-        assert isinstance(got, Event)
-        return self.topics.name(kind), raw_key, value
+    def prepare(self, doc: Mapping[str, Any], key: str | None = None) -> Message:
+        """The message for an envelope, or PublishError with the reason it would get."""
+        return prepare(doc, self.topics, self.settings.limits(), key)
 
     def publish(self, type_: str, data: Mapping[str, Any], *, id_: str | None = None,
                 time: datetime | None = None, key: str | None = None) -> str:
@@ -85,7 +92,7 @@ class Publisher:
         return str(doc["id"])
 
     def send(self, doc: Mapping[str, Any], *, key: str | None = None) -> None:
-        produce_all(self._producer, [Message(*self.prepare(doc, key))])
+        produce_all(self._producer, [self.prepare(doc, key)])
 
     def publish_order(self, order_id: str, lines: Iterable[Mapping[str, Any]], *,
                       time: datetime | None = None, expires_at: datetime | None = None,
@@ -108,20 +115,36 @@ class Publisher:
                         timeout: float = 30.0) -> None:
         """Validate every envelope, then send them all in one Kafka transaction: all are
         valid and sent, or PublishError and nothing is. Not for concurrent callers."""
-        prepared = [self.prepare(d) for d in docs]
+        self.transact([self.prepare(d) for d in docs], timeout=timeout)
+
+    def transact(self, messages: Sequence[Message], *, timeout: float = 30.0,
+                 progress: Callable[[int], None] | None = None) -> None:
+        """Send prepared messages in one Kafka transaction: all or none. `progress` hears
+        how many more were handed to the producer, every few thousand. Not for concurrent
+        callers."""
         tx = self._transactional()
         tx.begin_transaction()
         try:
-            produce_all(tx, [Message(*p) for p in prepared])
+            step = 5000
+            for start in range(0, len(messages), step):
+                produce_all(tx, messages[start:start + step])
+                if progress is not None:
+                    progress(len(messages[start:start + step]))
             tx.commit_transaction(timeout)
         except Exception:
             tx.abort_transaction(timeout)
             raise
 
-    def _transactional(self) -> Producer:
+    def ready_transactions(self, timeout: float = 30.0) -> None:
+        """Register the transactional producer with the broker now (it takes a few hundred
+        milliseconds), not on the first atomic send."""
+        self._transactional(timeout)
+
+    def _transactional(self, timeout: float = 30.0) -> Producer:
         if self._tx is None:
-            self._tx = producer(self.settings, {"transactional.id": self._tx_id})
-            self._tx.init_transactions(30)
+            tx = producer(self.settings, {"transactional.id": self._tx_id})
+            tx.init_transactions(timeout)  # if this fails, the next call starts afresh
+            self._tx = tx
         return self._tx
 
 

@@ -1,15 +1,18 @@
-"""The main job with simulated traffic: steady processing, then Ctrl-C exits 0 with a
-summary whose figures are what Postgres holds."""
+"""The main job with simulated traffic: steady processing, the API and the relay beside it
+(a demo read token answers), then Ctrl-C exits 0 with a summary whose figures are what
+Postgres holds."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
+import httpx
 import psycopg
 
 from stockflow.devtools.localenv import LocalServices, free_port
@@ -22,11 +25,26 @@ def test_up_with_simulation_stops_on_ctrl_c_with_a_true_summary(services: LocalS
            "STOCKFLOW_DATABASE_URL": services.database_url,
            "STOCKFLOW_TOPIC_PREFIX": f"m{unique}.", "STOCKFLOW_DATABASE_SCHEMA": schema,
            "STOCKFLOW_GROUP_ID": f"m{unique}", "STOCKFLOW_METRICS_PORT": str(free_port()),
-           "STOCKFLOW_LOG_LEVEL": "WARNING"}
+           "STOCKFLOW_LOG_LEVEL": "WARNING", "STOCKFLOW_API_PORT": str(free_port()),
+           "STOCKFLOW_RELAY_METRICS_PORT": str(free_port())}
     job = subprocess.Popen([sys.executable, "-m", "stockflow", "up", "--simulate",
                             "--rate", "200", "--skus", "50", "--refresh", "1"],
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(12)
+    assert job.stdout is not None
+    banner = ""
+    while "read token" not in banner:  # the first line of the live view
+        banner = job.stdout.readline()
+        assert banner, job.communicate(timeout=60)
+    url, token = re.findall(r"API (\S+)/docs  read token (\S+)", banner)[0]
+    time.sleep(6)  # the API answers while the simulation runs
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as api:
+        page = api.get("/v1/stock", params={"limit": 5})
+        assert page.status_code == 200 and len(page.json()["items"]) == 5, page.text
+        assert api.get("/v1/alerts").status_code == 200
+        assert api.post("/v1/receipts", json={}).status_code == 403  # a read token
+    relay = re.findall(r"relay metrics (\S+) ", job.stdout.readline() + job.stdout.readline())
+    assert relay and "stockflow_webhook" in httpx.get(relay[0]).text
+    time.sleep(4)
     job.send_signal(signal.SIGINT)
     out, err = job.communicate(timeout=120)
     assert job.returncode == 0, err[-3000:]

@@ -62,6 +62,6 @@ def test_the_api_keeps_to_its_openapi_document(live_api: tuple[str, str]) -> Non
     schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()
                   if isinstance(result, Ok)]
-    assert len(operations) >= 14, [op.label for op in operations]
+    assert len(operations) >= 16, [op.label for op in operations]
     for op in operations:
         _conforms(op, base, {"Authorization": f"Bearer {token}"})

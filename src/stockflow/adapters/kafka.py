@@ -210,7 +210,10 @@ def headers_of(raw: Any) -> list[tuple[str, bytes]]:
 
 
 def admin(settings: Settings) -> AdminClient:
-    return AdminClient(settings.kafka_common())
+    # Its log lines too go through Python logging: at destruction, an admin client left to
+    # the garbage collector wrote a notice of its own on stderr ("Purging ... background
+    # queue"), whenever the collector came by.
+    return AdminClient(_merge(settings, {}, None))
 
 
 def partition_counts(client: AdminClient, names: list[str]) -> dict[str, int | None]:

@@ -63,9 +63,10 @@ class View:
     registry: CollectorRegistry
     conn: Conn
     published: Counter[str]
+    banner: list[str] = field(default_factory=list)  # lines shown above the figures
     last: Snapshot | None = None
 
-    def render(self) -> str:
+    def render(self, *, banner: bool = True) -> str:
         snap = Snapshot.take(self.registry)
         prev, self.last = self.last, snap
         span = (snap.at - prev.at) if prev else 1.0
@@ -73,6 +74,7 @@ class View:
                  for t, n in snap.by_type.items()}
         low = queries.most_critical(self.conn, 5)
         lines = [
+            *(self.banner if banner else []),
             f"stockflow  published {sum(self.published.values()):,}  processed "
             f"{sum(snap.by_type.values()):,}  lag {snap.lag:,.0f}  "
             f"latency p50 {_ms(snap.quantile(0.5))} p95 {_ms(snap.quantile(0.95))}  "
@@ -84,11 +86,10 @@ class View:
         return "\n".join(lines)
 
     def show(self) -> None:
-        text = self.render()
-        if sys.stdout.isatty():
-            sys.stdout.write("\x1b[2J\x1b[H" + text + "\n")
-        else:
-            sys.stdout.write(text + "\n")
+        if sys.stdout.isatty():  # redrawn in place, the banner included
+            sys.stdout.write("\x1b[2J\x1b[H" + self.render() + "\n")
+        else:  # appended: the banner once
+            sys.stdout.write(self.render(banner=self.last is None) + "\n")
         sys.stdout.flush()
 
 

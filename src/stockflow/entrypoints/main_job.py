@@ -1,5 +1,6 @@
 """The main job with simulated traffic: processor, simulator and live view in one process,
-stopped by Ctrl-C or a duration, ending with a summary read back from Postgres."""
+the HTTP API and the webhook relay beside it, stopped by Ctrl-C or a duration, ending with
+a summary read back from Postgres."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from stockflow.contract.topics import Topics
 from stockflow.devtools.simulate import Simulation, Simulator
 from stockflow.engine.processor import Processor
 from stockflow.entrypoints.app import serving, stop_on_signals
+from stockflow.entrypoints.companions import companions
 from stockflow.entrypoints.console import View, summary
 from stockflow.publisher import Publisher
 from stockflow.settings import Settings
@@ -42,13 +44,14 @@ def _behind(settings: Settings, conn: store.Conn) -> int:
 
 def run_simulated(settings: Settings, *, rate: float, duration: float | None, skus: int,
                   refresh: float = 1.0) -> int:
-    with serving(settings) as (processor, registry):
-        return _drive(settings, processor, registry, rate=rate, duration=duration, skus=skus,
-                      refresh=refresh)
+    with serving(settings) as (processor, registry), companions(settings) as beside:
+        return _drive(settings, processor, registry, beside.banner(), rate=rate,
+                      duration=duration, skus=skus, refresh=refresh)
 
 
-def _drive(settings: Settings, processor: Processor, registry: CollectorRegistry, *,
-           rate: float, duration: float | None, skus: int, refresh: float) -> int:
+def _drive(settings: Settings, processor: Processor, registry: CollectorRegistry,
+           banner: list[str], *, rate: float, duration: float | None, skus: int,
+           refresh: float) -> int:
     publisher = Publisher(settings, source="stockflow-simulator")
     sim = Simulator(publisher, Simulation(skus=skus, rate=rate))
     stop_processor, stop_sim = threading.Event(), threading.Event()
@@ -65,7 +68,7 @@ def _drive(settings: Settings, processor: Processor, registry: CollectorRegistry
         sim.run(stop_sim, duration)
 
     conn = store.connect(settings.dsn(), settings.database_schema, autocommit=True)
-    view = View(registry, conn, sim.published)
+    view = View(registry, conn, sim.published, banner)
     started = time.monotonic()
     workers = [threading.Thread(target=process, name="processor"),
                threading.Thread(target=simulate, name="simulator")]

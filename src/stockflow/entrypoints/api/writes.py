@@ -16,11 +16,13 @@ processor stays the only writer of stock.
 from __future__ import annotations
 
 import asyncio
+import logging
+import queue
 import threading
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from confluent_kafka import KafkaException
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request
@@ -37,6 +39,7 @@ from stockflow.settings import Settings
 
 __all__ = ["Sender", "router"]
 
+log = logging.getLogger("stockflow.api")
 _NAMESPACE = uuid.UUID("6f1c3a52-6d0e-4c8e-9d61-2b7f0c1e5a90")  # of idempotent event ids
 MAX_WAIT = 30.0
 MAX_EVENTS = 1000  # per request
@@ -56,16 +59,35 @@ Wait = Annotated[float, Query(ge=0, le=MAX_WAIT, description=(
     "seconds to wait for the processor's outcome (0: answer at once)"))]
 
 
+class _Job(NamedTuple):
+    docs: list[dict[str, Any]]
+    loop: asyncio.AbstractEventLoop
+    done: asyncio.Future[None]
+
+
 class Sender:
-    """The API's one transactional publisher; a transaction at a time, off the loop."""
+    """The API's transactional publisher, with group commit: the requests that arrive while
+    one Kafka transaction commits go out together in the next. Each request's events are in
+    one transaction, so a request is still all or none; a transaction that fails fails
+    every request in it (503: a retry with the same Idempotency-Key is safe). One at a time,
+    a transaction per request capped writes at ~30/s (the commit's round trips; measured).
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.publisher = Publisher(settings, source="stockflow-api")
-        self.lock = threading.Lock()
+        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.worker = threading.Thread(target=self._work, name="api-sender", daemon=True)
+        self.worker.start()
 
     async def send(self, docs: list[dict[str, Any]]) -> None:
+        """Validate the events as the processor would and publish them in a transaction;
+        422 for an invalid one (nothing of the request is published), 503 when Kafka did
+        not take them."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self.jobs.put(_Job(docs, loop, done))
         try:
-            await asyncio.to_thread(self._send, docs)
+            await done
         except PublishError as exc:
             if exc.reason is None:
                 raise HTTPException(503, f"Kafka did not take the events: {exc}") from None
@@ -73,12 +95,56 @@ class Sender:
         except KafkaException as exc:
             raise HTTPException(503, f"Kafka did not take the events: {exc}") from None
 
-    def _send(self, docs: list[dict[str, Any]]) -> None:
-        with self.lock:
-            self.publisher.send_atomically(docs)
+    def _work(self) -> None:
+        try:
+            self.publisher.ready_transactions()
+        except KafkaException as exc:  # Kafka is down: the first request's transaction retries
+            log.warning("Kafka transactions not ready yet: %s", exc)
+        while (first := self.jobs.get()) is not None:
+            batch, closing = [first], False
+            while not closing:
+                try:
+                    more = self.jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    closing = True
+                else:
+                    batch.append(more)
+            self._transact(batch)
+            if closing:
+                return
+
+    def _transact(self, batch: list[_Job]) -> None:
+        """One transaction for every valid request of `batch`; the invalid ones fail alone."""
+        messages, invalid = [], {}
+        for i, job in enumerate(batch):  # validated here, off the event loop
+            try:
+                messages.extend([self.publisher.prepare(doc) for doc in job.docs])
+            except PublishError as exc:
+                invalid[i] = exc
+        failed: BaseException | None = None
+        if messages:
+            try:
+                self.publisher.transact(messages)
+            except Exception as exc:  # noqa: BLE001 - handed to every request of the batch
+                failed = exc
+        for i, job in enumerate(batch):
+            job.loop.call_soon_threadsafe(_settle, job.done, invalid.get(i, failed))
 
     def close(self) -> None:
+        self.jobs.put(None)
+        self.worker.join()
         self.publisher.close()
+
+
+def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
+    if done.cancelled():  # the client went away; its events may still have been published
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
 
 
 class Outcome(BaseModel):

@@ -1,0 +1,207 @@
+"""HTTP API load benchmark: `stockflow api` (one uvicorn process) over a seeded stock
+table, with `stockflow process` running beside it.
+
+    .venv/bin/python bench/api.py [--keys 10000] [--seconds 20] [--concurrency 32]
+                                  [--write-rates 20,100] [--wait 5]
+
+1. Reads: `--concurrency` clients on keep-alive connections, each asking
+   `GET /v1/stock/{key}` for a random key again and again for `--seconds` (after 3 s
+   unmeasured): reads/s, latency p50/p95/p99, and the CPU each part used per read.
+2. Checkout: `POST /v1/orders?wait=…` (one line of one unit) offered open-loop at each
+   `--write-rates` per second for `--seconds`: the whole answer's latency (publish, the
+   processor's batch, the reservation readable, the answer) p50/p95/p99, and each line's
+   status. This is what an order service waits for at checkout.
+The client runs in this process on the same two cores as the API, the processor, the
+broker and Postgres: it takes CPU from what it measures, so the figures are a floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from typing import Any
+
+import aiohttp
+from common import committed, cpu_seconds, end_offsets, env_of, pct, prepare, say, settings_for
+
+from stockflow.adapters.db import api_keys, store
+from stockflow.adapters.kafka import produce_all, producer
+from stockflow.contract.api_keys import new_token, token_hash
+from stockflow.contract.emit import Message
+from stockflow.contract.events import envelope
+from stockflow.contract.topics import TopicKind, Topics
+from stockflow.devtools.localenv import free_port, local_services
+from stockflow.settings import Settings
+
+WARMUP = 3.0
+
+
+def _seed(s: Settings, topics: Topics, keys: list[str]) -> None:
+    """A receipt of 1,000,000 units for every key: orders of one unit are always accepted."""
+    prod = producer(s, {"linger.ms": 20})
+    produce_all(prod, (Message(
+        topics.name(TopicKind.RECEIPTS), key.encode(), json.dumps(envelope(
+            "receipt.received", {"receipt_id": f"seed-{key}", "sku": key.split("@")[0],
+                                 "warehouse": key.split("@")[1], "quantity": 1_000_000}),
+            default=str).encode()) for key in keys))
+    assert prod.flush(120) == 0
+
+
+def _token(s: Settings) -> str:
+    made = new_token()
+    with store.connect(s.dsn(), s.database_schema, autocommit=True) as conn:
+        api_keys.add(conn, key_id=made.id, name="bench", digest=token_hash(made.token),
+                     scopes=["read", "write"])
+    return made.token
+
+
+def _start(s: Settings, command: str, **extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "stockflow", command],
+                            env=env_of(s, **extra), stdout=subprocess.DEVNULL)
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("the API exited")
+        try:
+            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - our child, on loopback
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("the API did not become ready")
+
+
+async def _reads(base: str, token: str, keys: list[str], concurrency: int,
+                 seconds: float) -> tuple[list[float], Counter[int], float]:
+    """Latencies (s) of the measured reads, their statuses, and the measured span."""
+    headers = {"Authorization": f"Bearer {token}"}
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    start = time.perf_counter() + WARMUP
+    end = start + seconds
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        while (now := time.perf_counter()) < end:
+            async with session.get(f"{base}/v1/stock/{random.choice(keys)}") as resp:
+                await resp.read()
+            done = time.perf_counter()
+            if now >= start:
+                latencies.append(done - now)
+                statuses[resp.status] += 1
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+        await asyncio.gather(*(client(session) for _ in range(concurrency)))
+    return latencies, statuses, seconds
+
+
+async def _checkouts(base: str, token: str, keys: list[str], rate: float, seconds: float,
+                     wait: float) -> tuple[list[float], Counter[str]]:
+    """Open-loop orders at `rate`/s: latencies (s) and the lines' statuses."""
+    headers = {"Authorization": f"Bearer {token}"}
+    latencies: list[float] = []
+    outcomes: Counter[str] = Counter()
+
+    async def order(session: aiohttp.ClientSession, n: int) -> None:
+        key = random.choice(keys)
+        sku, warehouse = key.split("@")
+        body = {"order_id": f"bench-{rate:g}-{n}", "lines": [
+            {"sku": sku, "warehouse": warehouse, "quantity": 1}]}
+        sent = time.perf_counter()
+        async with session.post(f"{base}/v1/orders", params={"wait": str(wait)},
+                                json=body) as resp:
+            got: dict[str, Any] = await resp.json()
+        latencies.append(time.perf_counter() - sent)
+        outcomes[got["lines"][0]["status"] if resp.status == 202 else f"HTTP {resp.status}"] += 1
+
+    async with aiohttp.ClientSession(headers=headers) as session:
+        tasks, start, n = [], time.perf_counter(), 0
+        while (due := start + n / rate) < start + seconds:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            tasks.append(asyncio.create_task(order(session, n)))
+            n += 1
+        await asyncio.gather(*tasks)
+    return latencies, outcomes
+
+
+def _ms(values: list[float]) -> str:
+    ms = [v * 1000 for v in values]
+    return (f"p50 {pct(ms, 0.5):,.1f}  p95 {pct(ms, 0.95):,.1f}  p99 {pct(ms, 0.99):,.1f}  "
+            f"max {max(ms):,.1f} ms")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--keys", type=int, default=10_000)
+    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--write-rates", default="20,100")
+    p.add_argument("--wait", type=float, default=5.0)
+    args = p.parse_args()
+    rates = [float(r) for r in args.write_rates.split(",") if r]
+    keys = [f"SKU-{i}@WH-{i % 3}" for i in range(args.keys)]
+    report = ["stockflow HTTP API benchmark",
+              f"  machine: {os.cpu_count()} cores; broker, Postgres, processor, API (one "
+              "uvicorn process) and this client on it"]
+    with local_services() as found:
+        s = settings_for(Settings(kafka_bootstrap=found.kafka_bootstrap,
+                                  database_url=found.database_url), "api")
+        topics = prepare(s, 6)
+        say(f"seeding {len(keys):,} keys")
+        _seed(s, topics, keys)
+        port = free_port()
+        processor = _start(s, "process")
+        api = None
+        try:
+            target = end_offsets(s, topics)
+            while committed(s, topics) < target:
+                time.sleep(0.2)
+            token = _token(s)
+            api = _start(s, "api", STOCKFLOW_API_HOST="127.0.0.1", STOCKFLOW_API_PORT=str(port),
+                         STOCKFLOW_API_RATE_LIMIT="1000000000",
+                         STOCKFLOW_API_RATE_BURST="1000000000")
+            base = f"http://127.0.0.1:{port}"
+            _wait_ready(f"{base}/readyz", api)
+            say(f"reads: {args.concurrency} clients, {args.seconds:.0f} s")
+            before = cpu_seconds()
+            lat, statuses, span = asyncio.run(
+                _reads(base, token, keys, args.concurrency, args.seconds))
+            used = {role: cpu_seconds()[role] - n for role, n in before.items()}
+            n = len(lat)
+            per_read = "  ".join(f"{role} {used[role] / n * 1e6:,.0f}" for role in
+                                 ("api", "postgres", "driver") if used[role])
+            report += [f"  reads, GET /v1/stock/{{key}}, {args.concurrency} connections: "
+                       f"{n / span:,.0f} reads/s over {span:.0f} s "
+                       f"(statuses {dict(statuses)})",
+                       f"    latency {_ms(lat)}",
+                       f"    CPU per read, us (the client is the driver): {per_read}"]
+            for rate in rates:
+                say(f"checkout: POST /v1/orders?wait={args.wait:g} at {rate:g}/s, "
+                    f"{args.seconds:.0f} s")
+                lat, outcomes = asyncio.run(
+                    _checkouts(base, token, keys, rate, args.seconds, args.wait))
+                report += [f"  checkout at {rate:g}/s, POST /v1/orders?wait={args.wait:g}, "
+                           f"{len(lat):,} orders: latency {_ms(lat)}",
+                           f"    line statuses {dict(outcomes)}"]
+        finally:
+            for proc in (api, processor):
+                if proc is not None:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(60)
+    print("\n".join(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

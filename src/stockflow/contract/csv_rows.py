@@ -1,0 +1,106 @@
+"""CSV imports: the columns each kind of file takes, and its rows read as event data.
+
+A file is UTF-8 (an Excel byte-order mark is ignored; bytes that are not UTF-8 arrive
+as surrogate escapes and make their row bad), comma-separated, with a header row
+naming its columns in any order. Each data row is one event of the kind's type. A row that
+cannot be one is a `BadRow` naming its line and why; the values are checked again, exactly
+as the processor would, when the event is prepared for publishing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+__all__ = ["KINDS", "BadRow", "Kind", "Row", "read"]
+
+_WHOLE = re.compile(r"[+-]?[0-9]{1,19}")
+_UNDECODED = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8 (surrogateescape)
+
+
+class Kind(NamedTuple):
+    type: str  # the input event each row becomes
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+    integers: frozenset[str]
+    reference: str  # the data field that names the movement; default: the event id
+
+
+KINDS = {
+    "counts": Kind("stock.counted", ("sku", "warehouse", "on_hand"), ("count_id", "time"),
+                   frozenset({"on_hand"}), "count_id"),
+    "receipts": Kind("receipt.received", ("sku", "warehouse", "quantity"),
+                     ("receipt_id", "po_id", "line_id", "time"), frozenset({"quantity"}),
+                     "receipt_id"),
+    "adjustments": Kind("stock.adjusted", ("sku", "warehouse", "delta", "reason"),
+                        ("adjustment_id", "time"), frozenset({"delta"}), "adjustment_id"),
+}
+
+
+class Row(NamedTuple):
+    line: int  # in the file, the header being line 1
+    data: dict[str, Any]  # the event's data
+    time: str | None  # the event's time, if the row gives one
+
+
+class BadRow(NamedTuple):
+    line: int
+    reason: str
+
+
+def read(text: io.TextIOBase | Iterator[str], kind: Kind) -> Iterator[Row | BadRow]:
+    """Every data row of a CSV text, in order. A bad header is one `BadRow` at line 1, and
+    nothing else is read."""
+    rows = csv.reader(text, strict=True)
+    try:
+        header = [name.strip().lstrip("\ufeff") for name in next(rows, [])]
+    except csv.Error as exc:
+        yield BadRow(1, f"not CSV: {exc}")
+        return
+    missing = [c for c in kind.required if c not in header]
+    unknown = [c for c in header if c not in kind.required + kind.optional]
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if missing or unknown or repeated:
+        problems = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
+            [f"unknown column(s) {', '.join(unknown)}"] if unknown else []) + (
+            [f"repeated column(s) {', '.join(repeated)}"] if repeated else [])
+        yield BadRow(1, "; ".join(problems) + f" (a {kind.type} file has "
+                     f"{', '.join(kind.required)} and optionally {', '.join(kind.optional)})")
+        return
+    while True:
+        line = rows.line_num + 1  # where the row begins: a quoted value may span lines
+        try:
+            values = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield BadRow(line, f"not CSV: {exc}")
+            return  # the reader cannot resynchronise after a broken quote
+        if not any(v.strip() for v in values):
+            continue  # blank lines are not rows
+        yield _row(line, header, values, kind)
+
+
+def _row(line: int, header: list[str], values: list[str], kind: Kind) -> Row | BadRow:
+    if _UNDECODED.search("".join(values)):
+        return BadRow(line, "not UTF-8")
+    if len(values) != len(header):
+        return BadRow(line, f"{len(values)} values for {len(header)} columns")
+    data: dict[str, Any] = {}
+    for name, raw in zip(header, values, strict=True):
+        value = raw.strip()
+        if not value:
+            if name in kind.required:
+                return BadRow(line, f"{name} is empty")
+            continue
+        if name in kind.integers:
+            if not _WHOLE.fullmatch(value):
+                return BadRow(line, f"{name} is not a whole number: {value[:40]!r}")
+            data[name] = int(value)
+        else:
+            data[name] = value
+    time = data.pop("time", None)
+    return Row(line, data, time)

@@ -1,0 +1,173 @@
+"""CSV imports over HTTP: `POST /v1/imports` (scope `write`, multipart) checks every row
+and publishes them in one Kafka transaction; `GET /v1/imports/{id}` (scope `read`) says how
+many the processor has applied. See `stockflow.importer`."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from confluent_kafka import KafkaException
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Request, UploadFile
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from stockflow import StockflowError
+from stockflow.adapters.db import imports, store
+from stockflow.entrypoints.api.auth import Caller, require
+from stockflow.entrypoints.api.models import Problem
+from stockflow.entrypoints.api.writes import IdempotencyKey
+from stockflow.importer import MAX_BYTES, Plan, new_import_id, plan, publish
+from stockflow.publisher import Publisher, PublishError
+from stockflow.settings import Settings
+
+__all__ = ["ImportSender", "router"]
+
+MAX_LISTED = 10_000  # bad rows listed in one answer (all are counted)
+_CHUNK = 1024 * 1024
+
+router = APIRouter(prefix="/v1", tags=["imports"], responses={
+    401: {"model": Problem, "description": "no valid API key"},
+    403: {"model": Problem, "description": "the key lacks the scope"},
+    429: {"model": Problem, "description": "rate limit exceeded; see Retry-After"},
+})
+ImportId = Annotated[str, Path(pattern=r"^imp_[0-9a-f]{20}$")]
+
+
+class BadLine(BaseModel):
+    line: int = Field(description="in the file; the header is line 1")
+    reason: str
+
+
+class Checked(BaseModel):
+    import_id: str
+    kind: str
+    rows: int = Field(description="data rows read")
+    valid: int
+    bad: int
+    bad_rows: list[BadLine] = Field(description=f"the first {MAX_LISTED:,}, by line")
+
+
+class Imported(Checked):
+    published: int = Field(description="rows published (0 on a dry run)")
+
+
+class Refused(Checked):
+    detail: str
+
+
+class ImportProgress(BaseModel):
+    import_id: str
+    kind: str
+    actor: str
+    file_name: str
+    rows: int = Field(description="rows published")
+    skipped: int = Field(description="bad rows left out (allow_partial)")
+    created_at: datetime
+    published_at: datetime | None = Field(description="null until Kafka took the rows")
+    applied: int
+    noop: int = Field(description="applied with nothing to change (e.g. a reference seen "
+                                  "before)")
+    rejected: int = Field(description="refused on the key's state, e.g. an adjustment below "
+                                      "zero (sent to the DLQ)")
+    pending: int = Field(description="not processed yet")
+    rejections: list[BadLine] = Field(description=f"the first {imports.MAX_LISTED}, by line")
+
+
+def _checked(found: Plan) -> dict[str, Any]:
+    return {"import_id": found.import_id, "kind": found.kind, "rows": found.rows,
+            "valid": len(found.messages), "bad": len(found.bad),
+            "bad_rows": [{"line": b.line, "reason": b.reason} for b in found.bad[:MAX_LISTED]]}
+
+
+async def _read(upload: UploadFile) -> bytes:
+    chunks, size = [], 0
+    while chunk := await upload.read(_CHUNK):
+        size += len(chunk)
+        if size > MAX_BYTES:
+            raise HTTPException(413, f"the file is larger than {MAX_BYTES:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class ImportSender:
+    """Imports' own transactional publisher (an import's transaction lasts seconds: writes
+    do not wait behind it), one import at a time."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.publisher = Publisher(settings, source="stockflow-import")
+        self.lock = asyncio.Lock()
+
+    async def send(self, found: Plan) -> None:
+        """Record the import and publish its rows; 409 if its id named another file, 503
+        when Kafka did not take them."""
+        async with self.lock:
+            try:
+                await asyncio.to_thread(self._send, found)
+            except (PublishError, KafkaException) as exc:
+                raise HTTPException(503, f"Kafka did not take the rows: {exc}; nothing was "
+                                         "published (retry with the same Idempotency-Key)"
+                                    ) from None
+            except StockflowError as exc:
+                raise HTTPException(409, str(exc)) from None
+
+    def _send(self, found: Plan) -> None:
+        with store.connect(self.settings.dsn(), self.settings.database_schema,
+                           autocommit=True, **self.settings.database_options()) as conn:
+            publish(conn, self.publisher, found)
+
+    def close(self) -> None:
+        self.publisher.close()
+
+
+@router.post("/imports", status_code=202, response_model=Imported, responses={
+    200: {"model": Imported, "description": "dry run: checked, nothing published"},
+    409: {"model": Problem, "description": "the Idempotency-Key named another file"},
+    413: {"model": Problem, "description": "the file is too large"},
+    422: {"model": Refused, "description": "bad rows (or a bad request): nothing published"},
+})
+async def post_import(
+    request: Request, caller: Annotated[Caller, Depends(require("write"))],
+    file: Annotated[UploadFile, File(description="UTF-8 CSV with a header row")],
+    kind: Annotated[Literal["counts", "receipts", "adjustments"], Form()],
+    allow_partial: Annotated[bool, Form(description="publish the valid rows even if some "
+                                                    "are bad")] = False,
+    dry_run: Annotated[bool, Form(description="check only")] = False,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    """Check every row of a CSV file of counts, receipts or adjustments, then publish them
+    all in one Kafka transaction; if any row is bad, nothing is published (unless
+    `allow_partial`) and each bad row is listed with its line and reason."""
+    settings: Settings = request.app.state.settings
+    data = await _read(file)
+    import_id = new_import_id(None if idempotency_key is None
+                              else f"{caller.key_id}\n{idempotency_key}")
+    found = await asyncio.to_thread(
+        plan, data, kind, import_id=import_id, actor=f"api-key:{caller.name}",
+        file_name=(file.filename or "upload.csv")[:200], settings=settings)
+    checked = _checked(found)
+    if found.bad and not allow_partial:
+        return JSONResponse(Refused(**checked, detail=(
+            f"nothing imported: {len(found.bad):,} bad rows")).model_dump(), 422)
+    if dry_run or not found.messages:
+        return JSONResponse(Imported(**checked, published=0).model_dump(mode="json"),
+                            200 if dry_run else 202)
+    sender: ImportSender = request.app.state.import_sender
+    await sender.send(found)
+    return Imported(**checked, published=len(found.messages))
+
+
+@router.get("/imports/{import_id}", response_model=ImportProgress,
+            responses={404: {"model": Problem, "description": "no such import"}})
+async def get_import(import_id: ImportId, request: Request,
+                     _: Annotated[Caller, Depends(require("read"))]) -> Any:
+    """How many of the import's rows the processor has applied, found already applied, or
+    rejected so far."""
+    async with request.app.state.pool.connection() as conn:
+        got = await imports.progress_async(conn, import_id)
+    if got is None:
+        raise HTTPException(404, f"no import {import_id}")
+    return {**got._asdict(), "pending": got.pending,
+            "rejections": [{"line": line, "reason": r} for line, r in got.rejections]}
