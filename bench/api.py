@@ -2,7 +2,7 @@
 table, with `stockflow process` running beside it.
 
     .venv/bin/python bench/api.py [--keys 10000] [--seconds 20] [--concurrency 32]
-                                  [--write-rates 20,100] [--wait 5]
+                                  [--write-rates 20,100] [--wait 5] [--import-rows 100000]
 
 1. Reads: `--concurrency` clients on keep-alive connections, each asking
    `GET /v1/stock/{key}` for a random key again and again for `--seconds` (after 3 s
@@ -11,6 +11,9 @@ table, with `stockflow process` running beside it.
    `--write-rates` per second for `--seconds`: the whole answer's latency (publish, the
    processor's batch, the reservation readable, the answer) p50/p95/p99, and each line's
    status. This is what an order service waits for at checkout.
+3. Import: a CSV of `--import-rows` receipts over the seeded keys, through
+   `stockflow import --wait` as a user would run it: the time to check every row, to
+   publish them in one transaction, and for the processor to apply them all.
 The client runs in this process on the same two cores as the API, the processor, the
 broker and Postgres: it takes CPU from what it measures, so the figures are a floor.
 """
@@ -25,6 +28,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections import Counter
@@ -135,6 +139,24 @@ async def _checkouts(base: str, token: str, keys: list[str], rate: float, second
     return latencies, outcomes
 
 
+def _import(s: Settings, keys: list[str], rows: int) -> list[str]:
+    """`stockflow import --wait` of `rows` receipts; its own report of the times."""
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", prefix="receipts-") as f:
+        f.write("sku,warehouse,quantity,po_id\n")
+        f.writelines(f"{key.replace('@', ',')},{1 + i % 20},PO-{i}\n"
+                     for i, key in enumerate(random.choices(keys, k=rows)))
+        f.flush()
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "stockflow", "import", f.name, "--kind",
+                               "receipts", "--wait"], env=env_of(s), capture_output=True,
+                              text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"the import failed: {done.stderr[-2000:]}")
+    return [f"  import of {rows:,} receipt rows (stockflow import --wait), "
+            f"{time.perf_counter() - started:.1f} s in all:",
+            *(f"    {line}" for line in done.stdout.splitlines())]
+
+
 def _ms(values: list[float]) -> str:
     ms = [v * 1000 for v in values]
     return (f"p50 {pct(ms, 0.5):,.1f}  p95 {pct(ms, 0.95):,.1f}  p99 {pct(ms, 0.99):,.1f}  "
@@ -148,6 +170,7 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--write-rates", default="20,100")
     p.add_argument("--wait", type=float, default=5.0)
+    p.add_argument("--import-rows", type=int, default=100_000)
     args = p.parse_args()
     rates = [float(r) for r in args.write_rates.split(",") if r]
     keys = [f"SKU-{i}@WH-{i % 3}" for i in range(args.keys)]
@@ -194,6 +217,9 @@ def main() -> int:
                 report += [f"  checkout at {rate:g}/s, POST /v1/orders?wait={args.wait:g}, "
                            f"{len(lat):,} orders: latency {_ms(lat)}",
                            f"    line statuses {dict(outcomes)}"]
+            if args.import_rows:
+                say(f"import: {args.import_rows:,} rows")
+                report += _import(s, keys, args.import_rows)
         finally:
             for proc in (api, processor):
                 if proc is not None:
