@@ -30,7 +30,9 @@ from stockflow.contract.topics import Topics
 from stockflow.publisher import Publisher, PublishError, prepare
 from stockflow.settings import Settings
 
-__all__ = ["MAX_BYTES", "Plan", "new_import_id", "plan", "publish"]
+__all__ = ["IMPORT_ID", "MAX_BYTES", "Plan", "new_import_id", "plan", "publish"]
+
+IMPORT_ID = r"^imp_[0-9a-f]{20}$"
 
 MAX_BYTES = 256 * 1024 * 1024  # of one file; a row is about 50 bytes
 _NAMESPACE = uuid.UUID("2d7c61a4-93b5-4f0e-8a1e-5c3f6d9b0e27")  # of derived import ids
@@ -38,8 +40,8 @@ _STEP = 5000  # rows between progress reports
 
 
 def new_import_id(seed: str | None = None) -> str:
-    """A fresh import id, or the one `seed` (e.g. an API key and its Idempotency-Key)
-    always gives."""
+    """A fresh import id, or the one `seed` always gives (a name on the command line, an
+    API key and its Idempotency-Key over HTTP)."""
     hexed = uuid.uuid4().hex if seed is None else uuid.uuid5(_NAMESPACE, seed).hex
     return f"imp_{hexed[:20]}"
 

@@ -79,7 +79,7 @@ def test_the_cli_reports_every_bad_line_and_publishes_nothing(
 
     with processor_thread(env) as running:
         partial = run_import(env, str(counts), "--kind", "counts", "--allow-partial",
-                             "--id", "imp_00000000000000000001", "--actor", "erp-sync",
+                             "--id", "counts-2026-11-22", "--actor", "erp-sync",
                              "--wait")
         assert partial.returncode == 0, partial.stderr
         assert "1,000 rows published in one transaction" in partial.stdout, partial.stdout
@@ -87,12 +87,12 @@ def test_the_cli_reports_every_bad_line_and_publishes_nothing(
         assert len(read_topic(env, TopicKind.ADJUSTMENTS)) == 1000
         # a retry under the same id re-sends the same event ids: counted duplicates
         again = run_import(env, str(counts), "--kind", "counts", "--allow-partial",
-                           "--id", "imp_00000000000000000001", "--wait")
+                           "--id", "counts-2026-11-22", "--wait")
         assert again.returncode == 0, again.stderr
         assert len(read_topic(env, TopicKind.ADJUSTMENTS)) == 2000
         counts.write_text("sku,warehouse,on_hand\nC-1,WH-1,1\n")
         clash = run_import(env, str(counts), "--kind", "counts",
-                           "--id", "imp_00000000000000000001")
+                           "--id", "counts-2026-11-22")
         assert clash.returncode == 2 and "was used for another file" in clash.stderr
         running.check()
     stock = db_quantities(env)

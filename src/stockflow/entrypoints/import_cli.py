@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import sys
 import threading
 import time
 from pathlib import Path
@@ -47,7 +46,8 @@ def _import(args: argparse.Namespace, stop: threading.Event) -> int:
     started = time.perf_counter()
     with _bar(err) as bar:
         task = bar.add_task("checking", total=data.count(b"\n"))
-        found = plan(data, args.kind, import_id=args.id or new_import_id(),
+        found = plan(data, args.kind,
+                     import_id=new_import_id(None if args.id is None else f"cli\n{args.id}"),
                      actor=args.actor or f"csv-import:{getpass.getuser()}",
                      file_name=path.name, settings=settings,
                      progress=lambda n: bar.advance(task, n))
@@ -114,14 +114,11 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction
     p.add_argument("--dry-run", action="store_true", help="check only; publish nothing")
     p.add_argument("--allow-partial", action="store_true",
                    help="publish the valid rows even if some are bad")
-    p.add_argument("--id", help="the import's id (default: a new one); importing again under "
-                                "an id moves nothing twice")
+    p.add_argument("--id", metavar="NAME", help="name this import: importing again under the "
+                                             "name re-sends the same events, which move "
+                                             "nothing twice (default: a new import each time)")
     p.add_argument("--actor", help="who is importing, kept in the ledger "
                                    "(default: csv-import:<user>)")
     p.add_argument("--wait", action="store_true",
                    help="follow the processor until every row is applied or rejected")
     p.set_defaults(func=cmd_import)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit("run it as `stockflow import`")

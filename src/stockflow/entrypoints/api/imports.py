@@ -18,7 +18,7 @@ from stockflow.adapters.db import imports, store
 from stockflow.entrypoints.api.auth import Caller, require
 from stockflow.entrypoints.api.models import Problem
 from stockflow.entrypoints.api.writes import IdempotencyKey
-from stockflow.importer import MAX_BYTES, Plan, new_import_id, plan, publish
+from stockflow.importer import IMPORT_ID, MAX_BYTES, Plan, new_import_id, plan, publish
 from stockflow.publisher import Publisher, PublishError
 from stockflow.settings import Settings
 
@@ -32,7 +32,7 @@ router = APIRouter(prefix="/v1", tags=["imports"], responses={
     403: {"model": Problem, "description": "the key lacks the scope"},
     429: {"model": Problem, "description": "rate limit exceeded; see Retry-After"},
 })
-ImportId = Annotated[str, Path(pattern=r"^imp_[0-9a-f]{20}$")]
+ImportId = Annotated[str, Path(pattern=IMPORT_ID)]
 
 
 class BadLine(BaseModel):
