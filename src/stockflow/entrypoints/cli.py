@@ -194,10 +194,16 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--no-seed", action="store_true", help="skip the opening stock receipts")
     sim.set_defaults(func=cmd_simulate)
 
-    from stockflow.entrypoints import api_cli, import_cli, webhooks_cli  # noqa: PLC0415
+    from stockflow.entrypoints import (  # noqa: PLC0415
+        api_cli,
+        import_cli,
+        report_cli,
+        webhooks_cli,
+    )
     webhooks_cli.register(sub)
     api_cli.register(sub)
     import_cli.register(sub)
+    report_cli.register(sub)
     return p
 
 

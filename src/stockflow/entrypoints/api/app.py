@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from stockflow import __version__
 from stockflow.adapters.db.migrate import require_migrated
 from stockflow.adapters.db.store import AsyncConn, connect
-from stockflow.entrypoints.api import imports, reads, writes
+from stockflow.entrypoints.api import imports, reads, reports, writes
 from stockflow.entrypoints.api.auth import Gate
 from stockflow.entrypoints.app import stop_on_signals
 from stockflow.settings import Settings
@@ -111,6 +111,7 @@ def build_app(settings: Settings) -> FastAPI:
     app.include_router(reads.router)
     app.include_router(writes.router)
     app.include_router(imports.router)
+    app.include_router(reports.router)
 
     app.add_middleware(_Measured, registry=registry)
 

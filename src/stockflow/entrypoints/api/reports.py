@@ -1,0 +1,91 @@
+"""Report routes (scope `read`): `stockflow report` over HTTP, computed in Postgres."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel
+
+from stockflow.adapters.db import reports
+from stockflow.entrypoints.api.auth import Caller, require
+from stockflow.entrypoints.api.models import Problem
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/reports", tags=["reports"], responses={
+    401: {"model": Problem, "description": "no valid API key"},
+    403: {"model": Problem, "description": "the key lacks the `read` scope"},
+    422: {"description": "invalid parameters"},
+    429: {"model": Problem, "description": "rate limit exceeded; see Retry-After"},
+})
+Reader = Annotated[Caller, Depends(require("read"))]
+Warehouse = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+
+
+class WarehouseStock(BaseModel):
+    warehouse: str
+    keys: int
+    on_hand: int
+    reserved: int
+    available: int
+    in_transit: int
+    damaged: int
+    low: int
+    out_of_stock: int
+
+
+class LowKey(BaseModel):
+    key: str
+    warehouse: str
+    severity: Literal["low", "out_of_stock"]
+    available: int
+    reorder_point: int
+    safety_stock: int
+    on_hand: int
+    reserved: int
+
+
+class Movements(BaseModel):
+    warehouse: str
+    event_type: str
+    movements: int
+    units_in: int
+    units_out: int
+    net_units: int
+
+
+def _aware(at: datetime | None, name: str) -> datetime | None:
+    if at is not None and at.tzinfo is None:
+        raise HTTPException(422, f"{name} needs a UTC offset, e.g. 2026-11-01T00:00:00Z")
+    return at
+
+
+async def _run(request: Request, report: str, filters: reports.Filters) -> Any:
+    async with request.app.state.pool.connection() as conn:
+        return await reports.run_async(conn, report, filters)
+
+
+@router.get("/stock", response_model=list[WarehouseStock])
+async def stock_report(request: Request, _: Reader, warehouse: Warehouse = None) -> Any:
+    """Stock by warehouse: keys, quantity totals, and how many keys are low or out."""
+    return await _run(request, "stock", reports.Filters(warehouse))
+
+
+@router.get("/stock/low", response_model=list[LowKey])
+async def low_stock_report(request: Request, _: Reader, warehouse: Warehouse = None) -> Any:
+    """The low and out-of-stock keys, out of stock first, then the least available."""
+    return await _run(request, "stock", reports.Filters(warehouse, low_only=True))
+
+
+@router.get("/movements", response_model=list[Movements])
+async def movements_report(
+    request: Request, _: Reader, warehouse: Warehouse = None,
+    since: Annotated[datetime | None, Query(description="event time, at or after")] = None,
+    until: Annotated[datetime | None, Query(description="event time, before")] = None,
+) -> Any:
+    """Movements by warehouse and event type over a period of business time: how many,
+    and the units in, out and net (on hand)."""
+    return await _run(request, "movements", reports.Filters(
+        warehouse, _aware(since, "since"), _aware(until, "until")))

@@ -1,0 +1,76 @@
+"""`stockflow report stock|movements`: reports computed in Postgres, as a table, CSV or
+JSON."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from stockflow import StockflowError
+from stockflow.adapters.db import reports, store
+from stockflow.adapters.db.migrate import require_migrated
+from stockflow.settings import Settings
+
+__all__ = ["register"]
+
+
+def _instant(text: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {text!r}") from None
+    if at.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a UTC offset, e.g. 2026-11-01T00:00Z")
+    return at
+
+
+def _print(rows: list[dict[str, Any]], columns: tuple[str, ...], form: str, title: str) -> None:
+    if form == "json":
+        print(json.dumps(rows, indent=2, default=str))
+    elif form == "csv":
+        out = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        out.writeheader()
+        out.writerows(rows)
+    else:
+        table = Table(title=title)
+        for c in columns:
+            table.add_column(c.replace("_", " "), justify="left" if c in (
+                "warehouse", "key", "event_type", "severity") else "right")
+        for row in rows:
+            table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()))
+        Console(soft_wrap=True).print(table)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    settings = Settings()
+    filters = reports.Filters(args.warehouse, args.since, args.until, args.low_only)
+    if args.report != "movements" and (args.since or args.until):
+        raise StockflowError("--since and --until apply to the movements report")
+    with store.connect(settings.dsn(), settings.database_schema, autocommit=True,
+                       **settings.database_options()) as conn:
+        require_migrated(conn)
+        rows = reports.run(conn, args.report, filters)
+    title = ("low and out-of-stock keys" if args.report == "stock" and args.low_only
+             else f"{args.report} by warehouse")
+    _print(rows, reports.query(args.report, filters).columns, args.format, title)
+    return 0
+
+
+def register(sub: Any) -> None:  # argparse's _SubParsersAction
+    """Add `report` to the CLI's subcommands."""
+    p = sub.add_parser("report", help="stock and movement reports, computed in Postgres")
+    p.add_argument("report", choices=reports.REPORTS)
+    p.add_argument("--warehouse")
+    p.add_argument("--since", type=_instant, help="movements at or after (event time)")
+    p.add_argument("--until", type=_instant, help="movements before (event time)")
+    p.add_argument("--low-only", action="store_true",
+                   help="stock: list the low and out-of-stock keys instead of totals")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.set_defaults(func=cmd_report)
