@@ -8,19 +8,15 @@ from typing import Any
 
 from stockflow import StockflowError
 from stockflow.adapters.db import api_keys, store
-from stockflow.adapters.db.migrate import require_migrated
 from stockflow.contract.api_keys import SCOPES, new_token, token_hash
+from stockflow.entrypoints.app import migrated_database
 from stockflow.settings import Settings
 
 __all__ = ["register"]
 
 
 def _connect() -> store.Conn:
-    settings = Settings()
-    conn = store.connect(settings.dsn(), settings.database_schema, autocommit=True,
-                         **settings.database_options())
-    require_migrated(conn)
-    return conn
+    return migrated_database(Settings())
 
 
 def _scopes(text: str) -> list[str]:

@@ -30,7 +30,8 @@ from stockflow.contract.topics import Topics
 from stockflow.engine.processor import Processor
 from stockflow.settings import Settings
 
-__all__ = ["build_processor", "run_processor", "serving", "stop_on_signals"]
+__all__ = ["build_processor", "database", "migrated_database", "run_processor", "serving",
+           "stop_on_signals"]
 
 log = logging.getLogger("stockflow")
 
@@ -64,6 +65,24 @@ def gc_watched(observer: Observer) -> Iterator[None]:
         gc.callbacks.remove(timed)
 
 
+def database(settings: Settings, *, autocommit: bool = True) -> store.Conn:
+    """A connection to the configured database and schema, with its timeouts and
+    keepalives."""
+    return store.connect(settings.dsn(), settings.database_schema, autocommit=autocommit,
+                         **settings.database_options())
+
+
+def migrated_database(settings: Settings) -> store.Conn:
+    """`database`, refused with a clear message unless the schema is migrated."""
+    conn = database(settings)
+    try:
+        require_migrated(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 def build_processor(settings: Settings, *, observer: Observer | None = None,
                     health: Health | None = None) -> Processor:
     """Check the topics and the schema, then wire clients and the processor."""
@@ -71,11 +90,9 @@ def build_processor(settings: Settings, *, observer: Observer | None = None,
     require_copartitioned(admin(settings), topics.inputs)
 
     def connect(autocommit: bool) -> store.Conn:
-        return store.connect(settings.dsn(), settings.database_schema, autocommit=autocommit,
-                             **settings.database_options())
+        return database(settings, autocommit=autocommit)
 
-    with connect(True) as conn:
-        require_migrated(conn)
+    migrated_database(settings).close()
     health = health or Health()
     failures = DeliveryFailures()
     watch = {"error_cb": health.brokers}

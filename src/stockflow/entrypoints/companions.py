@@ -18,9 +18,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from stockflow.adapters.db import api_keys, store
+from stockflow.adapters.db import api_keys
 from stockflow.contract.api_keys import new_token, token_hash
 from stockflow.devtools.localenv import free_port
+from stockflow.entrypoints.app import database
 from stockflow.settings import Settings
 
 __all__ = ["Companions", "companions"]
@@ -54,8 +55,7 @@ def _port(wanted: int, host: str) -> int:
 
 def _demo_key(settings: Settings) -> str:
     made = new_token()
-    with store.connect(settings.dsn(), settings.database_schema, autocommit=True,
-                       **settings.database_options()) as conn:
+    with database(settings) as conn:
         api_keys.add(conn, key_id=made.id, name="demo", digest=token_hash(made.token),
                      scopes=["read"])
     return made.token

@@ -16,9 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from stockflow import StockflowError
 from stockflow.adapters.db import imports, store
-from stockflow.adapters.db.migrate import require_migrated
 from stockflow.contract.csv_rows import KINDS
-from stockflow.entrypoints.app import stop_on_signals
+from stockflow.entrypoints.app import migrated_database, stop_on_signals
 from stockflow.importer import new_import_id, plan, publish
 from stockflow.publisher import Publisher
 from stockflow.settings import Settings
@@ -66,10 +65,8 @@ def _import(args: argparse.Namespace, stop: threading.Event) -> int:
     if args.dry_run or not found.messages:
         out.print("dry run: nothing published" if args.dry_run else "nothing to publish")
         return 0
-    conn = store.connect(settings.dsn(), settings.database_schema, autocommit=True,
-                         **settings.database_options())
-    with conn, Publisher(settings, source="stockflow-import") as publisher:
-        require_migrated(conn)
+    with migrated_database(settings) as conn, \
+            Publisher(settings, source="stockflow-import") as publisher:
         sent = time.perf_counter()
         with _bar(err) as bar:
             task = bar.add_task("publishing", total=len(found.messages))

@@ -17,7 +17,7 @@ from stockflow.adapters.kafka import consumer
 from stockflow.contract.topics import Topics
 from stockflow.devtools.simulate import Simulation, Simulator
 from stockflow.engine.processor import Processor
-from stockflow.entrypoints.app import serving, stop_on_signals
+from stockflow.entrypoints.app import database, serving, stop_on_signals
 from stockflow.entrypoints.companions import companions
 from stockflow.entrypoints.console import View, summary
 from stockflow.publisher import Publisher
@@ -67,7 +67,7 @@ def _drive(settings: Settings, processor: Processor, registry: CollectorRegistry
         sim.seed_stock()
         sim.run(stop_sim, duration)
 
-    conn = store.connect(settings.dsn(), settings.database_schema, autocommit=True)
+    conn = database(settings)
     view = View(registry, conn, sim.published, banner)
     started = time.monotonic()
     workers = [threading.Thread(target=process, name="processor"),

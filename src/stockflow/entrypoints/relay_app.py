@@ -12,11 +12,11 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from stockflow import StockflowError
 from stockflow.adapters import ssrf
 from stockflow.adapters.db import store
-from stockflow.adapters.db.migrate import require_migrated
 from stockflow.adapters.health import Health, serve
 from stockflow.adapters.relay_metrics import RelayMetrics
 from stockflow.adapters.secrets import SecretBox
 from stockflow.contract.topics import Topics
+from stockflow.entrypoints.app import database, migrated_database
 from stockflow.settings import Settings
 
 __all__ = ["guard_policy", "run_relay", "secret_box"]
@@ -52,11 +52,9 @@ def run_relay(settings: Settings) -> None:
     from stockflow.engine.relay import build_relay  # noqa: PLC0415
 
     def connect() -> store.Conn:
-        return store.connect(settings.dsn(), settings.database_schema, autocommit=True,
-                             **settings.database_options())
+        return database(settings)
 
-    with connect() as conn:
-        require_migrated(conn)
+    migrated_database(settings).close()
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     # Readiness: live, partitions assigned and Postgres reachable. The brokers are watched

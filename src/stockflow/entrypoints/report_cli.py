@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from stockflow import StockflowError
-from stockflow.adapters.db import reports, store
-from stockflow.adapters.db.migrate import require_migrated
+from stockflow.adapters.db import reports
+from stockflow.entrypoints.app import migrated_database
 from stockflow.settings import Settings
 
 __all__ = ["register"]
@@ -53,9 +53,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     filters = reports.Filters(args.warehouse, args.since, args.until, args.low_only)
     if args.report != "movements" and (args.since or args.until):
         raise StockflowError("--since and --until apply to the movements report")
-    with store.connect(settings.dsn(), settings.database_schema, autocommit=True,
-                       **settings.database_options()) as conn:
-        require_migrated(conn)
+    with migrated_database(settings) as conn:
         rows = reports.run(conn, args.report, filters)
     title = ("low and out-of-stock keys" if args.report == "stock" and args.low_only
              else f"{args.report} by warehouse")

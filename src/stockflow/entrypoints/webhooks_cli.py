@@ -16,9 +16,9 @@ from stockflow import StockflowError
 from stockflow.adapters import ssrf
 from stockflow.adapters.db import store
 from stockflow.adapters.db import webhooks as hooks
-from stockflow.adapters.db.migrate import require_migrated
 from stockflow.contract import webhooks as wire
 from stockflow.domain.webhooks import matches, valid_pattern
+from stockflow.entrypoints.app import migrated_database
 from stockflow.entrypoints.relay_app import guard_policy, run_relay, secret_box
 from stockflow.settings import Settings
 
@@ -28,9 +28,7 @@ __all__ = ["register"]
 @contextmanager
 def _db() -> Iterator[tuple[Settings, store.Conn]]:
     settings = Settings()
-    with store.connect(settings.dsn(), settings.database_schema, autocommit=True,
-                       **settings.database_options()) as conn:
-        require_migrated(conn)
+    with migrated_database(settings) as conn:
         yield settings, conn
 
 

@@ -24,11 +24,10 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stockflow import __version__
-from stockflow.adapters.db.migrate import require_migrated
-from stockflow.adapters.db.store import AsyncConn, connect
+from stockflow.adapters.db.store import AsyncConn
 from stockflow.entrypoints.api import imports, reads, reports, writes
 from stockflow.entrypoints.api.auth import Gate
-from stockflow.entrypoints.app import stop_on_signals
+from stockflow.entrypoints.app import migrated_database, stop_on_signals
 from stockflow.settings import Settings
 
 __all__ = ["build_app", "run_api"]
@@ -150,9 +149,7 @@ def run_api(settings: Settings) -> None:
         def stop(self) -> None:
             self.should_exit = True
 
-    with connect(settings.dsn(), settings.database_schema, autocommit=True,
-                 **settings.database_options()) as conn:
-        require_migrated(conn)
+    migrated_database(settings).close()
     log.info("API on http://%s:%d (docs at /docs)", settings.api_host, settings.api_port)
     config = uvicorn.Config(build_app(settings), host=settings.api_host,
                             port=settings.api_port, log_config=None, access_log=False,

@@ -14,10 +14,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from stockflow import StockflowError
-from stockflow.adapters.db import imports, store
+from stockflow.adapters.db import imports
 from stockflow.entrypoints.api.auth import Caller, require
 from stockflow.entrypoints.api.models import Problem
 from stockflow.entrypoints.api.writes import IdempotencyKey
+from stockflow.entrypoints.app import database
 from stockflow.importer import IMPORT_ID, MAX_BYTES, Plan, new_import_id, plan, publish
 from stockflow.publisher import Publisher, PublishError
 from stockflow.settings import Settings
@@ -114,8 +115,7 @@ class ImportSender:
                 raise HTTPException(409, str(exc)) from None
 
     def _send(self, found: Plan) -> None:
-        with store.connect(self.settings.dsn(), self.settings.database_schema,
-                           autocommit=True, **self.settings.database_options()) as conn:
+        with database(self.settings) as conn:
             publish(conn, self.publisher, found)
 
     def close(self) -> None:
