@@ -46,6 +46,10 @@ def new_import_id(seed: str | None = None) -> str:
     return f"imp_{hexed[:20]}"
 
 
+def _event_id(import_id: str, line: int) -> str:
+    return f"{import_id}:{line}"  # adapters/db/imports.py derives them the same way
+
+
 @dataclass
 class Plan:
     """A checked file: the messages to publish, and the rows that cannot be."""
@@ -57,8 +61,11 @@ class Plan:
     digest: str
     messages: list[Message] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)  # the file line of each message
-    event_ids: list[str] = field(default_factory=list)
     bad: list[BadRow] = field(default_factory=list)
+
+    @property
+    def event_ids(self) -> list[str]:
+        return [_event_id(self.import_id, line) for line in self.lines]
 
     @property
     def rows(self) -> int:
@@ -86,7 +93,7 @@ def plan(data: bytes, kind: str, *, import_id: str, actor: str, file_name: str,
         if isinstance(row, BadRow):
             found.bad.append(row)
             continue
-        ident = f"{import_id}:{row.line}"
+        ident = _event_id(import_id, row.line)
         doc = envelope(spec.type, {spec.reference: ident, **row.data}, id_=ident, time=now,
                        source=actor)
         if row.time is not None:
@@ -97,7 +104,6 @@ def plan(data: bytes, kind: str, *, import_id: str, actor: str, file_name: str,
             found.bad.append(BadRow(row.line, str(exc)))
             continue
         found.lines.append(row.line)
-        found.event_ids.append(ident)
     if progress is not None:
         progress(checked % _STEP)
     found.bad.sort()
