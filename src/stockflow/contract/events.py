@@ -62,6 +62,7 @@ class Reason(StrEnum):
     KEY_MISMATCH = "key_mismatch"
     QUANTITY_OUT_OF_RANGE = "quantity_out_of_range"
     NEGATIVE_RESULT = "negative_result"
+    CURRENCY_MISMATCH = "currency_mismatch"  # a receipt costed in another currency than its key
     OVERSIZED = "oversized"
     PROCESSING_ERROR = "processing_error"  # valid, but deciding or writing it failed
 

@@ -3,8 +3,8 @@ publisher library at an offered rate.
 
 Thousands of SKUs across several warehouses with Zipf-like popularity; multi-line orders
 (published atomically) that are later confirmed and shipped, cancelled, or left to
-expire; receipts that replenish, returns, transfers between warehouses in both phases,
-and cycle counts.
+expire; receipts that replenish (costed, in EUR, around each SKU's own price), returns,
+transfers between warehouses in both phases, and cycle counts.
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ class Simulator:
         self.skus = [f"SKU-{s:05d}" for s in range(self.plan.skus)]
         # Zipf-like popularity: a few SKUs take most of the orders.
         self.weights = [1.0 / (rank + 1) ** 1.1 for rank in range(len(self.skus))]
+        # prices from a generator of their own, so costs do not change the traffic's sequence
+        self.prices = random.Random(self.plan.seed + 1)  # noqa: S311 - simulated prices
+        self.price = {sku: self.prices.uniform(2, 200) for sku in self.skus}
         self.later: deque[_Pending] = deque()
         self.n = 0
 
@@ -66,14 +69,18 @@ class Simulator:
         self.published[type_] += 1
         return 1
 
+    def _receipt(self, receipt_id: str, sku: str, wh: str, quantity: int) -> int:
+        cost = self.price[sku] * self.prices.uniform(0.9, 1.1)  # each delivery's own price
+        return self._send("receipt.received", {
+            "receipt_id": receipt_id, "sku": sku, "warehouse": wh, "quantity": quantity,
+            "unit_cost": f"{cost:.2f}", "currency": "EUR"})
+
     def seed_stock(self) -> int:
         """Opening receipts for every key, so orders find stock."""
         sent = 0
         for sku in self.skus:
             for wh in self.warehouses:
-                sent += self._send("receipt.received", {
-                    "receipt_id": f"open-{sku}-{wh}", "sku": sku, "warehouse": wh,
-                    "quantity": self.rng.randint(50, 500)})
+                sent += self._receipt(f"open-{sku}-{wh}", sku, wh, self.rng.randint(50, 500))
         return sent
 
     def step(self, now: float) -> int:
@@ -85,9 +92,7 @@ class Simulator:
             return self._order(now)
         sku, wh = self._key()
         if r < 0.65:
-            return self._send("receipt.received", {"receipt_id": self._id("R"), "sku": sku,
-                                                   "warehouse": wh,
-                                                   "quantity": self.rng.randint(10, 100)})
+            return self._receipt(self._id("R"), sku, wh, self.rng.randint(10, 100))
         if r < 0.75:
             return self._send("return.received", {
                 "return_id": self._id("RT"), "sku": sku, "warehouse": wh,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import NamedTuple
 
 from stockflow.domain.effects import Decision, Outcome, Output
@@ -22,6 +23,7 @@ class Change(NamedTuple):
     reference: str | None = None
     thresholds: tuple[int, int] | None = None
     note: str | None = None
+    cost: tuple[Decimal, str] | None = None  # a receipt's unit cost and currency
 
 
 def reference(kind: str, ident: str, line: str | None = None) -> str:
@@ -33,8 +35,8 @@ def noop(state: StockState, why: str) -> Decision:
     return Decision(state, Outcome.NOOP, message=why)
 
 
-def rejected(state: StockState, why: str) -> Decision:
-    return Decision(state, Outcome.REJECTED, message=why)
+def rejected(state: StockState, why: str, reason: str = "negative_result") -> Decision:
+    return Decision(state, Outcome.REJECTED, message=why, reason=reason)
 
 
 def cause(event: Event) -> dict[str, str]:

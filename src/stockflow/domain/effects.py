@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -39,6 +40,8 @@ class LedgerEntry(NamedTuple):
     note: str | None = None
     actor: str | None = None  # the cause's source
     time: datetime | None = None  # the cause's own time (business time)
+    value: Decimal | None = None  # on-hand units moved times their cost; None: cost unknown
+    unit_cost: Decimal | None = None  # the key's average unit cost after the movement
 
 
 class Decision(NamedTuple):
@@ -49,3 +52,4 @@ class Decision(NamedTuple):
     lines: tuple[Reservation, ...] = ()  # reservation lines created or changed
     refs: tuple[tuple[str, int], ...] = ()  # movement references now applied
     message: str = ""  # why a rejection or no-op happened
+    reason: str = "negative_result"  # a rejection's DLQ reason code

@@ -7,8 +7,10 @@ these models happens at the edge, in `stockflow.contract.events`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Literal, NamedTuple
 
 from pydantic import (
@@ -17,8 +19,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -29,6 +33,7 @@ __all__ = [
     "LATEST",
     "MAX_LINE_COUNT",
     "AtKey",
+    "Currency",
     "Data",
     "Event",
     "Ident",
@@ -36,9 +41,13 @@ __all__ = [
     "Limits",
     "Name",
     "OversellKind",
+    "UnitCost",
 ]
 
 _NAME = r"^[A-Za-z0-9._-]{1,64}$"
+# Money travels as a decimal string, never a JSON number: a binary float cannot hold 0.10.
+_MONEY = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,6})?$"
+_MONEY_RE = re.compile(_MONEY)
 
 # Every timestamp an event carries must lie in [EARLIEST, LATEST) once converted to UTC.
 # The window sits far inside what both Python (years 1-9999) and Postgres can represent, so
@@ -109,6 +118,21 @@ Instant = Annotated[AwareDatetime, Field(ge=EARLIEST, lt=LATEST, json_schema_ext
 Ident = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Name = Annotated[str, StringConstraints(pattern=_NAME)]
 Note = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+def _money(value: object) -> Decimal:
+    if not isinstance(value, str) or not _MONEY_RE.fullmatch(value):
+        raise PydanticCustomError(
+            "money", "a decimal string of at most 12 digits, a point and 6 decimals, "
+            "like \"12.50\"")
+    return Decimal(value)
+
+
+UnitCost = Annotated[Decimal, PlainValidator(_money), WithJsonSchema({
+    "type": "string", "pattern": _MONEY,
+    "description": "a decimal string >= 0 (at most 12 digits, a point and 6 decimals)"})]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), Field(
+    description="an ISO 4217 alphabetic code, e.g. EUR")]
 
 
 class Data(BaseModel):
@@ -192,6 +216,14 @@ class ReceiptReceived(AtKey):
     line_id: Ident | None = None
     quantity: Quantity
     po_id: Ident | None = None
+    unit_cost: UnitCost | None = None  # with currency: what one unit cost
+    currency: Currency | None = None
+
+    @model_validator(mode="after")
+    def _costed(self) -> ReceiptReceived:
+        if (self.unit_cost is None) != (self.currency is None):
+            raise ValueError("unit_cost and currency come together")
+        return self
 
 
 class ReturnReceived(AtKey):

@@ -3,6 +3,8 @@ and thresholds. A movement's reference makes a repeat of it a no-op."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from stockflow.domain.change import Change, noop, oversell, reference, rejected, seen
 from stockflow.domain.effects import Decision, Output
 from stockflow.domain.inputs import (
@@ -83,11 +85,17 @@ def transfer_received(state: StockState, d: TransferReceived) -> Change | Decisi
     return Change(qty, refs=((ref, d.quantity),), reference=ref)
 
 
-def received(state: StockState, ref: str, quantity: int) -> Change | Decision:
+def received(state: StockState, ref: str, quantity: int,
+             cost: tuple[Decimal, str] | None = None) -> Change | Decision:
+    """Units received; with `cost` (unit cost, currency) they re-average the key's cost.
+    A key is valued in one currency: a cost in another is rejected, not converted."""
     if seen(state, [ref]):
         return noop(state, "receipt already applied")
+    if cost is not None and state.currency is not None and cost[1] != state.currency:
+        return rejected(state, f"the receipt is costed in {cost[1]}, the key is valued in "
+                               f"{state.currency}", "currency_mismatch")
     qty = state.qty.add(on_hand=quantity)
-    return Change(qty, refs=((ref, quantity),), reference=ref)
+    return Change(qty, refs=((ref, quantity),), reference=ref, cost=cost)
 
 
 def returned(state: StockState, d: ReturnReceived) -> Change | Decision:

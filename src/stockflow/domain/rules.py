@@ -15,6 +15,7 @@ from typing import assert_never
 
 from stockflow.domain import movements as mv
 from stockflow.domain import reservations as rs
+from stockflow.domain import valuation
 from stockflow.domain.change import Change, cause, reference
 from stockflow.domain.effects import Decision, LedgerEntry, Outcome, Output
 from stockflow.domain.inputs import (
@@ -101,7 +102,9 @@ def apply(state: StockState, event: Event, policy: Policy) -> Decision:
         case TransferReceived():
             result = mv.transfer_received(state, d)
         case ReceiptReceived():
-            result = mv.received(state, reference("receipt", d.receipt_id, d.line_id), d.quantity)
+            cost = (d.unit_cost, d.currency) if d.unit_cost is not None and d.currency else None
+            result = mv.received(state, reference("receipt", d.receipt_id, d.line_id),
+                                 d.quantity, cost)
         case ReturnReceived():
             result = mv.returned(state, d)
         case StockAdjusted():
@@ -133,9 +136,18 @@ def settle(state: StockState, event: Event, change: Change) -> Decision:
     refs = state.refs
     if change.refs:
         refs = {**refs, **dict(change.refs)}
+    unit_cost, currency, value = state.unit_cost, state.currency, None
+    moved = qty.on_hand - old.on_hand
+    if change.cost is not None:
+        paid, currency = change.cost
+        unit_cost = valuation.averaged(old.on_hand, unit_cost, moved, paid)
+        value = valuation.moved(moved, paid)
+    elif moved and unit_cost is not None:
+        value = valuation.moved(moved, unit_cost)
     new = StockState(sku=state.sku, warehouse=state.warehouse, qty=qty, version=version,
                      reorder_point=reorder_point, safety_stock=safety_stock,
-                     severity=severity, lines=lines, refs=refs)
+                     severity=severity, unit_cost=unit_cost, currency=currency, lines=lines,
+                     refs=refs)
     outputs: list[Output] = []
     caused_by = cause(event)
     key = state.key
@@ -159,5 +171,6 @@ def settle(state: StockState, event: Event, change: Change) -> Decision:
             "safety_stock": safety_stock, "cause": caused_by}))
     ledger = LedgerEntry(event_id=event.id, event_type=event.type, before=old, after=qty,
                          version=version, reference=change.reference, note=change.note,
-                         actor=event.source or None, time=event.time)
+                         actor=event.source or None, time=event.time, value=value,
+                         unit_cost=unit_cost)
     return Decision(new, Outcome.APPLIED, tuple(outputs), ledger, change.lines, change.refs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from types import MappingProxyType
 from typing import NamedTuple
@@ -117,8 +118,10 @@ DEFAULT_POLICY = Policy()
 
 
 class StockState(NamedTuple):
-    """One key's quantities and thresholds, plus the reservation lines and movement
-    references that the events at hand may touch (the shell loads just those)."""
+    """One key's quantities, thresholds and perpetual weighted-average unit cost (None
+    until a receipt carries a cost; `currency` is set by that first costed receipt), plus
+    the reservation lines and movement references that the events at hand may touch (the
+    shell loads just those)."""
 
     sku: str
     warehouse: str
@@ -127,6 +130,8 @@ class StockState(NamedTuple):
     reorder_point: int = DEFAULT_POLICY.default_reorder_point
     safety_stock: int = DEFAULT_POLICY.default_safety_stock
     severity: Severity = Severity.OK
+    unit_cost: Decimal | None = None
+    currency: str | None = None
     lines: Mapping[LineKey, Reservation] = EMPTY_LINES
     refs: Mapping[str, int] = EMPTY_REFS
 
@@ -142,7 +147,8 @@ class StockState(NamedTuple):
         """The same key state, seen with other lines and references (faster than
         `_replace`, which goes through a generic mapping; the hot path calls it per event)."""
         return StockState(self.sku, self.warehouse, self.qty, self.version, self.reorder_point,
-                          self.safety_stock, self.severity, lines, refs)
+                          self.safety_stock, self.severity, self.unit_cost, self.currency,
+                          lines, refs)
 
 
 def new_state(sku: str, warehouse: str, policy: Policy) -> StockState:

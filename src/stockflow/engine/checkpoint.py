@@ -159,7 +159,7 @@ def _decide(
             continue
         outcome = decision.outcome
         if outcome is Outcome.REJECTED:
-            rejection = Rejection(Reason.NEGATIVE_RESULT, decision.message, ev.id, ev.type)
+            rejection = Rejection(Reason(decision.reason), decision.message, ev.id, ev.type)
             _reject(topics, msg, rejection, kinds[msg.topic], report, out_by_part)
             writes.rejected.append(store.RejectedRow(ev.id, key, rejection.reason.value,
                                                      rejection.message))

@@ -1,5 +1,5 @@
-"""`stockflow report stock|movements`: reports computed in Postgres, as a table, CSV or
-JSON."""
+"""`stockflow report stock|movements|valuation`: reports computed in Postgres, as a table,
+CSV or JSON (money as decimal strings)."""
 
 from __future__ import annotations
 
@@ -44,30 +44,38 @@ def _print(rows: list[dict[str, Any]], columns: tuple[str, ...], form: str, titl
             table.add_column(c.replace("_", " "), justify="left" if c in (
                 "warehouse", "key", "event_type", "severity") else "right")
         for row in rows:
-            table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()))
+            table.add_row(*(f"{v:,}" if isinstance(v, int) else "" if v is None else str(v)
+                            for v in row.values()))
         Console(soft_wrap=True).print(table)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     settings = Settings()
     filters = reports.Filters(args.warehouse, args.since, args.until, args.low_only)
-    if args.report != "movements" and (args.since or args.until):
-        raise StockflowError("--since and --until apply to the movements report")
+    if args.report != "movements" and args.since:
+        raise StockflowError("--since applies to the movements report")
+    if args.report == "stock" and args.until:
+        raise StockflowError("--until applies to the movements and valuation reports")
     with migrated_database(settings) as conn:
         rows = reports.run(conn, args.report, filters)
     title = ("low and out-of-stock keys" if args.report == "stock" and args.low_only
              else f"{args.report} by warehouse")
+    if args.report == "valuation":
+        title = "valuation by warehouse and currency" + (
+            f", as of {args.until.isoformat()}" if args.until else "")
     _print(rows, reports.query(args.report, filters).columns, args.format, title)
     return 0
 
 
 def register(sub: Any) -> None:  # argparse's _SubParsersAction
     """Add `report` to the CLI's subcommands."""
-    p = sub.add_parser("report", help="stock and movement reports, computed in Postgres")
+    p = sub.add_parser("report", help="stock, movement and valuation reports, computed in "
+                                      "Postgres")
     p.add_argument("report", choices=reports.REPORTS)
     p.add_argument("--warehouse")
     p.add_argument("--since", type=_instant, help="movements at or after (event time)")
-    p.add_argument("--until", type=_instant, help="movements before (event time)")
+    p.add_argument("--until", type=_instant,
+                   help="movements before (event time); valuation as of then")
     p.add_argument("--low-only", action="store_true",
                    help="stock: list the low and out-of-stock keys instead of totals")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")

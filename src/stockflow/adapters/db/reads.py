@@ -14,12 +14,15 @@ __all__ = ["STOCK_FIELDS", "alerts", "event_outcomes", "ledger", "order_lines", 
 
 STOCK_FIELDS = ("key", "sku", "warehouse", "on_hand", "reserved", "available", "in_transit",
                 "damaged", "version", "reorder_point", "safety_stock", "severity",
-                "updated_at")
+                "unit_cost", "currency", "updated_at")
 _STOCK = f"SELECT {', '.join(STOCK_FIELDS)} FROM stock"
 _LEDGER_FIELDS = ("version", "event_id", "event_type", "reference", "note", "on_hand_before",
                   "on_hand_after", "reserved_before", "reserved_after", "in_transit_before",
                   "in_transit_after", "damaged_before", "damaged_after", "actor", "event_time",
-                  "recorded_at")
+                  "recorded_at", "value", "unit_cost")
+# When a movement happened in business time: its cause's own time; for rows from before
+# migration 0007, which kept none, when it was recorded.
+BUSINESS_TIME = "coalesce(event_time, recorded_at)"
 _LINE_FIELDS = ("key", "line_id", "quantity", "remaining", "status", "expires_at",
                 "backordered", "updated_at")
 
@@ -56,24 +59,25 @@ async def sku(conn: AsyncConn, sku_: str) -> list[dict[str, Any]]:
 async def ledger(conn: AsyncConn, key: str, *, since: datetime | None,
                  until: datetime | None, after: int | None,
                  limit: int) -> list[dict[str, Any]]:
-    """The key's movements in version order after version `after`, recorded in
-    [since, until)."""
+    """The key's movements in version order after version `after`, that happened (in
+    business time) in [since, until)."""
     return await _rows(
         conn, f"SELECT {', '.join(_LEDGER_FIELDS)} FROM ledger WHERE key = %s"
-        " AND version > %s AND (%s::timestamptz IS NULL OR recorded_at >= %s)"
-        " AND (%s::timestamptz IS NULL OR recorded_at < %s) ORDER BY version LIMIT %s",
+        f" AND version > %s AND (%s::timestamptz IS NULL OR {BUSINESS_TIME} >= %s)"
+        f" AND (%s::timestamptz IS NULL OR {BUSINESS_TIME} < %s) ORDER BY version LIMIT %s",
         (key, after or 0, since, since, until, until, limit), _LEDGER_FIELDS)
 
 
 async def stock_at(conn: AsyncConn, key: str, at: datetime) -> dict[str, Any] | None:
-    """The key's quantities as of `at`: after its last movement recorded by then (the
-    ledger is append-only and holds every applied event). None when the key was unknown
-    then."""
+    """The key's quantities and average unit cost as of `at` in business time: after the
+    last movement applied among those that had happened by then (the ledger is
+    append-only and holds every applied event). None when the key had none then."""
     rows = await _rows(
         conn, "SELECT version, on_hand_after, reserved_after, in_transit_after,"
-        " damaged_after, recorded_at FROM ledger WHERE key = %s AND recorded_at <= %s"
-        " ORDER BY version DESC LIMIT 1", (key, at),
-        ("version", "on_hand", "reserved", "in_transit", "damaged", "recorded_at"))
+        f" damaged_after, unit_cost, event_time, recorded_at FROM ledger WHERE key = %s"
+        f" AND {BUSINESS_TIME} <= %s ORDER BY version DESC LIMIT 1", (key, at),
+        ("version", "on_hand", "reserved", "in_transit", "damaged", "unit_cost", "event_time",
+         "recorded_at"))
     return rows[0] if rows else None
 
 

@@ -69,7 +69,8 @@ def fetch(
     with conn.pipeline():
         c_stock = conn.execute(
             "SELECT key, on_hand, reserved, in_transit, damaged, version, reorder_point, "
-            "safety_stock, severity FROM stock WHERE key = ANY(%s::text[])", (_texts(keys),))
+            "safety_stock, severity, unit_cost, currency FROM stock WHERE key = ANY(%s::text[])",
+            (_texts(keys),))
         # One primary-key probe per wanted pair (OFFSET 0 keeps the LATERAL subquery from
         # being flattened into a join). As a join, the planner hashed the whole table until
         # it grew large: a scan per batch growing with the table (measured: 1 ms per batch
@@ -87,10 +88,11 @@ def fetch(
             "SELECT event_id FROM processed_events WHERE event_id = ANY(%s::text[])",
             (_texts(ids),))
     stock = {}
-    for k, oh, res, it, dmg, ver, rp, ss, sev in c_stock.fetchall():
+    for k, oh, res, it, dmg, ver, rp, ss, sev, cost, cur in c_stock.fetchall():
         sku, wh = k.split("@", 1)
         stock[k] = StockState(sku=sku, warehouse=wh, qty=Quantities(oh, res, it, dmg), version=ver,
-                              reorder_point=rp, safety_stock=ss, severity=Severity(sev))
+                              reorder_point=rp, safety_stock=ss, severity=Severity(sev),
+                              unit_cost=cost, currency=cur)
     lines: dict[tuple[str, str], dict[str, Reservation]] = defaultdict(dict)
     for k, o, ln, q, rem, st, exp, bo, lc, sh in c_lines.fetchall():
         lines[(k, o)][ln] = Reservation(order_id=o, line_id=ln, quantity=q, remaining=rem,
@@ -179,12 +181,13 @@ def write(
         with cur.copy("COPY ledger (key, version, event_id, event_type, reference, note, "
                       "on_hand_before, on_hand_after, reserved_before, reserved_after, "
                       "in_transit_before, in_transit_after, damaged_before, damaged_after, actor, "
-                      "event_time) FROM STDIN") as copy:
+                      "event_time, value, unit_cost) FROM STDIN") as copy:
             for key, e in w.ledger:  # a LedgerRow
                 b, a = e.before, e.after
                 copy.write_row((key, e.version, e.event_id, e.event_type, e.reference, e.note,
                                 b.on_hand, a.on_hand, b.reserved, a.reserved, b.in_transit,
-                                a.in_transit, b.damaged, a.damaged, e.actor, e.time))
+                                a.in_transit, b.damaged, a.damaged, e.actor, e.time, e.value,
+                                e.unit_cost))
     if w.processed:
         with cur.copy('COPY processed_events (event_id, key, topic, partition, "offset", outcome)'
                       " FROM STDIN") as copy:
@@ -238,7 +241,8 @@ def _ints(values: Iterable[int]) -> str:
 
 
 def _nullable(values: Iterable[object | None]) -> str:
-    """An array literal of values whose text form needs no escaping (ints, datetimes)."""
+    """An array literal of values whose text form needs no escaping (ints, datetimes,
+    decimals, currency codes)."""
     return "{" + ",".join(["NULL" if v is None else f'"{v}"' for v in values]) + "}"
 
 
@@ -257,19 +261,22 @@ def _upsert_stock(conn: Conn, states: list[StockState]) -> None:
     qty = [s.qty for s in states]
     conn.execute(
         "INSERT INTO stock (key, sku, warehouse, on_hand, reserved, in_transit, damaged, version,"
-        " reorder_point, safety_stock, severity) SELECT * FROM unnest(%s::text[], %s::text[],"
-        " %s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],"
-        " %s::bigint[], %s::bigint[], %s::text[]) ON CONFLICT (key) DO UPDATE SET"
+        " reorder_point, safety_stock, severity, unit_cost, currency) SELECT * FROM"
+        " unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],"
+        " %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::numeric[],"
+        " %s::text[]) ON CONFLICT (key) DO UPDATE SET"
         " on_hand = EXCLUDED.on_hand, reserved = EXCLUDED.reserved,"
         " in_transit = EXCLUDED.in_transit, damaged = EXCLUDED.damaged,"
         " version = EXCLUDED.version, reorder_point = EXCLUDED.reorder_point,"
-        " safety_stock = EXCLUDED.safety_stock, severity = EXCLUDED.severity, updated_at = now()",
+        " safety_stock = EXCLUDED.safety_stock, severity = EXCLUDED.severity,"
+        " unit_cost = EXCLUDED.unit_cost, currency = EXCLUDED.currency, updated_at = now()",
         (_texts([s.key for s in states]), _texts([s.sku for s in states]),
          _texts([s.warehouse for s in states]), _ints(q.on_hand for q in qty),
          _ints(q.reserved for q in qty), _ints(q.in_transit for q in qty),
          _ints(q.damaged for q in qty), _ints(s.version for s in states),
          _ints(s.reorder_point for s in states), _ints(s.safety_stock for s in states),
-         _texts([s.severity for s in states])))
+         _texts([s.severity for s in states]), _nullable(s.unit_cost for s in states),
+         _nullable(s.currency for s in states)))
 
 
 def _upsert_lines(conn: Conn, lines: dict[tuple[str, str, str], LineRow]) -> None:

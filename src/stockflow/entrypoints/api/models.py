@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -34,6 +35,10 @@ class Stock(Totals):
     reorder_point: int
     safety_stock: int
     severity: Severity
+    unit_cost: Decimal | None = Field(
+        description="perpetual weighted-average unit cost, a decimal string; null until a "
+                    "receipt carries a cost")
+    currency: str | None = Field(description="ISO 4217 code the key is valued in")
     updated_at: datetime = Field(description="when the last applied event was recorded")
 
 
@@ -68,6 +73,10 @@ class Movement(BaseModel):
                     "through this API); null for movements recorded before actors were kept")
     event_time: datetime | None = Field(description="the cause event's own time")
     recorded_at: datetime = Field(description="when the processor applied it")
+    value: Decimal | None = Field(
+        description="on-hand units moved times their unit cost (negative: out); null when "
+                    "no cost is known or on hand did not move")
+    unit_cost: Decimal | None = Field(description="the key's average unit cost after it")
 
 
 class Ledger(BaseModel):
@@ -78,8 +87,10 @@ class Ledger(BaseModel):
 
 class StockAt(Totals):
     key: str
-    time: datetime = Field(description="the instant asked about")
+    time: datetime = Field(description="the instant asked about (business time)")
     version: int = Field(description="the key's version then; 0 before its first event")
+    unit_cost: Decimal | None = Field(description="the key's average unit cost then")
+    event_time: datetime | None = Field(description="when that version's cause happened")
     recorded_at: datetime | None = Field(description="when that version was recorded")
 
 

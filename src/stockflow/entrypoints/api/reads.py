@@ -116,8 +116,10 @@ async def get_sku(sku: Annotated[str, Path(pattern=_NAME)], request: Request,
 @router.get("/stock/{key}/ledger", response_model=Ledger, responses=_NOT_FOUND)
 async def get_ledger(
     key: KeyPath, request: Request, _: Reader,
-    since: Annotated[datetime | None, Query(description="recorded at or after")] = None,
-    until: Annotated[datetime | None, Query(description="recorded before")] = None,
+    since: Annotated[datetime | None, Query(description="happened (event time) at or after")
+                     ] = None,
+    until: Annotated[datetime | None, Query(description="happened (event time) before")
+                     ] = None,
     limit: Limit = 100, cursor: VersionCursor = None,
 ) -> Any:
     """The key's movements, oldest first: each with its cause (event id and type,
@@ -137,7 +139,8 @@ async def get_ledger(
 @router.get("/stock/{key}/at", response_model=StockAt, responses=_NOT_FOUND)
 async def get_stock_at(key: KeyPath, request: Request, _: Reader,
                        time: Annotated[datetime, Query(description="RFC 3339 instant")]) -> Any:
-    """The key's quantities at a past instant, from the ledger (time travel)."""
+    """The key's quantities and average unit cost at a past instant of business time (the
+    cause events' own times), from the ledger (time travel)."""
     if time.tzinfo is None:
         raise HTTPException(422, "time needs a UTC offset, e.g. 2026-11-21T09:00:00Z")
     async with _pool(request).connection() as conn:
@@ -146,7 +149,7 @@ async def get_stock_at(key: KeyPath, request: Request, _: Reader,
         row = await reads.stock_at(conn, key, time)
     if row is None:  # before the key's first event
         row = {"version": 0, "on_hand": 0, "reserved": 0, "in_transit": 0, "damaged": 0,
-               "recorded_at": None}
+               "unit_cost": None, "event_time": None, "recorded_at": None}
     return {**row, "key": key, "time": time, "available": row["on_hand"] - row["reserved"]}
 
 

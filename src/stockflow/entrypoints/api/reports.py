@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from stockflow.adapters.db import reports
 from stockflow.entrypoints.api.auth import Caller, require
@@ -54,6 +55,19 @@ class Movements(BaseModel):
     units_in: int
     units_out: int
     net_units: int
+    value_in: Decimal | None
+    value_out: Decimal | None
+    net_value: Decimal | None = Field(description="the value of the units moved, where a "
+                                                  "cost was known; decimal strings")
+
+
+class Valuation(BaseModel):
+    warehouse: str
+    currency: str | None = Field(description="null: the keys no receipt has costed yet")
+    keys: int
+    on_hand: int
+    value: Decimal | None = Field(description="on hand times each key's average unit cost")
+    average_unit_cost: Decimal | None
 
 
 def _aware(at: datetime | None, name: str) -> datetime | None:
@@ -89,3 +103,15 @@ async def movements_report(
     and the units in, out and net (on hand)."""
     return await _run(request, "movements", reports.Filters(
         warehouse, _aware(since, "since"), _aware(until, "until")))
+
+
+@router.get("/valuation", response_model=list[Valuation])
+async def valuation_report(
+    request: Request, _: Reader, warehouse: Warehouse = None,
+    until: Annotated[datetime | None, Query(
+        description="as of just before this instant of event time; now when absent")] = None,
+) -> Any:
+    """Valuation by warehouse and currency: on-hand units times each key's perpetual
+    weighted-average unit cost, now or as of a past instant."""
+    return await _run(request, "valuation", reports.Filters(
+        warehouse, until=_aware(until, "until")))
