@@ -54,6 +54,9 @@ def test_order_placed_reserves_when_sellable_and_rejects_otherwise() -> None:
         "reservation_rejected", 70, 10)
     assert st.lines[("O2", "1")].status is Status.REJECTED
     assert no.outcome is Outcome.APPLIED  # the rejected line is remembered
+    # the ledger keeps the demand turned away apart from what moved
+    assert no.ledger is not None and ok.ledger is not None
+    assert (no.ledger.lost, ok.ledger.lost) == (80, None)
 
 
 def test_safety_stock_limits_sellable_and_backorder_overrides() -> None:

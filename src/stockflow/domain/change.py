@@ -24,6 +24,7 @@ class Change(NamedTuple):
     thresholds: tuple[int, int] | None = None
     note: str | None = None
     cost: tuple[Decimal, str] | None = None  # a receipt's unit cost and currency
+    lost: int = 0  # units of demand turned away (a rejected reservation's quantity)
 
 
 def reference(kind: str, ident: str, line: str | None = None) -> str:

@@ -42,6 +42,7 @@ class LedgerEntry(NamedTuple):
     time: datetime | None = None  # the cause's own time (business time)
     value: Decimal | None = None  # on-hand units moved times their cost; None: cost unknown
     unit_cost: Decimal | None = None  # the key's average unit cost after the movement
+    lost: int | None = None  # units of demand turned away: a rejected reservation's quantity
 
 
 class Decision(NamedTuple):

@@ -74,7 +74,7 @@ def placed(state: StockState, event: Event, d: OrderPlaced, policy: Policy) -> C
                            reason="insufficient_stock"),
         oversell(state, event, "reservation_rejected", d.quantity, sellable, **ids),
     ]
-    return Change(state.qty, lines=(r,), outputs=tuple(outputs))
+    return Change(state.qty, lines=(r,), outputs=tuple(outputs), lost=d.quantity)
 
 
 def confirmed(state: StockState, event: Event, d: OrderConfirmed) -> Change | Decision:

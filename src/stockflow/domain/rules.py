@@ -172,5 +172,5 @@ def settle(state: StockState, event: Event, change: Change) -> Decision:
     ledger = LedgerEntry(event_id=event.id, event_type=event.type, before=old, after=qty,
                          version=version, reference=change.reference, note=change.note,
                          actor=event.source or None, time=event.time, value=value,
-                         unit_cost=unit_cost)
+                         unit_cost=unit_cost, lost=change.lost or None)
     return Decision(new, Outcome.APPLIED, tuple(outputs), ledger, change.lines, change.refs)

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             return cmd_process(args)
         from stockflow.entrypoints.main_job import run_simulated  # noqa: PLC0415
 
-        return run_simulated(_settings(), rate=args.rate, duration=args.duration,
+        return run_simulated(_settings(), rate=args.rate or _LIVE_RATE, duration=args.duration,
                              skus=args.skus, refresh=args.refresh)
 
 
@@ -131,8 +132,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from stockflow.entrypoints.app import stop_on_signals  # noqa: PLC0415
     from stockflow.publisher import Publisher  # noqa: PLC0415
 
+    if args.backfill_days:
+        return _backfill(args)
     sim = Simulator(Publisher(_settings(), source="stockflow-simulator"),
-                    Simulation(skus=args.skus, rate=args.rate))
+                    Simulation(skus=args.skus, rate=args.rate or _LIVE_RATE))
     if not args.no_seed:
         sim.seed_stock()
     with stop_on_signals() as stop:
@@ -145,8 +148,54 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backfill(args: argparse.Namespace) -> int:
+    """Publish `--backfill-days` of demand history with past event times, then exit. Paced
+    (at `--rate`, default 5,000/s) so that a running processor applies it as it comes: in a
+    backlog the input topics are not ordered among themselves, and a shipment applied
+    before the receipt that stocked it would oversell and go unvalued."""
+    import time  # noqa: PLC0415
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from rich.progress import Progress  # noqa: PLC0415
+
+    from stockflow.devtools.backfill import history, patterns  # noqa: PLC0415
+    from stockflow.entrypoints.app import stop_on_signals  # noqa: PLC0415
+    from stockflow.publisher import Publisher  # noqa: PLC0415
+
+    keys = [f"SKU-{s:05d}@WH-{w}" for s in range(args.skus)
+            for w in range(1, args.warehouses + 1)]
+    days, published = args.backfill_days, Counter[str]()
+    rate, started = args.rate or _BACKFILL_RATE, time.monotonic()
+    pats = patterns(keys, days, args.seed)
+    with (Publisher(_settings(), source="stockflow-backfill") as pub, stop_on_signals() as stop,
+          Progress(transient=True) as bar):
+        task = bar.add_task(f"{len(keys):,} keys x {days} days", total=days)
+        last = None
+        for type_, data, at in history(pats, days, datetime.now(UTC), args.seed):
+            if stop.is_set():
+                break
+            ident = data.get("shipment_id") or data.get("receipt_id") or data.get("order_id")
+            pub.publish(type_, data, id_=str(ident), time=at)
+            published[type_] += 1
+            if (ahead := published.total() / rate - (time.monotonic() - started)) > 0.01:
+                time.sleep(ahead)
+            if at.date() != last:
+                last = at.date()
+                bar.update(task, completed=(at - datetime.now(UTC)).days + days + 1)
+        pub.flush()
+    shares = {kind: sum(p.kind == kind for p in pats.values()) for kind in ("smooth",
+                                                                          "intermittent")}
+    print(json.dumps({"published": dict(published), "keys": shares, "days": days}))
+    return 0
+
+
+_LIVE_RATE, _BACKFILL_RATE = 500.0, 5000.0
+
+
 def _traffic_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rate", type=float, default=500, help="offered events per second")
+    p.add_argument("--rate", type=float, default=None,
+                   help=f"offered events per second (default {_LIVE_RATE:,.0f}; "
+                        f"{_BACKFILL_RATE:,.0f} for --backfill-days)")
     p.add_argument("--duration", type=float, default=None, help="seconds (default: until Ctrl-C)")
     p.add_argument("--skus", type=int, default=2000, help="SKUs, in each of 3 warehouses")
 
@@ -192,6 +241,12 @@ def parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulate", help="publish simulated traffic")
     _traffic_options(sim)
     sim.add_argument("--no-seed", action="store_true", help="skip the opening stock receipts")
+    sim.add_argument("--backfill-days", type=int, default=0, metavar="N",
+                     help="instead of live traffic, publish N days of demand history with "
+                          "past event times (weekly seasonality, trend, promotions, "
+                          "intermittent slow movers), then exit")
+    sim.add_argument("--warehouses", type=int, default=3, help="with --backfill-days")
+    sim.add_argument("--seed", type=int, default=1, help="with --backfill-days")
     sim.set_defaults(func=cmd_simulate)
 
     from stockflow.entrypoints import (  # noqa: PLC0415

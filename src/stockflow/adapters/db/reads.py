@@ -19,7 +19,7 @@ _STOCK = f"SELECT {', '.join(STOCK_FIELDS)} FROM stock"
 _LEDGER_FIELDS = ("version", "event_id", "event_type", "reference", "note", "on_hand_before",
                   "on_hand_after", "reserved_before", "reserved_after", "in_transit_before",
                   "in_transit_after", "damaged_before", "damaged_after", "actor", "event_time",
-                  "recorded_at", "value", "unit_cost")
+                  "recorded_at", "value", "unit_cost", "lost")
 # When a movement happened in business time: its cause's own time; for rows from before
 # migration 0007, which kept none, when it was recorded.
 BUSINESS_TIME = "coalesce(event_time, recorded_at)"

@@ -181,13 +181,13 @@ def write(
         with cur.copy("COPY ledger (key, version, event_id, event_type, reference, note, "
                       "on_hand_before, on_hand_after, reserved_before, reserved_after, "
                       "in_transit_before, in_transit_after, damaged_before, damaged_after, actor, "
-                      "event_time, value, unit_cost) FROM STDIN") as copy:
+                      "event_time, value, unit_cost, lost) FROM STDIN") as copy:
             for key, e in w.ledger:  # a LedgerRow
                 b, a = e.before, e.after
                 copy.write_row((key, e.version, e.event_id, e.event_type, e.reference, e.note,
                                 b.on_hand, a.on_hand, b.reserved, a.reserved, b.in_transit,
                                 a.in_transit, b.damaged, a.damaged, e.actor, e.time, e.value,
-                                e.unit_cost))
+                                e.unit_cost, e.lost))
     if w.processed:
         with cur.copy('COPY processed_events (event_id, key, topic, partition, "offset", outcome)'
                       " FROM STDIN") as copy:

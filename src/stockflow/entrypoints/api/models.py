@@ -77,6 +77,8 @@ class Movement(BaseModel):
         description="on-hand units moved times their unit cost (negative: out); null when "
                     "no cost is known or on hand did not move")
     unit_cost: Decimal | None = Field(description="the key's average unit cost after it")
+    lost: int | None = Field(description="units of demand turned away: a rejected "
+                                         "reservation's quantity (lost demand)")
 
 
 class Ledger(BaseModel):

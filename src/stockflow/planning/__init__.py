@@ -1,0 +1,2 @@
+"""Demand planning on the ledger's history: forecasts and reorder suggestions. Pure
+computation (numpy, statsforecast), no I/O."""

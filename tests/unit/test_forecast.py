@@ -1,0 +1,82 @@
+"""The forecasting core: classes, the baseline, model choice by backtest, intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stockflow.planning.forecast import (
+    INTERMITTENT,
+    LEVELS,
+    SMOOTH,
+    classify,
+    forecast_key,
+    summarise,
+)
+
+WEEK = np.array([3.0, 3, 4, 5, 8, 12, 2])
+
+
+def weekly(days: int) -> np.ndarray:
+    return np.resize(WEEK, days)
+
+
+def test_classes_follow_the_average_interval_between_demands() -> None:
+    assert classify(weekly(120)) == "smooth"
+    sparse = np.zeros(120)
+    sparse[::3] = 2.0  # demand every third day: interval 3 > 1.32
+    assert classify(sparse) == "intermittent"
+    assert classify(np.zeros(120)) == "intermittent"
+
+
+def test_a_repeating_week_is_forecast_exactly_and_its_intervals_are_tight() -> None:
+    y = weekly(200)
+    got = forecast_key("A@W", y, 14)
+    assert got.kind == "smooth" and got.model in SMOOTH
+    assert np.allclose(got.mean, np.resize(np.roll(WEEK, -(200 % 7)), 14), atol=1e-6)
+    err, total = got.errors[got.model]
+    assert err == pytest.approx(0, abs=1e-6) and total == pytest.approx(y[-14:].sum())
+    for level in LEVELS:
+        low, high = got.intervals[level]
+        assert len(low) == len(high) == 14
+        assert all(lo <= m + 1e-9 and m <= hi + 1e-9
+                   for lo, m, hi in zip(low, got.mean, high, strict=True))
+        assert got.covered[level] == (14, 14)
+
+
+def test_the_baseline_is_the_same_weekday_over_the_last_90_days() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.poisson(5, 150).astype(float)
+    got = forecast_key("A@W", y, 7)
+    # the baseline's held-out error, recomputed by hand
+    origin = 150 - 7
+    want = [y[origin - 90:origin][[(d - (origin + j)) % 7 == 0
+                                   for d in range(origin - 90, origin)]].mean()
+            for j in range(7)]
+    err, _ = got.errors["weekday_avg"]
+    assert err == pytest.approx(np.abs(y[origin:] - np.array(want)).sum())
+
+
+def test_intermittent_keys_choose_among_the_intermittent_models() -> None:
+    rng = np.random.default_rng(4)
+    y = np.where(rng.random(300) < 0.15, rng.integers(1, 5, 300), 0).astype(float)
+    got = forecast_key("slow@W", y, 14)
+    assert got.kind == "intermittent" and got.model in INTERMITTENT
+    assert set(got.errors) == set(INTERMITTENT)
+    assert all(v >= 0 for v in got.mean)
+
+
+def test_a_history_too_short_for_the_backtest_is_refused() -> None:
+    with pytest.raises(ValueError, match="too few"):
+        forecast_key("A@W", weekly(60), 14)
+
+
+def test_summary_counts_every_key_once() -> None:
+    rng = np.random.default_rng(5)
+    results = [forecast_key(f"K{i}@W", rng.poisson(3 + i, 120).astype(float), 7)
+               for i in range(6)]
+    summary = summarise(results, 7)
+    assert summary.keys["all"] == 6 == sum(summary.chosen.values())
+    assert summary.keys["smooth"] + summary.keys["intermittent"] == 6
+    assert set(summary.mase) >= {"weekday_avg", "chosen"}
+    assert all(0 <= c <= 1 for c in summary.coverage.values())
