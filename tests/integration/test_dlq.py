@@ -28,10 +28,15 @@ def test_every_reason_reaches_the_dlq_with_headers(services: LocalServices, uniq
     env = make_env(services, unique)
     b = _Builder(1, datetime.now(UTC))
     key = "SKU-1@WH-1"
-    items = [b.item("receipt.received", key, {"receipt_id": "R1", "quantity": 5})]
+    items = [b.item("receipt.received", key, {"receipt_id": "R1", "quantity": 5,
+                                              "unit_cost": "2.50", "currency": "EUR"})]
     items += _invalid(b, key)
     items.append(b.item("stock.damaged", key, {"damage_id": "D1", "quantity": 50},
                         reason="negative_result"))
+    # after R1 on the same partition: the key is valued in EUR by then
+    items.append(b.item("receipt.received", key, {"receipt_id": "R-usd", "quantity": 1,
+                                                  "unit_cost": "2.70", "currency": "USD"},
+                        reason="currency_mismatch"))
     items.append(b.item("receipt.received", key, {"receipt_id": "R-refused", "quantity": 100},
                         reason="processing_error"))
     items.append(b.item("stock.adjusted", key, {"adjustment_id": "A1", "delta": 3,

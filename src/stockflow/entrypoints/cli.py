@@ -20,6 +20,8 @@ __all__ = ["main"]
 
 log = logging.getLogger("stockflow")
 
+_LIVE_RATE, _BACKFILL_RATE = 500.0, 5000.0  # simulate's default offered events/s
+
 
 def _settings() -> Settings:
     return Settings()
@@ -154,7 +156,7 @@ def _backfill(args: argparse.Namespace) -> int:
     backlog the input topics are not ordered among themselves, and a shipment applied
     before the receipt that stocked it would oversell and go unvalued."""
     import time  # noqa: PLC0415
-    from datetime import UTC, datetime  # noqa: PLC0415
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
 
     from rich.progress import Progress  # noqa: PLC0415
 
@@ -167,11 +169,12 @@ def _backfill(args: argparse.Namespace) -> int:
     days, published = args.backfill_days, Counter[str]()
     rate, started = args.rate or _BACKFILL_RATE, time.monotonic()
     pats = patterns(keys, days, args.seed)
+    now = datetime.now(UTC)
+    first_day = (now - timedelta(days=days)).date()
     with (Publisher(_settings(), source="stockflow-backfill") as pub, stop_on_signals() as stop,
           Progress(transient=True) as bar):
         task = bar.add_task(f"{len(keys):,} keys x {days} days", total=days)
-        last = None
-        for type_, data, at in history(pats, days, datetime.now(UTC), args.seed):
+        for type_, data, at in history(pats, days, now, args.seed):
             if stop.is_set():
                 break
             ident = data.get("shipment_id") or data.get("receipt_id") or data.get("order_id")
@@ -179,17 +182,12 @@ def _backfill(args: argparse.Namespace) -> int:
             published[type_] += 1
             if (ahead := published.total() / rate - (time.monotonic() - started)) > 0.01:
                 time.sleep(ahead)
-            if at.date() != last:
-                last = at.date()
-                bar.update(task, completed=(at - datetime.now(UTC)).days + days + 1)
+            bar.update(task, completed=(at.date() - first_day).days)
         pub.flush()
     shares = {kind: sum(p.kind == kind for p in pats.values()) for kind in ("smooth",
                                                                           "intermittent")}
     print(json.dumps({"published": dict(published), "keys": shares, "days": days}))
     return 0
-
-
-_LIVE_RATE, _BACKFILL_RATE = 500.0, 5000.0
 
 
 def _traffic_options(p: argparse.ArgumentParser) -> None:

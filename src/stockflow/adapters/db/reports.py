@@ -110,7 +110,7 @@ def query(report: str, filters: Filters) -> Query:
 
 def _value(v: Any) -> Any:
     # sums of bigint come back as numeric: units are whole, so as ints; money stays Decimal
-    if isinstance(v, Decimal) and v == v.to_integral_value() and v.as_tuple().exponent == 0:
+    if isinstance(v, Decimal) and v.as_tuple().exponent == 0:
         return int(v)
     return v
 
