@@ -24,6 +24,7 @@ from tests.integration.test_api import api_server, bearer, new_key
 DAY1 = datetime(2026, 10, 1, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
 SIX = Decimal("0.000001")
+CURRENCY = {"WH-A": "EUR", "WH-B": "EUR", "WH-C": "USD"}  # what each warehouse pays in
 MONEY = ("value_in", "value_out", "net_value", "value", "average_unit_cost")
 
 
@@ -46,7 +47,6 @@ def test_reports_agree_with_the_events(services: LocalServices, unique: str) -> 
     rng = random.Random(12)
     on_hand: dict[str, int] = {}
     cost: dict[str, Decimal] = {}  # key -> average unit cost
-    currency = {"WH-A": "EUR", "WH-B": "EUR", "WH-C": "USD"}
     # (warehouse, type, day) -> [movements, units in, units out, value in, value out]
     moved: dict[tuple[str, str, datetime], list[Any]] = defaultdict(
         lambda: [0, 0, 0, None, None])
@@ -75,7 +75,7 @@ def test_reports_agree_with_the_events(services: LocalServices, unique: str) -> 
         paid = None
         if not sku.endswith("4"):  # R-4, R-14, R-24: never costed
             paid = Decimal(rng.randint(1, 99_999)) / 100
-            data |= {"unit_cost": str(paid), "currency": currency[wh]}
+            data |= {"unit_cost": str(paid), "currency": CURRENCY[wh]}
         pub.publish("receipt.received", data, time=at)
         movement(key, "receipt.received", DAY1, quantity, paid)
 
@@ -186,10 +186,9 @@ def test_reports_agree_with_the_events(services: LocalServices, unique: str) -> 
 def valued(held: dict[str, tuple[int, Decimal | None]]) -> list[dict[str, Any]]:
     """Valuation by warehouse and currency: on hand times the average, per key."""
     groups: dict[tuple[str, str | None], list[Any]] = defaultdict(lambda: [0, 0, None])
-    currency = {"WH-A": "EUR", "WH-B": "EUR", "WH-C": "USD"}
     for key, (units, average) in held.items():
         wh = key.split("@")[1]
-        row = groups[(wh, currency[wh] if average is not None else None)]
+        row = groups[(wh, CURRENCY[wh] if average is not None else None)]
         row[0] += 1
         row[1] += units
         if average is not None:

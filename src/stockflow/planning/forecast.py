@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -48,7 +48,7 @@ LEVELS = (80, 95)  # prediction intervals, percent
 BASELINE = "weekday_avg"
 SMOOTH = (BASELINE, "seasonal_naive", "auto_ets")
 INTERMITTENT = (BASELINE, "croston_sba", "tsb", "adida")
-MODELS = (BASELINE, "seasonal_naive", "auto_ets", "croston_sba", "tsb", "adida")
+MODELS = tuple(dict.fromkeys(SMOOTH + INTERMITTENT))
 _ADI_CUT = 1.32
 _WEEK = 7
 _BASELINE_DAYS = 90
@@ -84,8 +84,8 @@ Predictor = Callable[[Series, int], Series]
 def _statsforecast(name: str) -> Predictor:
     from statsforecast.models import ADIDA, TSB, CrostonSBA  # noqa: PLC0415 - heavy import
 
-    model: Any = {"croston_sba": CrostonSBA(), "tsb": TSB(alpha_d=0.1, alpha_p=0.1),
-                  "adida": ADIDA()}[name]
+    model: Any = (CrostonSBA() if name == "croston_sba"
+                  else TSB(alpha_d=0.1, alpha_p=0.1) if name == "tsb" else ADIDA())
 
     def predict(y: Series, h: int) -> Series:
         return np.asarray(model.forecast(y=y, h=h)["mean"], dtype=np.float64)
@@ -121,7 +121,17 @@ class KeyForecast:
     errors: dict[str, tuple[float, float]]  # model -> (sum |error|, sum demand), held out
     scale: float  # the MASE denominator; 0: none
     covered: dict[int, tuple[int, int]]  # level -> (actuals inside, actuals), held out
-    history: list[float] = field(repr=False, default_factory=list)
+
+
+def _predictor(name: str, train: Series) -> Predictor:
+    """Model `name`; AutoETS estimates its parameters on `train`."""
+    if name == BASELINE:
+        return _weekday_avg
+    if name == "seasonal_naive":
+        return _seasonal_naive
+    if name == "auto_ets":
+        return _Ets(train)
+    return _statsforecast(name)
 
 
 def _interval(forecast: Series, residuals: Series, level: int) -> tuple[Series, Series]:
@@ -140,19 +150,13 @@ def forecast_key(key: str, y: Series, horizon: int) -> KeyForecast:
     if first < 2 * _WEEK:
         raise ValueError(f"{key}: {len(y)} days are too few for a backtest of {ORIGINS} x "
                          f"{horizon} days")
-    predictors: dict[str, Predictor] = {BASELINE: _weekday_avg,
-                                        "seasonal_naive": _seasonal_naive}
-    for name in names:
-        if name == "auto_ets":
-            predictors[name] = _Ets(y[:first])
-        elif name not in predictors:
-            predictors[name] = _statsforecast(name)
+    train = y[:first]
+    predictors = {n: _predictor(n, train) for n in names}
     residuals = {n: [y[o:o + horizon] - predictors[n](y[:o], horizon) for o in origins]
                  for n in names}
     held = {n: float(np.abs(r[-1]).sum()) for n, r in residuals.items()}
     chosen = min(names, key=lambda n: (np.abs(np.concatenate(residuals[n][:-1])).sum(),
                                        names.index(n)))
-    train = y[:first]
     scale = float(np.abs(train[_WEEK:] - train[:-_WEEK]).mean()) if first > _WEEK else 0.0
     actual = y[origins[-1]:]
     total = float(actual.sum())
@@ -167,7 +171,7 @@ def forecast_key(key: str, y: Series, horizon: int) -> KeyForecast:
     intervals = {lv: tuple(v.round(3).tolist() for v in _interval(mean, everything, lv))
                  for lv in LEVELS}
     return KeyForecast(key, kind, chosen, mean.round(3).tolist(), intervals,
-                       {n: (held[n], total) for n in names}, scale, covered, y.tolist())
+                       {n: (held[n], total) for n in names}, scale, covered)
 
 
 @dataclass
