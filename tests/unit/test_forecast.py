@@ -67,7 +67,7 @@ def test_intermittent_keys_choose_among_the_intermittent_models() -> None:
 
 
 def test_a_history_too_short_for_the_backtest_is_refused() -> None:
-    with pytest.raises(ValueError, match="too few"):
+    with pytest.raises(ValueError, match="needs 70"):
         forecast_key("A@W", weekly(60), 14)
 
 

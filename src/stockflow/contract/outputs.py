@@ -3,12 +3,14 @@ their payloads as plain dicts of these shapes (a unit test validates every one).
 
 from __future__ import annotations
 
+from datetime import date
+
 from stockflow.contract.topics import TopicKind
 from stockflow.domain.inputs import AtKey, Data, Ident, OversellKind
 from stockflow.domain.state import Severity
 
-__all__ = ["OUTPUT_MODELS", "Cause", "LowStock", "OversellDetected", "ReservationEvent",
-           "StockChanged"]
+__all__ = ["OUTPUT_MODELS", "Cause", "LowStock", "OversellDetected", "ReorderSuggested",
+           "ReservationEvent", "StockChanged"]
 
 
 
@@ -65,6 +67,27 @@ class ReservationEvent(AtKey):
     cause: Cause
 
 
+class ReorderSuggested(AtKey):
+    """A reorder suggestion from `stockflow forecast --publish` (not from the processor):
+    when the key's inventory position (available + in transit) is at or under its reorder
+    point, order `suggested_quantity` to bring it up to `order_up_to`."""
+
+    as_of: date  # the forecast's history ends the day before
+    model: str
+    lead_time_days: int
+    review_days: int
+    service_level: float
+    lead_time_demand: float  # forecast units over the lead time
+    safety_stock: int
+    reorder_point: int
+    order_up_to: int
+    on_hand: int
+    available: int
+    in_transit: int
+    position: int
+    suggested_quantity: int
+
+
 OUTPUT_MODELS: dict[str, tuple[TopicKind, type[Data]]] = {
     "stock.changed": (TopicKind.STOCK_CHANGED, StockChanged),
     "low-stock.raised": (TopicKind.LOW_STOCK, LowStock),
@@ -73,6 +96,7 @@ OUTPUT_MODELS: dict[str, tuple[TopicKind, type[Data]]] = {
     "oversell.detected": (TopicKind.OVERSELL, OversellDetected),
     **{f"reservation.{s}": (TopicKind.RESERVATIONS, ReservationEvent) for s in (
         "accepted", "rejected", "confirmed", "released", "expired", "fulfilled")},
+    "reorder.suggested": (TopicKind.REORDER, ReorderSuggested),
 }
 
 

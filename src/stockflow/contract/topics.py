@@ -22,12 +22,13 @@ class TopicKind(StrEnum):
     LOW_STOCK = "low-stock"
     OVERSELL = "oversell"
     RESERVATIONS = "reservations"
+    REORDER = "reorder"
     DLQ = "dlq"
 
 
 INPUTS = (TopicKind.ORDERS, TopicKind.SHIPMENTS, TopicKind.RECEIPTS, TopicKind.ADJUSTMENTS)
 OUTPUTS = (TopicKind.STOCK_CHANGED, TopicKind.LOW_STOCK, TopicKind.OVERSELL,
-           TopicKind.RESERVATIONS, TopicKind.DLQ)
+           TopicKind.RESERVATIONS, TopicKind.REORDER, TopicKind.DLQ)
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,15 @@ past event times, so forecasts can be tried on a fresh clone (`stockflow simulat
 --backfill-days N`).
 
 Each key draws a pattern: most are **smooth** (Poisson demand around a level, with a
-weekly profile, a linear trend and a few promotions that multiply demand for some days);
-the rest are **intermittent** slow movers (on most days nothing, now and then a few
-units). Demand is shipped from stock; stock is replenished to three weeks of demand when
-it falls under one week's, after a lead time of one to five days, by costed receipts, so
-stock-outs happen now and then, and demand that finds no stock is placed as an order and
-rejected: lost demand, which the ledger keeps apart from what was shipped.
+weekly profile, a linear trend and a few promotions that multiply demand for some days),
+and go through the life of a catalogue item: some are launched during the history and
+ramp up over weeks, some are phased out and decay, some see their level shift for good on
+one day (a price change, a competitor); the rest are **intermittent** slow movers (on
+most days nothing, now and then a few units). Demand is shipped from stock; stock is
+replenished to three weeks of demand when it falls under one week's, after a lead time of
+one to five days, by costed receipts, so stock-outs happen now and then, and demand that
+finds no stock is placed as an order and rejected: lost demand, which the ledger keeps
+apart from what was shipped.
 """
 
 from __future__ import annotations
@@ -41,12 +44,24 @@ class Pattern:
     promotions: tuple[tuple[int, int, float], ...]  # (first day, days, demand multiplier)
     chance: float  # intermittent: the chance of any demand on a day
     price: float  # what a unit costs to buy, in EUR
+    launch: tuple[int, int] = (0, 0)  # (day it is launched, days its demand ramps up)
+    phase_out: tuple[int, float] | None = None  # (day its decay begins, half-life in days)
+    shift: tuple[int, float] | None = None  # (day, factor its level is multiplied by)
 
     def expected(self, day: int) -> float:
         """Mean demand on `day` (0: the first day of the history)."""
         if self.kind == "intermittent":
             return self.chance * self.level
+        launched, ramp = self.launch
+        if day < launched:
+            return 0.0
         mean = self.level * (1 + self.trend * day / 365) * _WEEKS[self.week][day % 7]
+        if ramp:
+            mean *= min(1.0, (day - launched + 1) / ramp)
+        if self.phase_out is not None and day >= self.phase_out[0]:
+            mean *= 0.5 ** ((day - self.phase_out[0]) / self.phase_out[1])
+        if self.shift is not None and day >= self.shift[0]:
+            mean *= self.shift[1]
         for first, length, lift in self.promotions:
             if first <= day < first + length:
                 mean *= lift
@@ -55,7 +70,9 @@ class Pattern:
 
 def patterns(keys: list[str], days: int, seed: int,
              intermittent: float = 0.4) -> dict[str, Pattern]:
-    """A pattern per key, `intermittent` of them slow movers."""
+    """A pattern per key, `intermittent` of them slow movers. Of the smooth ones, about a
+    fifth are launched during the history (at least 120 days before its end), a sixth are
+    phased out over its last months, and a third see their level shift once."""
     rng = random.Random(seed)  # noqa: S311 - simulated demand
     got = {}
     for key in keys:
@@ -66,9 +83,17 @@ def patterns(keys: list[str], days: int, seed: int,
             continue
         promos = [(rng.randrange(days), rng.randint(3, 7), rng.uniform(1.5, 3.0))
                   for _ in range(rng.randint(0, max(1, days // 90)))]
+        life = rng.random()
+        launch = ((rng.randrange(max(1, days - 120)), rng.randint(28, 70)) if life < 0.2
+                  else (0, 0))
+        phase_out = ((rng.randint(max(0, days - 180), max(0, days - 60)),
+                      rng.uniform(30, 90)) if 0.2 <= life < 0.37 else None)
+        shift = ((rng.randrange(days), rng.choice((rng.uniform(0.5, 0.8),
+                                                   rng.uniform(1.3, 1.8))))
+                 if rng.random() < 0.33 else None)
         got[key] = Pattern("smooth", math.exp(rng.uniform(math.log(2), math.log(60))),
-                           rng.uniform(-0.3, 0.5), rng.choice(list(_WEEKS)),
-                           tuple(sorted(promos)), 1.0, price)
+                           rng.uniform(-0.5, 1.0), rng.choice(list(_WEEKS)),
+                           tuple(sorted(promos)), 1.0, price, launch, phase_out, shift)
     return got
 
 
@@ -86,8 +111,11 @@ def _poisson(rng: random.Random, mean: float) -> int:
 
 def history(pats: dict[str, Pattern], days: int, end: datetime,
             seed: int) -> Iterator[tuple[str, dict[str, Any], datetime]]:
-    """The events of the `days` days before `end`'s day, day by day: (type, data, event
-    time). Movement ids (receipt, shipment and order ids) are derived from `seed` and unique
+    """The events of the `days` days before `end`'s day, in time order: (type, data, event
+    time). Each day brings its receipts (at 6:00), then its shipments, then its turned-away
+    orders (at 21:00), so a tool that must not publish a key's event before the key's
+    events on other topics are applied waits at most three times a day, not at every key.
+    Movement ids (receipt, shipment and order ids) are derived from `seed` and unique
     among the history, so they can serve as event ids: publishing the same history again
     is then a counted duplicate."""
     rng = random.Random(seed + 1)  # noqa: S311 - simulated demand
@@ -103,6 +131,9 @@ def history(pats: dict[str, Pattern], days: int, end: datetime,
 
     for day in range(days):
         midnight = start + timedelta(days=day)
+        receipts: list[tuple[str, dict[str, Any], datetime]] = []
+        shipments: list[tuple[str, dict[str, Any], datetime]] = []
+        turned_away: list[tuple[str, dict[str, Any], datetime]] = []
         for key, p in pats.items():
             sku, _, warehouse = key.partition("@")
             at = {"sku": sku, "warehouse": warehouse}
@@ -114,9 +145,10 @@ def history(pats: dict[str, Pattern], days: int, end: datetime,
             if arriving is not None and arriving[0] <= day:
                 del due[key]
                 cost = p.price * rng.uniform(0.9, 1.1)
-                yield "receipt.received", {**at, "receipt_id": ident("r"),
-                                           "quantity": arriving[1], "unit_cost": f"{cost:.2f}",
-                                           "currency": "EUR"}, midnight + timedelta(hours=6)
+                receipts.append(("receipt.received", {
+                    **at, "receipt_id": ident("r"), "quantity": arriving[1],
+                    "unit_cost": f"{cost:.2f}", "currency": "EUR"},
+                    midnight + timedelta(hours=6)))
                 on_hand[key] += arriving[1]
             if p.kind == "smooth":
                 demand = _poisson(rng, mean)
@@ -125,12 +157,15 @@ def history(pats: dict[str, Pattern], days: int, end: datetime,
             shipped = min(demand, max(on_hand[key], 0))
             if shipped:
                 when = midnight + timedelta(hours=rng.uniform(8, 20))
-                yield "shipment.dispatched", {**at, "shipment_id": ident("s"),
-                                              "quantity": shipped}, when
+                shipments.append(("shipment.dispatched", {
+                    **at, "shipment_id": ident("s"), "quantity": shipped}, when))
                 on_hand[key] -= shipped
             if demand > shipped:  # no stock left for it: placed, and turned away
-                yield "order.placed", {**at, "order_id": ident("o"), "line_id": "1",
-                                       "quantity": demand - shipped}, midnight + timedelta(
-                                           hours=21)
+                turned_away.append(("order.placed", {
+                    **at, "order_id": ident("o"), "line_id": "1",
+                    "quantity": demand - shipped}, midnight + timedelta(hours=21)))
             if key not in due and on_hand[key] < weekly:
                 due[key] = (day + rng.randint(1, 5), math.ceil(3 * weekly))
+        yield from receipts
+        yield from sorted(shipments, key=lambda e: e[2])
+        yield from turned_away

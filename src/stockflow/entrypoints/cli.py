@@ -151,42 +151,66 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _backfill(args: argparse.Namespace) -> int:
-    """Publish `--backfill-days` of demand history with past event times, then exit. Paced
-    (at `--rate`, default 5,000/s) so that a running processor applies it as it comes: in a
-    backlog the input topics are not ordered among themselves, and a shipment applied
-    before the receipt that stocked it would oversell and go unvalued."""
+    """Publish `--backfill-days` of demand history with past event times to a running
+    processor, then exit. Nothing orders a key's events across input topics, so a shipment
+    could be applied before the receipt that stocked it (and oversell, unvalued), however
+    slowly it was published: before publishing an event of a key whose earlier events went
+    to another topic, it waits until the processor has applied everything published so far
+    (three short waits a day at most). It gives up when nothing is applied for a minute.
+    `--rate` (default 5,000/s) caps the publishing between waits."""
     import time  # noqa: PLC0415
     from datetime import UTC, datetime, timedelta  # noqa: PLC0415
 
     from rich.progress import Progress  # noqa: PLC0415
 
+    from stockflow.adapters.kafka import admin  # noqa: PLC0415
+    from stockflow.contract.events import INPUT_MODELS  # noqa: PLC0415
+    from stockflow.contract.topics import TopicKind  # noqa: PLC0415
+    from stockflow.devtools.applied import AppliedWatch  # noqa: PLC0415
     from stockflow.devtools.backfill import history, patterns  # noqa: PLC0415
-    from stockflow.entrypoints.app import stop_on_signals  # noqa: PLC0415
+    from stockflow.entrypoints.app import migrated_database, stop_on_signals  # noqa: PLC0415
     from stockflow.publisher import Publisher  # noqa: PLC0415
 
     keys = [f"SKU-{s:05d}@WH-{w}" for s in range(args.skus)
             for w in range(1, args.warehouses + 1)]
-    days, published = args.backfill_days, Counter[str]()
+    days, published, waits = args.backfill_days, Counter[str](), 0
     rate, started = args.rate or _BACKFILL_RATE, time.monotonic()
     pats = patterns(keys, days, args.seed)
     now = datetime.now(UTC)
     first_day = (now - timedelta(days=days)).date()
-    with (Publisher(_settings(), source="stockflow-backfill") as pub, stop_on_signals() as stop,
-          Progress(transient=True) as bar):
-        task = bar.add_task(f"{len(keys):,} keys x {days} days", total=days)
+    settings = _settings()
+    # per key, the topic of its events published since the processor last caught up
+    unapplied: dict[str, TopicKind] = {}
+    with (Publisher(settings, source="stockflow-backfill") as pub, stop_on_signals() as stop,
+          migrated_database(settings) as conn, Progress(transient=True) as bar):
+        watch = AppliedWatch(admin(settings), conn, settings.group_id, pub.topics.inputs)
+        label = f"{len(keys):,} keys x {days} days"
+        task = bar.add_task(label, total=days)
+
+        def waiting(seconds: float, behind: int) -> None:
+            bar.update(task, description=f"waiting {seconds:.0f} s for the processor to "
+                                         f"apply {behind:,} events")
+
         for type_, data, at in history(pats, days, now, args.seed):
+            key, kind = f"{data['sku']}@{data['warehouse']}", INPUT_MODELS[type_][0]
+            if unapplied.setdefault(key, kind) != kind:
+                pub.flush()
+                started += watch.wait(stop, waiting=waiting)  # no burst to catch up after
+                bar.update(task, description=label)
+                unapplied, waits = {key: kind}, waits + 1
             if stop.is_set():
                 break
             ident = data.get("shipment_id") or data.get("receipt_id") or data.get("order_id")
             pub.publish(type_, data, id_=str(ident), time=at)
             published[type_] += 1
             if (ahead := published.total() / rate - (time.monotonic() - started)) > 0.01:
-                time.sleep(ahead)
+                stop.wait(ahead)
             bar.update(task, completed=(at.date() - first_day).days)
         pub.flush()
     shares = {kind: sum(p.kind == kind for p in pats.values()) for kind in ("smooth",
                                                                           "intermittent")}
-    print(json.dumps({"published": dict(published), "keys": shares, "days": days}))
+    print(json.dumps({"published": dict(published), "keys": shares, "days": days,
+                      "waits": waits}))
     return 0
 
 
@@ -242,13 +266,16 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--backfill-days", type=int, default=0, metavar="N",
                      help="instead of live traffic, publish N days of demand history with "
                           "past event times (weekly seasonality, trend, promotions, "
-                          "intermittent slow movers), then exit")
+                          "intermittent slow movers) to a running processor, waiting for "
+                          "it to apply each day's receipts before the shipments they "
+                          "stock (and so on), then exit")
     sim.add_argument("--warehouses", type=int, default=3, help="with --backfill-days")
     sim.add_argument("--seed", type=int, default=1, help="with --backfill-days")
     sim.set_defaults(func=cmd_simulate)
 
     from stockflow.entrypoints import (  # noqa: PLC0415
         api_cli,
+        forecast_cli,
         import_cli,
         report_cli,
         webhooks_cli,
@@ -257,6 +284,7 @@ def parser() -> argparse.ArgumentParser:
     api_cli.register(sub)
     import_cli.register(sub)
     report_cli.register(sub)
+    forecast_cli.register(sub)
     return p
 
 

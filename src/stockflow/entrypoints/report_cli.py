@@ -1,5 +1,5 @@
 """`stockflow report stock|movements|valuation`: reports computed in Postgres, as a table,
-CSV or JSON (money as decimal strings)."""
+CSV or JSON (money as decimal strings), and with `--plot` as a PNG chart too."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import csv
 import json
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -29,6 +30,17 @@ def _instant(text: str) -> datetime:
     if at.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r} needs a UTC offset, e.g. 2026-11-01T00:00Z")
     return at
+
+
+def _png(text: str) -> Path:
+    # refused before the query runs, rather than after it, with the report lost
+    path = Path(text)
+    if path.suffix.lower() != ".png":
+        raise argparse.ArgumentTypeError(f"{text!r}: the chart is a PNG; name it *.png")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r}: no directory {str(path.parent)!r} to "
+                                         "write the chart in")
+    return path
 
 
 def _print(rows: list[dict[str, Any]], columns: tuple[str, ...], form: str, title: str) -> None:
@@ -64,6 +76,15 @@ def cmd_report(args: argparse.Namespace) -> int:
         title = "valuation by warehouse and currency" + (
             f", as of {args.until.isoformat()}" if args.until else "")
     _print(rows, reports.query(args.report, filters).columns, args.format, title)
+    if args.plot:
+        # matplotlib is slow to import: only the reports that draw pay for it
+        from stockflow.entrypoints.charts import report_chart  # noqa: PLC0415
+
+        try:
+            report_chart(args.plot, args.report, rows, title)
+        except OSError as exc:  # a directory of that name, no permission, a full disk
+            raise StockflowError(f"--plot: cannot write {args.plot}: {exc.strerror}") from exc
+        print(f"chart written to {args.plot}", file=sys.stderr)
     return 0
 
 
@@ -79,4 +100,6 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction
     p.add_argument("--low-only", action="store_true",
                    help="stock: list the low and out-of-stock keys instead of totals")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--plot", type=_png, metavar="FILE.png",
+                   help="also draw the report as a chart, a PNG written to FILE.png")
     p.set_defaults(func=cmd_report)

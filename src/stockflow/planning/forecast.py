@@ -1,8 +1,9 @@
 """Per-key demand forecasts, the model chosen by a rolling-origin backtest.
 
-A key's history is its daily demand (units shipped plus demand turned away). Keys whose
-demand comes on fewer than one day in 1.32 on average (Syntetos and Boylan's cut-off for
-the average inter-demand interval) are **intermittent**; the rest are **smooth**. Each
+A key's history is its daily demand (units shipped plus demand turned away) from its
+first demand on. Keys whose demand, over their last 16 weeks, comes on fewer than one day
+in 1.32 on average (Syntetos and Boylan's cut-off for the average inter-demand interval)
+are **intermittent**; the rest are **smooth**. Each
 class has its candidates, all but the baseline from statsforecast:
 
 - `weekday_avg`, the baseline stockflow started with: the average of the same weekday
@@ -38,7 +39,8 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = ["INTERMITTENT", "LEVELS", "MODELS", "ORIGINS", "SMOOTH", "Backtest",
-           "KeyForecast", "classify", "forecast_key", "summarise"]
+           "KeyForecast", "classify", "forecast_key", "forecast_many", "needed",
+           "summarise"]
 
 Series = npt.NDArray[np.float64]
 Kind = Literal["smooth", "intermittent"]
@@ -121,6 +123,7 @@ class KeyForecast:
     errors: dict[str, tuple[float, float]]  # model -> (sum |error|, sum demand), held out
     scale: float  # the MASE denominator; 0: none
     covered: dict[int, tuple[int, int]]  # level -> (actuals inside, actuals), held out
+    spread: float  # standard deviation of the chosen model's daily backtest errors
 
 
 def _predictor(name: str, train: Series) -> Predictor:
@@ -140,16 +143,23 @@ def _interval(forecast: Series, residuals: Series, level: int) -> tuple[Series, 
     return np.maximum(forecast + low, 0.0), np.maximum(forecast + high, 0.0)
 
 
+def needed(horizon: int) -> int:
+    """Days of history, from a key's first demand, that a forecast needs."""
+    return ORIGINS * horizon + 2 * _WEEK
+
+
 def forecast_key(key: str, y: Series, horizon: int) -> KeyForecast:
     """Backtest the key's candidates on `y` (daily demand, oldest first), choose one and
-    forecast `horizon` days after the history."""
-    kind = classify(y)
+    forecast `horizon` days after the history. The days before the key's first demand
+    are not its history (it was not sold yet); its class is that of its last 16 weeks."""
+    y = y[int(np.argmax(y > 0)) if y.any() else len(y):]  # its history starts at its launch
+    kind = classify(y[-_ETS_FIT_DAYS:])
     names = SMOOTH if kind == "smooth" else INTERMITTENT
     origins = [len(y) - horizon * (ORIGINS - i) for i in range(ORIGINS)]
     first = origins[0]
     if first < 2 * _WEEK:
-        raise ValueError(f"{key}: {len(y)} days are too few for a backtest of {ORIGINS} x "
-                         f"{horizon} days")
+        raise ValueError(f"{key}: {len(y)} days since its first demand; a backtest of "
+                         f"{ORIGINS} x {horizon} days needs {needed(horizon)}")
     train = y[:first]
     predictors = {n: _predictor(n, train) for n in names}
     residuals = {n: [y[o:o + horizon] - predictors[n](y[:o], horizon) for o in origins]
@@ -171,7 +181,21 @@ def forecast_key(key: str, y: Series, horizon: int) -> KeyForecast:
     intervals = {lv: tuple(v.round(3).tolist() for v in _interval(mean, everything, lv))
                  for lv in LEVELS}
     return KeyForecast(key, kind, chosen, mean.round(3).tolist(), intervals,
-                       {n: (held[n], total) for n in names}, scale, covered)
+                       {n: (held[n], total) for n in names}, scale, covered,
+                       float(everything.std()))
+
+
+def forecast_many(histories: Sequence[tuple[str, Series]],
+                  horizon: int) -> list[KeyForecast | str]:
+    """`forecast_key` for each (key, history); for a key it cannot forecast, the reason.
+    A module-level function, so a process pool can run it on a share of the keys."""
+    out: list[KeyForecast | str] = []
+    for key, y in histories:
+        try:
+            out.append(forecast_key(key, y, horizon))
+        except ValueError as exc:
+            out.append(str(exc))
+    return out
 
 
 @dataclass

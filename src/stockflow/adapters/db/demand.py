@@ -1,0 +1,114 @@
+"""What forecasts and reorder suggestions read from Postgres: daily demand per key from
+the ledger, a key's on hand day by day, the keys' stock positions, and lead times.
+
+Days are UTC days of business time (`reads.BUSINESS_TIME`). A day's demand is what was
+shipped (`shipment.dispatched`'s units off the shelf) and, apart, what was turned away
+(`lost`: the units of rejected reservations). Each key's days come back from Postgres as
+arrays, one row per key, so a year of 10,000 keys is 10,000 rows, not millions."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from stockflow.adapters.db.reads import BUSINESS_TIME
+from stockflow.adapters.db.store import Conn
+
+__all__ = ["Demand", "Position", "clear_lead_time", "daily_demand", "lead_times",
+           "on_hand_by_day", "positions", "set_lead_time"]
+
+Days = npt.NDArray[np.float64]
+
+
+class Demand(NamedTuple):
+    shipped: Days  # units a day, oldest first
+    lost: Days
+
+
+class Position(NamedTuple):
+    on_hand: int
+    available: int
+    in_transit: int
+    reorder_point: int
+    safety_stock: int
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
+
+
+def _scope(key: str | None, warehouse: str | None, column: str = "key") -> str:
+    return "".join((f" AND {column} = %(key)s" if key else "",
+                    f" AND split_part({column}, '@', 2) = %(warehouse)s" if warehouse else ""))
+
+
+def daily_demand(conn: Conn, first: date, days: int, *, key: str | None = None,
+                 warehouse: str | None = None) -> dict[str, Demand]:
+    """Each key's demand on the `days` days from `first`; keys without any ledger row in
+    them are absent."""
+    day = f"(({BUSINESS_TIME}) AT TIME ZONE 'UTC')::date - %(first)s::date"
+    rows = conn.execute(
+        "SELECT key, array_agg(day ORDER BY day), array_agg(shipped ORDER BY day),"
+        " array_agg(lost ORDER BY day) FROM ("
+        f"SELECT key, {day} AS day,"
+        " coalesce(-sum(on_hand_delta) FILTER (WHERE event_type = 'shipment.dispatched'), 0)"
+        " AS shipped, coalesce(sum(lost), 0) AS lost FROM ledger"
+        f" WHERE {BUSINESS_TIME} >= %(since)s AND {BUSINESS_TIME} < %(until)s"
+        + _scope(key, warehouse) + " GROUP BY 1, 2) AS d GROUP BY key",
+        {"first": first, "since": _midnight(first),
+         "until": _midnight(first + timedelta(days=days)), "key": key,
+         "warehouse": warehouse}).fetchall()
+    got = {}
+    for k, at, shipped, lost in rows:
+        demand = Demand(np.zeros(days), np.zeros(days))
+        demand.shipped[at] = shipped
+        demand.lost[at] = lost
+        got[str(k)] = demand
+    return got
+
+
+def on_hand_by_day(conn: Conn, key: str, first: date, days: int) -> Days:
+    """The key's on hand at the end of each of the `days` days from `first` (in business
+    time: after the last movement applied among those of the day or before)."""
+    rows = conn.execute(
+        f"SELECT DISTINCT ON (day) greatest((({BUSINESS_TIME}) AT TIME ZONE 'UTC')::date"
+        " - %(first)s::date, -1) AS day, on_hand_after FROM ledger WHERE key = %(key)s"
+        f" AND {BUSINESS_TIME} < %(until)s ORDER BY day, version DESC",
+        {"key": key, "first": first, "until": _midnight(first + timedelta(days=days))},
+    ).fetchall()
+    at = {int(d): float(v) for d, v in rows}
+    out, level = np.zeros(days), 0.0
+    if -1 in at:  # before the first day: the level the period opens with
+        level = at[-1]
+    for d in range(days):
+        level = at.get(d, level)
+        out[d] = level
+    return out
+
+
+def positions(conn: Conn, *, key: str | None = None,
+              warehouse: str | None = None) -> dict[str, Position]:
+    """The stock position of each key (of `key`, or of a warehouse's keys)."""
+    rows = conn.execute(
+        "SELECT key, on_hand, available, in_transit, reorder_point, safety_stock FROM stock"
+        " WHERE true" + _scope(key, warehouse) + " ORDER BY key",
+        {"key": key, "warehouse": warehouse}).fetchall()
+    return {str(r[0]): Position(*map(int, r[1:])) for r in rows}
+
+
+def lead_times(conn: Conn) -> dict[str, int]:
+    """Scope (a warehouse, or a key) -> lead time in days."""
+    return {str(s): int(d) for s, d in conn.execute("SELECT scope, days FROM lead_times")}
+
+
+def set_lead_time(conn: Conn, scope: str, days: int) -> None:
+    conn.execute("INSERT INTO lead_times (scope, days) VALUES (%s, %s) ON CONFLICT (scope)"
+                 " DO UPDATE SET days = excluded.days, updated_at = now()", (scope, days))
+
+
+def clear_lead_time(conn: Conn, scope: str) -> bool:
+    """Forget a scope's lead time; False if it had none."""
+    return conn.execute("DELETE FROM lead_times WHERE scope = %s", (scope,)).rowcount > 0

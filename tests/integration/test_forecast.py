@@ -1,0 +1,165 @@
+"""`stockflow forecast` on a backfilled ledger: the demand it reads equals the history that
+was published, every key gets a forecast and a suggestion that follow its lead time,
+`--publish` emits valid `reorder.suggested` events, and `--apply` moves the reorder points
+through the processor, so the low-stock alerts follow."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+
+from stockflow.adapters.db import demand
+from stockflow.contract.topics import TopicKind
+from stockflow.devtools.backfill import history, patterns
+from stockflow.devtools.localenv import LocalServices
+from stockflow.planning.forecast import MODELS
+from stockflow.publisher import Publisher
+from tests.images import assert_meaningful_png
+from tests.integration.harness import Env, make_env, processor_thread, read_topic, wait_drained
+
+DAYS, SEED = 150, 5
+SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "outputs"
+                     / "reorder.suggested.schema.json").read_text())
+
+
+def stockflow(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, "-m", "stockflow", *args],
+                          env={**os.environ, **env.env_vars, "STOCKFLOW_LOG_LEVEL": "WARNING"},
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def severity(available: int, reorder_point: int) -> str:
+    return "out_of_stock" if available <= 0 else "low" if available <= reorder_point else "ok"
+
+
+def test_forecasts_suggestions_and_applied_reorder_points(services: LocalServices, unique: str,
+                                                          tmp_path: Path) -> None:
+    env = make_env(services, unique)
+    with processor_thread(env) as running:
+        deadline = time.monotonic() + 60
+        while not running.processor.health.assigned and time.monotonic() < deadline:
+            time.sleep(0.1)
+        stockflow(env, "simulate", "--backfill-days", str(DAYS), "--skus", "3",
+                  "--warehouses", "2", "--seed", str(SEED), "--rate", "2000")
+        wait_drained(env)
+        stockflow(env, "lead-time", "set", "WH-1", "3")
+        stockflow(env, "lead-time", "set", "SKU-00000@WH-2", "12")
+
+        # the demand read from the ledger is the published history, day by day
+        keys = [f"SKU-{s:05d}@WH-{w}" for s in range(3) for w in (1, 2)]
+        now = datetime.now(UTC)
+        first = now.date() - timedelta(days=DAYS)
+        want: dict[str, np.ndarray] = defaultdict(lambda: np.zeros((2, DAYS)))
+        for type_, data, at in history(patterns(keys, DAYS, SEED), DAYS, now, SEED):
+            if type_ in ("shipment.dispatched", "order.placed"):
+                row = 0 if type_ == "shipment.dispatched" else 1
+                want[f"{data['sku']}@{data['warehouse']}"][row, (at.date() - first).days] += (
+                    data["quantity"])
+        with env.db() as conn:
+            got = demand.daily_demand(conn, first, DAYS)
+        assert set(got) == set(keys)
+        for key in keys:
+            assert np.array_equal(got[key].shipped, want[key][0]), key
+            assert np.array_equal(got[key].lost, want[key][1]), key
+
+        # a key counted at its coming reorder point: fine under the constant 10, low after
+        dry = json.loads(stockflow(env, "forecast", "--all", "--days", str(DAYS),
+                                   "--json").stdout)
+        counted = max(dry["keys"], key=lambda k: k["reorder_point"])
+        assert counted["reorder_point"] > 10
+        sku, _, warehouse = counted["key"].partition("@")
+        with Publisher(env.settings) as pub:
+            pub.publish("stock.counted", {"sku": sku, "warehouse": warehouse, "count_id": "c1",
+                                          "on_hand": counted["reorder_point"]})
+        wait_drained(env)
+        with env.db() as conn:
+            before = demand.positions(conn)
+
+        done = stockflow(env, "forecast", "--all", "--days", str(DAYS), "--json", "--backtest",
+                         "--publish", "--apply", "--workers", "2")
+        doc = json.loads(done.stdout)
+        planned = {k["key"]: k for k in doc["keys"]}
+        assert set(planned) | set(doc["skipped"]) == set(keys) and planned
+        for key, k in planned.items():
+            assert k["model"] in MODELS and len(k["mean"]) == 14
+            assert k["lead_time_days"] == (12 if key == "SKU-00000@WH-2"
+                                           else 3 if key.endswith("@WH-1") else 7)
+            assert k["reorder_point"] == math.ceil(k["lead_time_demand"]) + k["safety_stock"]
+            assert k["position"] == before[key].available + before[key].in_transit
+        backtest = doc["backtest"]
+        assert backtest["keys"]["all"] == len(planned)
+        assert set(backtest["coverage"]) == {"80", "95"}
+
+        # --publish: one valid reorder.suggested per key with something to order
+        ordering = {k for k, v in planned.items() if v["suggested_quantity"] > 0}
+        events = [json.loads(v or b"") for _, v, _ in read_topic(env, TopicKind.REORDER)]
+        assert doc["published"]["reorder.suggested"] == len(events) == len(ordering)
+        for event in events:
+            jsonschema.validate(event, SCHEMA)
+            k = planned[event["subject"]]
+            assert event["data"]["suggested_quantity"] == k["suggested_quantity"]
+            assert event["data"]["reorder_point"] == k["reorder_point"]
+
+        # --apply: the processor takes the reorder points, the alerts follow them
+        wait_drained(env)
+        with env.db() as conn:
+            after = demand.positions(conn)
+            severities = {str(k): str(v) for k, v in conn.execute(
+                "SELECT key, severity FROM stock").fetchall()}
+        raised = {json.loads(v or b"")["subject"] for _, v, _ in read_topic(
+            env, TopicKind.LOW_STOCK) if json.loads(v or b"")["type"] == "low-stock.raised"
+            and json.loads(v or b"")["data"]["cause"]["type"] == "stock.thresholds-set"}
+        for key, k in planned.items():
+            assert after[key].reorder_point == k["reorder_point"]
+            assert after[key].safety_stock == before[key].safety_stock  # held back: untouched
+            assert severities[key] == severity(after[key].available, k["reorder_point"])
+        went_low = {k for k in planned if severity(before[k].available, before[k].reorder_point)
+                    == "ok" != severities[k]}
+        assert raised == went_low and counted["key"] in went_low
+
+        # the same run again: the same suggestions (same ids), no threshold left to change
+        again = json.loads(stockflow(env, "forecast", "--all", "--days", str(DAYS), "--json",
+                                     "--publish", "--apply").stdout)
+        assert again["published"]["stock.thresholds-set"] == 0
+        ids = [json.loads(v or b"")["id"] for _, v, _ in read_topic(env, TopicKind.REORDER)]
+        assert len(set(ids)) == len(ordering) and len(ids) == 2 * len(ordering)
+
+        # the pictures a user would open
+        chart, summary = tmp_path / "key.png", tmp_path / "backtest.png"
+        key = next(iter(planned))
+        stockflow(env, "forecast", "--key", key, "--days", str(DAYS), "--plot", str(chart))
+        stockflow(env, "forecast", "--all", "--days", str(DAYS), "--plot", str(summary))
+        assert_meaningful_png(chart)
+        assert_meaningful_png(summary)
+        running.check()
+
+
+def test_a_key_without_history_is_named_not_forecast(services: LocalServices,
+                                                     unique: str) -> None:
+    env = make_env(services, unique)
+    with processor_thread(env) as running:
+        with Publisher(env.settings) as pub:
+            pub.publish("receipt.received", {"sku": "NEW", "warehouse": "WH-1",
+                                             "receipt_id": "r1", "quantity": 5})
+        wait_drained(env)
+        running.check()
+    done = stockflow(env, "forecast", "--key", "NEW@WH-1", "--json")
+    doc: dict[str, Any] = json.loads(done.stdout)
+    assert doc["keys"] == [] and "needs 70" in doc["skipped"]["NEW@WH-1"]
+    missing = subprocess.run([sys.executable, "-m", "stockflow", "forecast", "--key",
+                              "NOPE@WH-1"], env={**os.environ, **env.env_vars},
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert missing.returncode == 2 and "no stock recorded for NOPE@WH-1" in missing.stderr
