@@ -80,3 +80,20 @@ def test_summary_counts_every_key_once() -> None:
     assert summary.keys["smooth"] + summary.keys["intermittent"] == 6
     assert set(summary.mase) >= {"weekday_avg", "chosen"}
     assert all(0 <= c <= 1 for c in summary.coverage.values())
+
+
+def test_the_process_pool_gives_each_key_its_own_forecast() -> None:
+    from stockflow.entrypoints.forecast_cli import _forecasts  # noqa: PLC0415
+
+    rng = np.random.default_rng(6)
+    # chunks finish out of order on two processes; every fifth key is too short to forecast
+    histories = [(f"K{i}@W", rng.poisson(1 + i % 9, 40 if i % 5 == 0 else 100).astype(float))
+                 for i in range(230)]
+    got = _forecasts(histories, 7, workers=2)
+    assert list(got) != [] and set(got) == {k for k, _ in histories}
+    for key, result in got.items():
+        short = int(key[1:].partition("@")[0]) % 5 == 0
+        if isinstance(result, str):
+            assert short and result.startswith(f"{key}:")
+        else:
+            assert not short and result.key == key

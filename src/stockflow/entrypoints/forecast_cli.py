@@ -10,9 +10,9 @@ import argparse
 import json
 import multiprocessing
 import os
+import signal
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
@@ -56,38 +56,46 @@ class Planned(NamedTuple):
 
 
 def _forecasts(histories: list[tuple[str, Any]], horizon: int, workers: int,
-               ) -> Iterator[KeyForecast | str]:
-    """forecast_many over the keys in chunks, on `workers` processes, with a progress bar;
-    stops early (having yielded what is done) on SIGINT/SIGTERM."""
+               ) -> dict[str, KeyForecast | str]:
+    """Each key's forecast, or why it has none: forecast_many over chunks of the keys on
+    `workers` processes, with a progress bar. SIGINT/SIGTERM stop it (StockflowError)."""
     chunks = [histories[i:i + _CHUNK] for i in range(0, len(histories), _CHUNK)]
-    if workers <= 1 or len(chunks) <= 1:
-        with Progress(*_columns(), transient=True, console=Console(stderr=True)) as bar:
-            task = bar.add_task("forecasting", total=len(histories))
+    got: dict[str, KeyForecast | str] = {}
+
+    def take(chunk: list[tuple[str, Any]], results: list[KeyForecast | str]) -> None:
+        got.update(zip((key for key, _ in chunk), results, strict=True))
+        bar.advance(task, len(chunk))
+
+    with (stop_on_signals() as stop,
+          Progress(*_columns(), transient=True, console=Console(stderr=True)) as bar):
+        task = bar.add_task(f"forecasting on {workers} process(es)", total=len(histories))
+        if workers <= 1 or len(chunks) <= 1:
             for chunk in chunks:
-                yield from forecast_many(chunk, horizon)
-                bar.advance(task, len(chunk))
-        return
-    # fork: the workers inherit numpy and statsforecast already imported, instead of each
-    # importing them again (seconds); they touch neither the connection nor Kafka
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-    with (stop_on_signals() as stop, Progress(*_columns(), transient=True,
-                                              console=Console(stderr=True)) as bar):
-        task = bar.add_task(f"forecasting on {workers} processes", total=len(histories))
-        pending: set[Future[list[KeyForecast | str]]] = {
-            pool.submit(forecast_many, c, horizon) for c in chunks}
-        try:
-            while pending and not stop.is_set():
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                for f in done:
-                    got = f.result()
-                    bar.advance(task, len(got))
-                    yield from got
-        finally:
-            for f in pending:
-                f.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+                if stop.is_set():
+                    break
+                take(chunk, forecast_many(chunk, horizon))
+        else:
+            # fork: the workers inherit numpy and statsforecast already imported instead
+            # of importing them again (seconds); they touch neither Postgres nor Kafka
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                       initializer=_leave_interrupts_to_the_parent)
+            pending: dict[Future[list[KeyForecast | str]], list[tuple[str, Any]]] = {
+                pool.submit(forecast_many, c, horizon): c for c in chunks}
+            try:
+                while pending and not stop.is_set():
+                    done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        take(pending.pop(f), f.result())
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
     if stop.is_set():
-        raise StockflowError("stopped: the forecasts above are all that were made")
+        raise StockflowError(f"stopped after {len(got):,} of {len(histories):,} keys")
+    return got
+
+
+def _leave_interrupts_to_the_parent() -> None:
+    # Ctrl-C reaches the whole process group: the parent stops the pool cleanly
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _columns() -> tuple[Any, ...]:
@@ -200,11 +208,12 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         read = time.monotonic() - started
         zero = demand.Demand(np.zeros(args.days), np.zeros(args.days))
         series = [(k, (h := history.get(k, zero)).shipped + h.lost) for k in held]
-        results = list(_forecasts(series, args.horizon, args.workers))
+        results = _forecasts(series, args.horizon, args.workers)
         modelled = time.monotonic() - started - read
         planned: dict[str, Planned] = {}
         skipped: dict[str, str] = {}
-        for (key, _), got in zip(series, results, strict=True):
+        for key, _ in series:
+            got = results[key]
             if isinstance(got, str):
                 skipped[key] = got
                 continue
