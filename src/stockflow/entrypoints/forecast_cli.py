@@ -32,6 +32,7 @@ from stockflow.contract.outputs import ReorderSuggested
 from stockflow.contract.topics import Topics
 from stockflow.domain.effects import Output
 from stockflow.entrypoints.app import migrated_database, stop_on_signals
+from stockflow.entrypoints.report_cli import png_path
 from stockflow.planning import reorder
 from stockflow.planning.forecast import (
     LEVELS,
@@ -192,8 +193,6 @@ def _plot_key(conn: Any, path: Path, key: str, first: date, days: int, p: Planne
 def cmd_forecast(args: argparse.Namespace) -> int:
     if args.warehouse and args.key:
         raise StockflowError("--warehouse goes with --all")
-    if args.plot and not Path(args.plot).parent.is_dir():
-        raise StockflowError(f"--plot: no directory {Path(args.plot).parent}")
     settings = Settings()
     as_of = datetime.now(UTC).date()  # today is not over: the history ends yesterday
     first = as_of - timedelta(days=args.days)
@@ -225,13 +224,13 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         summary = summarise([p.forecast for p in planned.values()], args.horizon)
         if args.plot:
             if args.key and args.key in planned:
-                _plot_key(conn, Path(args.plot), args.key, first, args.days,
+                _plot_key(conn, args.plot, args.key, first, args.days,
                           planned[args.key], history.get(args.key, zero))
             elif args.key:
                 raise StockflowError(f"--plot: {skipped[args.key]}")
             else:
                 from stockflow.entrypoints.charts import backtest_chart  # noqa: PLC0415
-                backtest_chart(Path(args.plot), summary)
+                backtest_chart(args.plot, summary)
             print(f"chart written to {args.plot}", file=sys.stderr)
     sent = (0, 0)
     if args.publish or args.apply:
@@ -338,7 +337,7 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction
     p.add_argument("--backtest", action="store_true",
                    help="print MASE and WAPE per model and class, and interval coverage")
     p.add_argument("--json", action="store_true", help="everything, as one JSON document")
-    p.add_argument("--plot", metavar="FILE.png",
+    p.add_argument("--plot", type=png_path, metavar="FILE.png",
                    help="a chart: the key's history, forecast and reorder point; with --all,"
                         " the backtest")
     p.add_argument("--service-level", type=_service_level, default=reorder.SERVICE_LEVEL,

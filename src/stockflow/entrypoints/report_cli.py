@@ -19,7 +19,7 @@ from stockflow.adapters.db import reports
 from stockflow.entrypoints.app import migrated_database
 from stockflow.settings import Settings
 
-__all__ = ["register"]
+__all__ = ["png_path", "register"]
 
 
 def _instant(text: str) -> datetime:
@@ -32,7 +32,8 @@ def _instant(text: str) -> datetime:
     return at
 
 
-def _png(text: str) -> Path:
+def png_path(text: str) -> Path:
+    """An argparse type for `--plot FILE.png`."""
     # refused before the query runs, rather than after it, with the report lost
     path = Path(text)
     if path.suffix.lower() != ".png":
@@ -100,6 +101,6 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction
     p.add_argument("--low-only", action="store_true",
                    help="stock: list the low and out-of-stock keys instead of totals")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    p.add_argument("--plot", type=_png, metavar="FILE.png",
+    p.add_argument("--plot", type=png_path, metavar="FILE.png",
                    help="also draw the report as a chart, a PNG written to FILE.png")
     p.set_defaults(func=cmd_report)
