@@ -98,8 +98,9 @@ def test_authentication_scopes_and_rate_limits(services: LocalServices, unique: 
     _, admin = new_key(env, "ops", "admin")
     with api_server(env, STOCKFLOW_API_RATE_LIMIT="2", STOCKFLOW_API_RATE_BURST="5") as api:
         path = "/v1/stock/NOPE@W1"
+        altered = reader[:-1] + ("B" if reader.endswith("A") else "A")  # one character off
         for headers in ({}, bearer("sfk_nope"), bearer(reader + "x"),
-                        {"Authorization": f"Basic {reader}"}, bearer(reader[:-1] + "A")):
+                        {"Authorization": f"Basic {reader}"}, bearer(altered)):
             r = api.get(path, headers=headers)
             assert r.status_code == 401, (headers, r.text)
             assert r.headers["www-authenticate"] == "Bearer"
