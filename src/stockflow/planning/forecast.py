@@ -208,6 +208,11 @@ class Backtest:
     chosen: dict[str, int]  # model -> keys that chose it
     coverage: dict[int, float]  # level -> share of held-out actuals inside
 
+    def versus_baseline(self) -> dict[str, float]:
+        """Class -> the chosen models' MASE relative to the baseline's (-0.1: 10% less)."""
+        base, chosen = self.mase.get(BASELINE, {}), self.mase.get("chosen", {})
+        return {c: chosen[c] / base[c] - 1 for c in chosen if base.get(c)}
+
 
 def summarise(results: Sequence[KeyForecast], horizon: int) -> Backtest:
     """Aggregate MASE (mean of the keys'), WAPE, choices and coverage over `results`."""

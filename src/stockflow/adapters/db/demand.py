@@ -40,9 +40,9 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), UTC)
 
 
-def _scope(key: str | None, warehouse: str | None, column: str = "key") -> str:
-    return "".join((f" AND {column} = %(key)s" if key else "",
-                    f" AND split_part({column}, '@', 2) = %(warehouse)s" if warehouse else ""))
+def _scope(key: str | None, warehouse: str | None) -> str:
+    return "".join((" AND key = %(key)s" if key else "",
+                    " AND split_part(key, '@', 2) = %(warehouse)s" if warehouse else ""))
 
 
 def daily_demand(conn: Conn, first: date, days: int, *, key: str | None = None,
