@@ -188,7 +188,8 @@ def pct(values: list[float], q: float) -> float:
 
 
 _ROLES = (("broker", "kafka.Kafka"), ("postgres", "postgres"), ("processor", "stockflow process"),
-          ("peer", "peer_faust"), ("naive", "naive.py"), ("api", "stockflow api"))
+          ("floor", "bench/floor.py"), ("peer", "peer_faust"), ("naive", "naive.py"),
+          ("api", "stockflow api"))
 _TICK = os.sysconf("SC_CLK_TCK")
 
 

@@ -13,7 +13,9 @@
 4. The I/O ceiling (bench/ceiling.py): the same messages consumed and produced again with no
    processing, and the rows a drain wrote COPYed into Postgres; stockflow's share of each.
 5. Latency (bench/latency.py): events offered at fixed rates; publish -> `stock.changed`
-   and -> `reservation.accepted` readable, p50/p95/p99, and where a batch's time went.
+   and -> `reservation.accepted` readable, p50/p95/p99, and where a batch's time went; at
+   `--reference-rate`, the same for the latency floor (bench/floor.py: the same Kafka and
+   durable-commit path with no processing) and for the peer.
 6. Memory (bench/memory.py): one member's RSS while 200,000 distinct keys flow.
 Postgres runs with its durable defaults (fsync and synchronous_commit on); Kafka,
 Postgres, the processes under test and this driver share the machine's cores.
@@ -53,6 +55,7 @@ from stockflow.settings import Settings
 PROCESSOR = [sys.executable, "-m", "stockflow", "process"]
 NAIVE = [sys.executable, str(ROOT / "bench" / "naive.py")]
 PEER = [sys.executable, str(ROOT / "bench" / "peer_faust.py")]
+FLOOR = [sys.executable, str(ROOT / "bench" / "floor.py")]
 PARTS = ("throughput", "naive", "peer", "ceiling", "latency", "memory")
 
 
@@ -82,7 +85,8 @@ def main() -> int:
                     help="seconds of load at 3,000 events/s before measuring (0: none)")
     ap.add_argument("--rates", default="1000,5000,10000,15000",
                     help="offered rates for the latency curve, events/s")
-    ap.add_argument("--peer-rate", type=int, default=5000, help="offered rate for the peer")
+    ap.add_argument("--reference-rate", type=int, default=5000,
+                    help="offered rate for the latency floor and the peer")
     ap.add_argument("--seconds", type=float, default=15, help="per latency point")
     ap.add_argument("--memory-keys", type=int, default=200_000)
     ap.add_argument("--parts", default=",".join(PARTS), help=f"of {', '.join(PARTS)}")
@@ -195,13 +199,15 @@ def _latency(run: Run, *, with_peer: bool) -> list[str]:
                               partitions=args.partitions, members=args.members)
         curve.append(got)
         lines.append(_latency_line("stockflow", got))
-    if with_peer:
-        say(f"latency: peer at {args.peer_rate:,}/s for {args.seconds:.0f}s")
-        got = latency.measure(PEER, run.base, label="peerlat", rate=args.peer_rate,
+    references = [("floor", FLOOR)] + ([("peer (faust)", PEER)] if with_peer else [])
+    for label, cmd in references:
+        say(f"latency: {label} at {args.reference_rate:,}/s for {args.seconds:.0f}s")
+        got = latency.measure(cmd, run.base, label=label.split()[0], rate=args.reference_rate,
                               seconds=args.seconds, skus=args.skus,
                               partitions=args.partitions, members=args.members,
                               ready=committed_in_kafka)
-        lines.append(_latency_line("peer (faust)", got))
+        lines.append(_latency_line(label, got))
+        lines.append(f"    {_cpu_line(got)}")
     return lines + _breakdown(curve)
 
 
@@ -240,12 +246,16 @@ def _breakdown(curve: list[latency.Latency]) -> list[str]:
         pauses = sum(s for s, _ in got.gc.values())
         lines.append(f"  at {got.rate:>6,}/s: {stages}; {total / max(batches, 1):,.0f} "
                      f"messages per batch; GC paused {pauses * 1000:,.0f} ms in all")
-        offered = got.achieved * got.offered_seconds
-        cpu = "  ".join(f"{role} {seconds / offered * 1e6:,.0f}"
-                        for role, seconds in got.cpu.items() if seconds > 0)
-        lines.append(f"    CPU per offered event, us: {cpu} "
-                     f"({sum(got.cpu.values()) / got.offered_seconds:.2f} cores in all)")
+        lines.append(f"    {_cpu_line(got)}")
     return lines
+
+
+def _cpu_line(got: latency.Latency) -> str:
+    offered = got.achieved * got.offered_seconds
+    cpu = "  ".join(f"{role} {seconds / offered * 1e6:,.0f}"
+                    for role, seconds in got.cpu.items() if seconds > 0)
+    return (f"CPU per offered event, us: {cpu} "
+            f"({sum(got.cpu.values()) / got.offered_seconds:.2f} cores in all)")
 
 
 if __name__ == "__main__":
