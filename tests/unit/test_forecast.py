@@ -57,6 +57,19 @@ def test_the_baseline_is_the_same_weekday_over_the_last_90_days() -> None:
     assert err == pytest.approx(np.abs(y[origin:] - np.array(want)).sum())
 
 
+def test_profile_ses_follows_a_level_shift_and_is_not_lifted_by_a_promotion() -> None:
+    y = weekly(280)
+    y[200:] *= 3  # the level triples for good
+    y[230:235] *= 3  # a five-day promotion, inside the selection windows
+    got = forecast_key("A@W", y, 14)
+    assert got.model == "profile_ses"  # seasonal naive trips over the promotion
+    err, total = got.errors["profile_ses"]
+    base_err, _ = got.errors["weekday_avg"]
+    assert err <= 0.05 * total and err < base_err / 2  # the 90-day average still lags
+    want = 3 * np.resize(np.roll(WEEK, -(280 % 7)), 14)
+    assert np.allclose(got.mean, want, rtol=0.06)
+
+
 def test_intermittent_keys_choose_among_the_intermittent_models() -> None:
     rng = np.random.default_rng(4)
     y = np.where(rng.random(300) < 0.15, rng.integers(1, 5, 300), 0).astype(float)
