@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
@@ -139,7 +140,7 @@ def spawn(env: Env, instance: str | None = None,
     vars_ = {**os.environ, **env.env_vars, "STOCKFLOW_LOG_LEVEL": "WARNING", **(extra or {})}
     if instance:
         vars_["STOCKFLOW_GROUP_INSTANCE_ID"] = instance
-    log = tempfile.NamedTemporaryFile(prefix="stockflow-proc-", suffix=".log", delete=False)  # noqa: SIM115 - outlives this call
+    log = child_log("process")
     proc = subprocess.Popen([sys.executable, "-m", "stockflow", "process"], env=vars_,
                             stdout=subprocess.DEVNULL, stderr=log)
     _LOGS[proc.pid] = log.name
@@ -147,6 +148,14 @@ def spawn(env: Env, instance: str | None = None,
 
 
 _LOGS: dict[int, str] = {}
+LOG_DIR: Path | None = None  # set for the session (conftest): under pytest's basetemp
+
+
+def child_log(name: str) -> IO[bytes]:
+    """A new file for a child process's log, in the session's folder: pytest keeps the last
+    three sessions' folders and removes older ones, so logs do not pile up in /tmp."""
+    return tempfile.NamedTemporaryFile(dir=LOG_DIR, prefix=f"{name}-", suffix=".log",
+                                       delete=False)
 
 
 def ready(port: int) -> bool:

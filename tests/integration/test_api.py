@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +20,14 @@ import httpx
 from stockflow.devtools.localenv import LocalServices, free_port
 from stockflow.devtools.workload import generate
 from stockflow.publisher import Publisher
-from tests.integration.harness import Env, make_env, processor_thread, publish, wait_drained
+from tests.integration.harness import (
+    Env,
+    child_log,
+    make_env,
+    processor_thread,
+    publish,
+    wait_drained,
+)
 
 
 def cli(env: Env, *args: str) -> str:
@@ -43,7 +49,7 @@ def new_key(env: Env, name: str, scopes: str) -> tuple[str, str]:
 def api_server(env: Env, **settings: str) -> Iterator[httpx.Client]:
     """`stockflow api` on a free port; a client for it (no auth header set)."""
     port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix="stockflow-api-", suffix=".log", delete=False)  # noqa: SIM115 - outlives this call
+    log = child_log("api")
     proc = subprocess.Popen(
         [sys.executable, "-m", "stockflow", "api"],
         env={**os.environ, **env.env_vars, "STOCKFLOW_API_HOST": "127.0.0.1",

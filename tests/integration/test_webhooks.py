@@ -12,7 +12,6 @@ import random
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections import defaultdict
@@ -31,6 +30,7 @@ from stockflow.domain.webhooks import matches
 from stockflow.engine.relay import RELAYED, read_event
 from tests.integration.harness import (
     Env,
+    child_log,
     make_env,
     publish,
     read_topic,
@@ -81,7 +81,7 @@ _LOGS: dict[int, str] = {}
 
 def relay(env: Env, allow: str = "127.0.0.0/8",
           metrics_port: int | None = None) -> subprocess.Popen[bytes]:
-    log = tempfile.NamedTemporaryFile(prefix="stockflow-relay-", suffix=".log", delete=False)  # noqa: SIM115 - outlives this call
+    log = child_log("relay")
     port = str(metrics_port or free_port())
     proc = subprocess.Popen([sys.executable, "-m", "stockflow", "relay"],
                             env={**_vars(env, allow), "STOCKFLOW_RELAY_METRICS_PORT": port},
