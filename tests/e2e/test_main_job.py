@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -42,12 +43,16 @@ def test_up_with_simulation_stops_on_ctrl_c_with_a_true_summary(services: LocalS
         assert page.status_code == 200 and len(page.json()["items"]) == 5, page.text
         assert api.get("/v1/alerts").status_code == 200
         assert api.post("/v1/receipts", json={}).status_code == 403  # a read token
-    relay = re.findall(r"relay metrics (\S+) ", job.stdout.readline() + job.stdout.readline())
+    lines = job.stdout.readline() + job.stdout.readline()
+    relay = re.findall(r"relay metrics (\S+) ", lines)
     assert relay and "stockflow_webhook" in httpx.get(relay[0]).text
+    env_file = Path(re.findall(r"set -a; \. (\S+)", lines)[0])
+    assert env_file.stat().st_mode & 0o077 == 0  # the run's secret key: the owner's only
     time.sleep(4)
     job.send_signal(signal.SIGINT)
     out, err = job.communicate(timeout=120)
     assert job.returncode == 0, err[-3000:]
+    assert not env_file.exists()  # the secret key is not left behind once the run is over
     # librdkafka speaks through Python logging (JSON), never in its own format on stderr
     assert [line for line in err.splitlines() if line.startswith("%")] == []
     views = [line for line in out.splitlines() if line.startswith("stockflow  published")]

@@ -109,3 +109,5 @@ def companions(settings: Settings) -> Iterator[Companions]:
                 except subprocess.TimeoutExpired:
                     child.kill()
                     child.wait()
+            # it holds this run's secret key and database URL, and points at nothing now
+            env_file.unlink(missing_ok=True)
