@@ -70,6 +70,20 @@ def test_profile_ses_follows_a_level_shift_and_is_not_lifted_by_a_promotion() ->
     assert np.allclose(got.mean, want, rtol=0.06)
 
 
+def test_an_intermittent_keys_intervals_are_the_spread_of_its_last_16_weeks() -> None:
+    rng = np.random.default_rng(5)
+    y = np.where(rng.random(400) < 0.15, rng.integers(1, 6, 400), 0).astype(float)
+    got = forecast_key("A@W", y, 14)
+    assert got.kind == "intermittent"
+    recent = y[-112:]
+    for level in LEVELS:
+        low, high = got.intervals[level]
+        assert len(set(low)) == len(set(high)) == 1  # the same every day
+        inside = ((recent >= low[0]) & (recent <= high[0])).mean()
+        assert inside >= level / 100  # at least the nominal cover of the days it came from
+    assert got.intervals[95][1][0] == pytest.approx(np.sort(recent)[110], abs=1e-3)
+
+
 def test_intermittent_keys_choose_among_the_intermittent_models() -> None:
     rng = np.random.default_rng(4)
     y = np.where(rng.random(300) < 0.15, rng.integers(1, 5, 300), 0).astype(float)
