@@ -345,7 +345,7 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction
                         " the backtest")
     p.add_argument("--service-level", type=_service_level, default=reorder.SERVICE_LEVEL,
                    help=f"chance of no stock-out over a lead time (default "
-                        f"{reorder.SERVICE_LEVEL:.0%})")
+                        f"{reorder.SERVICE_LEVEL * 100:.0f}%%)")  # %% for argparse
     p.add_argument("--review-days", type=_positive, default=reorder.REVIEW_DAYS,
                    help=f"days between orders (default {reorder.REVIEW_DAYS})")
     p.add_argument("--publish", action="store_true",
