@@ -200,7 +200,8 @@ def _mase_panel(ax: Axes, summary: Backtest) -> None:
 def _model_label(model: str, chosen: dict[str, int]) -> str:
     if model == "chosen":
         return "chosen\n(per key)"
-    base = f"{model}\n(baseline)" if model == BASELINE else model
+    name = model.replace("_", "_\n", 1) if len(model) > 12 else model  # fits its bar group
+    base = f"{name}\n(baseline)" if model == BASELINE else name
     return f"{base}\n{chosen.get(model, 0):,} keys"
 
 
