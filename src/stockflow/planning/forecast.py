@@ -57,7 +57,7 @@ MODELS = tuple(dict.fromkeys(SMOOTH + INTERMITTENT))
 _ADI_CUT = 1.32
 _WEEK = 7
 _BASELINE_DAYS = 90
-_ETS_FIT_DAYS = 16 * _WEEK
+_RECENT_DAYS = 16 * _WEEK  # what a key's class, AutoETS's fit and an intermittent spread read
 _PROFILE_DAYS = 52 * _WEEK
 _SPIKE_WINDOW = 15  # days of the running median a promotion spike is measured against
 _ALPHAS = np.array([0.03, 0.05, 0.1, 0.2, 0.3])  # the level's smoothing, fitted per call
@@ -144,12 +144,12 @@ class _Ets:
         self.model: Any = AutoETS(season_length=_WEEK, model="ANA")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.model.fit(train[-_ETS_FIT_DAYS:])
+            self.model.fit(train[-_RECENT_DAYS:])
 
     def __call__(self, y: Series, h: int) -> Series:
         # forward() starts from the fitted initial states: give it a window as long as the
         # one it was fitted on (from the whole history it forecast a third worse, measured)
-        return np.asarray(self.model.forward(y=y[-_ETS_FIT_DAYS:], h=h)["mean"],
+        return np.asarray(self.model.forward(y=y[-_RECENT_DAYS:], h=h)["mean"],
                           dtype=np.float64)
 
 
@@ -203,7 +203,7 @@ def _intervals(kind: Kind, y: Series, origin: int, forecast: Series,
     else:
         level = float(forecast.mean())
         center = np.full(len(forecast), level)
-        residuals = y[max(0, origin - _ETS_FIT_DAYS):origin] - level
+        residuals = y[max(0, origin - _RECENT_DAYS):origin] - level
     return {lv: _interval(center, residuals, lv) for lv in LEVELS}
 
 
@@ -217,7 +217,7 @@ def forecast_key(key: str, y: Series, horizon: int) -> KeyForecast:
     forecast `horizon` days after the history. The days before the key's first demand
     are not its history (it was not sold yet); its class is that of its last 16 weeks."""
     y = y[int(np.argmax(y > 0)) if y.any() else len(y):]  # its history starts at its launch
-    kind = classify(y[-_ETS_FIT_DAYS:])
+    kind = classify(y[-_RECENT_DAYS:])
     names = SMOOTH if kind == "smooth" else INTERMITTENT
     origins = [len(y) - horizon * (ORIGINS - i) for i in range(ORIGINS)]
     first = origins[0]
