@@ -140,8 +140,13 @@ def spawn(env: Env, instance: str | None = None,
     vars_ = {**os.environ, **env.env_vars, "STOCKFLOW_LOG_LEVEL": "WARNING", **(extra or {})}
     if instance:
         vars_["STOCKFLOW_GROUP_INSTANCE_ID"] = instance
-    log = child_log("process")
-    proc = subprocess.Popen([sys.executable, "-m", "stockflow", "process"], env=vars_,
+    return start_logged("process", vars_)
+
+
+def start_logged(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`stockflow COMMAND` as a child, its log in a file of its own (see `log_of`)."""
+    log = child_log(command)
+    proc = subprocess.Popen([sys.executable, "-m", "stockflow", command], env=env,
                             stdout=subprocess.DEVNULL, stderr=log)
     _LOGS[proc.pid] = log.name
     return proc

@@ -16,7 +16,6 @@ import time
 import urllib.request
 from collections import defaultdict
 from collections.abc import Callable
-from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks.webhooks import Webhook
@@ -30,12 +29,13 @@ from stockflow.domain.webhooks import matches
 from stockflow.engine.relay import RELAYED, read_event
 from tests.integration.harness import (
     Env,
-    child_log,
+    log_of,
     make_env,
     publish,
     read_topic,
     ready,
     spawn,
+    start_logged,
     wait_drained,
 )
 from tests.integration.webhook_receiver import Receiver, receiver
@@ -76,22 +76,10 @@ def add(env: Env, url: str, events: str, keys: str = "*") -> tuple[str, str]:
     return words["endpoint"], words["secret"]
 
 
-_LOGS: dict[int, str] = {}
-
-
 def relay(env: Env, allow: str = "127.0.0.0/8",
           metrics_port: int | None = None) -> subprocess.Popen[bytes]:
-    log = child_log("relay")
     port = str(metrics_port or free_port())
-    proc = subprocess.Popen([sys.executable, "-m", "stockflow", "relay"],
-                            env={**_vars(env, allow), "STOCKFLOW_RELAY_METRICS_PORT": port},
-                            stdout=subprocess.DEVNULL, stderr=log)
-    _LOGS[proc.pid] = log.name
-    return proc
-
-
-def relay_log(proc: subprocess.Popen[bytes]) -> str:
-    return Path(_LOGS[proc.pid]).read_text(errors="replace")[-4000:]
+    return start_logged("relay", {**_vars(env, allow), "STOCKFLOW_RELAY_METRICS_PORT": port})
 
 
 def outputs(env: Env) -> list[bytes]:
@@ -113,13 +101,13 @@ def until_received(rx: Receiver, path: str, ids: set[str], alive: list[subproces
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for p in alive:
-            assert p.poll() is None, relay_log(p)
+            assert p.poll() is None, log_of(p)
         if ids <= {r.headers["webhook-id"] for r in rx.to(path)}:
             return
         time.sleep(0.3)
     missing = ids - {r.headers["webhook-id"] for r in rx.to(path)}
     raise AssertionError(f"{len(missing)} of {len(ids)} never delivered to {path}; "
-                         f"relay: {relay_log(alive[-1])[-1500:] if alive else ''}")
+                         f"relay: {log_of(alive[-1])[-1500:] if alive else ''}")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -233,7 +221,7 @@ def until_exhausted(env: Env, endpoints: list[str], each: int,
     with env.db() as conn:
         while time.monotonic() < deadline:
             for p in alive:
-                assert p.poll() is None, relay_log(p)
+                assert p.poll() is None, log_of(p)
             row = conn.execute("SELECT count(*) FILTER (WHERE status = 'exhausted')"
                                " FROM webhook_deliveries WHERE endpoint_id = ANY(%s)",
                                (endpoints,)).fetchone()
@@ -314,7 +302,7 @@ def _until(check: Callable[[], bool], seconds: float, alive: list[subprocess.Pop
     started = time.monotonic()
     while not check():
         for p in alive:
-            assert p.poll() is None, relay_log(p)
+            assert p.poll() is None, log_of(p)
         assert time.monotonic() - started < seconds, f"not within {seconds} s: {what}"
         time.sleep(0.2)
     return time.monotonic() - started
