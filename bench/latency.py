@@ -2,11 +2,12 @@
 
 Events are offered at `rate` per second by a paced producer. `stock-changed` and
 `reservations` stamp each message with the broker's clock as it is appended
-(LogAppendTime), the moment it becomes readable: its outputs are not transactional and a
-local topic has one replica. A reader assigned to their end notes that stamp for each
-event's `stock.changed` and `reservation.accepted` (matched by `data.cause.event_id`); each
-latency runs from the event's publish call to it. The processes under test expose
-/metrics; their batch stage histograms and garbage-collector pauses are read at the end.
+(LogAppendTime), the moment it becomes readable: outputs are produced without
+transactions, and a local topic has one replica. A reader assigned to their end notes
+that stamp for each event's `stock.changed` and `reservation.accepted` (matched by
+`data.cause.event_id`); each latency runs from the event's publish call to it. The
+processes under test expose /metrics; their batch stage histograms and garbage-collector
+pauses are read at the end.
 """
 
 from __future__ import annotations
