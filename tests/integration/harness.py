@@ -14,7 +14,6 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
@@ -145,7 +144,8 @@ def spawn(env: Env, instance: str | None = None,
 
 def start_logged(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """`stockflow COMMAND` as a child, its log in a file of its own (see `log_of`)."""
-    log = child_log(command)
+    log = tempfile.NamedTemporaryFile(dir=LOG_DIR, prefix=f"{command}-", suffix=".log",  # noqa: SIM115 - outlives this call
+                                      delete=False)
     proc = subprocess.Popen([sys.executable, "-m", "stockflow", command], env=env,
                             stdout=subprocess.DEVNULL, stderr=log)
     _LOGS[proc.pid] = log.name
@@ -153,14 +153,9 @@ def start_logged(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 _LOGS: dict[int, str] = {}
-LOG_DIR: Path | None = None  # set for the session (conftest): under pytest's basetemp
-
-
-def child_log(name: str) -> IO[bytes]:
-    """A new file for a child process's log, in the session's folder: pytest keeps the last
-    three sessions' folders and removes older ones, so logs do not pile up in /tmp."""
-    return tempfile.NamedTemporaryFile(dir=LOG_DIR, prefix=f"{name}-", suffix=".log",
-                                       delete=False)
+# Set for the session (conftest), under pytest's basetemp: pytest keeps the last three
+# sessions' folders and removes older ones, so child logs do not pile up in /tmp.
+LOG_DIR: Path | None = None
 
 
 def ready(port: int) -> bool:
@@ -172,8 +167,10 @@ def ready(port: int) -> bool:
         return False
 
 
-def log_of(proc: subprocess.Popen[bytes]) -> str:
-    return Path(_LOGS[proc.pid]).read_text(errors="replace")[-4000:]
+def log_of(proc: subprocess.Popen[bytes], tail: int | None = 4000) -> str:
+    """The end (`tail` characters; None: all) of a child's log from `start_logged`."""
+    text = Path(_LOGS[proc.pid]).read_text(errors="replace")
+    return text if tail is None else text[-tail:]
 
 
 def high_watermarks(env: Env, kinds: Iterable[TopicKind]) -> dict[tuple[str, int], int]:

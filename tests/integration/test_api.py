@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, cast
 
 import httpx
@@ -22,10 +21,11 @@ from stockflow.devtools.workload import generate
 from stockflow.publisher import Publisher
 from tests.integration.harness import (
     Env,
-    child_log,
+    log_of,
     make_env,
     processor_thread,
     publish,
+    start_logged,
     wait_drained,
 )
 
@@ -49,17 +49,14 @@ def new_key(env: Env, name: str, scopes: str) -> tuple[str, str]:
 def api_server(env: Env, **settings: str) -> Iterator[httpx.Client]:
     """`stockflow api` on a free port; a client for it (no auth header set)."""
     port = free_port()
-    log = child_log("api")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stockflow", "api"],
-        env={**os.environ, **env.env_vars, "STOCKFLOW_API_HOST": "127.0.0.1",
-             "STOCKFLOW_API_PORT": str(port), "STOCKFLOW_LOG_LEVEL": "WARNING", **settings},
-        stdout=subprocess.DEVNULL, stderr=log)
+    proc = start_logged("api", {
+        **os.environ, **env.env_vars, "STOCKFLOW_API_HOST": "127.0.0.1",
+        "STOCKFLOW_API_PORT": str(port), "STOCKFLOW_LOG_LEVEL": "WARNING", **settings})
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=40)  # > ?wait=30
     try:
         deadline = time.monotonic() + 60
         while True:
-            assert proc.poll() is None, Path(log.name).read_text()[-3000:]
+            assert proc.poll() is None, log_of(proc)
             try:
                 if client.get("/readyz").status_code == 200:
                     break
@@ -71,8 +68,8 @@ def api_server(env: Env, **settings: str) -> Iterator[httpx.Client]:
     finally:
         client.close()
         proc.terminate()
-        assert proc.wait(30) == 0, Path(log.name).read_text()[-3000:]
-        assert "sfk_" not in Path(log.name).read_text()  # no token ever reaches the log
+        assert proc.wait(30) == 0, log_of(proc)
+        assert "sfk_" not in log_of(proc, tail=None)  # no token ever reaches the log
 
 
 def bearer(token: str) -> dict[str, str]:
