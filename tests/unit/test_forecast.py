@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 
 from stockflow.planning.forecast import (
+    DEFAULT,
     INTERMITTENT,
     LEVELS,
     SMOOTH,
+    SWITCH,
+    choose,
     classify,
     forecast_key,
     summarise,
@@ -55,6 +58,26 @@ def test_the_baseline_is_the_same_weekday_over_the_last_90_days() -> None:
             for j in range(7)]
     err, _ = got.errors["weekday_avg"]
     assert err == pytest.approx(np.abs(y[origin:] - np.array(want)).sum())
+
+
+def test_a_key_keeps_its_class_default_unless_another_model_is_clearly_better() -> None:
+    for kind, names in (("smooth", SMOOTH), ("intermittent", INTERMITTENT)):
+        default = DEFAULT[kind]  # type: ignore[index]
+        other = next(n for n in names if n != default)
+        slightly = dict.fromkeys(names, 100.0) | {other: 100 * (1 - SWITCH) + 0.5}
+        assert choose(kind, slightly) == default  # type: ignore[arg-type]
+        clearly = slightly | {other: 100 * (1 - SWITCH) - 0.5}
+        assert choose(kind, clearly) == other  # type: ignore[arg-type]
+        assert choose(kind, dict.fromkeys(names, 0.0)) == default  # type: ignore[arg-type]
+
+
+def test_a_changed_weekly_shape_is_followed_by_a_model_other_than_the_default() -> None:
+    y = weekly(300)
+    y[200:] = np.resize(WEEK[::-1], 100)  # the busy days move for good
+    got = forecast_key("A@W", y, 14)
+    assert got.model != DEFAULT["smooth"]  # its year-long profile still holds the old shape
+    err, total = got.errors[got.model]
+    assert err <= 0.05 * total
 
 
 def test_profile_ses_follows_a_level_shift_and_is_not_lifted_by_a_promotion() -> None:
@@ -110,13 +133,13 @@ def test_summary_counts_every_key_once() -> None:
 
 
 def test_the_process_pool_gives_each_key_its_own_forecast() -> None:
-    from stockflow.entrypoints.forecast_cli import _forecasts  # noqa: PLC0415
+    from stockflow.entrypoints.forecast_cli import forecast_keys  # noqa: PLC0415
 
     rng = np.random.default_rng(6)
     # chunks finish out of order on two processes; every fifth key is too short to forecast
     histories = [(f"K{i}@W", rng.poisson(1 + i % 9, 40 if i % 5 == 0 else 100).astype(float))
                  for i in range(230)]
-    got = _forecasts(histories, 7, workers=2)
+    got = forecast_keys(histories, 7, workers=2)
     assert list(got) != [] and set(got) == {k for k, _ in histories}
     for key, result in got.items():
         short = int(key[1:].partition("@")[0]) % 5 == 0

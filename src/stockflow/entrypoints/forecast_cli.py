@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 # every `stockflow` command registers this one, and numpy would add 0.12 s to the start
 # of each, the processor's included
 
-__all__ = ["register"]
+__all__ = ["forecast_keys", "register"]
 
 _CHUNK = 100  # keys per task handed to a worker process: progress moves, overhead stays low
 _SHOWN = 40  # suggestions listed in the table; --json has them all
@@ -54,7 +54,7 @@ class Planned(NamedTuple):
     suggestion: reorder.Suggestion
 
 
-def _forecasts(histories: list[tuple[str, Any]], horizon: int, workers: int,
+def forecast_keys(histories: list[tuple[str, Any]], horizon: int, workers: int,
                ) -> dict[str, KeyForecast | str]:
     """Each key's forecast, or why it has none: forecast_many over chunks of the keys on
     `workers` processes, with a progress bar. SIGINT/SIGTERM stop it (StockflowError)."""
@@ -207,7 +207,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         read = time.monotonic() - started
         zero = demand.Demand(np.zeros(args.days), np.zeros(args.days))
         series = [(k, (h := history.get(k, zero)).shipped + h.lost) for k in held]
-        results = _forecasts(series, args.horizon, args.workers)
+        results = forecast_keys(series, args.horizon, args.workers)
         modelled = time.monotonic() - started - read
         planned: dict[str, Planned] = {}
         skipped: dict[str, str] = {}

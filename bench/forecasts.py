@@ -1,0 +1,187 @@
+"""Forecast accuracy against the truth the backfill was drawn from, with no services.
+
+    .venv/bin/python bench/forecasts.py [--skus 334] [--days 365] [--seeds 1,2,3]
+                                        [--horizon 14] [--workers N]
+
+`stockflow simulate --backfill-days` publishes a history through Kafka into the ledger, and
+`stockflow forecast --all --backtest` measures the models on it. This makes the same daily
+demand in memory (the generator's own events: units shipped plus demand turned away, per
+event-time day, as the ledger holds them), runs the same backtest on each key, and adds
+what the ledger cannot know:
+
+- each key's pattern (plain, level shift, launch, phase-out, slow mover);
+- two forecasts from the generator's truth, scored on the same held-out window: `truth`,
+  each day's true mean, promotions included, and `truth, no promotions`, the true mean
+  with the held-out window's promotions taken out. No history foretells a promotion, so
+  the second is the most an unbiased forecast can gain over the baseline here.
+
+It prints MASE per model and class against the seed's baseline, per seed and over all
+seeds, and the share of that attainable gain the chosen models reach.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import numpy.typing as npt
+from rich.console import Console
+from rich.table import Table
+
+from stockflow import StockflowError
+from stockflow.devtools.backfill import Pattern, history, patterns
+from stockflow.entrypoints.forecast_cli import forecast_keys
+from stockflow.planning.forecast import BASELINE, MODELS, KeyForecast
+
+Series = npt.NDArray[np.float64]
+TRUTH, NO_PROMOTIONS = "truth", "truth, no promotions"
+_MEANINGFUL = -0.02  # an attainable gain smaller than this makes a share of it noise
+_END = datetime(2026, 1, 1, tzinfo=UTC)  # any day: the generator's draws do not depend on it
+
+
+def pattern_of(p: Pattern) -> str:
+    if p.kind == "intermittent":
+        return "slow mover"
+    if p.launch[1]:
+        return "launch"
+    if p.phase_out is not None:
+        return "phase-out"
+    return "level shift" if p.shift is not None else "plain"
+
+
+def daily_demand(pats: dict[str, Pattern], days: int, seed: int) -> dict[str, Series]:
+    """Each key's demand per day as the ledger records it: shipped plus turned away."""
+    first = (_END - timedelta(days=days)).date()
+    got = {key: np.zeros(days) for key in pats}
+    for type_, data, at in history(pats, days, _END, seed):
+        if type_ != "receipt.received":
+            got[f"{data['sku']}@{data['warehouse']}"][(at.date() - first).days] += \
+                data["quantity"]
+    return got
+
+
+def truth(p: Pattern, days: range, *, promotions: bool) -> Series:
+    if not promotions:
+        p = dataclasses.replace(p, promotions=())
+    return np.array([p.expected(d) for d in days])
+
+
+@dataclasses.dataclass
+class Scores:
+    """Per group (class or pattern), per model: the keys' MASE values."""
+
+    mase: dict[str, dict[str, list[float]]] = dataclasses.field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(list)))
+
+    def add(self, groups: tuple[str, ...], model: str, value: float) -> None:
+        for g in groups:
+            self.mase[g][model].append(value)
+
+    def versus_baseline(self, group: str, model: str) -> float:
+        rows = self.mase[group]
+        return float(np.mean(rows[model]) / np.mean(rows[BASELINE]) - 1)
+
+
+def score(scores: Scores, results: list[KeyForecast], pats: dict[str, Pattern],
+          demand: dict[str, Series], horizon: int) -> None:
+    for r in results:
+        if r.scale <= 0:  # no in-sample error to scale by: left out of MASE, as in summarise
+            continue
+        groups = (r.kind, pattern_of(pats[r.key]), "all")
+        for name, (error, _) in r.errors.items():
+            scores.add(groups, name, error / horizon / r.scale)
+        scores.add(groups, "chosen", r.errors[r.model][0] / horizon / r.scale)
+        actual = demand[r.key][-horizon:]
+        held = range(len(demand[r.key]) - horizon, len(demand[r.key]))
+        for name, promotions in ((TRUTH, True), (NO_PROMOTIONS, False)):
+            mean = truth(pats[r.key], held, promotions=promotions)
+            scores.add(groups, name, float(np.abs(actual - mean).sum()) / horizon / r.scale)
+
+
+def _cell(scores: Scores, group: str, model: str) -> str:
+    values = scores.mase[group].get(model, [])
+    if len(values) != len(scores.mase[group][BASELINE]):
+        return "-"  # not a candidate of every key in the group
+    if model == BASELINE:
+        return f"{np.mean(values):.3f}"
+    return f"{np.mean(values):.3f} ({scores.versus_baseline(group, model):+.1%})"
+
+
+def tables(scores: Scores, title: str) -> tuple[Table, Table]:
+    """By class and pattern: the baseline, the chosen models and the truth; then every
+    candidate by class."""
+    groups = [g for g in ("smooth", "intermittent", "plain", "level shift", "launch",
+                          "phase-out", "slow mover", "all") if g in scores.mase]
+    summary = Table(title=title)
+    for head in ("", "keys", BASELINE, "chosen", NO_PROMOTIONS, TRUTH,
+                 "chosen's share of\nthe attainable gain"):
+        summary.add_column(head, justify="left" if not head else "right")
+    for g in groups:
+        attainable = scores.versus_baseline(g, NO_PROMOTIONS)
+        share = (f"{scores.versus_baseline(g, 'chosen') / attainable:.0%}"
+                 if attainable <= _MEANINGFUL else "-")
+        summary.add_row(g, f"{len(scores.mase[g][BASELINE]):,}",
+                        *(_cell(scores, g, m) for m in (BASELINE, "chosen", NO_PROMOTIONS,
+                                                        TRUTH)), share,
+                        style="bold" if g == "all" else None)
+    models = Table(title="each candidate, held-out MASE")
+    for head in ("model", "smooth", "intermittent"):
+        models.add_column(head, justify="left" if head == "model" else "right")
+    for m in MODELS:
+        models.add_row(m, _cell(scores, "smooth", m), _cell(scores, "intermittent", m))
+    return summary, models
+
+
+def main() -> int:
+    try:
+        return _run()
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+        return 130
+
+
+def _run() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--skus", type=int, default=334, help="SKUs, each in 3 warehouses")
+    ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("--seeds", default="1,2,3", help="histories to draw, comma-separated")
+    ap.add_argument("--horizon", type=int, default=14)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = ap.parse_args()
+    console = Console(width=max(Console().width, 120))  # the tables fit unwrapped
+    keys = [f"SKU-{s:05d}@WH-{w}" for s in range(args.skus) for w in (1, 2, 3)]
+    overall = Scores()
+    for seed in (int(s) for s in args.seeds.split(",")):
+        started = time.monotonic()
+        pats = patterns(keys, args.days, seed)  # as `simulate --backfill-days` draws them
+        with console.status(f"seed {seed}: drawing {len(keys):,} keys x {args.days} days"):
+            demand = daily_demand(pats, args.days, seed)
+        try:
+            got = forecast_keys(list(demand.items()), args.horizon, args.workers)
+        except StockflowError as exc:  # SIGINT/SIGTERM
+            print(exc, file=sys.stderr)
+            return 130
+        results = [r for r in got.values() if isinstance(r, KeyForecast)]
+        seed_scores = Scores()
+        for s in (seed_scores, overall):
+            score(s, results, pats, demand, args.horizon)
+        console.print(f"seed {seed}: {len(results):,} of {len(keys):,} keys in "
+                      f"{time.monotonic() - started:.0f} s; MASE against the baseline: "
+                      f"chosen {seed_scores.versus_baseline('all', 'chosen'):+.1%}, "
+                      f"truth without promotions "
+                      f"{seed_scores.versus_baseline('all', NO_PROMOTIONS):+.1%}, truth "
+                      f"{seed_scores.versus_baseline('all', TRUTH):+.1%}")
+    for t in tables(overall, f"held-out MASE against the baseline, seeds {args.seeds}, "
+                             f"{args.days} days, horizon {args.horizon}"):
+        console.print(t)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
