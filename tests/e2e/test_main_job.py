@@ -53,6 +53,8 @@ def test_up_with_simulation_stops_on_ctrl_c_with_a_true_summary(services: LocalS
     out, err = job.communicate(timeout=120)
     assert job.returncode == 0, err[-3000:]
     assert not env_file.exists()  # the secret key is not left behind once the run is over
+    log = env_file.parent / "companions.log"  # kept only when the API or relay said something
+    assert not env_file.parent.exists() or log.stat().st_size > 0
     # librdkafka speaks through Python logging (JSON), never in its own format on stderr
     assert [line for line in err.splitlines() if line.startswith("%")] == []
     views = [line for line in out.splitlines() if line.startswith("stockflow  published")]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -111,3 +112,5 @@ def companions(settings: Settings) -> Iterator[Companions]:
                     child.wait()
             # it holds this run's secret key and database URL, and points at nothing now
             env_file.unlink(missing_ok=True)
+            if not os.fstat(log.fileno()).st_size:  # a log with something in it is kept
+                shutil.rmtree(workdir, ignore_errors=True)
