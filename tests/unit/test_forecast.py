@@ -11,6 +11,7 @@ from stockflow.planning.forecast import (
     LEVELS,
     SMOOTH,
     SWITCH,
+    Kind,
     choose,
     classify,
     forecast_key,
@@ -61,14 +62,16 @@ def test_the_baseline_is_the_same_weekday_over_the_last_90_days() -> None:
 
 
 def test_a_key_keeps_its_class_default_unless_another_model_is_clearly_better() -> None:
-    for kind, names in (("smooth", SMOOTH), ("intermittent", INTERMITTENT)):
-        default = DEFAULT[kind]  # type: ignore[index]
+    classes: tuple[tuple[Kind, tuple[str, ...]], ...] = (("smooth", SMOOTH),
+                                                          ("intermittent", INTERMITTENT))
+    for kind, names in classes:
+        default = DEFAULT[kind]
         other = next(n for n in names if n != default)
         slightly = dict.fromkeys(names, 100.0) | {other: 100 * (1 - SWITCH) + 0.5}
-        assert choose(kind, slightly) == default  # type: ignore[arg-type]
+        assert choose(kind, slightly) == default
         clearly = slightly | {other: 100 * (1 - SWITCH) - 0.5}
-        assert choose(kind, clearly) == other  # type: ignore[arg-type]
-        assert choose(kind, dict.fromkeys(names, 0.0)) == default  # type: ignore[arg-type]
+        assert choose(kind, clearly) == other
+        assert choose(kind, dict.fromkeys(names, 0.0)) == default  # ties keep the default
 
 
 def test_a_changed_weekly_shape_is_followed_by_a_model_other_than_the_default() -> None:

@@ -55,7 +55,7 @@ class Planned(NamedTuple):
 
 
 def forecast_keys(histories: list[tuple[str, Any]], horizon: int, workers: int,
-               ) -> dict[str, KeyForecast | str]:
+                  ) -> dict[str, KeyForecast | str]:
     """Each key's forecast, or why it has none: forecast_many over chunks of the keys on
     `workers` processes, with a progress bar. SIGINT/SIGTERM stop it (StockflowError)."""
     from stockflow.planning.forecast import forecast_many  # noqa: PLC0415 - see the top

@@ -47,8 +47,8 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = ["DEFAULT", "INTERMITTENT", "LEVELS", "MODELS", "ORIGINS", "SMOOTH", "SWITCH",
-           "Backtest", "KeyForecast", "choose", "classify", "forecast_key", "forecast_many",
-           "needed", "summarise"]
+           "Backtest", "KeyForecast", "Kind", "choose", "classify", "forecast_key",
+           "forecast_many", "needed", "summarise"]
 
 Series = npt.NDArray[np.float64]
 Kind = Literal["smooth", "intermittent"]
