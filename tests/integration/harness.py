@@ -146,7 +146,9 @@ def start_logged(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """`stockflow COMMAND` as a child, its log in a file of its own (see `log_of`)."""
     log = tempfile.NamedTemporaryFile(dir=LOG_DIR, prefix=f"{command}-", suffix=".log",  # noqa: SIM115 - outlives this call
                                       delete=False)
-    proc = subprocess.Popen([sys.executable, "-m", "stockflow", command], env=env,
+    # its temporary folders too (a relay killed with SIGKILL leaves its data folder)
+    tmp = {"TMPDIR": str(LOG_DIR)} if LOG_DIR else {}
+    proc = subprocess.Popen([sys.executable, "-m", "stockflow", command], env=env | tmp,
                             stdout=subprocess.DEVNULL, stderr=log)
     _LOGS[proc.pid] = log.name
     return proc
@@ -154,7 +156,8 @@ def start_logged(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 _LOGS: dict[int, str] = {}
 # Set for the session (conftest), under pytest's basetemp: pytest keeps the last three
-# sessions' folders and removes older ones, so child logs do not pile up in /tmp.
+# sessions' folders and removes older ones, so child logs and temporary folders do not
+# pile up in /tmp.
 LOG_DIR: Path | None = None
 
 
