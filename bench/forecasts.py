@@ -89,19 +89,19 @@ class Scores:
 
 
 def score(scores: Scores, results: list[KeyForecast], pats: dict[str, Pattern],
-          demand: dict[str, Series], horizon: int) -> None:
+          demand: dict[str, Series]) -> None:
     for r in results:
-        if r.scale <= 0:  # no in-sample error to scale by: left out of MASE, as in summarise
-            continue
         groups = (r.kind, pattern_of(pats[r.key]), "all")
-        for name, (error, _) in r.errors.items():
-            scores.add(groups, name, error / horizon / r.scale)
-        scores.add(groups, "chosen", r.errors[r.model][0] / horizon / r.scale)
-        actual = demand[r.key][-horizon:]
-        held = range(len(demand[r.key]) - horizon, len(demand[r.key]))
+        days = len(demand[r.key])
+        held = range(days - len(r.mean), days)
+        errors = {**{n: e for n, (e, _) in r.errors.items()}, "chosen": r.errors[r.model][0]}
         for name, promotions in ((TRUTH, True), (NO_PROMOTIONS, False)):
             mean = truth(pats[r.key], held, promotions=promotions)
-            scores.add(groups, name, float(np.abs(actual - mean).sum()) / horizon / r.scale)
+            errors[name] = float(np.abs(demand[r.key][held.start:] - mean).sum())
+        for name, error in errors.items():
+            value = r.mase(error)
+            if value is not None:  # no in-sample error to scale by: left out, as in summarise
+                scores.add(groups, name, value)
 
 
 def _cell(scores: Scores, group: str, model: str) -> str:
@@ -170,9 +170,9 @@ def _run() -> int:
         results = [r for r in got.values() if isinstance(r, KeyForecast)]
         seed_scores = Scores()
         for s in (seed_scores, overall):
-            score(s, results, pats, demand, args.horizon)
+            score(s, results, pats, demand)
         console.print(f"seed {seed}: {len(results):,} of {len(keys):,} keys in "
-                      f"{time.monotonic() - started:.0f} s; MASE against the baseline: "
+                      f"{time.monotonic() - started:.0f} s; MASE vs the baseline: "
                       f"chosen {seed_scores.versus_baseline('all', 'chosen'):+.1%}, "
                       f"truth without promotions "
                       f"{seed_scores.versus_baseline('all', NO_PROMOTIONS):+.1%}, truth "

@@ -128,7 +128,7 @@ def test_summary_counts_every_key_once() -> None:
     rng = np.random.default_rng(5)
     results = [forecast_key(f"K{i}@W", rng.poisson(3 + i, 120).astype(float), 7)
                for i in range(6)]
-    summary = summarise(results, 7)
+    summary = summarise(results)
     assert summary.keys["all"] == 6 == sum(summary.chosen.values())
     assert summary.keys["smooth"] + summary.keys["intermittent"] == 6
     assert set(summary.mase) >= {"weekday_avg", "chosen"}

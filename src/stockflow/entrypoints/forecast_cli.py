@@ -221,7 +221,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
                 got.mean, got.spread, available=pos.available, in_transit=pos.in_transit,
                 lead_time_days=reorder.lead_time(key, lead_times),
                 review_days=args.review_days, service_level=args.service_level))
-        summary = summarise([p.forecast for p in planned.values()], args.horizon)
+        summary = summarise([p.forecast for p in planned.values()])
         if args.plot:
             if args.key and args.key in planned:
                 _plot_key(conn, args.plot, args.key, first, args.days,

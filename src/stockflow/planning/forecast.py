@@ -173,6 +173,11 @@ class KeyForecast:
     covered: dict[int, tuple[int, int]]  # level -> (actuals inside, actuals), held out
     spread: float  # standard deviation of the chosen model's daily backtest errors
 
+    def mase(self, error: float) -> float | None:
+        """MASE of `error`, a total absolute error over the held-out window (as long as
+        the forecast); None for a key without a scale."""
+        return error / len(self.mean) / self.scale if self.scale > 0 else None
+
 
 def _predictor(name: str, train: Series) -> Predictor:
     """Model `name`; AutoETS estimates its parameters on `train`."""
@@ -294,7 +299,7 @@ class Backtest:
         return {c: chosen[c] / base[c] - 1 for c in chosen if base.get(c)}
 
 
-def summarise(results: Sequence[KeyForecast], horizon: int) -> Backtest:
+def summarise(results: Sequence[KeyForecast]) -> Backtest:
     """Aggregate MASE (mean of the keys'), WAPE, choices and coverage over `results`."""
     classes = ("smooth", "intermittent", "all")
     mase_parts: dict[str, dict[str, list[float]]] = {}
@@ -302,10 +307,10 @@ def summarise(results: Sequence[KeyForecast], horizon: int) -> Backtest:
     for r in results:
         rows = {**r.errors, "chosen": r.errors[r.model]}
         for name, (err, total) in rows.items():
+            value = r.mase(err)
             for cls in (r.kind, "all"):
-                if r.scale > 0:
-                    mase_parts.setdefault(name, {}).setdefault(cls, []).append(
-                        err / horizon / r.scale)
+                if value is not None:
+                    mase_parts.setdefault(name, {}).setdefault(cls, []).append(value)
                 w = wape_parts.setdefault(name, {}).setdefault(cls, [0.0, 0.0])
                 w[0] += err
                 w[1] += total
