@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     api_host: str = "0.0.0.0"  # noqa: S104 - served to other hosts
     api_port: int = 8080
     api_pool_size: int = Field(default=10, ge=1, description="Postgres connections")
+    api_pool_wait: float = Field(default=3.0, gt=0, description=(
+        "seconds a request waits for a free Postgres connection before it is answered 503"))
     api_rate_limit: float = Field(default=100.0, gt=0, description="requests/s per API key")
     api_rate_burst: int = Field(default=200, ge=1, description="requests at once per key")
 

@@ -9,8 +9,9 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
-from fastapi import FastAPI, Response
-from fastapi.responses import PlainTextResponse
+import psycopg
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -20,13 +21,14 @@ from prometheus_client import (
     generate_latest,
 )
 from psycopg import sql
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stockflow import __version__
 from stockflow.adapters.db.store import AsyncConn
 from stockflow.entrypoints.api import imports, reads, reports, writes
 from stockflow.entrypoints.api.auth import Gate
+from stockflow.entrypoints.api.outcomes import Outcomes
 from stockflow.entrypoints.app import migrated_database, stop_on_signals
 from stockflow.settings import Settings
 
@@ -79,8 +81,19 @@ def _pool(settings: Settings) -> AsyncConnectionPool:
 
     return AsyncConnectionPool(
         settings.dsn(), min_size=1, max_size=settings.api_pool_size, open=False,
-        timeout=settings.database_connect_timeout, configure=configure,
+        timeout=settings.api_pool_wait, configure=configure,
         kwargs={"autocommit": True, **settings.database_options()})
+
+
+async def _busy(_: Request, exc: Exception) -> JSONResponse:
+    """A resource the request needs is exhausted or unreachable: 503 with Retry-After,
+    never a 500, so clients and load balancers back off and retry."""
+    if isinstance(exc, PoolTimeout):
+        detail, retry = "every database connection is busy; retry shortly", 1
+    else:
+        detail, retry = "the database is unreachable; retry shortly", 5
+    log.warning("answered 503: %s (%s)", detail, type(exc).__name__)
+    return JSONResponse({"detail": detail}, 503, headers={"Retry-After": str(retry)})
 
 
 def build_app(settings: Settings) -> FastAPI:
@@ -97,9 +110,11 @@ def build_app(settings: Settings) -> FastAPI:
         app.state.settings = settings
         app.state.sender = writes.Sender(settings)
         app.state.import_sender = imports.ImportSender(settings)
+        app.state.outcomes = Outcomes(pool)
         try:
             yield
         finally:
+            await app.state.outcomes.close()
             await asyncio.to_thread(app.state.sender.close)
             await asyncio.to_thread(app.state.import_sender.close)
             await pool.close()
@@ -113,6 +128,8 @@ def build_app(settings: Settings) -> FastAPI:
     app.include_router(reports.router)
 
     app.add_middleware(_Measured, registry=registry)
+    app.add_exception_handler(PoolTimeout, _busy)
+    app.add_exception_handler(psycopg.OperationalError, _busy)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> PlainTextResponse:

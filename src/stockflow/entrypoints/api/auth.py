@@ -11,6 +11,7 @@ Tokens are never logged: they live in one header and this module only.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -51,7 +52,8 @@ class Gate:
     pool: AsyncConnectionPool
     rate: float  # requests/s a key may sustain
     burst: int  # requests a key may make at once
-    known: dict[str, tuple[float, api_keys.ApiKey | None]] = field(default_factory=dict)
+    known: dict[str, tuple[float, asyncio.Future[api_keys.ApiKey | None]]] = field(
+        default_factory=dict)
     buckets: dict[str, _Bucket] = field(default_factory=dict)
 
     async def caller(self, token: str | None) -> Caller:
@@ -76,16 +78,27 @@ class Gate:
         b.tokens -= 1
 
     async def _key(self, key_id: str) -> api_keys.ApiKey | None:
+        """The key's row, read at most once per `KEY_TTL`: requests that arrive together
+        share one read (a burst of a new key's requests would otherwise each take a pooled
+        connection for the same row)."""
         now = time.monotonic()
         cached = self.known.get(key_id)
         if cached is not None and now - cached[0] < KEY_TTL:
-            return cached[1]
-        async with self.pool.connection() as conn:
-            key = await api_keys.find(conn, key_id)
+            return await asyncio.shield(cached[1])  # a caller that goes away cancels no one
         if len(self.known) > 10_000:  # unknown ids are cached too: keep it bounded
             self.known.clear()
-        self.known[key_id] = (now, key)
-        return key
+        read = asyncio.ensure_future(self._read(key_id))
+        self.known[key_id] = (now, read)
+        try:
+            return await asyncio.shield(read)
+        except BaseException:
+            if self.known.get(key_id, (0.0, None))[1] is read:
+                del self.known[key_id]  # a failed read is not remembered
+            raise
+
+    async def _read(self, key_id: str) -> api_keys.ApiKey | None:
+        async with self.pool.connection() as conn:
+            return await api_keys.find(conn, key_id)
 
 
 def require(scope: str) -> Callable[..., Awaitable[Caller]]:

@@ -19,7 +19,6 @@ import asyncio
 import logging
 import queue
 import threading
-import time
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NamedTuple
@@ -29,11 +28,11 @@ from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Requ
 from pydantic import BaseModel, Field
 
 from stockflow.adapters.db import reads
-from stockflow.adapters.db.store import AsyncConn
 from stockflow.contract.events import envelope
 from stockflow.domain.inputs import Delta, Ident, Instant, Level, Name, Note, Quantity
 from stockflow.entrypoints.api.auth import Caller, require
 from stockflow.entrypoints.api.models import Problem
+from stockflow.entrypoints.api.outcomes import Outcomes
 from stockflow.publisher import Publisher, PublishError
 from stockflow.settings import Settings
 
@@ -239,25 +238,17 @@ def _docs(caller: Caller, idempotency_key: str | None,
             for ident, (type_, data) in zip(ids, events, strict=True)]
 
 
-async def _outcomes(conn: AsyncConn, ids: list[str], wait: float) -> list[Outcome]:
-    """Each event's outcome once all are applied or rejected, or when `wait` ends."""
-    deadline = time.monotonic() + wait
-    while True:
-        done = await reads.event_outcomes(conn, ids)
-        if len(done) == len(ids) or time.monotonic() >= deadline:
-            return [Outcome(event_id=i, outcome=done[i][0], reason=done[i][1])  # type: ignore[arg-type]
-                    if i in done else Outcome(event_id=i, outcome="pending") for i in ids]
-        await asyncio.sleep(0.02)
-
-
 async def _publish(request: Request, docs: list[dict[str, Any]], wait: float) -> Accepted:
     sender: Sender = request.app.state.sender
     await sender.send(docs)
     ids = [str(d["id"]) for d in docs]
     if not wait:
         return Accepted(event_ids=ids)
-    async with request.app.state.pool.connection() as conn:
-        return Accepted(event_ids=ids, outcomes=await _outcomes(conn, ids, wait))
+    outcomes: Outcomes = request.app.state.outcomes
+    done = await outcomes.wait(ids, wait)
+    return Accepted(event_ids=ids, outcomes=[
+        Outcome(event_id=i, outcome=done[i][0], reason=done[i][1])  # type: ignore[arg-type]
+        if i in done else Outcome(event_id=i, outcome="pending") for i in ids])
 
 
 async def _one(request: Request, caller: Caller, idempotency_key: str | None, wait: float,
@@ -332,10 +323,14 @@ async def post_order(body: OrderIn, request: Request, caller: Writer,
     accepted = await _publish(request, docs, wait)
     if not wait:
         return OrderAccepted(**accepted.model_dump())
-    async with request.app.state.pool.connection() as conn:
-        found = {(r["line_id"], r["key"]): {"status": r["status"],
-                                            "backordered": r["backordered"]}
-                 for r in await reads.order_lines(conn, body.order_id)}
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    if any(o.outcome != "pending" for o in accepted.outcomes or []):
+        # (skipped when nothing was processed: waiters that time out together would
+        # otherwise all ask Postgres at once, while the processor is down)
+        async with request.app.state.pool.connection() as conn:
+            found = {(r["line_id"], r["key"]): {"status": r["status"],
+                                                "backordered": r["backordered"]}
+                     for r in await reads.order_lines(conn, body.order_id)}
     statuses = []
     for line in lines:
         key = f"{line['sku']}@{line['warehouse']}"
