@@ -17,9 +17,11 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
+    StrictBool,
     StringConstraints,
     ValidationInfo,
     WithJsonSchema,
@@ -78,8 +80,10 @@ def _limits(info: ValidationInfo) -> Limits:
 
 
 def _out_of_range(kind: str, value: int, low: int, high: int) -> PydanticCustomError:
+    digits = len(str(abs(value)))
+    shown = value if digits <= 20 else f"a {digits}-digit number"
     return PydanticCustomError(
-        kind, "{value} is outside {low}..{high}", {"value": value, "low": low, "high": high})
+        kind, "{value} is outside {low}..{high}", {"value": shown, "low": low, "high": high})
 
 
 def _quantity(value: int, info: ValidationInfo) -> int:
@@ -103,13 +107,22 @@ def _level(value: int, info: ValidationInfo) -> int:
     return value
 
 
+def _whole(value: object) -> object:
+    """JSON Schema, which the published schemas are written in, counts 219.0 as the
+    integer 219, so the edge does too; 219.5, "219" and true stay refused."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+_Whole = BeforeValidator(_whole)
 _MAX_Q = DEFAULT_LIMITS.max_quantity
 Quantity = Annotated[int, Field(strict=True, json_schema_extra={"minimum": 1, "maximum": _MAX_Q}),
-                     AfterValidator(_quantity)]
+                     AfterValidator(_quantity), _Whole]
 Level = Annotated[int, Field(strict=True, json_schema_extra={
-    "minimum": 0, "maximum": DEFAULT_LIMITS.max_level}), AfterValidator(_level)]
+    "minimum": 0, "maximum": DEFAULT_LIMITS.max_level}), AfterValidator(_level), _Whole]
 Delta = Annotated[int, Field(strict=True, json_schema_extra={
-    "minimum": -_MAX_Q, "maximum": _MAX_Q, "not": {"const": 0}}), AfterValidator(_delta)]
+    "minimum": -_MAX_Q, "maximum": _MAX_Q, "not": {"const": 0}}), AfterValidator(_delta), _Whole]
 # pydantic-core compares in UTC, in Rust: a Python validator cost 2 us an event (measured)
 Instant = Annotated[AwareDatetime, Field(ge=EARLIEST, lt=LATEST, json_schema_extra={
     "formatMinimum": EARLIEST.isoformat(), "formatMaximum": LATEST.isoformat(),
@@ -161,8 +174,8 @@ class OrderPlaced(AtKey):
     line_id: Ident
     quantity: Quantity
     expires_at: Instant | None = None
-    allow_backorder: bool = False
-    line_count: Annotated[int, Field(strict=True, ge=1, le=MAX_LINE_COUNT)] | None = None
+    allow_backorder: StrictBool = False
+    line_count: Annotated[int, Field(strict=True, ge=1, le=MAX_LINE_COUNT), _Whole] | None = None
 
 
 class OrderConfirmed(_MaybeAtKey):
