@@ -13,6 +13,7 @@ transaction, for the CLI (`stockflow import`) and the HTTP API (`POST /v1/import
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 import uuid
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from stockflow import StockflowError
-from stockflow.adapters.db import imports
+from stockflow.adapters.db import idempotency, imports
 from stockflow.adapters.db.store import Conn
 from stockflow.contract.csv_rows import KINDS, BadRow, read
 from stockflow.contract.emit import Message
@@ -71,6 +72,16 @@ class Plan:
     def rows(self) -> int:
         return len(self.messages) + len(self.bad)
 
+    def refusal(self, allow_partial: bool) -> str | None:
+        """Why nothing of this file is to be published, or None."""
+        if self.bad and not allow_partial:
+            return f"nothing imported: {len(self.bad):,} bad rows"
+        if not self.rows:
+            return "nothing imported: the file has no data rows"
+        if not self.messages:
+            return f"nothing imported: all {len(self.bad):,} rows are bad"
+        return None
+
 
 def plan(data: bytes, kind: str, *, import_id: str, actor: str, file_name: str,
          settings: Settings, progress: Callable[[int], None] | None = None) -> Plan:
@@ -82,7 +93,7 @@ def plan(data: bytes, kind: str, *, import_id: str, actor: str, file_name: str,
     if len(data) > MAX_BYTES:
         raise StockflowError(f"the file is {len(data):,} bytes; at most {MAX_BYTES:,}")
     found = Plan(import_id, kind, actor, file_name, hashlib.sha256(data).hexdigest())
-    text = data.decode("utf-8-sig", "surrogateescape")
+    text = _text(data)
     topics, limits = Topics(settings.topic_prefix), settings.limits()
     now = datetime.now(UTC)  # the rows' event time, unless a row gives its own
     checked = 0
@@ -110,9 +121,46 @@ def plan(data: bytes, kind: str, *, import_id: str, actor: str, file_name: str,
     return found
 
 
+# What a file that is not CSV text usually is, by its first bytes, and what to do instead.
+_NOT_TEXT = ((b"\x1f\x8b", "gzip-compressed: upload the CSV file itself"),
+             (b"PK\x03\x04", "a ZIP archive (an .xlsx workbook?): save it as CSV UTF-8"),
+             (b"%PDF", "a PDF document: export the data as CSV UTF-8"))
+
+
+def _text(data: bytes) -> str:
+    """The file's text: UTF-8 (with or without a byte-order mark), or UTF-16 with one (what
+    spreadsheets call "Unicode text"); else a StockflowError saying where and what."""
+    for magic, what in _NOT_TEXT:
+        if data.startswith(magic):
+            raise StockflowError(f"the file is not CSV text: it is {what}")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise StockflowError("the file starts like UTF-16 text but is not") from None
+    if b"\x00" in data:  # valid UTF-8, but no CSV text holds it
+        raise StockflowError("the file holds NUL bytes: it is binary, or UTF-16 without a "
+                             "byte-order mark; save it as CSV UTF-8")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise StockflowError(
+            f"the file is not UTF-8 text: byte 0x{data[exc.start]:02X} at line {line}, "
+            f"column {column} (save it as CSV UTF-8)") from None
+
+
 def publish(conn: Conn, publisher: Publisher, found: Plan, *,
             progress: Callable[[int], None] | None = None) -> None:
-    """Record the import, then publish its messages in one Kafka transaction."""
+    """Record the import, then publish its messages in one Kafka transaction; a
+    StockflowError if its id named another file (or kind) before."""
+    try:
+        idempotency.claim(conn, found.import_id, idempotency.fingerprint(found.kind,
+                                                                         found.digest))
+    except idempotency.KeyReused:
+        raise StockflowError(f"import id {found.import_id} was used for another file: "
+                             "choose a new id") from None
     imports.record(conn, imports.Recorded(
         found.import_id, found.kind, found.actor, found.file_name, found.digest, found.lines,
         len(found.bad)))

@@ -56,14 +56,15 @@ def _import(args: argparse.Namespace, stop: threading.Event) -> int:
         err.print(f"{path.name}:{bad.line}: {bad.reason}", markup=False, highlight=False)
     out.print(f"{found.rows:,} rows checked in {checked:.2f} s: {len(found.messages):,} valid, "
               f"{len(found.bad):,} bad", highlight=False)
-    if found.bad and not args.allow_partial:
-        raise StockflowError(f"nothing imported: {len(found.bad):,} bad rows (fix them, or "
-                             "pass --allow-partial to import the valid rows)")
+    if (refusal := found.refusal(args.allow_partial)) is not None:
+        hint = (" (fix them, or pass --allow-partial to import the valid rows)"
+                if found.messages else "")
+        raise StockflowError(refusal + hint)
     if stop.is_set():
         out.print("stopped: nothing published")
         return 130
-    if args.dry_run or not found.messages:
-        out.print("dry run: nothing published" if args.dry_run else "nothing to publish")
+    if args.dry_run:
+        out.print("dry run: nothing published")
         return 0
     with migrated_database(settings) as conn, \
             Publisher(settings, source="stockflow-import") as publisher:

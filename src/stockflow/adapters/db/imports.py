@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from stockflow import StockflowError
 from stockflow.adapters.db.store import AsyncConn, Conn
 
 __all__ = ["Progress", "Recorded", "progress", "progress_async", "published", "record"]
@@ -25,15 +24,11 @@ class Recorded(NamedTuple):
 
 
 def record(conn: Conn, imp: Recorded) -> None:
-    """Remember an import before it is published. Its id again with the same file is a
-    retry (kept as it was); with another file, a StockflowError."""
-    row = conn.execute(
+    """Remember an import before it is published (its id again is a retry, kept as it
+    was: `stockflow.adapters.db.idempotency` has refused the id for another file)."""
+    conn.execute(
         "INSERT INTO imports (id, kind, actor, file_name, digest, lines, skipped)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET id = imports.id"
-        " RETURNING digest", imp).fetchone()
-    if row is None or row[0] != imp.digest:
-        raise StockflowError(f"import id {imp.import_id} was used for another file: choose "
-                             "a new id")
+        " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING", imp)
 
 
 def published(conn: Conn, import_id: str) -> None:

@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager, contextmanager
 
 import psycopg
 from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -22,6 +24,7 @@ from prometheus_client import (
 )
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stockflow import __version__
@@ -29,6 +32,7 @@ from stockflow.adapters.db.store import AsyncConn
 from stockflow.entrypoints.api import imports, reads, reports, writes
 from stockflow.entrypoints.api.auth import Gate
 from stockflow.entrypoints.api.outcomes import Outcomes
+from stockflow.entrypoints.api.sender import Sender
 from stockflow.entrypoints.app import migrated_database, stop_on_signals
 from stockflow.settings import Settings
 
@@ -85,6 +89,53 @@ def _pool(settings: Settings) -> AsyncConnectionPool:
         kwargs={"autocommit": True, **settings.database_options()})
 
 
+MAX_HEADER_BYTES = 16 * 1024  # of one request's headers; beyond, 431
+
+
+class _HeadersBounded:
+    """431 for a request whose headers together exceed `MAX_HEADER_BYTES` (the HTTP
+    parser takes any size)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and sum(
+                len(k) + len(v) for k, v in scope["headers"]) > MAX_HEADER_BYTES:
+            answer = JSONResponse({"detail": f"request headers over {MAX_HEADER_BYTES:,} "
+                                             "bytes"}, 431)
+            await answer(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _where(loc: tuple[str | int, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "request"
+
+
+async def _invalid(_: Request, exc: Exception) -> JSONResponse:
+    """422 in the one error shape: `detail` in words, `errors` per field."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")),
+               "type": str(e.get("type", ""))} for e in exc.errors()]
+    shown = "; ".join(f"{_where(tuple(e['loc']))}: {e['msg']}" for e in errors[:5])
+    more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
+    return JSONResponse({"detail": f"invalid request: {shown}{more}", "errors": errors}, 422)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's own answers, with a body it could not read said in words."""
+    assert isinstance(exc, StarletteHTTPException)
+    cause = exc.__cause__
+    if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):
+        exc = StarletteHTTPException(400, f"the body is not UTF-8 text (byte 0x"
+                                          f"{cause.object[cause.start]:02X} at {cause.start}); "
+                                          "send UTF-8 JSON")
+    elif exc.status_code == 400 and cause is not None:
+        exc = StarletteHTTPException(400, f"the body could not be read: {cause}")
+    return await http_exception_handler(request, exc)
+
+
 async def _busy(_: Request, exc: Exception) -> JSONResponse:
     """A resource the request needs is exhausted or unreachable: 503 with Retry-After,
     never a 500, so clients and load balancers back off and retry."""
@@ -108,7 +159,7 @@ def build_app(settings: Settings) -> FastAPI:
         app.state.pool = pool
         app.state.gate = Gate(pool, settings.api_rate_limit, settings.api_rate_burst)
         app.state.settings = settings
-        app.state.sender = writes.Sender(settings)
+        app.state.sender = Sender(settings)
         app.state.import_sender = imports.ImportSender(settings)
         app.state.outcomes = Outcomes(pool)
         try:
@@ -127,7 +178,10 @@ def build_app(settings: Settings) -> FastAPI:
     app.include_router(imports.router)
     app.include_router(reports.router)
 
-    app.add_middleware(_Measured, registry=registry)
+    app.add_middleware(_HeadersBounded)
+    app.add_middleware(_Measured, registry=registry)  # outermost: it counts every answer
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(PoolTimeout, _busy)
     app.add_exception_handler(psycopg.OperationalError, _busy)
 

@@ -14,18 +14,20 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import AsyncConnectionPool
 
 from stockflow.adapters.db import api_keys
 from stockflow.contract.api_keys import parse, token_matches
 
-__all__ = ["KEY_TTL", "Caller", "Gate", "require"]
+__all__ = ["KEY_TTL", "Authenticated", "Caller", "Gate", "require"]
 
 KEY_TTL = 5.0  # seconds a key's row is trusted before it is read again
 
@@ -102,17 +104,57 @@ class Gate:
 
 
 def require(scope: str) -> Callable[..., Awaitable[Caller]]:
-    """A dependency: the authenticated caller, who holds `scope` and is within its rate."""
+    """A dependency: the authenticated caller, who holds `scope` and is within its rate.
+    On a route of an `Authenticated` router the check has already run, before the body
+    was read; the dependency also declares the bearer scheme in the OpenAPI document."""
 
     async def dependency(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Caller:
-        gate: Gate = request.app.state.gate
-        caller = await gate.caller(credentials.credentials if credentials else None)
-        if scope not in caller.scopes and "admin" not in caller.scopes:
-            raise HTTPException(403, f"this API key lacks the {scope!r} scope")
-        gate.spend(caller)
-        return caller
+        known = getattr(request.state, "caller", None)
+        if isinstance(known, Caller):
+            return known
+        return await _check(request, scope,
+                            credentials.credentials if credentials else None)
 
+    dependency.scope = scope  # type: ignore[attr-defined]
     return dependency
+
+
+async def _check(request: Request, scope: str, token: str | None) -> Caller:
+    gate: Gate = request.app.state.gate
+    caller = await gate.caller(token)
+    if scope not in caller.scopes and "admin" not in caller.scopes:
+        raise HTTPException(403, f"this API key lacks the {scope!r} scope")
+    gate.spend(caller)
+    return caller
+
+
+def _scope_of(dependant: Dependant) -> str | None:
+    for dep in dependant.dependencies:
+        scope = getattr(dep.call, "scope", None)
+        if isinstance(scope, str):
+            return scope
+    return None
+
+
+class Authenticated(APIRoute):
+    """A route that checks its caller (see `require`) before FastAPI reads and validates
+    the body: without a valid key the answer is 401 and with a key lacking the scope 403,
+    whatever the body holds (a malformed one too), and an unauthenticated caller learns
+    nothing of what the route would accept."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        scope = _scope_of(self.dependant)
+        if scope is None:
+            return handler
+
+        async def authenticated(request: Request) -> Response:
+            credentials = await _bearer(request)
+            request.state.caller = await _check(
+                request, scope, credentials.credentials if credentials else None)
+            return await handler(request)
+
+        return authenticated

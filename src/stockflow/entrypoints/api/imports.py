@@ -15,9 +15,9 @@ from pydantic import BaseModel, Field
 
 from stockflow import StockflowError
 from stockflow.adapters.db import imports
-from stockflow.entrypoints.api.auth import Caller, require
-from stockflow.entrypoints.api.models import Problem
-from stockflow.entrypoints.api.writes import IdempotencyKey
+from stockflow.entrypoints.api.auth import Authenticated, Caller, require
+from stockflow.entrypoints.api.models import Problem, problems
+from stockflow.entrypoints.api.writes import IdempotencyKey, claim_idempotency_key
 from stockflow.entrypoints.app import database
 from stockflow.importer import IMPORT_ID, MAX_BYTES, Plan, new_import_id, plan, publish
 from stockflow.publisher import Publisher, PublishError
@@ -28,11 +28,8 @@ __all__ = ["ImportSender", "router"]
 MAX_LISTED = 10_000  # bad rows listed in one answer (all are counted)
 _CHUNK = 1024 * 1024
 
-router = APIRouter(prefix="/v1", tags=["imports"], responses={
-    401: {"model": Problem, "description": "no valid API key"},
-    403: {"model": Problem, "description": "the key lacks the scope"},
-    429: {"model": Problem, "description": "rate limit exceeded; see Retry-After"},
-})
+router = APIRouter(prefix="/v1", tags=["imports"], route_class=Authenticated, responses={
+    **problems("write"), 400: {"model": Problem, "description": "the form could not be read"}})
 ImportId = Annotated[str, Path(pattern=IMPORT_ID)]
 
 
@@ -42,7 +39,9 @@ class BadLine(BaseModel):
 
 
 class Checked(BaseModel):
-    import_id: str
+    import_id: str | None = Field(description=(
+        "set when rows were published (follow it at `GET /v1/imports/{import_id}`); null "
+        "when nothing was"))
     kind: str
     rows: int = Field(description="data rows read")
     valid: int
@@ -77,7 +76,7 @@ class ImportProgress(BaseModel):
 
 
 def _checked(found: Plan) -> dict[str, Any]:
-    return {"import_id": found.import_id, "kind": found.kind, "rows": found.rows,
+    return {"import_id": None, "kind": found.kind, "rows": found.rows,
             "valid": len(found.messages), "bad": len(found.bad),
             "bad_rows": [{"line": b.line, "reason": b.reason} for b in found.bad[:MAX_LISTED]]}
 
@@ -102,7 +101,7 @@ class ImportSender:
         self.lock = asyncio.Lock()
 
     async def send(self, found: Plan) -> None:
-        """Record the import and publish its rows; 409 if its id named another file, 503
+        """Record the import and publish its rows; 422 if its id named another file, 503
         when Kafka did not take them."""
         async with self.lock:
             try:
@@ -112,7 +111,7 @@ class ImportSender:
                                          "published (retry with the same Idempotency-Key)"
                                     ) from None
             except StockflowError as exc:
-                raise HTTPException(409, str(exc)) from None
+                raise HTTPException(422, str(exc)) from None
 
     def _send(self, found: Plan) -> None:
         with database(self.settings) as conn:
@@ -124,13 +123,15 @@ class ImportSender:
 
 @router.post("/imports", status_code=202, response_model=Imported, responses={
     200: {"model": Imported, "description": "dry run: checked, nothing published"},
-    409: {"model": Problem, "description": "the Idempotency-Key named another file"},
     413: {"model": Problem, "description": "the file is too large"},
-    422: {"model": Refused, "description": "bad rows (or a bad request): nothing published"},
+    422: {"model": Refused | Problem, "description": (
+        "nothing published: bad rows (each listed), no row to publish, a file that is not "
+        "CSV text, a bad request, or an Idempotency-Key used before for another request")},
 })
 async def post_import(
     request: Request, caller: Annotated[Caller, Depends(require("write"))],
-    file: Annotated[UploadFile, File(description="UTF-8 CSV with a header row")],
+    file: Annotated[UploadFile, File(description="CSV with a header row: UTF-8 (or UTF-16 "
+                                                 "with a byte-order mark)")],
     kind: Annotated[Literal["counts", "receipts", "adjustments"], Form()],
     allow_partial: Annotated[bool, Form(description="publish the valid rows even if some "
                                                     "are bad")] = False,
@@ -139,24 +140,29 @@ async def post_import(
 ) -> Any:
     """Check every row of a CSV file of counts, receipts or adjustments, then publish them
     all in one Kafka transaction; if any row is bad, nothing is published (unless
-    `allow_partial`) and each bad row is listed with its line and reason."""
+    `allow_partial`) and each bad row is listed with its line and reason. Only an import
+    that publishes gets an `import_id` (to follow at `GET /v1/imports/{import_id}`)."""
     settings: Settings = request.app.state.settings
     data = await _read(file)
     import_id = new_import_id(None if idempotency_key is None
                               else f"{caller.key_id}\n{idempotency_key}")
-    found = await asyncio.to_thread(
-        plan, data, kind, import_id=import_id, actor=f"api-key:{caller.name}",
-        file_name=(file.filename or "upload.csv")[:200], settings=settings)
+    try:
+        found = await asyncio.to_thread(
+            plan, data, kind, import_id=import_id, actor=f"api-key:{caller.name}",
+            file_name=(file.filename or "upload.csv")[:200], settings=settings)
+    except StockflowError as exc:  # not CSV text
+        raise HTTPException(422, f"{exc}; nothing imported") from None
     checked = _checked(found)
-    if found.bad and not allow_partial:
-        return JSONResponse(Refused(**checked, detail=(
-            f"nothing imported: {len(found.bad):,} bad rows")).model_dump(), 422)
-    if dry_run or not found.messages:
-        return JSONResponse(Imported(**checked, published=0).model_dump(mode="json"),
-                            200 if dry_run else 202)
+    if (refusal := found.refusal(allow_partial)) is not None:
+        return JSONResponse(Refused(**checked, detail=refusal).model_dump(mode="json"), 422)
+    if dry_run:
+        return JSONResponse(Imported(**checked, published=0).model_dump(mode="json"), 200)
+    await claim_idempotency_key(request, caller, idempotency_key,
+                                {"kind": kind, "file": found.digest})
     sender: ImportSender = request.app.state.import_sender
     await sender.send(found)
-    return Imported(**checked, published=len(found.messages))
+    return Imported(**{**checked, "import_id": found.import_id},
+                    published=len(found.messages))
 
 
 @router.get("/imports/{import_id}", response_model=ImportProgress,

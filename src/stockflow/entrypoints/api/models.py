@@ -5,18 +5,42 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-__all__ = ["Alert", "Alerts", "Ledger", "Movement", "Order", "OrderLine", "Problem", "SkuStock",
-           "Stock", "StockAt", "StockPage", "Totals"]
+__all__ = ["Alert", "Alerts", "FieldError", "Ledger", "Movement", "Order", "OrderLine", "Problem",
+           "SkuStock", "Stock", "StockAt", "StockPage", "Totals", "problems"]
 
 Severity = Literal["ok", "low", "out_of_stock"]
 
 
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="where: body, query, path or header, then the "
+                                             "field's path")
+    msg: str
+    type: str
+
+
 class Problem(BaseModel):
+    """Every error answer: `detail` says what went wrong, in words."""
+
     detail: str
+    errors: list[FieldError] | None = Field(
+        default=None, description="with 422 for an invalid request: each invalid field")
+
+
+def problems(scope: str) -> dict[int | str, dict[str, Any]]:
+    """The error answers every route of a router with this scope may give (one definition:
+    the OpenAPI document and the answers agree)."""
+    return {
+        401: {"model": Problem, "description": "no valid API key"},
+        403: {"model": Problem, "description": f"the key lacks the `{scope}` scope"},
+        422: {"model": Problem, "description": "invalid request (`errors` lists each field)"},
+        429: {"model": Problem, "description": "rate limit exceeded; see Retry-After"},
+        503: {"model": Problem, "description": "the database is busy or unreachable; see "
+                                               "Retry-After"},
+    }
 
 
 class Totals(BaseModel):

@@ -10,7 +10,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from stockflow.adapters.db import reads
 from stockflow.contract.events import split_key
-from stockflow.entrypoints.api.auth import Caller, require
+from stockflow.entrypoints.api.auth import Authenticated, Caller, require
 from stockflow.entrypoints.api.models import (
     Alerts,
     Ledger,
@@ -21,21 +21,18 @@ from stockflow.entrypoints.api.models import (
     StockAt,
     StockPage,
     Totals,
+    problems,
 )
 
 __all__ = ["router"]
 
 _NAME = r"^[A-Za-z0-9._-]{1,64}$"
 _KEY = r"^[A-Za-z0-9._-]{1,64}@[A-Za-z0-9._-]{1,64}$"
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Problem, "description": "no valid API key"},
-    403: {"model": Problem, "description": "the key lacks the `read` scope"},
-    429: {"model": Problem, "description": "rate limit exceeded; see Retry-After"},
-}
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem,
                                                      "description": "not found"}}
 
-router = APIRouter(prefix="/v1", tags=["reads"], responses=_ERRORS)
+router = APIRouter(prefix="/v1", tags=["reads"], route_class=Authenticated,
+                   responses=problems("read"))
 Reader = Annotated[Caller, Depends(require("read"))]
 KeyPath = Annotated[str, Path(pattern=_KEY, description="SKU@WAREHOUSE")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="items per page")]

@@ -10,17 +10,13 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from stockflow.adapters.db import reports
-from stockflow.entrypoints.api.auth import Caller, require
-from stockflow.entrypoints.api.models import Problem
+from stockflow.entrypoints.api.auth import Authenticated, Caller, require
+from stockflow.entrypoints.api.models import problems
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/reports", tags=["reports"], responses={
-    401: {"model": Problem, "description": "no valid API key"},
-    403: {"model": Problem, "description": "the key lacks the `read` scope"},
-    422: {"description": "invalid parameters"},
-    429: {"model": Problem, "description": "rate limit exceeded; see Retry-After"},
-})
+router = APIRouter(prefix="/v1/reports", tags=["reports"], route_class=Authenticated,
+                   responses=problems("read"))
 Reader = Annotated[Caller, Depends(require("read"))]
 Warehouse = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
 

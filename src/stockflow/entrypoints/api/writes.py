@@ -15,135 +15,51 @@ processor stays the only writer of stock.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import queue
-import threading
+import json
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal
 
-from confluent_kafka import KafkaException
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from stockflow.adapters.db import reads
+from stockflow.adapters.db import idempotency, reads
 from stockflow.contract.events import envelope
-from stockflow.domain.inputs import Delta, Ident, Instant, Level, Name, Note, Quantity
-from stockflow.entrypoints.api.auth import Caller, require
-from stockflow.entrypoints.api.models import Problem
+from stockflow.entrypoints.api.auth import Authenticated, Caller, require
+from stockflow.entrypoints.api.bodies import (
+    Adjustment,
+    Count,
+    OrderIn,
+    Receipt,
+    Shipment,
+    Transfer,
+)
+from stockflow.entrypoints.api.models import Problem, problems
 from stockflow.entrypoints.api.outcomes import Outcomes
-from stockflow.publisher import Publisher, PublishError
-from stockflow.settings import Settings
+from stockflow.entrypoints.api.sender import Sender
 
-__all__ = ["Sender", "router"]
+__all__ = ["IdempotencyKey", "claim_idempotency_key", "router"]
 
-log = logging.getLogger("stockflow.api")
 _NAMESPACE = uuid.UUID("6f1c3a52-6d0e-4c8e-9d61-2b7f0c1e5a90")  # of idempotent event ids
 MAX_WAIT = 30.0
 MAX_EVENTS = 1000  # per request
 
-router = APIRouter(prefix="/v1", tags=["writes"], responses={
-    401: {"model": Problem, "description": "no valid API key"},
-    403: {"model": Problem, "description": "the key lacks the `write` scope"},
-    422: {"description": "invalid: nothing was published (`detail` names the reason)"},
-    429: {"model": Problem, "description": "rate limit exceeded; see Retry-After"},
-    503: {"model": Problem, "description": "Kafka did not take the events: nothing was "
-                                           "published; retry with the same Idempotency-Key"},
+router = APIRouter(prefix="/v1", tags=["writes"], route_class=Authenticated, responses={
+    **problems("write"),
+    400: {"model": Problem, "description": "the body could not be read (not UTF-8 JSON)"},
+    422: {"model": Problem, "description": (
+        "invalid, or an Idempotency-Key used before for a different request: nothing was "
+        "published (`detail` names the reason)")},
+    503: {"model": Problem, "description": (
+        "Kafka did not take the events, or the database is busy: nothing was published; "
+        "retry with the same Idempotency-Key")},
 })
 Writer = Annotated[Caller, Depends(require("write"))]
 IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=200, description=(
-    "makes the event ids deterministic: a retry is a counted duplicate"))]
+    "makes the event ids deterministic: a retry is a counted duplicate; the same key with "
+    "a different request is refused (422)"))]
 Wait = Annotated[float, Query(ge=0, le=MAX_WAIT, description=(
     "seconds to wait for the processor's outcome (0: answer at once)"))]
-
-
-class _Job(NamedTuple):
-    docs: list[dict[str, Any]]
-    loop: asyncio.AbstractEventLoop
-    done: asyncio.Future[None]
-
-
-class Sender:
-    """The API's transactional publisher, with group commit: the requests that arrive while
-    one Kafka transaction commits go out together in the next. Each request's events are in
-    one transaction, so a request is still all or none; a transaction that fails fails
-    every request in it (503: a retry with the same Idempotency-Key is safe). One at a time,
-    a transaction per request capped writes at ~30/s (the commit's round trips; measured).
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.publisher = Publisher(settings, source="stockflow-api")
-        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self.worker = threading.Thread(target=self._work, name="api-sender", daemon=True)
-        self.worker.start()
-
-    async def send(self, docs: list[dict[str, Any]]) -> None:
-        """Validate the events as the processor would and publish them in a transaction;
-        422 for an invalid one (nothing of the request is published), 503 when Kafka did
-        not take them."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        self.jobs.put(_Job(docs, loop, done))
-        try:
-            await done
-        except PublishError as exc:
-            if exc.reason is None:
-                raise HTTPException(503, f"Kafka did not take the events: {exc}") from None
-            raise HTTPException(422, f"{exc} (nothing was published)") from None
-        except KafkaException as exc:
-            raise HTTPException(503, f"Kafka did not take the events: {exc}") from None
-
-    def _work(self) -> None:
-        try:
-            self.publisher.ready_transactions()
-        except KafkaException as exc:  # Kafka is down: the first request's transaction retries
-            log.warning("Kafka transactions not ready yet: %s", exc)
-        while (first := self.jobs.get()) is not None:
-            batch, closing = [first], False
-            while not closing:
-                try:
-                    more = self.jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    closing = True
-                else:
-                    batch.append(more)
-            self._transact(batch)
-            if closing:
-                return
-
-    def _transact(self, batch: list[_Job]) -> None:
-        """One transaction for every valid request of `batch`; the invalid ones fail alone."""
-        messages, invalid = [], {}
-        for i, job in enumerate(batch):  # validated here, off the event loop
-            try:
-                messages.extend([self.publisher.prepare(doc) for doc in job.docs])
-            except PublishError as exc:
-                invalid[i] = exc
-        failed: BaseException | None = None
-        if messages:
-            try:
-                self.publisher.transact(messages)
-            except Exception as exc:  # noqa: BLE001 - handed to every request of the batch
-                failed = exc
-        for i, job in enumerate(batch):
-            job.loop.call_soon_threadsafe(_settle, job.done, invalid.get(i, failed))
-
-    def close(self) -> None:
-        self.jobs.put(None)
-        self.worker.join()
-        self.publisher.close()
-
-
-def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
-    if done.cancelled():  # the client went away; its events may still have been published
-        return
-    if error is None:
-        done.set_result(None)
-    else:
-        done.set_exception(error)
 
 
 class Outcome(BaseModel):
@@ -172,57 +88,6 @@ class OrderAccepted(Accepted):
     lines: list[LineStatus] | None = Field(default=None, description="with ?wait only")
 
 
-class _AtKey(BaseModel):
-    sku: Name
-    warehouse: Name
-
-
-class Receipt(_AtKey):
-    quantity: Quantity
-    receipt_id: Ident | None = Field(default=None, description="default: the event id")
-    line_id: Ident | None = None
-    po_id: Ident | None = None
-
-
-class Shipment(_AtKey):
-    quantity: Quantity
-    shipment_id: Ident | None = Field(default=None, description="default: the event id")
-    line_id: Ident | None = None
-    order_id: Ident | None = None
-
-
-class Adjustment(_AtKey):
-    delta: Delta
-    reason: Note
-    adjustment_id: Ident | None = Field(default=None, description="default: the event id")
-
-
-class Count(_AtKey):
-    on_hand: Level = Field(description="the absolute count: on hand is set to it")
-    count_id: Ident | None = Field(default=None, description="default: the event id")
-
-
-class Transfer(_AtKey):
-    phase: Literal["dispatched", "received"] = Field(description=(
-        "dispatched: leaves `warehouse` for `to_warehouse`; received: arrives at "
-        "`warehouse`"))
-    quantity: Quantity
-    transfer_id: Ident
-    to_warehouse: Name | None = Field(default=None, description="with phase dispatched")
-
-
-class OrderLineIn(_AtKey):
-    quantity: Quantity
-    line_id: Ident | None = Field(default=None, description="default: its position, from 1")
-
-
-class OrderIn(BaseModel):
-    order_id: Ident
-    lines: list[OrderLineIn] = Field(min_length=1, max_length=500)
-    expires_at: Instant | None = None
-    allow_backorder: bool = False
-
-
 def _ids(caller: Caller, idempotency_key: str | None, n: int) -> list[str]:
     if idempotency_key is None:
         return [str(uuid.uuid4()) for _ in range(n)]
@@ -230,11 +95,30 @@ def _ids(caller: Caller, idempotency_key: str | None, n: int) -> list[str]:
             for i in range(n)]
 
 
+async def claim_idempotency_key(request: Request, caller: Caller, idempotency_key: str | None,
+                 asked: Any) -> None:
+    """Claim the Idempotency-Key for this request (`asked`: what it asks for, as JSON
+    values), or answer 422 when the key came with a different request before."""
+    if idempotency_key is None:
+        return
+    canonical = json.dumps(asked, sort_keys=True, separators=(",", ":"), default=str)
+    key = f"api:{caller.key_id}:{idempotency_key}"
+    try:
+        async with request.app.state.pool.connection() as conn:
+            await idempotency.claim_async(
+                conn, key, idempotency.fingerprint(request.url.path, canonical))
+    except idempotency.KeyReused:
+        raise HTTPException(422, f"Idempotency-Key {idempotency_key!r} was used before for a "
+                                 "different request; send a new request under a new key "
+                                 "(nothing was published)") from None
+
+
 def _docs(caller: Caller, idempotency_key: str | None,
           events: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     ids = _ids(caller, idempotency_key, len(events))
-    return [envelope(type_, {k: v for k, v in data.items() if v is not None}, id_=ident,
-                     source=f"api-key:{caller.name}")
+    return [envelope(type_, {k: v.isoformat() if isinstance(v, datetime) else v
+                             for k, v in data.items() if v is not None},
+                     id_=ident, source=f"api-key:{caller.name}")
             for ident, (type_, data) in zip(ids, events, strict=True)]
 
 
@@ -252,18 +136,24 @@ async def _publish(request: Request, docs: list[dict[str, Any]], wait: float) ->
 
 
 async def _one(request: Request, caller: Caller, idempotency_key: str | None, wait: float,
-               type_: str, ref: str, body: BaseModel) -> Accepted:
-    docs = _docs(caller, idempotency_key, [(type_, body.model_dump())])
-    docs[0]["data"].setdefault(ref, docs[0]["id"])  # the reference defaults to the event id
+               type_: str, body: BaseModel, ref: str | None = None) -> Accepted:
+    """One event of `type_` with `body` as its data; `ref`, the movement's reference,
+    defaults to the event id."""
+    data = body.model_dump(exclude={"phase"})
+    await claim_idempotency_key(request, caller, idempotency_key, data)
+    docs = _docs(caller, idempotency_key, [(type_, data)])
+    if ref is not None:
+        docs[0]["data"].setdefault(ref, docs[0]["id"])
     return await _publish(request, docs, wait)
 
 
 @router.post("/receipts", status_code=202, response_model=Accepted)
 async def post_receipt(body: Receipt, request: Request, caller: Writer,
                        idempotency_key: IdempotencyKey = None, wait: Wait = 0) -> Any:
-    """Goods received: on hand grows."""
-    return await _one(request, caller, idempotency_key, wait, "receipt.received",
-                      "receipt_id", body)
+    """Goods received: on hand grows; with `unit_cost` and `currency`, the key's average
+    unit cost follows."""
+    return await _one(request, caller, idempotency_key, wait, "receipt.received", body,
+                      "receipt_id")
 
 
 @router.post("/shipments", status_code=202, response_model=Accepted)
@@ -271,24 +161,24 @@ async def post_shipment(body: Shipment, request: Request, caller: Writer,
                         idempotency_key: IdempotencyKey = None, wait: Wait = 0) -> Any:
     """Goods shipped: on hand shrinks (never refused: it happened); with an order id, the
     order's reservations at the key are consumed."""
-    return await _one(request, caller, idempotency_key, wait, "shipment.dispatched",
-                      "shipment_id", body)
+    return await _one(request, caller, idempotency_key, wait, "shipment.dispatched", body,
+                      "shipment_id")
 
 
 @router.post("/adjustments", status_code=202, response_model=Accepted)
 async def post_adjustment(body: Adjustment, request: Request, caller: Writer,
                           idempotency_key: IdempotencyKey = None, wait: Wait = 0) -> Any:
     """On hand changed by `delta` (refused by the processor below zero)."""
-    return await _one(request, caller, idempotency_key, wait, "stock.adjusted",
-                      "adjustment_id", body)
+    return await _one(request, caller, idempotency_key, wait, "stock.adjusted", body,
+                      "adjustment_id")
 
 
 @router.post("/counts", status_code=202, response_model=Accepted)
 async def post_count(body: Count, request: Request, caller: Writer,
                      idempotency_key: IdempotencyKey = None, wait: Wait = 0) -> Any:
     """An absolute count (what external systems sync by): on hand is set to it."""
-    return await _one(request, caller, idempotency_key, wait, "stock.counted", "count_id",
-                      body)
+    return await _one(request, caller, idempotency_key, wait, "stock.counted", body,
+                      "count_id")
 
 
 @router.post("/transfers", status_code=202, response_model=Accepted)
@@ -296,13 +186,8 @@ async def post_transfer(body: Transfer, request: Request, caller: Writer,
                         idempotency_key: IdempotencyKey = None, wait: Wait = 0) -> Any:
     """A transfer between warehouses: `dispatched` at the source (the destination sees it
     in transit), then `received` at the destination."""
-    data = body.model_dump(exclude={"phase"})
-    if body.phase == "received":
-        data.pop("to_warehouse")
-    elif not body.to_warehouse:
-        raise HTTPException(422, "a dispatched transfer needs to_warehouse")
-    docs = _docs(caller, idempotency_key, [(f"transfer.{body.phase}", data)])
-    return await _publish(request, docs, wait)
+    phase = body.model_dump()["phase"]
+    return await _one(request, caller, idempotency_key, wait, f"transfer.{phase}", body)
 
 
 @router.post("/orders", status_code=202, response_model=OrderAccepted)
@@ -310,15 +195,16 @@ async def post_order(body: OrderIn, request: Request, caller: Writer,
                      idempotency_key: IdempotencyKey = None, wait: Wait = 0) -> Any:
     """Reserve the lines of one order, atomically (all lines are published or none). With
     `?wait`, each line's status: `pending` (reserved) or `rejected` (not enough stock)."""
-    expires = body.expires_at.isoformat() if body.expires_at else None
-    lines: list[dict[str, Any]] = [
-        {"order_id": body.order_id, "line_id": line.line_id or str(i), "sku": line.sku,
-         "warehouse": line.warehouse, "quantity": line.quantity,
-         "line_count": len(body.lines), "allow_backorder": body.allow_backorder,
-         "expires_at": expires}
-        for i, line in enumerate(body.lines, 1)]
+    lines: list[dict[str, Any]] = []
+    for i, given in enumerate((line.model_dump() for line in body.lines), 1):
+        lines.append({**given, "order_id": body.order_id, "line_id": given["line_id"] or str(i),
+                      "line_count": len(body.lines),
+                      "allow_backorder": body.allow_backorder
+                      if given["allow_backorder"] is None else given["allow_backorder"],
+                      "expires_at": given["expires_at"] or body.expires_at})
     if len({line["line_id"] for line in lines}) != len(lines):
         raise HTTPException(422, "line ids repeat within the order")
+    await claim_idempotency_key(request, caller, idempotency_key, lines)
     docs = _docs(caller, idempotency_key, [("order.placed", line) for line in lines])
     accepted = await _publish(request, docs, wait)
     if not wait:
@@ -353,6 +239,7 @@ async def post_events(
     events = body if isinstance(body, list) else [body]
     if not 1 <= len(events) <= MAX_EVENTS:
         raise HTTPException(422, f"send 1 to {MAX_EVENTS} events")
+    await claim_idempotency_key(request, caller, idempotency_key, events)
     ids = _ids(caller, idempotency_key, len(events))
     now = datetime.now(UTC).isoformat()
     docs = [{"specversion": "1.0", "time": now, **ev, "id": ev.get("id") or ident,

@@ -1,0 +1,96 @@
+"""The bodies of the convenience write routes, derived from the input events they become.
+
+Each body has exactly its event's fields, with their types, limits and descriptions taken
+from the event's model (one definition: a field added to an event reaches its route), less
+the fields the route fills in itself; a reference the route can make up is optional. A
+field the event does not know is refused (422), never dropped: a misspelt `unit_cost`
+must not turn into a receipt without a cost. Rules across fields (a cost needs its
+currency, a transfer goes elsewhere) are checked by the processor's own parser before
+anything is published, as for `POST /v1/events`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic.fields import FieldInfo
+
+from stockflow.domain.inputs import (
+    Data,
+    Ident,
+    Instant,
+    OrderPlaced,
+    ReceiptReceived,
+    ShipmentDispatched,
+    StockAdjusted,
+    StockCounted,
+    TransferDispatched,
+    TransferReceived,
+)
+
+__all__ = ["Adjustment", "Count", "OrderIn", "Receipt", "Shipment", "Transfer",
+           "body_of"]
+
+_FORBID = ConfigDict(extra="forbid", frozen=True)
+
+
+def body_of(event: type[Data], name: str, *, filled: frozenset[str] = frozenset(),
+            optional: dict[str, str] | None = None,
+            **more: Any) -> type[BaseModel]:
+    """A body model with `event`'s fields but those in `filled` (the route sets them);
+    `optional` fields may be left out, with a description of what the route puts there."""
+    fields: dict[str, Any] = {}
+    for field, info in event.model_fields.items():
+        if field in filled:
+            continue
+        if field in (optional or {}):
+            copied = FieldInfo.merge_field_infos(info, default=None, description=(
+                optional or {})[field])
+            fields[field] = (info.annotation | None, copied)  # type: ignore[operator]
+        else:
+            fields[field] = (info.annotation, info)
+    return create_model(name, __config__=_FORBID, __doc__=f"The data of {name}.",
+                        **fields, **more)
+
+
+_THE_EVENT_ID = "default: the event id"
+
+if TYPE_CHECKING:  # made at import time: to mypy, each is just a pydantic model
+    Receipt: TypeAlias = BaseModel
+    Shipment: TypeAlias = BaseModel
+    Adjustment: TypeAlias = BaseModel
+    Count: TypeAlias = BaseModel
+    Transfer: TypeAlias = BaseModel
+    OrderLineIn: TypeAlias = BaseModel
+else:
+    Receipt = body_of(ReceiptReceived, "Receipt", optional={"receipt_id": _THE_EVENT_ID})
+    Shipment = body_of(ShipmentDispatched, "Shipment",
+                       optional={"shipment_id": _THE_EVENT_ID})
+    Adjustment = body_of(StockAdjusted, "Adjustment",
+                         optional={"adjustment_id": _THE_EVENT_ID})
+    Count = body_of(StockCounted, "Count", optional={"count_id": _THE_EVENT_ID})
+    Transfer = Annotated[
+        body_of(TransferDispatched, "TransferDispatched", phase=(
+            Literal["dispatched"], Field(description="leaves `warehouse` for `to_warehouse`")))
+        | body_of(TransferReceived, "TransferReceived", phase=(
+            Literal["received"], Field(description="arrives at `warehouse`"))),
+        Field(discriminator="phase")]
+    # An order's line: what `order.placed` says of it; the order id and the line count
+    # come from the order, and the line's deadline and backorder flag default to the
+    # order's.
+    OrderLineIn = body_of(
+        OrderPlaced, "OrderLine", filled=frozenset({"order_id", "line_count"}), optional={
+            "line_id": "default: its position, from 1",
+            "expires_at": "default: the order's `expires_at`",
+            "allow_backorder": "default: the order's `allow_backorder`"})
+
+
+class OrderIn(BaseModel):
+    model_config = _FORBID
+
+    order_id: Ident
+    lines: list[OrderLineIn] = Field(min_length=1, max_length=500)
+    expires_at: Instant | None = Field(default=None, description=(
+        "when unconfirmed reservations lapse; default: now + the reservation TTL"))
+    allow_backorder: bool = False

@@ -1,0 +1,108 @@
+"""The API's transactional publisher: every write request's events go to Kafka in one
+transaction, validated first exactly as the processor will parse them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from typing import Any, NamedTuple
+
+from confluent_kafka import KafkaException
+from fastapi import HTTPException
+
+from stockflow.publisher import Publisher, PublishError
+from stockflow.settings import Settings
+
+__all__ = ["Sender"]
+
+log = logging.getLogger("stockflow.api")
+
+
+class _Job(NamedTuple):
+    docs: list[dict[str, Any]]
+    loop: asyncio.AbstractEventLoop
+    done: asyncio.Future[None]
+
+
+class Sender:
+    """The API's transactional publisher, with group commit: the requests that arrive while
+    one Kafka transaction commits go out together in the next. Each request's events are in
+    one transaction, so a request is still all or none; a transaction that fails fails
+    every request in it (503: a retry with the same Idempotency-Key is safe). One at a time,
+    a transaction per request capped writes at ~30/s (the commit's round trips; measured).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.publisher = Publisher(settings, source="stockflow-api")
+        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.worker = threading.Thread(target=self._work, name="api-sender", daemon=True)
+        self.worker.start()
+
+    async def send(self, docs: list[dict[str, Any]]) -> None:
+        """Validate the events as the processor would and publish them in a transaction;
+        422 for an invalid one (nothing of the request is published), 503 when Kafka did
+        not take them."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self.jobs.put(_Job(docs, loop, done))
+        try:
+            await done
+        except PublishError as exc:
+            if exc.reason is None:
+                raise HTTPException(503, f"Kafka did not take the events: {exc}") from None
+            raise HTTPException(422, f"{exc} (nothing was published)") from None
+        except KafkaException as exc:
+            raise HTTPException(503, f"Kafka did not take the events: {exc}") from None
+
+    def _work(self) -> None:
+        try:
+            self.publisher.ready_transactions()
+        except KafkaException as exc:  # Kafka is down: the first request's transaction retries
+            log.warning("Kafka transactions not ready yet: %s", exc)
+        while (first := self.jobs.get()) is not None:
+            batch, closing = [first], False
+            while not closing:
+                try:
+                    more = self.jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    closing = True
+                else:
+                    batch.append(more)
+            self._transact(batch)
+            if closing:
+                return
+
+    def _transact(self, batch: list[_Job]) -> None:
+        """One transaction for every valid request of `batch`; the invalid ones fail alone."""
+        messages, invalid = [], {}
+        for i, job in enumerate(batch):  # validated here, off the event loop
+            try:
+                messages.extend([self.publisher.prepare(doc) for doc in job.docs])
+            except PublishError as exc:
+                invalid[i] = exc
+        failed: BaseException | None = None
+        if messages:
+            try:
+                self.publisher.transact(messages)
+            except Exception as exc:  # noqa: BLE001 - handed to every request of the batch
+                failed = exc
+        for i, job in enumerate(batch):
+            job.loop.call_soon_threadsafe(_settle, job.done, invalid.get(i, failed))
+
+    def close(self) -> None:
+        self.jobs.put(None)
+        self.worker.join()
+        self.publisher.close()
+
+
+def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
+    if done.cancelled():  # the client went away; its events may still have been published
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
