@@ -129,7 +129,9 @@ _NOT_TEXT = ((b"\x1f\x8b", "gzip-compressed: upload the CSV file itself"),
 
 def _text(data: bytes) -> str:
     """The file's text: UTF-8 (with or without a byte-order mark), or UTF-16 with one (what
-    spreadsheets call "Unicode text"); else a StockflowError saying where and what."""
+    spreadsheets call "Unicode text"). Bytes that are not UTF-8 arrive as surrogate
+    escapes, which make their row bad (`csv_rows`); a file that is no text at all is a
+    StockflowError saying what it is."""
     for magic, what in _NOT_TEXT:
         if data.startswith(magic):
             raise StockflowError(f"the file is not CSV text: it is {what}")
@@ -141,14 +143,7 @@ def _text(data: bytes) -> str:
     if b"\x00" in data:  # valid UTF-8, but no CSV text holds it
         raise StockflowError("the file holds NUL bytes: it is binary, or UTF-16 without a "
                              "byte-order mark; save it as CSV UTF-8")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise StockflowError(
-            f"the file is not UTF-8 text: byte 0x{data[exc.start]:02X} at line {line}, "
-            f"column {column} (save it as CSV UTF-8)") from None
+    return data.decode("utf-8-sig", "surrogateescape")
 
 
 def publish(conn: Conn, publisher: Publisher, found: Plan, *,

@@ -1,30 +1,32 @@
-"""Property-based: schemathesis reads the live API's OpenAPI document and sends requests
-generated from it (valid and invalid) through a real server, reads and writes; no answer
-may be a 5xx or stray from the document (status codes, headers, bodies).
+"""Property-based: `schemathesis run` reads the live API's OpenAPI document and sends
+requests generated from it (examples, boundary coverage, valid and invalid fuzzing) through
+a real server, reads and writes, with all of its default checks: no 5xx, status codes,
+headers, content types and bodies as documented, valid requests accepted, invalid ones
+refused, and authentication honoured.
 
 A modest count per route runs in the suite; the long run:
-    STOCKFLOW_API_EXAMPLES=2000 scripts/test tests/integration/test_api_schema.py
+    STOCKFLOW_API_EXAMPLES=1000 STOCKFLOW_API_SEED=$RANDOM \
+        scripts/test tests/integration/test_api_schema.py -s
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import positive_data_acceptance
-from schemathesis.core.result import Ok
 
 from stockflow.devtools.localenv import LocalServices
 from stockflow.devtools.workload import generate
 from tests.integration.harness import make_env, processor_thread, publish
 from tests.integration.test_api import api_server, new_key
 
-EXAMPLES = int(os.environ.get("STOCKFLOW_API_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("STOCKFLOW_API_EXAMPLES", "25"))
+SEED = os.environ.get("STOCKFLOW_API_SEED", "24")  # fixed in CI: the same cases every run
 
 
 @pytest.fixture(scope="module")
@@ -41,27 +43,23 @@ def live_api(services: LocalServices) -> Iterator[tuple[str, str]]:
         running.check()
 
 
-def _conforms(op: Any, base: str, headers: dict[str, str]) -> None:
-    """Run `EXAMPLES` generated requests of one operation through the live server."""
-    # A write the schema allows may still be one the processor would refuse (a transfer to
-    # its own warehouse, a reference on two keys): 422, as documented.
-    excluded = [positive_data_acceptance] if op.method.upper() == "POST" else []
-
-    @given(case=op.as_strategy())
-    @settings(max_examples=EXAMPLES, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
-    def check(case: schemathesis.Case[Any]) -> None:
-        case.call_and_validate(base_url=base, headers=headers, excluded_checks=excluded,
-                               timeout=45)  # beyond the longest ?wait
-
-    check()
-
-
-def test_the_api_keeps_to_its_openapi_document(live_api: tuple[str, str]) -> None:
+@pytest.mark.timeout(300 + 10 * EXAMPLES)
+def test_the_api_keeps_to_its_openapi_document(live_api: tuple[str, str],
+                                               tmp_path: Path) -> None:
     base, token = live_api
-    schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
-    operations = [result.ok() for result in schema.get_all_operations()
-                  if isinstance(result, Ok)]
-    assert len(operations) >= 16, [op.label for op in operations]
-    for op in operations:
-        _conforms(op, base, {"Authorization": f"Bearer {token}"})
+    here = Path(__file__).parent
+    run = subprocess.run(
+        [sys.executable, "-m", "schemathesis.cli", "--config-file",
+         str(here / "schemathesis.toml"), "run", f"{base}/openapi.json",
+         "--max-examples", str(EXAMPLES), "--phases", "examples,coverage,fuzzing",
+         "--seed", SEED,
+         "--request-timeout", "45",  # beyond the longest ?wait
+         "--generation-database", "none", "--no-color", "--output-sanitize", "true"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=240 + 10 * EXAMPLES, check=False,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.integration.schemathesis_hooks",
+             "STOCKFLOW_API_TOKEN": token,
+             "PYTHONPATH": str(here.parents[1])})
+    summary = run.stdout[-20000:]
+    print(summary)
+    assert run.returncode == 0, summary
+    assert "operations" in summary.lower() or "passed" in summary.lower(), summary

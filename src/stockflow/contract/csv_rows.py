@@ -61,13 +61,19 @@ def read(text: io.TextIOBase | Iterator[str], kind: Kind) -> Iterator[Row | BadR
     except csv.Error as exc:
         yield BadRow(1, f"not CSV: {exc}")
         return
+    for column, name in enumerate(header, 1):
+        if undecoded := _UNDECODED.search(name):
+            byte = ord(undecoded.group()) - 0xDC00
+            yield BadRow(1, f"not UTF-8: byte 0x{byte:02X} in the header's column {column} "
+                            "(save the file as CSV UTF-8)")
+            return
     missing = [c for c in kind.required if c not in header]
     unknown = [c for c in header if c not in kind.required + kind.optional]
     repeated = sorted({c for c in header if header.count(c) > 1})
     if missing or unknown or repeated:
         problems = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
-            [f"unknown column(s) {', '.join(unknown)}"] if unknown else []) + (
-            [f"repeated column(s) {', '.join(repeated)}"] if repeated else [])
+            [f"unknown column(s) {_names(unknown)}"] if unknown else []) + (
+            [f"repeated column(s) {_names(repeated)}"] if repeated else [])
         yield BadRow(1, "; ".join(problems) + f" (a {kind.type} file has "
                      f"{', '.join(kind.required)} and optionally {', '.join(kind.optional)})")
         return
@@ -83,6 +89,12 @@ def read(text: io.TextIOBase | Iterator[str], kind: Kind) -> Iterator[Row | BadR
         if not any(v.strip() for v in values):
             continue  # blank lines are not rows
         yield _row(line, header, values, kind)
+
+
+def _names(names: list[str]) -> str:
+    """Column names for a message, bounded: a binary file's "header" can be megabytes."""
+    shown = [n if len(n) <= 40 else f"{n[:40]}..." for n in names[:10]]
+    return ", ".join(shown) + (f" (+{len(names) - 10} more)" if len(names) > 10 else "")
 
 
 def _row(line: int, header: list[str], values: list[str], kind: Kind) -> Row | BadRow:

@@ -123,11 +123,19 @@ Level = Annotated[int, Field(strict=True, json_schema_extra={
     "minimum": 0, "maximum": DEFAULT_LIMITS.max_level}), AfterValidator(_level), _Whole]
 Delta = Annotated[int, Field(strict=True, json_schema_extra={
     "minimum": -_MAX_Q, "maximum": _MAX_Q, "not": {"const": 0}}), AfterValidator(_delta), _Whole]
+def _not_a_number(value: object) -> object:
+    """A time is an RFC 3339 string (or, built in Python, a datetime), never a number: lax
+    parsing read 0 as 1970-01-01 (Unix seconds)."""
+    if isinstance(value, int | float):
+        raise PydanticCustomError("datetime_type", "a time is an RFC 3339 string, not a number")
+    return value
+
+
 # pydantic-core compares in UTC, in Rust: a Python validator cost 2 us an event (measured)
 Instant = Annotated[AwareDatetime, Field(ge=EARLIEST, lt=LATEST, json_schema_extra={
     "formatMinimum": EARLIEST.isoformat(), "formatMaximum": LATEST.isoformat(),
     "description": "RFC 3339 with an offset; in UTC at or after formatMinimum and before "
-                   "formatMaximum"})]
+                   "formatMaximum"}), BeforeValidator(_not_a_number)]
 Ident = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Name = Annotated[str, StringConstraints(pattern=_NAME)]
 Note = Annotated[str, StringConstraints(min_length=1, max_length=256)]

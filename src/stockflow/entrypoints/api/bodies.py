@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
 from pydantic.fields import FieldInfo
 
 from stockflow.domain.inputs import (
@@ -93,4 +93,4 @@ class OrderIn(BaseModel):
     lines: list[OrderLineIn] = Field(min_length=1, max_length=500)
     expires_at: Instant | None = Field(default=None, description=(
         "when unconfirmed reservations lapse; default: now + the reservation TTL"))
-    allow_backorder: bool = False
+    allow_backorder: StrictBool = False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
@@ -23,6 +22,7 @@ from stockflow.entrypoints.api.models import (
     Totals,
     problems,
 )
+from stockflow.entrypoints.api.params import InstantParam
 
 __all__ = ["router"]
 
@@ -113,10 +113,10 @@ async def get_sku(sku: Annotated[str, Path(pattern=_NAME)], request: Request,
 @router.get("/stock/{key}/ledger", response_model=Ledger, responses=_NOT_FOUND)
 async def get_ledger(
     key: KeyPath, request: Request, _: Reader,
-    since: Annotated[datetime | None, Query(description="happened (event time) at or after")
-                     ] = None,
-    until: Annotated[datetime | None, Query(description="happened (event time) before")
-                     ] = None,
+    since: Annotated[InstantParam | None, Query(
+        description="happened (event time) at or after")] = None,
+    until: Annotated[InstantParam | None, Query(
+        description="happened (event time) before")] = None,
     limit: Limit = 100, cursor: VersionCursor = None,
 ) -> Any:
     """The key's movements, oldest first: each with its cause (event id and type,
@@ -135,11 +135,9 @@ async def get_ledger(
 
 @router.get("/stock/{key}/at", response_model=StockAt, responses=_NOT_FOUND)
 async def get_stock_at(key: KeyPath, request: Request, _: Reader,
-                       time: Annotated[datetime, Query(description="RFC 3339 instant")]) -> Any:
+                       time: Annotated[InstantParam, Query()]) -> Any:
     """The key's quantities and average unit cost at a past instant of business time (the
     cause events' own times), from the ledger (time travel)."""
-    if time.tzinfo is None:
-        raise HTTPException(422, "time needs a UTC offset, e.g. 2026-11-21T09:00:00Z")
     async with _pool(request).connection() as conn:
         if await reads.stock(conn, key) is None:
             raise HTTPException(404, f"no stock recorded for {key}")

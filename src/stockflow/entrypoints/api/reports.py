@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from stockflow.adapters.db import reports
 from stockflow.entrypoints.api.auth import Authenticated, Caller, require
 from stockflow.entrypoints.api.models import problems
+from stockflow.entrypoints.api.params import InstantParam
 
 __all__ = ["router"]
 
@@ -66,12 +66,6 @@ class Valuation(BaseModel):
     average_unit_cost: Decimal | None
 
 
-def _aware(at: datetime | None, name: str) -> datetime | None:
-    if at is not None and at.tzinfo is None:
-        raise HTTPException(422, f"{name} needs a UTC offset, e.g. 2026-11-01T00:00:00Z")
-    return at
-
-
 async def _run(request: Request, report: str, filters: reports.Filters) -> Any:
     async with request.app.state.pool.connection() as conn:
         return await reports.run_async(conn, report, filters)
@@ -92,22 +86,20 @@ async def low_stock_report(request: Request, _: Reader, warehouse: Warehouse = N
 @router.get("/movements", response_model=list[Movements])
 async def movements_report(
     request: Request, _: Reader, warehouse: Warehouse = None,
-    since: Annotated[datetime | None, Query(description="event time, at or after")] = None,
-    until: Annotated[datetime | None, Query(description="event time, before")] = None,
+    since: Annotated[InstantParam | None, Query(description="event time, at or after")] = None,
+    until: Annotated[InstantParam | None, Query(description="event time, before")] = None,
 ) -> Any:
     """Movements by warehouse and event type over a period of business time: how many,
     and the units in, out and net (on hand)."""
-    return await _run(request, "movements", reports.Filters(
-        warehouse, _aware(since, "since"), _aware(until, "until")))
+    return await _run(request, "movements", reports.Filters(warehouse, since, until))
 
 
 @router.get("/valuation", response_model=list[Valuation])
 async def valuation_report(
     request: Request, _: Reader, warehouse: Warehouse = None,
-    until: Annotated[datetime | None, Query(
+    until: Annotated[InstantParam | None, Query(
         description="as of just before this instant of event time; now when absent")] = None,
 ) -> Any:
     """Valuation by warehouse and currency: on-hand units times each key's perpetual
     weighted-average unit cost, now or as of a past instant."""
-    return await _run(request, "valuation", reports.Filters(
-        warehouse, until=_aware(until, "until")))
+    return await _run(request, "valuation", reports.Filters(warehouse, until=until))
