@@ -27,9 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stockflow import StockflowError
+from stockflow.adapters.ports import free_port
 from stockflow.devtools.cache import cache_dir, filled_once
 
-__all__ = ["KAFKA_VERSION", "LocalServices", "ProvisionError", "Restartable", "local_services"]
+__all__ = ["KAFKA_VERSION", "LocalServices", "ProvisionError", "Restartable", "free_port",
+           "local_services"]
 
 KAFKA_VERSION = "4.3.1"
 PG_MAJOR = "15"
@@ -60,12 +62,6 @@ class LocalServices:
 
 def _say(msg: str) -> None:
     print(f"[localenv] {msg}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_port(port: int, deadline: float, alive: Callable[[], bool], what: str) -> None:

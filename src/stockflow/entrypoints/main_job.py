@@ -44,8 +44,9 @@ def _behind(settings: Settings, conn: store.Conn) -> int:
 
 def run_simulated(settings: Settings, *, rate: float, duration: float | None, skus: int,
                   refresh: float = 1.0) -> int:
-    with serving(settings) as (processor, registry), companions(settings) as beside:
-        return _drive(settings, processor, registry, beside.banner(), rate=rate,
+    with serving(settings) as served, companions(settings) as beside:
+        banner = beside.banner(f"http://127.0.0.1:{served.metrics_port}/metrics")
+        return _drive(settings, served.processor, served.registry, banner, rate=rate,
                       duration=duration, skus=skus, refresh=refresh)
 
 

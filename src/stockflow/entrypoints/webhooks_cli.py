@@ -16,6 +16,7 @@ from stockflow import StockflowError
 from stockflow.adapters import ssrf
 from stockflow.adapters.db import store
 from stockflow.adapters.db import webhooks as hooks
+from stockflow.adapters.ports import require_free
 from stockflow.contract import webhooks as wire
 from stockflow.domain.webhooks import matches, valid_pattern
 from stockflow.entrypoints.app import migrated_database
@@ -144,7 +145,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_relay(_: argparse.Namespace) -> int:
-    run_relay(Settings())
+    settings = Settings()
+    require_free(settings.metrics_host, settings.relay_metrics_port,
+                 Settings.variable("relay_metrics_port"))
+    run_relay(settings)
     return 0
 
 
