@@ -1,11 +1,17 @@
-"""The command line itself: every command's help can be shown."""
+"""The command line itself: every command's help can be shown; the tables it prints for
+a person."""
 
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Iterator
 
+import pytest
+from rich.table import Table
+
 from stockflow.entrypoints.cli import parser
+from stockflow.entrypoints.tables import add_column, show
 
 
 def _commands(p: argparse.ArgumentParser, path: str = "stockflow") -> Iterator[
@@ -24,3 +30,45 @@ def test_every_command_formats_its_help() -> None:
         assert "usage:" in command.format_help(), path
         seen.append(path)
     assert "stockflow forecast" in seen and len(seen) > 15
+
+
+def _wide_table() -> Table:
+    table = Table(title="movements by warehouse")
+    add_column(table, "warehouse", number=False)
+    add_column(table, "event type", number=False)
+    for head in ("movements", "units in", "units out", "net units", "value in", "value out",
+                 "net value"):
+        add_column(table, head, number=True)
+    table.add_row("WH-NORTH-EAST", "receipt.received", *_NUMBERS)
+    return table
+
+
+_NUMBERS = ("1,204", "230,812", "1,234,567", "-1,003,755", "230,812.500000",
+            "-12,345,678.123456", "-12,114,865.623456")
+
+
+def test_a_piped_table_keeps_every_number_whole(capsys: pytest.CaptureFixture[str]) -> None:
+    show(_wide_table())  # captured: not a terminal, as when piped
+    out = capsys.readouterr().out
+    assert "…" not in out
+    assert all(n in out for n in _NUMBERS), out
+    assert max(map(len, out.splitlines())) > 80  # as wide as its content
+
+
+def test_on_a_terminal_text_wraps_before_a_number_is_cut(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    def shown() -> str:
+        show(_wide_table())
+        return re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)  # styles aside
+
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich: a terminal
+    monkeypatch.setenv("COLUMNS", "135")
+    out = shown()
+    assert "…" not in out
+    assert all(n in out for n in _NUMBERS), out
+    assert max(map(len, out.splitlines())) <= 135  # the text columns wrapped to fit
+    assert "receipt.received" not in out  # (on two lines)
+    monkeypatch.setenv("COLUMNS", "60")  # too narrow for the numbers alone
+    out = shown()
+    assert "…" not in out and all(n in out for n in _NUMBERS), out
+

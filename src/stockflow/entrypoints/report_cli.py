@@ -11,15 +11,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
 from stockflow import StockflowError
 from stockflow.adapters.db import reports
 from stockflow.entrypoints.app import migrated_database
+from stockflow.entrypoints.tables import add_column, show
 from stockflow.settings import Settings
 
 __all__ = ["png_path", "register"]
+
+_TEXT = frozenset({"warehouse", "key", "event_type", "severity", "currency"})  # not numbers
 
 
 def _instant(text: str) -> datetime:
@@ -54,12 +56,11 @@ def _print(rows: list[dict[str, Any]], columns: tuple[str, ...], form: str, titl
     else:
         table = Table(title=title)
         for c in columns:
-            table.add_column(c.replace("_", " "), justify="left" if c in (
-                "warehouse", "key", "event_type", "severity") else "right")
+            add_column(table, c.replace("_", " "), number=c not in _TEXT)
         for row in rows:
             table.add_row(*(f"{v:,}" if isinstance(v, int) else "" if v is None else str(v)
                             for v in row.values()))
-        Console(soft_wrap=True).print(table)
+        show(table)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
