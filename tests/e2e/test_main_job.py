@@ -48,7 +48,7 @@ def test_up_with_simulation_stops_on_ctrl_c_with_a_true_summary(services: LocalS
         env.pop(f"STOCKFLOW_{port}", None)
     with _held(_USUAL_PORTS):
         job = subprocess.Popen([sys.executable, "-m", "stockflow", "up", "--simulate",
-                                "--rate", "200", "--skus", "50", "--refresh", "1"],
+                                "--rate", "200", "--skus", "50", "--refresh", "1", "--json"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
         assert job.stdout is not None
@@ -84,7 +84,7 @@ def test_up_with_simulation_stops_on_ctrl_c_with_a_true_summary(services: LocalS
     views = [line for line in out.splitlines() if line.startswith("stockflow  published")]
     assert len(views) >= 3, out  # the live view kept refreshing
     assert "events/s: " in out
-    summary = json.loads(out.rsplit("summary: ", 1)[1].splitlines()[0])
+    summary = json.loads(out.splitlines()[-1])  # --json: the last line, for programs
     with psycopg.connect(services.database_url) as conn:
         conn.execute(f"SET search_path TO {schema}")
         processed = conn.execute("SELECT count(*) FROM processed_events").fetchone()

@@ -1,5 +1,5 @@
-"""The command line itself: every command's help can be shown; the tables it prints for
-a person."""
+"""The command line itself: every command's help can be shown; what it prints for a
+person (tables, the closing summary) and the instants it reads."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from rich.table import Table
 
 from stockflow.entrypoints.cli import parser
+from stockflow.entrypoints.console import summary_table
 from stockflow.entrypoints.tables import add_column, show
 
 
@@ -71,4 +72,15 @@ def test_on_a_terminal_text_wraps_before_a_number_is_cut(
     monkeypatch.setenv("COLUMNS", "60")  # too narrow for the numbers alone
     out = shown()
     assert "…" not in out and all(n in out for n in _NUMBERS), out
+
+
+def test_the_closing_summary_is_a_table_for_a_person(capsys: pytest.CaptureFixture[str],
+                                                     ) -> None:
+    show(summary_table({"seconds": 42.1, "published": 21_034, "processed": 1_234_567,
+                        "noop": 54, "low_stock_open": {"out_of_stock": 2, "low": 13}}))
+    rows = [line.strip("│ ").split("│") for line in capsys.readouterr().out.splitlines()
+            if line.startswith("│")]
+    assert [[cell.strip() for cell in row] for row in rows] == [
+        ["seconds", "42.1 s"], ["published", "21,034"], ["processed", "1,234,567"],
+        ["no-op", "54"], ["low-stock alerts open", "13 low, 2 out of stock"]]
 

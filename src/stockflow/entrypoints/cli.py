@@ -142,7 +142,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         from stockflow.entrypoints.main_job import run_simulated  # noqa: PLC0415
 
         return run_simulated(_settings(), rate=args.rate or _LIVE_RATE, duration=args.duration,
-                             skus=args.skus, refresh=args.refresh)
+                             skus=args.skus, refresh=args.refresh, as_json=args.json)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -278,6 +278,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--simulate", action="store_true",
                     help="drive the processor with simulated traffic and show a live view")
     up.add_argument("--refresh", type=float, default=1.0, help="live view refresh (s)")
+    up.add_argument("--json", action="store_true",
+                    help="with --simulate: the closing summary as one JSON line, for programs")
     _traffic_options(up)
     up.set_defaults(func=cmd_up)
 

@@ -9,11 +9,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
+from rich.table import Table
 
 from stockflow.adapters.db import queries
 from stockflow.adapters.db.store import Conn
+from stockflow.entrypoints.tables import add_column
 
-__all__ = ["Snapshot", "View", "summary"]
+__all__ = ["Snapshot", "View", "summary", "summary_table"]
 
 
 @dataclass
@@ -106,3 +108,21 @@ def summary(conn: Conn, published: Counter[str], seconds: float) -> dict[str, ob
         "keys": found["keys"], "on_hand": found["on_hand"], "reserved": found["reserved"],
         "low_stock_open": found["alerts"],
     }
+
+
+def summary_table(figures: dict[str, object]) -> Table:
+    """The closing figures for a person (`up --json` gives them to a program)."""
+    table = Table(title="summary", show_header=False)
+    add_column(table, "figure", number=False)
+    add_column(table, "value", number=True)
+    for name, value in figures.items():
+        if isinstance(value, dict):  # counts by kind, e.g. open alerts by severity
+            shown = ", ".join(f"{n:,} {kind.replace('_', ' ')}"
+                              for kind, n in sorted(value.items())) or "0"
+        else:
+            shown = f"{value:,} s" if name == "seconds" else f"{value:,}"
+        table.add_row(_LABELS.get(name, name.replace("_", " ")), shown)
+    return table
+
+
+_LABELS = {"noop": "no-op", "low_stock_open": "low-stock alerts open"}
