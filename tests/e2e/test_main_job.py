@@ -84,6 +84,10 @@ def test_up_with_simulation_stops_on_ctrl_c_with_a_true_summary(services: LocalS
     views = [line for line in out.splitlines() if line.startswith("stockflow  published")]
     assert len(views) >= 3, out  # the live view kept refreshing
     assert "events/s: " in out
+    # the latency the view shows is the last minute's percentiles, not a bucket's bound
+    latency = re.compile(r"latency \(last 60 s\) p50 [\d,]+ ms  p95 [\d,]+ ms  p99 [\d,]+ ms")
+    assert any(latency.search(line) for line in views[1:]), views
+    assert "<=" not in out
     summary = json.loads(out.splitlines()[-1])  # --json: the last line, for programs
     with psycopg.connect(services.database_url) as conn:
         conn.execute(f"SET search_path TO {schema}")
