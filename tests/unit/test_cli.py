@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from rich.table import Table
@@ -84,3 +85,18 @@ def test_the_closing_summary_is_a_table_for_a_person(capsys: pytest.CaptureFixtu
         ["seconds", "42.1 s"], ["published", "21,034"], ["processed", "1,234,567"],
         ["no-op", "54"], ["low-stock alerts open", "13 low, 2 out of stock"]]
 
+
+def test_since_and_until_take_a_plain_date_as_midnight_utc(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    midnight = datetime(2026, 11, 1, tzinfo=UTC)
+    args = parser().parse_args(["report", "movements", "--since", "2026-11-01",
+                                "--until", "2026-11-02T09:30:00+01:00"])
+    assert args.since == midnight
+    assert args.until == datetime(2026, 11, 2, 8, 30, tzinfo=UTC)
+    replay = parser().parse_args(["webhooks", "replay", "ep_1", "--since", "2026-11-01"])
+    assert replay.since == midnight
+    with pytest.raises(SystemExit):
+        parser().parse_args(["report", "movements", "--since", "2026-11-01T09:30"])
+    assert "needs a UTC offset" in capsys.readouterr().err
+    help_text = dict(_commands(parser()))["stockflow report"].format_help()
+    assert "midnight UTC" in " ".join(help_text.split())
