@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 from stockflow.devtools.localenv import free_port
 
@@ -62,3 +63,12 @@ def test_on_a_terminal_an_error_is_a_sentence() -> None:
         f"error: port {port} is in use: set STOCKFLOW_METRICS_PORT to a free port "
         "(0 picks one)"]
 
+
+def test_a_forty_digit_quantity_is_out_of_range_not_a_fraction(tmp_path: Path) -> None:
+    receipts = tmp_path / "receipts.csv"
+    receipts.write_text("sku,warehouse,quantity\nA,WH-1,5\nB,WH-1," + "9" * 40 + "\n")
+    done = _stockflow("import", str(receipts), "--kind", "receipts", env={})
+    assert done.returncode == 2, done.stderr
+    assert ("receipts.csv:3: quantity_out_of_range: quantity 999999999999... (40 digits) "
+            "is out of range (1..1,000,000)") in done.stderr.splitlines()
+    assert "not a whole number" not in done.stderr
