@@ -97,7 +97,7 @@ def plan(data: bytes, kind: str, *, import_id: str, actor: str, file_name: str,
     topics, limits = Topics(settings.topic_prefix), settings.limits()
     now = datetime.now(UTC)  # the rows' event time, unless a row gives its own
     checked = 0
-    for row in read(io.StringIO(text, newline=""), spec):
+    for row in read(io.StringIO(text, newline=""), spec, limits):
         checked += 1
         if progress is not None and checked % _STEP == 0:
             progress(_STEP)

@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     kafka_ssl_key_location: str | None = None
     kafka_ssl_key_password: SecretStr | None = None
 
+    @classmethod
+    def variable(cls, name: str) -> str:
+        """The environment variable of setting `name` (metrics_port: STOCKFLOW_METRICS_PORT),
+        for messages that tell a person what to set."""
+        return f"{cls.model_config['env_prefix']}{name.upper()}"
+
     @field_validator("webhook_retry_schedule")
     @classmethod
     def _schedule(cls, value: str) -> str:

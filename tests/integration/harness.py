@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from pydantic import SecretStr
 
 from stockflow.adapters.db.migrate import migrate
@@ -183,9 +183,22 @@ def high_watermarks(env: Env, kinds: Iterable[TopicKind]) -> dict[tuple[str, int
     marks = {}
     for name in names:
         for p in range(counts[name] or 0):
-            marks[(name, p)] = cons.get_watermark_offsets(TopicPartition(name, p), 10)[1]
+            marks[(name, p)] = _end(cons, TopicPartition(name, p))
     cons.close()
     return marks
+
+
+def _end(cons: Consumer, tp: TopicPartition) -> int:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return int(cons.get_watermark_offsets(tp, 10)[1])
+        except KafkaException as exc:
+            # a busy fresh broker may answer "not leader" for a partition made moments ago
+            if exc.args[0].code() != KafkaError.NOT_LEADER_FOR_PARTITION \
+                    or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def wait_drained(env: Env, timeout: float = 240, alive: list[subprocess.Popen[bytes]] | None

@@ -156,6 +156,19 @@ def test_reports_agree_with_the_events(services: LocalServices, unique: str) -> 
     assert report(env, "movements", "--since", DAY2.isoformat()) == want_moves(DAY2)
     assert report(env, "movements", "--since", DAY2.isoformat(),
                   "--warehouse", "WH-C") == want_moves(DAY2, "WH-C")
+    assert report(env, "movements", "--since", "2026-10-02") == want_moves(DAY2)  # midnight UTC
+    # piped, the table is as wide as its numbers: none is cut
+    table = subprocess.run([sys.executable, "-m", "stockflow", "report", "movements",
+                            "--since", "2026-10-01", "--until", "2026-10-02"],
+                           env={**os.environ, **env.env_vars}, capture_output=True, text=True,
+                           timeout=60, check=False)
+    assert table.returncode == 0, table.stderr
+    assert "…" not in table.stdout
+    cells = {c.strip() for line in table.stdout.splitlines() for c in line.split("│")}
+    shown = report(env, "movements", "--since", "2026-10-01", "--until", "2026-10-02")
+    assert shown == day1
+    assert {f"{v:,}" if isinstance(v, int) else str(v) for row in shown for v in row.values()
+            if v is not None} <= cells, table.stdout
 
     valuation = valued({k: (u, cost.get(k)) for k, u in on_hand.items()})
     assert report(env, "valuation") == valuation

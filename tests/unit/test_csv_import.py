@@ -70,8 +70,25 @@ def test_every_bad_row_is_reported_with_its_line_and_reason() -> None:
     assert bad[7] == "reason is empty"
     assert bad[8] == "3 values for 5 columns"
     assert bad[11].startswith("invalid_envelope") and "timezone" in bad[11]
-    assert "not a whole number" in bad[12]
+    assert bad[12] == ("quantity_out_of_range: delta 99999999999999999999 is out of range "
+                       "(-1,000,000..1,000,000, not 0)")
     assert json.loads(found.messages[1].value or b"")["time"] == "2026-11-01T10:00:00Z"
+
+
+def test_a_number_past_any_bound_says_the_range_with_the_configured_limits() -> None:
+    huge = "1" + "0" * 39  # 40 digits: a whole number, far out of range
+    settings = Settings(max_quantity=500, max_level=10**12)
+    found = plan(f"sku,warehouse,quantity\nA,W1,{huge}\nA,W1,{'9' * 5000}\n".encode(),
+                 "receipts", import_id="imp_test", actor="t", file_name="t.csv",
+                 settings=settings)
+    assert bad_lines(found) == {
+        2: "quantity_out_of_range: quantity 100000000000... (40 digits) is out of range "
+           "(1..500)",
+        3: "quantity_out_of_range: quantity 999999999999... (5000 digits) is out of range "
+           "(1..500)"}
+    levels = bad_lines(checked(f"sku,warehouse,on_hand\nA,W1,-{huge}\n"))
+    assert levels == {2: "schema_violation: on_hand -10000000000... (40 digits) is out of "
+                         "range (0..1,000,000,000)"}
 
 
 def test_a_bad_header_is_one_bad_row_and_nothing_else_is_read() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from stockflow.adapters.kafka import BrokerWatch
+from stockflow.adapters.ports import explained
 
 __all__ = ["Health", "serve"]
 
@@ -63,7 +64,11 @@ class _Server(ThreadingHTTPServer):
         log.debug("health endpoint client %s went away", client_address, exc_info=True)
 
 
-def serve(host: str, port: int, registry: CollectorRegistry, health: Health) -> ThreadingHTTPServer:
+def serve(host: str, port: int, registry: CollectorRegistry, health: Health, *,
+          setting: str) -> ThreadingHTTPServer:
+    """Serve the endpoints on a thread; PortInUseError names `setting` (the port's variable)
+    when something else holds `port`."""
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path == "/metrics":
@@ -91,6 +96,7 @@ def serve(host: str, port: int, registry: CollectorRegistry, health: Health) -> 
         def log_message(self, *_: object) -> None:
             return  # scrapes every few seconds would drown the log
 
-    server = _Server((host, port), Handler)
+    with explained(port, setting):
+        server = _Server((host, port), Handler)
     threading.Thread(target=server.serve_forever, name="stockflow-http", daemon=True).start()
     return server

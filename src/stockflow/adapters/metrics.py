@@ -5,20 +5,30 @@ SKU or key."""
 from __future__ import annotations
 
 import threading
+import time
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from itertools import chain
+from math import ceil
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, Info
 from prometheus_client import Counter as PromCounter
-from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from stockflow import __version__
 from stockflow.adapters.observer import BatchReport
 from stockflow.contract.topics import TP
 
-__all__ = ["BatchHistogram", "PrometheusObserver"]
+__all__ = ["RECENT_LATENCY", "RECENT_SPAN", "BatchHistogram", "PrometheusObserver",
+           "RecentQuantiles"]
 
+
+# The live view's latency: exact quantiles of the events committed over the last minute
+# (at most this many of them: memory stays bounded at any rate)
+RECENT_LATENCY, RECENT_SPAN, RECENT_CAP = ("stockflow_end_to_end_latency_recent_seconds", 60.0,
+                                           50_000)
 
 _SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -55,6 +65,51 @@ class BatchHistogram(Collector):
         yield family
 
 
+class RecentQuantiles(Collector):
+    """Exact quantiles of the values of the last `span` seconds, a gauge per quantile: a
+    histogram's buckets only say which bound a quantile lies under, and since the start.
+    Memory is bounded: past `cap` values, the oldest batches are dropped first."""
+
+    def __init__(self, name: str, documentation: str, *, span: float = RECENT_SPAN,
+                 cap: int = RECENT_CAP, quantiles: Sequence[float] = (0.5, 0.95, 0.99),
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.name, self.documentation = name, documentation
+        self.span, self.cap, self.wanted, self.clock = span, cap, tuple(quantiles), clock
+        self.batches: deque[tuple[float, Sequence[float]]] = deque()
+        self.held = 0
+        self.lock = threading.Lock()
+
+    def observe_all(self, values: Sequence[float]) -> None:
+        if not values:
+            return
+        now = self.clock()
+        with self.lock:
+            self.batches.append((now, values))
+            self.held += len(values)
+            self._forget(now)
+
+    def _forget(self, now: float) -> None:
+        batches = self.batches
+        while batches and (batches[0][0] < now - self.span
+                           or self.held - len(batches[0][1]) >= self.cap):
+            self.held -= len(batches.popleft()[1])
+
+    def quantiles(self) -> dict[float, float]:
+        """Each quantile by nearest rank (a value that occurred); empty with no values."""
+        with self.lock:
+            self._forget(self.clock())
+            values = sorted(chain.from_iterable(v for _, v in self.batches))
+        if not values:
+            return {}
+        return {q: values[max(0, ceil(q * len(values)) - 1)] for q in self.wanted}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(self.name, self.documentation, labels=["quantile"])
+        for q, value in self.quantiles().items():
+            family.add_metric([f"{q:g}"], value)
+        yield family
+
+
 class PrometheusObserver:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
@@ -85,6 +140,10 @@ class PrometheusObserver:
             "stockflow_end_to_end_latency_seconds",
             "From an event's CloudEvents time to its batch being committed", _SECONDS)
         registry.register(self.latency)
+        self.recent_latency = RecentQuantiles(
+            RECENT_LATENCY, f"End-to-end latency quantiles, exact, over the events "
+            f"committed in the last {RECENT_SPAN:g} s (the last {RECENT_CAP:,} at most)")
+        registry.register(self.recent_latency)
         self.emitted = PromCounter("stockflow_outputs_emitted_total",
                                    "Output and DLQ messages delivered to Kafka", registry=registry)
         self.lag = Gauge("stockflow_consumer_lag_messages", "High watermark minus position",
@@ -132,6 +191,7 @@ class PrometheusObserver:
         for kind, n in report.oversells.items():
             self.oversell.labels(kind).inc(n)
         self.latency.observe_all(report.latencies)
+        self.recent_latency.observe_all(report.latencies)
         self.emitted.inc(report.emitted)
 
     def on_rebalance(self, kind: str, assigned: int) -> None:

@@ -15,9 +15,12 @@ import re
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
+from stockflow.contract.events import Reason
+from stockflow.domain.inputs import DEFAULT_LIMITS, Limits
+
 __all__ = ["KINDS", "BadRow", "Kind", "Row", "read"]
 
-_WHOLE = re.compile(r"[+-]?[0-9]{1,19}")
+_WHOLE = re.compile(r"[+-]?[0-9]+")
 _UNDECODED = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8 (surrogateescape)
 
 
@@ -41,6 +44,23 @@ KINDS = {
 }
 
 
+class _Bounds(NamedTuple):
+    low: int
+    high: int
+    reason: Reason  # the processor's, for a value outside them
+    shown: str  # for a person
+
+
+def _bounds(column: str, limits: Limits) -> _Bounds:
+    """The range the processor accepts in an integer column (see domain.inputs)."""
+    q, level = limits.max_quantity, limits.max_level
+    if column == "on_hand":
+        return _Bounds(0, level, Reason.SCHEMA_VIOLATION, f"0..{level:,}")
+    if column == "delta":
+        return _Bounds(-q, q, Reason.QUANTITY_OUT_OF_RANGE, f"{-q:,}..{q:,}, not 0")
+    return _Bounds(1, q, Reason.QUANTITY_OUT_OF_RANGE, f"1..{q:,}")
+
+
 class Row(NamedTuple):
     line: int  # in the file, the header being line 1
     data: dict[str, Any]  # the event's data
@@ -52,9 +72,10 @@ class BadRow(NamedTuple):
     reason: str
 
 
-def read(text: io.TextIOBase | Iterator[str], kind: Kind) -> Iterator[Row | BadRow]:
+def read(text: io.TextIOBase | Iterator[str], kind: Kind,
+         limits: Limits = DEFAULT_LIMITS) -> Iterator[Row | BadRow]:
     """Every data row of a CSV text, in order. A bad header is one `BadRow` at line 1, and
-    nothing else is read."""
+    nothing else is read. `limits` are the configured bounds of the processor."""
     rows = csv.reader(text, strict=True)
     try:
         header = [name.strip().lstrip("\ufeff") for name in next(rows, [])]
@@ -88,7 +109,7 @@ def read(text: io.TextIOBase | Iterator[str], kind: Kind) -> Iterator[Row | BadR
             return  # the reader cannot resynchronise after a broken quote
         if not any(v.strip() for v in values):
             continue  # blank lines are not rows
-        yield _row(line, header, values, kind)
+        yield _row(line, header, values, kind, limits)
 
 
 def _names(names: list[str]) -> str:
@@ -97,7 +118,8 @@ def _names(names: list[str]) -> str:
     return ", ".join(shown) + (f" (+{len(names) - 10} more)" if len(names) > 10 else "")
 
 
-def _row(line: int, header: list[str], values: list[str], kind: Kind) -> Row | BadRow:
+def _row(line: int, header: list[str], values: list[str], kind: Kind,
+         limits: Limits) -> Row | BadRow:
     if _UNDECODED.search("".join(values)):
         return BadRow(line, "not UTF-8")
     if len(values) != len(header):
@@ -112,6 +134,14 @@ def _row(line: int, header: list[str], values: list[str], kind: Kind) -> Row | B
         if name in kind.integers:
             if not _WHOLE.fullmatch(value):
                 return BadRow(line, f"{name} is not a whole number: {value[:40]!r}")
+            bounds = _bounds(name, limits)
+            digits = value.lstrip("+-").lstrip("0")
+            if len(digits) > len(str(max(-bounds.low, bounds.high))):
+                # past any bound, and past what int() reads (4,300 digits): said here;
+                # a value of the bounds' size the processor judges, in its own words
+                shown = value if len(value) <= 20 else f"{value[:12]}... ({len(digits)} digits)"
+                return BadRow(line, f"{bounds.reason}: {name} {shown} is out of range "
+                                    f"({bounds.shown})")
             data[name] = int(value)
         else:
             data[name] = value

@@ -27,8 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stockflow import StockflowError
+from stockflow.adapters.ports import free_port
+from stockflow.devtools.cache import cache_dir, filled_once
 
-__all__ = ["KAFKA_VERSION", "LocalServices", "ProvisionError", "Restartable", "local_services"]
+__all__ = ["KAFKA_VERSION", "LocalServices", "ProvisionError", "Restartable", "free_port",
+           "local_services"]
 
 KAFKA_VERSION = "4.3.1"
 PG_MAJOR = "15"
@@ -61,20 +64,6 @@ def _say(msg: str) -> None:
     print(f"[localenv] {msg}", file=sys.stderr, flush=True)
 
 
-def _cache_dir() -> Path:
-    root = os.environ.get("STOCKFLOW_CACHE_DIR")
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    path = Path(root) if root else cache / "stockflow"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _wait_port(port: int, deadline: float, alive: Callable[[], bool], what: str) -> None:
     while time.monotonic() < deadline:
         if not alive():
@@ -89,27 +78,23 @@ def _wait_port(port: int, deadline: float, alive: Callable[[], bool], what: str)
 
 
 def kafka_jars() -> Path:
-    """The folder of the pinned broker's jars, resolved by Maven once and cached."""
-    lib = _cache_dir() / f"kafka-{KAFKA_VERSION}" / "lib"
-    marker = lib / ".complete"
-    if marker.exists():
-        return lib
+    """The folder of the pinned broker's jars, resolved by Maven once and cached (safely
+    when several commands start at once: see `stockflow.devtools.cache`)."""
+    return filled_once(cache_dir() / f"kafka-{KAFKA_VERSION}" / "lib", _resolve_kafka,
+                       "resolving Apache Kafka", _say)
+
+
+def _resolve_kafka(into: Path) -> None:
     if shutil.which("mvn") is None or shutil.which("java") is None:
         raise ProvisionError("Kafka needs Java 17+ and Maven on PATH (apt-get install maven)")
     _say(f"resolving Apache Kafka {KAFKA_VERSION} from Maven Central (once, then cached)")
-    tmp = lib.with_name("lib.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
     cmd = [
         "mvn", "-q", "-B", "-f", str(_POM), "dependency:copy-dependencies",
-        f"-Dkafka.version={KAFKA_VERSION}", f"-DoutputDirectory={tmp}", "-DincludeScope=runtime",
+        f"-Dkafka.version={KAFKA_VERSION}", f"-DoutputDirectory={into}", "-DincludeScope=runtime",
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise ProvisionError(f"maven could not resolve Kafka:\n{done.stdout[-4000:]}{done.stderr}")
-    shutil.rmtree(lib, ignore_errors=True)
-    tmp.rename(lib)
-    marker.touch()
-    return lib
 
 
 @contextlib.contextmanager

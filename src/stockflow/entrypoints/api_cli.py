@@ -8,6 +8,7 @@ from typing import Any
 
 from stockflow import StockflowError
 from stockflow.adapters.db import api_keys, store
+from stockflow.adapters.ports import require_free
 from stockflow.contract.api_keys import SCOPES, new_token, token_hash
 from stockflow.entrypoints.app import migrated_database
 from stockflow.settings import Settings
@@ -65,9 +66,11 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_api(_: argparse.Namespace) -> int:
+    settings = Settings()
+    require_free(settings.api_host, settings.api_port, Settings.variable("api_port"))
     from stockflow.entrypoints.api.app import run_api  # noqa: PLC0415 - FastAPI loads here only
 
-    run_api(Settings())
+    run_api(settings)
     return 0
 
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import NamedTuple
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 
@@ -30,8 +31,8 @@ from stockflow.contract.topics import Topics
 from stockflow.engine.processor import Processor
 from stockflow.settings import Settings
 
-__all__ = ["build_processor", "database", "migrated_database", "run_processor", "serving",
-           "stop_on_signals"]
+__all__ = ["Serving", "build_processor", "database", "migrated_database", "run_processor",
+           "serving", "stop_on_signals"]
 
 log = logging.getLogger("stockflow")
 
@@ -127,21 +128,29 @@ def stop_on_signals(then: Callable[[], None] | None = None) -> Iterator[threadin
             signal.signal(s, h)
 
 
+class Serving(NamedTuple):
+    processor: Processor
+    registry: CollectorRegistry
+    metrics_port: int  # where /metrics is: the configured port, or the one 0 picked
+
+
 @contextmanager
-def serving(settings: Settings) -> Iterator[tuple[Processor, CollectorRegistry]]:
+def serving(settings: Settings) -> Iterator[Serving]:
     """A wired processor with /metrics, /healthz and /readyz served; all closed after."""
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)  # resident memory, CPU seconds, open files
     health = Health()
-    server = serve(settings.metrics_host, settings.metrics_port, registry, health)
+    server = serve(settings.metrics_host, settings.metrics_port, registry, health,
+                   setting=Settings.variable("metrics_port"))
+    port = int(server.server_address[1])
     try:
         observer = PrometheusObserver(registry)
         processor = build_processor(settings, observer=observer, health=health)
         tune_gc()
-        log.info("processing; metrics on :%d/metrics", server.server_address[1])
+        log.info("processing; metrics on :%d/metrics", port)
         try:
             with gc_watched(observer):
-                yield processor, registry
+                yield Serving(processor, registry, port)
         finally:
             processor.close()
     finally:
@@ -150,7 +159,7 @@ def serving(settings: Settings) -> Iterator[tuple[Processor, CollectorRegistry]]
 
 def run_processor(settings: Settings) -> None:
     """Run the processor with metrics and health endpoints until stopped."""
-    with serving(settings) as (processor, _):
+    with serving(settings) as (processor, _, _):
         started, last = time.monotonic(), [0.0]
 
         def progress(done: int) -> None:

@@ -105,12 +105,31 @@ def cmd_stock(args: argparse.Namespace) -> int:
     return 0
 
 
+def _embedded_ports(settings: Settings, names: tuple[str, ...]) -> None:
+    """The main job on its embedded default listens where it finds room, as its Kafka and
+    Postgres do: each of the port settings `names` that the user did not set becomes 0 (a
+    free port), so a second job, or a service already on 9108, 8080 or 9109, is no
+    conflict. One the user did set must be free, which is checked now rather than after
+    Kafka and Postgres have started."""
+    from stockflow.adapters.ports import require_free  # noqa: PLC0415
+
+    for name in names:
+        if name in settings.model_fields_set:
+            host = settings.api_host if name == "api_port" else settings.metrics_host
+            require_free(host, getattr(settings, name), Settings.variable(name))
+        else:
+            os.environ[Settings.variable(name)] = "0"
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """The main job: local Kafka and Postgres (or the configured ones), topics, migrations,
     the processor and, with --simulate, a simulated workload and a live view; until Ctrl-C
     (or --duration)."""
     from stockflow.devtools.localenv import local_services  # noqa: PLC0415
 
+    served = ("metrics_port", "api_port", "relay_metrics_port") if args.simulate else (
+        "metrics_port",)
+    _embedded_ports(_settings(), served)
     with local_services() as found:
         os.environ["STOCKFLOW_KAFKA_BOOTSTRAP"] = found.kafka_bootstrap
         os.environ["STOCKFLOW_DATABASE_URL"] = found.database_url
@@ -123,7 +142,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         from stockflow.entrypoints.main_job import run_simulated  # noqa: PLC0415
 
         return run_simulated(_settings(), rate=args.rate or _LIVE_RATE, duration=args.duration,
-                             skus=args.skus, refresh=args.refresh)
+                             skus=args.skus, refresh=args.refresh, as_json=args.json)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -226,7 +245,9 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stockflow", description=__doc__)
     p.add_argument("--log-level", default=os.environ.get("STOCKFLOW_LOG_LEVEL", "INFO"))
     p.add_argument("--log-format", choices=["json", "text"],
-                   default=os.environ.get("STOCKFLOW_LOG_FORMAT", "json"))
+                   default=os.environ.get("STOCKFLOW_LOG_FORMAT"),
+                   help="json: one object per line; text: lines with time and level "
+                        "(default: json, or plain sentences when stderr is a terminal)")
     sub = p.add_subparsers(dest="command", required=True)
 
     topics = sub.add_parser("topics", help="manage Kafka topics").add_subparsers(
@@ -257,6 +278,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--simulate", action="store_true",
                     help="drive the processor with simulated traffic and show a live view")
     up.add_argument("--refresh", type=float, default=1.0, help="live view refresh (s)")
+    up.add_argument("--json", action="store_true",
+                    help="with --simulate: the closing summary as one JSON line, for programs")
     _traffic_options(up)
     up.set_defaults(func=cmd_up)
 
@@ -296,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     except StockflowError as exc:  # a known refusal: the message says it all
         log.error("%s", exc)  # noqa: TRY400 - no traceback for a refusal
         return 2
+    except KeyboardInterrupt:  # Ctrl-C before the command took signals over: it is stopped
+        return 130
     except Exception as exc:
         log.critical("stopped by an unexpected error: %s", exc, exc_info=exc)
         return 1

@@ -8,7 +8,6 @@ import base64
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,10 +17,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
+from stockflow import StockflowError
 from stockflow.adapters.db import api_keys
+from stockflow.adapters.ports import free_port, in_use
 from stockflow.contract.api_keys import new_token, token_hash
-from stockflow.devtools.localenv import free_port
 from stockflow.entrypoints.app import database
 from stockflow.settings import Settings
 
@@ -36,22 +37,66 @@ class Companions:
     env_file: Path  # this run's settings, to point other `stockflow` commands at it
     log_file: Path  # the children's logs
 
-    def banner(self) -> list[str]:
+    def banner(self, metrics_url: str) -> list[str]:
+        """Where everything is, `metrics_url` being the processor's /metrics."""
         return [f"API {self.api_url}/docs  read token {self.read_token}",
                 f"  curl -H 'Authorization: Bearer {self.read_token}' "
                 f"{self.api_url}/v1/alerts",
-                f"relay metrics {self.relay_metrics_url}  logs {self.log_file}  "
-                f"other commands: set -a; . {self.env_file}"]
+                f"processor metrics {metrics_url}  relay metrics {self.relay_metrics_url}",
+                f"logs {self.log_file}  other commands: set -a; . {self.env_file}"]
 
 
-def _port(wanted: int, host: str) -> int:
-    """`wanted` if nothing listens there, else a free one."""
-    with socket.socket() as s:
+@dataclass
+class _Child:
+    """`stockflow <command>`, listening on the port of its setting `port_of`: the one
+    wanted, or with 0 a free one picked here and handed to it."""
+
+    command: str
+    port_of: str  # e.g. api_port
+    wanted: int
+    host: str  # where it binds
+    answers: str  # a path that answers once it is up
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, env: dict[str, str], log: IO[bytes]) -> None:
+        self.port = self.wanted or free_port(self.host)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stockflow", self.command],
+            env={**env, Settings.variable(self.port_of): str(self.port)},
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+
+    def url(self, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def up(self, deadline: float) -> bool:
+        """Whether it answers before `deadline` (False at once if it exits)."""
+        assert self.proc is not None
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                with urllib.request.urlopen(self.url(self.answers), timeout=1):  # noqa: S310 - our own child, on loopback
+                    return True
+            except OSError:
+                time.sleep(0.3)
+        return False
+
+    def lost_its_port(self) -> bool:
+        """Another process took the port picked for it before it could bind it."""
+        return not self.wanted and in_use(self.host, self.port)
+
+    def terminate(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+
+    def reap(self) -> None:
+        """Wait for it to exit, killing it after 30 s."""
+        if self.proc is None:
+            return
         try:
-            s.bind((host, wanted))
-        except OSError:
-            return free_port()
-    return wanted
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def _demo_key(settings: Settings) -> str:
@@ -62,21 +107,38 @@ def _demo_key(settings: Settings) -> str:
     return made.token
 
 
-def _ready(url: str, deadline: float, child: subprocess.Popen[bytes]) -> None:
-    while time.monotonic() < deadline and child.poll() is None:
-        try:
-            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - our own child, on loopback
-                return
-        except OSError:
-            time.sleep(0.3)
+def _bring_up(children: list[_Child], env: dict[str, str], log: IO[bytes],
+              log_file: Path) -> None:
+    """Start every child, then wait until each answers. Picking a free port and the child
+    binding it are two steps: one whose port another process took in between is started
+    again on another."""
+    for child in children:
+        child.start(env, log)
+    deadline = time.monotonic() + 60
+    for child in children:
+        ready = child.up(deadline)
+        for _ in range(2):  # a port may be lost again, not for ever
+            if ready or not child.lost_its_port():
+                break
+            child.reap()
+            child.start(env, log)
+            ready = child.up(deadline)
+        if not ready:
+            assert child.proc is not None
+            code = child.proc.poll()
+            what = (f"exited with status {code}" if code is not None
+                    else "did not answer within 60 s")
+            raise StockflowError(f"stockflow {child.command} {what}: see {log_file}")
 
 
 @contextmanager
 def companions(settings: Settings) -> Iterator[Companions]:
-    """Start the API and the relay; stop them (SIGTERM, then SIGKILL) when leaving."""
-    host = "127.0.0.1"
-    api_port = _port(settings.api_port, settings.api_host or host)
-    relay_port = _port(settings.relay_metrics_port, settings.metrics_host or host)
+    """Start the API and the relay; stop them (SIGTERM, then SIGKILL) when leaving. Each
+    takes the port its setting names; with 0 (what `stockflow up` uses for a port the user
+    did not set) a free one."""
+    children = [_Child("api", "api_port", settings.api_port, settings.api_host, "/readyz"),
+                _Child("relay", "relay_metrics_port", settings.relay_metrics_port,
+                       settings.metrics_host, "/healthz")]
     key = (settings.secret_key.get_secret_value() if settings.secret_key
            else base64.b64encode(secrets.token_bytes(32)).decode())  # for this run only
     workdir = Path(tempfile.mkdtemp(prefix="stockflow-up-"))
@@ -84,32 +146,21 @@ def companions(settings: Settings) -> Iterator[Companions]:
     names = ("KAFKA_BOOTSTRAP", "DATABASE_URL", "TOPIC_PREFIX", "DATABASE_SCHEMA")
     child_env = {f"STOCKFLOW_{n}": os.environ[f"STOCKFLOW_{n}"] for n in names
                  if f"STOCKFLOW_{n}" in os.environ}
-    child_env |= {"STOCKFLOW_SECRET_KEY": key, "STOCKFLOW_API_PORT": str(api_port),
-                  "STOCKFLOW_RELAY_METRICS_PORT": str(relay_port)}
+    child_env["STOCKFLOW_SECRET_KEY"] = key
     env_file.touch(mode=0o600)
-    env_file.write_text("".join(f"{k}='{v}'\n" for k, v in child_env.items()))
     token = _demo_key(settings)
-    children: list[subprocess.Popen[bytes]] = []
     with log_file.open("ab") as log:
         try:
-            for command in ("api", "relay"):  # one by one: a failed start stops the first
-                children.append(subprocess.Popen(  # noqa: PERF401
-                    [sys.executable, "-m", "stockflow", command],
-                    env={**os.environ, **child_env}, stdin=subprocess.DEVNULL,
-                    stdout=log, stderr=log))
-            api_url = f"http://{host}:{api_port}"
-            _ready(f"{api_url}/readyz", time.monotonic() + 60, children[0])
-            yield Companions(api_url, token, f"http://{host}:{relay_port}/metrics", env_file,
-                             log_file)
+            _bring_up(children, {**os.environ, **child_env}, log, log_file)
+            child_env |= {Settings.variable(c.port_of): str(c.port) for c in children}
+            env_file.write_text("".join(f"{k}='{v}'\n" for k, v in child_env.items()))
+            api, relay = children
+            yield Companions(api.url(), token, relay.url("/metrics"), env_file, log_file)
         finally:
-            for child in children:
+            for child in children:  # all told first: they stop side by side
                 child.terminate()
             for child in children:
-                try:
-                    child.wait(30)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    child.wait()
+                child.reap()
             # it holds this run's secret key and database URL, and points at nothing now
             env_file.unlink(missing_ok=True)
             if not os.fstat(log.fileno()).st_size:  # a log with something in it is kept

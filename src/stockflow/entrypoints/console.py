@@ -9,11 +9,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
+from rich.table import Table
 
 from stockflow.adapters.db import queries
 from stockflow.adapters.db.store import Conn
+from stockflow.adapters.metrics import RECENT_LATENCY, RECENT_SPAN
+from stockflow.entrypoints.tables import add_column
 
-__all__ = ["Snapshot", "View", "summary"]
+__all__ = ["Snapshot", "View", "summary", "summary_table"]
 
 
 @dataclass
@@ -23,7 +26,7 @@ class Snapshot:
     lag: float = 0.0
     dlq: float = 0.0
     oversell: float = 0.0
-    latency_buckets: list[tuple[float, float]] = field(default_factory=list)
+    latency: dict[str, float] = field(default_factory=dict)  # quantile: s, see RECENT_SPAN
 
     @classmethod
     def take(cls, registry: CollectorRegistry) -> Snapshot:
@@ -38,24 +41,16 @@ class Snapshot:
                     snap.dlq += s.value
                 elif s.name == "stockflow_oversell_total":
                     snap.oversell += s.value
-                elif s.name == "stockflow_end_to_end_latency_seconds_bucket":
-                    le = s.labels["le"]
-                    snap.latency_buckets.append((float("inf") if le == "+Inf" else float(le),
-                                                 s.value))
+                elif s.name == RECENT_LATENCY:
+                    snap.latency[s.labels["quantile"]] = s.value
         return snap
 
-    def quantile(self, q: float) -> float | None:
-        """Upper bound of the bucket holding quantile `q` of all latencies so far."""
-        if not self.latency_buckets or self.latency_buckets[-1][1] == 0:
-            return None
-        total = self.latency_buckets[-1][1]
-        return next(le for le, n in self.latency_buckets if n >= q * total)
-
-
-def _ms(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return "inf" if seconds == float("inf") else f"<={seconds * 1000:.0f} ms"
+    def latencies(self) -> str:
+        """p50, p95 and p99 of the last minute's events, exact."""
+        if not self.latency:
+            return "latency -"
+        return f"latency (last {RECENT_SPAN:g} s) " + "  ".join(
+            f"p{float(q) * 100:g} {self.latency[q] * 1000:,.0f} ms" for q in self.latency)
 
 
 @dataclass
@@ -76,8 +71,7 @@ class View:
         lines = [
             *(self.banner if banner else []),
             f"stockflow  published {sum(self.published.values()):,}  processed "
-            f"{sum(snap.by_type.values()):,}  lag {snap.lag:,.0f}  "
-            f"latency p50 {_ms(snap.quantile(0.5))} p95 {_ms(snap.quantile(0.95))}  "
+            f"{sum(snap.by_type.values()):,}  lag {snap.lag:,.0f}  {snap.latencies()}  "
             f"DLQ {snap.dlq:,.0f}  oversells {snap.oversell:,.0f}",
             "events/s: " + "  ".join(f"{t} {r:,.0f}" for t, r in sorted(rates.items()) if r),
             "most critical: " + ("  ".join(f"{k} {sev} ({avail})" for k, avail, sev in low)
@@ -106,3 +100,21 @@ def summary(conn: Conn, published: Counter[str], seconds: float) -> dict[str, ob
         "keys": found["keys"], "on_hand": found["on_hand"], "reserved": found["reserved"],
         "low_stock_open": found["alerts"],
     }
+
+
+def summary_table(figures: dict[str, object]) -> Table:
+    """The closing figures for a person (`up --json` gives them to a program)."""
+    table = Table(title="summary", show_header=False)
+    add_column(table, "figure", number=False)
+    add_column(table, "value", number=True)
+    for name, value in figures.items():
+        if isinstance(value, dict):  # counts by kind, e.g. open alerts by severity
+            shown = ", ".join(f"{n:,} {kind.replace('_', ' ')}"
+                              for kind, n in sorted(value.items())) or "0"
+        else:
+            shown = f"{value:,} s" if name == "seconds" else f"{value:,}"
+        table.add_row(_LABELS.get(name, name.replace("_", " ")), shown)
+    return table
+
+
+_LABELS = {"noop": "no-op", "low_stock_open": "low-stock alerts open"}

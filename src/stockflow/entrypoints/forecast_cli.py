@@ -31,6 +31,7 @@ from stockflow.contract.topics import Topics
 from stockflow.domain.effects import Output
 from stockflow.entrypoints.app import migrated_database, stop_on_signals
 from stockflow.entrypoints.report_cli import png_path
+from stockflow.entrypoints.tables import add_column, show
 from stockflow.planning import reorder
 from stockflow.settings import Settings
 
@@ -158,10 +159,10 @@ def _backtest_table(summary: Backtest) -> Table:
 
     table = Table(title=f"backtest, held-out window: {summary.keys['smooth']:,} smooth and "
                         f"{summary.keys['intermittent']:,} intermittent keys")
-    table.add_column("model")
+    add_column(table, "model", number=False)
     for head in ("MASE smooth", "MASE intermittent", "MASE all", "WAPE smooth",
                  "WAPE intermittent", "WAPE all", "chosen by"):
-        table.add_column(head, justify="right")
+        add_column(table, head, number=True)
     for name in (*MODELS, "chosen"):
         cells = [f"{fig[name][c]:.3f}" if c in fig.get(name, {}) else "-"
                  for fig in (summary.mase, summary.wape)
@@ -259,10 +260,9 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 
 def _print(planned: dict[str, Planned], skipped: dict[str, str], summary: Backtest,
            args: argparse.Namespace, sent: tuple[int, int], timing: dict[str, Any]) -> None:
-    # piped, rich would squeeze eleven columns into 80 characters
-    out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+    out = Console(soft_wrap=True)  # lines grep whole; tables go through `show`
     if args.backtest and planned:
-        out.print(_backtest_table(summary))
+        show(_backtest_table(summary))
         cover = ", ".join(f"{lv}% intervals hold {summary.coverage[lv]:.1%} of actuals"
                           for lv in sorted(summary.coverage))
         gain = summary.versus_baseline()["all"]
@@ -274,14 +274,14 @@ def _print(planned: dict[str, Planned], skipped: dict[str, str], summary: Backte
                         f"(service level {args.service_level:.0%})")
     for head in ("key", "class", "model", f"demand {args.horizon} d", "lead time",
                  "safety stock", "reorder point", "was", "position", "order up to", "suggest"):
-        table.add_column(head, justify="left" if head in ("key", "class", "model") else "right")
+        add_column(table, head, number=head not in ("key", "class", "model"))
     for key, p in rows[:_SHOWN]:
         s = p.suggestion
         table.add_row(key, p.forecast.kind, p.forecast.model, f"{sum(p.forecast.mean):,.1f}",
                       f"{s.lead_time_days} d", f"{s.safety_stock:,}", f"{s.reorder_point:,}",
                       f"{p.position.reorder_point:,}", f"{s.position:,}",
                       f"{s.order_up_to:,}", f"{s.suggested_quantity:,}")
-    out.print(table)
+    show(table)
     if len(rows) > _SHOWN:
         out.print(f"... and {len(rows) - _SHOWN:,} more to order; --json lists every key")
     for why in list(skipped.values())[:5]:

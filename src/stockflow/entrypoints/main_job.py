@@ -19,7 +19,8 @@ from stockflow.devtools.simulate import Simulation, Simulator
 from stockflow.engine.processor import Processor
 from stockflow.entrypoints.app import database, serving, stop_on_signals
 from stockflow.entrypoints.companions import companions
-from stockflow.entrypoints.console import View, summary
+from stockflow.entrypoints.console import View, summary, summary_table
+from stockflow.entrypoints.tables import show
 from stockflow.publisher import Publisher
 from stockflow.settings import Settings
 
@@ -43,15 +44,16 @@ def _behind(settings: Settings, conn: store.Conn) -> int:
 
 
 def run_simulated(settings: Settings, *, rate: float, duration: float | None, skus: int,
-                  refresh: float = 1.0) -> int:
-    with serving(settings) as (processor, registry), companions(settings) as beside:
-        return _drive(settings, processor, registry, beside.banner(), rate=rate,
-                      duration=duration, skus=skus, refresh=refresh)
+                  refresh: float = 1.0, as_json: bool = False) -> int:
+    with serving(settings) as served, companions(settings) as beside:
+        banner = beside.banner(f"http://127.0.0.1:{served.metrics_port}/metrics")
+        return _drive(settings, served.processor, served.registry, banner, rate=rate,
+                      duration=duration, skus=skus, refresh=refresh, as_json=as_json)
 
 
 def _drive(settings: Settings, processor: Processor, registry: CollectorRegistry,
            banner: list[str], *, rate: float, duration: float | None, skus: int,
-           refresh: float) -> int:
+           refresh: float, as_json: bool) -> int:
     publisher = Publisher(settings, source="stockflow-simulator")
     sim = Simulator(publisher, Simulation(skus=skus, rate=rate))
     stop_processor, stop_sim = threading.Event(), threading.Event()
@@ -97,5 +99,8 @@ def _drive(settings: Settings, processor: Processor, registry: CollectorRegistry
     if failures:
         log.error("the processor failed: %s", failures[0])
         return 1
-    print("summary: " + json.dumps(figures))
+    if as_json:
+        print(json.dumps(figures))
+    else:
+        show(summary_table(figures))
     return 0

@@ -70,7 +70,8 @@ def run_relay(settings: Settings) -> None:
                             timeout=settings.webhook_timeout,
                             per_endpoint=settings.webhook_endpoint_concurrency,
                             total=settings.webhook_concurrency, metrics=metrics)
-    server = serve(settings.metrics_host, settings.relay_metrics_port, registry, health)
+    server = serve(settings.metrics_host, settings.relay_metrics_port, registry, health,
+                   setting=Settings.variable("relay_metrics_port"))
     log.info("relaying; metrics on :%d/metrics", server.server_address[1])
     try:
         with tempfile.TemporaryDirectory(prefix="stockflow-relay-") as datadir:

@@ -7,29 +7,22 @@ import argparse
 import csv
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
 from stockflow import StockflowError
 from stockflow.adapters.db import reports
+from stockflow.contract.instants import INSTANT_HELP
 from stockflow.entrypoints.app import migrated_database
+from stockflow.entrypoints.arguments import instant
+from stockflow.entrypoints.tables import add_column, show
 from stockflow.settings import Settings
 
 __all__ = ["png_path", "register"]
 
-
-def _instant(text: str) -> datetime:
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {text!r}") from None
-    if at.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} needs a UTC offset, e.g. 2026-11-01T00:00Z")
-    return at
+_TEXT = frozenset({"warehouse", "key", "event_type", "severity", "currency"})  # not numbers
 
 
 def png_path(text: str) -> Path:
@@ -54,12 +47,11 @@ def _print(rows: list[dict[str, Any]], columns: tuple[str, ...], form: str, titl
     else:
         table = Table(title=title)
         for c in columns:
-            table.add_column(c.replace("_", " "), justify="left" if c in (
-                "warehouse", "key", "event_type", "severity") else "right")
+            add_column(table, c.replace("_", " "), number=c not in _TEXT)
         for row in rows:
             table.add_row(*(f"{v:,}" if isinstance(v, int) else "" if v is None else str(v)
                             for v in row.values()))
-        Console(soft_wrap=True).print(table)
+        show(table)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -95,8 +87,9 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction
                                       "Postgres")
     p.add_argument("report", choices=reports.REPORTS)
     p.add_argument("--warehouse")
-    p.add_argument("--since", type=_instant, help="movements at or after (event time)")
-    p.add_argument("--until", type=_instant,
+    p.add_argument("--since", type=instant,
+                   help=f"movements at or after (event time): {INSTANT_HELP}")
+    p.add_argument("--until", type=instant,
                    help="movements before (event time); valuation as of then")
     p.add_argument("--low-only", action="store_true",
                    help="stock: list the low and out-of-stock keys instead of totals")

@@ -9,16 +9,19 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from stockflow import StockflowError
 from stockflow.adapters import ssrf
 from stockflow.adapters.db import store
 from stockflow.adapters.db import webhooks as hooks
+from stockflow.adapters.ports import require_free
 from stockflow.contract import webhooks as wire
+from stockflow.contract.instants import INSTANT_HELP
 from stockflow.domain.webhooks import matches, valid_pattern
 from stockflow.entrypoints.app import migrated_database
+from stockflow.entrypoints.arguments import instant
 from stockflow.entrypoints.relay_app import guard_policy, run_relay, secret_box
 from stockflow.settings import Settings
 
@@ -123,14 +126,6 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
     return 0
 
 
-def _time(text: str) -> datetime:
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
 def cmd_replay(args: argparse.Namespace) -> int:
     with _db() as (_, conn):
         ep = _endpoint(conn, args.id)
@@ -144,7 +139,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_relay(_: argparse.Namespace) -> int:
-    run_relay(Settings())
+    settings = Settings()
+    require_free(settings.metrics_host, settings.relay_metrics_port,
+                 Settings.variable("relay_metrics_port"))
+    run_relay(settings)
     return 0
 
 
@@ -179,6 +177,7 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction
     dl.set_defaults(func=cmd_deliveries)
     replay = hooks_.add_parser("replay", help="deliver an endpoint's events again, same ids")
     replay.add_argument("id")
-    replay.add_argument("--since", type=_time, required=True, help="ISO 8601 event time")
-    replay.add_argument("--until", type=_time, default=None)
+    replay.add_argument("--since", type=instant, required=True,
+                        help=f"event time: {INSTANT_HELP}")
+    replay.add_argument("--until", type=instant, default=None, help="event time, before")
     replay.set_defaults(func=cmd_replay)
