@@ -95,8 +95,8 @@ def _ids(caller: Caller, idempotency_key: str | None, n: int) -> list[str]:
             for i in range(n)]
 
 
-async def claim_idempotency_key(request: Request, caller: Caller, idempotency_key: str | None,
-                 asked: Any) -> None:
+async def claim_idempotency_key(request: Request, caller: Caller,
+                                idempotency_key: str | None, asked: Any) -> None:
     """Claim the Idempotency-Key for this request (`asked`: what it asks for, as JSON
     values), or answer 422 when the key came with a different request before."""
     if idempotency_key is None:
@@ -139,9 +139,10 @@ async def _one(request: Request, caller: Caller, idempotency_key: str | None, wa
                type_: str, body: BaseModel, ref: str | None = None) -> Accepted:
     """One event of `type_` with `body` as its data; `ref`, the movement's reference,
     defaults to the event id."""
-    data = body.model_dump(exclude={"phase"})
-    await claim_idempotency_key(request, caller, idempotency_key, data)
-    docs = _docs(caller, idempotency_key, [(type_, data)])
+    given = body.model_dump()
+    await claim_idempotency_key(request, caller, idempotency_key, given)
+    docs = _docs(caller, idempotency_key, [(type_, given)])
+    docs[0]["data"].pop("phase", None)  # the transfer route's, not the event's
     if ref is not None:
         docs[0]["data"].setdefault(ref, docs[0]["id"])
     return await _publish(request, docs, wait)
