@@ -1,10 +1,18 @@
-"""The warehouse registry on the session's Postgres: the invariants Postgres holds whoever
-writes (checks, an append-only history, no deletion), what the order coordinator reads, and
-a history without gaps under concurrent changes."""
+"""The warehouse registry on the session's Postgres, through the real command line:
+registering, changing, deactivating and activating again, each change in the history with
+who made it and when, the refusals (a taken code, a location with one coordinate or off
+the globe), and the invariants Postgres holds whoever writes (checks, an append-only
+history, no deletion, a gapless history under concurrent changes)."""
 
 from __future__ import annotations
 
+import getpass
+import json
+import os
+import subprocess
+import sys
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -14,7 +22,74 @@ from stockflow.adapters.db import store
 from stockflow.adapters.db import warehouses as registry
 from stockflow.devtools.localenv import LocalServices
 from stockflow.domain.warehouses import Location, Patch, Warehouse
-from tests.integration.harness import make_env
+from tests.integration.harness import Env, make_env
+from tests.integration.test_api import cli
+
+
+def _refused(env: Env, *args: str) -> str:
+    """stderr of a `stockflow` command that must refuse (exit 2)."""
+    done = subprocess.run([sys.executable, "-m", "stockflow", *args],
+                          env={**os.environ, **env.env_vars}, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    return done.stderr
+
+
+def _json(env: Env, *args: str) -> Any:
+    return json.loads(cli(env, "warehouses", *args, "--json"))
+
+
+def _recent(at: str, since: datetime) -> bool:
+    return since <= datetime.fromisoformat(at) <= datetime.now(UTC)
+
+
+def test_the_command_line_keeps_the_registry_and_its_history(services: LocalServices,
+                                                               unique: str) -> None:
+    env = make_env(services, unique)
+    began, me = datetime.now(UTC), f"cli:{getpass.getuser()}"
+    assert "added WH-B (Cape Town)" in cli(env, "warehouses", "add", "WH-B", "--name",
+                                           "Cape Town", "--priority", "20",
+                                           "--location=-33.92,18.42")
+    cli(env, "warehouses", "add", "WH-A", "--name", "Berlin [main]", "--priority", "20",
+        "--actor", "alice")
+    assert "registered already" in _refused(env, "warehouses", "add", "WH-A", "--name", "x")
+    assert "latitude" in _refused(env, "warehouses", "add", "WH-C", "--name", "x",
+                                  "--location", "91,0")
+    assert "LAT,LON" in _refused(env, "warehouses", "add", "WH-C", "--name", "x",
+                                 "--location", "52.5")
+    assert "no warehouse 'WH-Z'" in _refused(env, "warehouses", "deactivate", "WH-Z")
+    assert "priority 20 -> 5; location -33.92,18.42 -> none" in cli(
+        env, "warehouses", "set", "WH-B", "--priority", "5", "--no-location", "--actor", "bob")
+    cli(env, "warehouses", "deactivate", "WH-A")
+    assert [w["code"] for w in _json(env, "list")] == ["WH-B"]  # the active ones
+    listed = _json(env, "list", "--all")
+    assert [(w["code"], w["priority"], w["active"]) for w in listed] == [
+        ("WH-B", 5, True), ("WH-A", 20, False)]  # by priority, then code
+    assert listed[0]["location"] is None and listed[1]["name"] == "Berlin [main]"
+    assert "nothing to change" in cli(env, "warehouses", "deactivate", "WH-A")
+    cli(env, "warehouses", "activate", "WH-A", "--actor", "carol")
+
+    history = _json(env, "history")
+    assert [(h["code"], h["actor"], h["action"], h["changes"]) for h in history] == [
+        ("WH-B", me, "added", {"name": {"old": None, "new": "Cape Town"},
+                               "priority": {"old": None, "new": 20},
+                               "active": {"old": None, "new": True},
+                               "location": {"old": None, "new": {"lat": -33.92, "lon": 18.42}}}),
+        ("WH-A", "alice", "added", {"name": {"old": None, "new": "Berlin [main]"},
+                                    "priority": {"old": None, "new": 20},
+                                    "active": {"old": None, "new": True}}),
+        ("WH-B", "bob", "changed", {"priority": {"old": 20, "new": 5},
+                                    "location": {"old": {"lat": -33.92, "lon": 18.42},
+                                                 "new": None}}),
+        ("WH-A", me, "changed", {"active": {"old": True, "new": False}}),
+        ("WH-A", "carol", "changed", {"active": {"old": False, "new": True}}),
+    ]  # the refused and the empty changes left nothing
+    assert all(_recent(h["changed_at"], began) for h in history)
+    assert [h["id"] for h in history] == sorted(h["id"] for h in history)
+    table = cli(env, "warehouses", "history", "WH-A")
+    assert "alice" in table and "carol" in table and "Cape Town" not in table
+
+
 
 
 def test_postgres_holds_the_registry_invariants_whoever_writes(services: LocalServices,

@@ -1,8 +1,9 @@
-"""The warehouse registry's values: the limits each value keeps, and a patch that tells
-keeping a location from forgetting it."""
+"""The warehouse registry's values and what reads them on the command line: the limits
+each value keeps, `--location LAT,LON`, and a change said in words."""
 
 from __future__ import annotations
 
+import argparse
 import math
 
 import pytest
@@ -16,6 +17,9 @@ from stockflow.domain.warehouses import (
     Patch,
     Warehouse,
 )
+from stockflow.entrypoints.arguments import location
+from stockflow.entrypoints.cli import parser
+from stockflow.entrypoints.warehouses_cli import describe
 
 
 @pytest.mark.parametrize(("lat", "lon"), [(-90, -180), (90, 180), (0, 0), (52.52, 13.405)])
@@ -58,12 +62,37 @@ def test_a_patch_tells_keeping_a_location_from_forgetting_it() -> None:
         Patch(name="")
 
 
+@pytest.mark.parametrize(("text", "lat", "lon"), [
+    ("52.52,13.405", 52.52, 13.405), ("-33.92,18.42", -33.92, 18.42), (" 0 , -180 ", 0, -180)])
+def test_location_reads_lat_comma_lon(text: str, lat: float, lon: float) -> None:
+    assert location(text) == Location(lat, lon)
 
 
+@pytest.mark.parametrize(("text", "said"), [
+    ("52.52", "LAT,LON"), ("52.52,", "not a number"), ("north,13", "not a number"),
+    ("91,0", "latitude"), ("0,200", "longitude"), ("nan,0", "latitude"), ("1,2,3", "number")])
+def test_location_refuses_what_is_not_a_place(text: str, said: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match=said):
+        location(text)
 
 
+def test_the_command_line_takes_a_negative_latitude_after_an_equals_sign() -> None:
+    args = parser().parse_args(["warehouses", "add", "CPT", "--name", "Cape Town",
+                                "--location=-33.92,18.42", "--priority", "7"])
+    assert (args.location, args.priority, args.inactive) == (Location(-33.92, 18.42), 7, False)
+    args = parser().parse_args(["warehouses", "set", "CPT", "--no-location"])
+    assert args.no_location and args.location is None
 
 
+def test_a_change_in_words() -> None:
+    assert describe({"name": {"old": None, "new": "Main"}, "priority": {"old": None, "new": 100},
+                     "active": {"old": None, "new": True},
+                     "location": {"old": None, "new": {"lat": 52.5, "lon": 13.4}}}) == (
+        'name "Main"; priority 100; active yes; location 52.5,13.4')
+    assert describe({"location": {"old": {"lat": 1.5, "lon": 2.0}, "new": None},
+                     "active": {"old": True, "new": False},
+                     "priority": {"old": 100, "new": 5}}) == (
+        "priority 100 -> 5; active yes -> no; location 1.5,2.0 -> none")
 
 
 
