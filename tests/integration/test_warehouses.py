@@ -1,8 +1,9 @@
-"""The warehouse registry on the session's Postgres, through the real command line:
-registering, changing, deactivating and activating again, each change in the history with
-who made it and when, the refusals (a taken code, a location with one coordinate or off
-the globe), and the invariants Postgres holds whoever writes (checks, an append-only
-history, no deletion, a gapless history under concurrent changes)."""
+"""The warehouse registry on the session's Postgres, through the real command line and a
+real `stockflow api` server: registering, changing, deactivating and activating again,
+each change in the history with who made it and when, the refusals (401, 403, 404, 409,
+422; a location with one coordinate or off the globe), and the invariants Postgres holds
+whoever writes (checks, an append-only history, no deletion, a gapless history under
+concurrent changes)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from stockflow.adapters.db import warehouses as registry
 from stockflow.devtools.localenv import LocalServices
 from stockflow.domain.warehouses import Location, Patch, Warehouse
 from tests.integration.harness import Env, make_env
-from tests.integration.test_api import cli
+from tests.integration.test_api import api_server, bearer, cli, new_key
 
 
 def _refused(env: Env, *args: str) -> str:
@@ -90,6 +91,88 @@ def test_the_command_line_keeps_the_registry_and_its_history(services: LocalServ
     assert "alice" in table and "carol" in table and "Cape Town" not in table
 
 
+def test_the_api_registers_and_changes_warehouses_for_admins_only(services: LocalServices,
+                                                                   unique: str) -> None:
+    env = make_env(services, unique)
+    _, reader = new_key(env, "storefront", "read")
+    _, writer = new_key(env, "wms", "write")
+    _, admin = new_key(env, "ops", "admin")
+    began = datetime.now(UTC)
+    body = {"code": "WH-N", "name": "North", "priority": 10,
+            "location": {"lat": 59.33, "lon": 18.07}}
+    with api_server(env) as api:
+        # the caller first: no key, 401; a key without the scope, 403; whatever the body
+        assert api.get("/v1/warehouses").status_code == 401
+        assert api.post("/v1/warehouses", content=b"{not json").status_code == 401
+        assert api.post("/v1/warehouses", json=body, headers=bearer(reader)).status_code == 403
+        assert api.patch("/v1/warehouses/WH-N", json={"active": False},
+                         headers=bearer(writer)).status_code == 403
+        assert api.get("/v1/warehouses").status_code == 401
+
+        made = api.post("/v1/warehouses", json=body, headers=bearer(admin))
+        assert made.status_code == 201, made.text
+        assert made.headers["location"] == "/v1/warehouses/WH-N"
+        assert {k: made.json()[k] for k in body} == body
+        assert made.json()["active"] is True
+        again = api.post("/v1/warehouses", json={**body, "name": "Other"}, headers=bearer(admin))
+        assert again.status_code == 409 and "registered already" in again.json()["detail"]
+
+        for bad in ({**body, "code": "WH-2", "location": {"lat": 59.33}},  # one coordinate
+                    {**body, "code": "WH-2", "location": {"lat": 91, "lon": 0}},
+                    {**body, "code": "WH-2", "location": {"lat": 0, "lon": 180.01}},
+                    {**body, "code": "WH 2"}, {**body, "code": "WH-2", "name": ""},
+                    {**body, "code": "WH-2", "priority": -1}, {**body, "code": "WH-2", "x": 1}):
+            refused = api.post("/v1/warehouses", json=bad, headers=bearer(admin))
+            assert refused.status_code == 422, (bad, refused.text)
+            assert refused.json()["errors"], refused.text
+        for bad_patch in ({"location": {"lon": 1}}, {"location": {"lat": -90.5, "lon": 0}},
+                          {"name": None}, {"code": "WH-3"}):
+            refused = api.patch("/v1/warehouses/WH-N", json=bad_patch, headers=bearer(admin))
+            assert refused.status_code == 422, (bad_patch, refused.text)
+
+        for path in ("/v1/warehouses/WH-2", "/v1/warehouses/WH-2/history"):
+            assert api.get(path, headers=bearer(reader)).status_code == 404
+        assert api.patch("/v1/warehouses/WH-2", json={"priority": 1},
+                         headers=bearer(admin)).status_code == 404
+
+        changed = api.patch("/v1/warehouses/WH-N", json={"priority": 3, "location": None},
+                            headers=bearer(admin))
+        assert changed.status_code == 200, changed.text
+        assert (changed.json()["priority"], changed.json()["location"],
+                changed.json()["name"]) == (3, None, "North")  # the rest stays
+        same = api.patch("/v1/warehouses/WH-N", json={"priority": 3}, headers=bearer(admin))
+        assert same.json() == changed.json()  # nothing changed, nothing recorded
+        assert api.patch("/v1/warehouses/WH-N", json={},
+                         headers=bearer(admin)).json() == changed.json()
+        off = api.patch("/v1/warehouses/WH-N", json={"active": False}, headers=bearer(admin))
+        assert off.json()["active"] is False
+
+        assert api.get("/v1/warehouses", headers=bearer(reader)).json() == {"items": []}
+        every = api.get("/v1/warehouses?all=true", headers=bearer(reader)).json()["items"]
+        assert every == [off.json()]
+        assert api.get("/v1/warehouses/WH-N", headers=bearer(reader)).json() == off.json()
+
+        # the command line sees what the API did, and the API what the command line did
+        cli(env, "warehouses", "activate", "WH-N", "--actor", "night-shift")
+        latest = api.get("/v1/warehouses/WH-N", headers=bearer(reader)).json()
+        assert latest["active"] is True
+        history = api.get("/v1/warehouses/WH-N/history", headers=bearer(reader))
+        assert history.status_code == 200, history.text
+        items = history.json()["items"]
+    assert [(h["actor"], h["action"], h["changes"]) for h in items] == [
+        ("api-key:ops", "added", {"name": {"old": None, "new": "North"},
+                                  "priority": {"old": None, "new": 10},
+                                  "active": {"old": None, "new": True},
+                                  "location": {"old": None, "new": body["location"]}}),
+        ("api-key:ops", "changed", {"priority": {"old": 10, "new": 3},
+                                    "location": {"old": body["location"], "new": None}}),
+        ("api-key:ops", "changed", {"active": {"old": True, "new": False}}),
+        ("night-shift", "changed", {"active": {"old": False, "new": True}}),
+    ]
+    assert all(_recent(h["changed_at"], began) for h in items)
+    assert datetime.fromisoformat(items[-1]["changed_at"]) == datetime.fromisoformat(
+        latest["updated_at"])
+    assert [h["id"] for h in _json(env, "history", "WH-N")] == [h["id"] for h in items]
 
 
 def test_postgres_holds_the_registry_invariants_whoever_writes(services: LocalServices,

@@ -1,12 +1,16 @@
-"""The warehouse registry's values and what reads them on the command line: the limits
-each value keeps, `--location LAT,LON`, and a change said in words."""
+"""The warehouse registry's values and what reads them at the edges: the limits each value
+keeps, `--location LAT,LON`, a change said in words, and the API's bodies (a field left out
+of a PATCH stays; `location: null` forgets it; a null name is refused)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import math
 
+import httpx
 import pytest
+from pydantic import ValidationError
 
 from stockflow.domain.warehouses import (
     DEFAULT_PRIORITY,
@@ -17,9 +21,12 @@ from stockflow.domain.warehouses import (
     Patch,
     Warehouse,
 )
+from stockflow.entrypoints.api.app import build_app
+from stockflow.entrypoints.api.warehouses import WarehouseIn, WarehousePatch
 from stockflow.entrypoints.arguments import location
 from stockflow.entrypoints.cli import parser
 from stockflow.entrypoints.warehouses_cli import describe
+from stockflow.settings import Settings
 
 
 @pytest.mark.parametrize(("lat", "lon"), [(-90, -180), (90, 180), (0, 0), (52.52, 13.405)])
@@ -95,11 +102,46 @@ def test_a_change_in_words() -> None:
         "priority 100 -> 5; active yes -> no; location 1.5,2.0 -> none")
 
 
+def test_a_patch_body_keeps_what_it_leaves_out() -> None:
+    assert WarehousePatch.model_validate({}).patch() == Patch()
+    assert WarehousePatch.model_validate({"location": None}).patch() == Patch(location=None)
+    got = WarehousePatch.model_validate_json(
+        '{"name": "North", "priority": 5.0, "active": false, "location": {"lat": 1, "lon": 2}}')
+    assert got.patch() == Patch("North", 5, False, Location(1, 2))
 
 
+@pytest.mark.parametrize("body", [
+    {"name": None}, {"priority": None}, {"active": None},  # left out, yes; null, no
+    {"priority": "5"}, {"priority": 5.5}, {"priority": -1}, {"active": 1}, {"active": "true"},
+    {"code": "WH-2"},  # a code never changes
+    {"location": {"lat": 1}}, {"location": {"lon": 1}}, {"location": {"lat": 1, "lon": 2, "x": 3}},
+    {"location": {"lat": 90.5, "lon": 0}}, {"location": {"lat": 0, "lon": -180.5}},
+    {"location": {"lat": "1", "lon": 2}}, {"name": "a\nb"}, {"unknown": 1},
+])
+def test_a_patch_body_refuses_what_it_cannot_mean(body: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        WarehousePatch.model_validate(body)
 
 
+def test_a_new_warehouse_body_needs_a_code_and_a_name() -> None:
+    made = WarehouseIn.model_validate({"code": "WH-1", "name": "Main"})
+    assert (made.priority, made.active, made.location) == (DEFAULT_PRIORITY, True, None)
+    for body in ({"code": "WH-1"}, {"name": "Main"}, {"code": "W 1", "name": "Main"},
+                 {"code": "WH-1", "name": "Main", "id": 1}):
+        with pytest.raises(ValidationError):
+            WarehouseIn.model_validate(body)
 
 
+async def _answer(method: str, path: str) -> httpx.Response:
+    transport = httpx.ASGITransport(app=build_app(Settings()))  # no lifespan: no database
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        return await client.request(method, path)
 
 
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("OPTIONS", "/v1/warehouses", "GET, POST"), ("DELETE", "/v1/warehouses/WH-1", "GET, PATCH"),
+    ("PUT", "/v1/warehouses/WH-1/history", "GET"), ("GET", "/v1/receipts", "POST")])
+def test_a_405_names_every_method_the_path_has(method: str, path: str, allowed: str) -> None:
+    # Starlette's names only the first route's, and a path may have one route per method
+    answer = asyncio.run(_answer(method, path))
+    assert (answer.status_code, answer.headers["allow"]) == (405, allowed)
