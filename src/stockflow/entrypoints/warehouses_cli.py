@@ -37,10 +37,6 @@ def _actor(args: argparse.Namespace) -> str:
     return args.actor or f"cli:{getpass.getuser()}"
 
 
-def _refused(exc: ValueError) -> StockflowError:
-    return StockflowError(str(exc))
-
-
 def _summary(w: Warehouse) -> str:
     where = f"at {w.location}" if w.location else "no location"
     return (f"{w.code} ({w.name}): priority {w.priority}, "
@@ -52,7 +48,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         wanted = Warehouse(args.code, args.name, args.priority, not args.inactive,
                            args.location)
     except ValueError as exc:
-        raise _refused(exc) from None
+        raise StockflowError(str(exc)) from None
     with migrated_database(Settings()) as conn:
         try:
             added, _ = registry.add(conn, wanted, actor=_actor(args))
@@ -79,7 +75,7 @@ def cmd_set(args: argparse.Namespace) -> int:
     try:
         patch = Patch(name=args.name, priority=args.priority, location=where)
     except ValueError as exc:
-        raise _refused(exc) from None
+        raise StockflowError(str(exc)) from None
     if patch.empty:
         raise StockflowError("nothing to set: give --name, --priority, --location or "
                              "--no-location")

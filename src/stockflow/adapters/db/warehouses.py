@@ -9,7 +9,7 @@ are never deleted: deactivating one (`update` with `Patch(active=False)`) keeps
 allocation off it, and activating it again is the same change back.
 
 The CLI calls the synchronous functions, the HTTP API the `_async` ones; both share the SQL.
-The order coordinator reads `active` (one indexed query; cheap enough per batch).
+The order coordinator reads `active`: one query, cheap enough to make per batch.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from stockflow import StockflowError
 from stockflow.adapters.db.store import AsyncConn, Conn
 from stockflow.domain.warehouses import KEEP, Location, Patch, Warehouse
 
-__all__ = ["Change", "Registered", "UnknownWarehouseError", "WarehouseExistsError", "active", "add",
-           "add_async", "history", "history_async", "listed", "listed_async", "one_async",
-           "update", "update_async"]
+__all__ = ["Change", "Registered", "UnknownWarehouseError", "WarehouseExistsError", "active",
+           "add", "add_async", "history", "history_async", "listed", "listed_async",
+           "one_async", "update", "update_async"]
 
 
 class WarehouseExistsError(StockflowError):
@@ -74,8 +74,8 @@ def _location(alias: str) -> str:
             f" ELSE jsonb_build_object('lat', {alias}.lat, 'lon', {alias}.lon) END")
 
 
-# The fields that differ between the rows `o` (old) and `w` (new), as the history's jsonb;
-# NULL when none does.
+# The history's jsonb: each field that differs between the rows `o` (before the change)
+# and `w` (after it), with both values; NULL when none differs.
 _DIFF = (
     "(SELECT jsonb_object_agg(field, jsonb_build_object('old', old_value, 'new', new_value))"
     " FROM (VALUES ('name', to_jsonb(o.name), to_jsonb(w.name)),"
@@ -111,16 +111,16 @@ _UPDATE = (
     " logged AS (INSERT INTO warehouse_changes (code, actor, action, changed_at, changes)"
     " SELECT code, %(actor)s, 'changed', updated_at, changes FROM d"
     f" WHERE changes IS NOT NULL RETURNING {_CHANGE_FIELDS})"
-    " SELECT now_.*, logged.* FROM (SELECT * FROM changed UNION ALL"
-    " SELECT * FROM o WHERE NOT EXISTS (SELECT FROM changed)) AS now_"
+    " SELECT result.*, logged.* FROM (SELECT * FROM changed UNION ALL"
+    " SELECT * FROM o WHERE NOT EXISTS (SELECT FROM changed)) AS result"
     " LEFT JOIN logged USING (code)")
 
 # by priority, then code: the order the contract's `priority` strategy ranks them in
 _ACTIVE = f"SELECT {_FIELDS} FROM warehouses WHERE active ORDER BY priority, code"
 _ALL = f"SELECT {_FIELDS} FROM warehouses ORDER BY priority, code"
 _ONE = f"SELECT {_FIELDS} FROM warehouses WHERE code = %(code)s"
-_HISTORY = (f"SELECT {_CHANGE_FIELDS} FROM warehouse_changes"
-            " WHERE %(code)s::text IS NULL OR code = %(code)s ORDER BY id")
+_HISTORY = f"SELECT {_CHANGE_FIELDS} FROM warehouse_changes ORDER BY id"
+_HISTORY_OF = f"SELECT {_CHANGE_FIELDS} FROM warehouse_changes WHERE code = %s ORDER BY id"
 
 
 def _add_params(warehouse: Warehouse, actor: str) -> dict[str, Any]:
@@ -211,7 +211,7 @@ async def listed_async(conn: AsyncConn, *, inactive: bool = False) -> list[Regis
 
 def active(conn: Conn) -> list[Warehouse]:
     """What allocation may choose from, by priority then code, read in the caller's
-    transaction (one scan of a partial index; about 0.1 ms for a few dozen)."""
+    transaction: one query (0.4 ms with its round trip on the 2-core test machine)."""
     return [r.warehouse for r in listed(conn)]
 
 
@@ -223,11 +223,12 @@ async def one_async(conn: AsyncConn, code: str) -> Registered | None:
 
 def history(conn: Conn, code: str | None = None) -> list[Change]:
     """Every change (of the warehouse `code`), oldest first."""
-    return [_history_row(r) for r in conn.execute(_HISTORY, {"code": code})]
+    rows = conn.execute(_HISTORY_OF, (code,)) if code else conn.execute(_HISTORY)
+    return [_history_row(r) for r in rows]
 
 
 async def history_async(conn: AsyncConn, code: str) -> list[Change]:
     """The warehouse's changes, oldest first; none if no such warehouse (each has at least
     the row of its addition)."""
-    cur = await conn.execute(_HISTORY, {"code": code})
+    cur = await conn.execute(_HISTORY_OF, (code,))
     return [_history_row(r) for r in await cur.fetchall()]
