@@ -31,10 +31,11 @@ SEED = os.environ.get("STOCKFLOW_API_SEED", "24")  # fixed in CI: the same cases
 
 @pytest.fixture(scope="module")
 def live_api(services: LocalServices) -> Iterator[tuple[str, str]]:
-    """(base URL, read and write token) of an API over a little stock."""
+    """(base URL, a token with every scope) of an API over a little stock: admin too, so
+    that the warehouse registry's changes are exercised, not only refused."""
     env = make_env(services, uuid.uuid4().hex[:10])
     publish(env, generate(events=300, skus=5, warehouses=2, seed=71).setup)
-    _, token = new_key(env, "schemathesis", "read,write")
+    _, token = new_key(env, "schemathesis", "read,write,admin")
     # the processor runs all along: writes with ?wait get their outcome promptly
     with processor_thread(env) as running, api_server(
             env, STOCKFLOW_API_RATE_LIMIT="1000000", STOCKFLOW_API_RATE_BURST="1000000") \

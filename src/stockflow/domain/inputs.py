@@ -34,6 +34,7 @@ __all__ = [
     "EARLIEST",
     "LATEST",
     "MAX_LINE_COUNT",
+    "NAME_PATTERN",
     "AtKey",
     "Currency",
     "Data",
@@ -44,9 +45,11 @@ __all__ = [
     "Name",
     "OversellKind",
     "UnitCost",
+    "Whole",
 ]
 
-_NAME = r"^[A-Za-z0-9._-]{1,64}$"
+# a SKU or a warehouse code (the contract's vocabulary); migration 0013 repeats it
+NAME_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 # Money travels as a decimal string, never a JSON number: a binary float cannot hold 0.10.
 _MONEY = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,6})?$"
 _MONEY_RE = re.compile(_MONEY)
@@ -115,14 +118,15 @@ def _whole(value: object) -> object:
     return value
 
 
-_Whole = BeforeValidator(_whole)
+# an integer field that takes 219.0 too (see `_whole`); strict itself
+Whole = BeforeValidator(_whole)
 _MAX_Q = DEFAULT_LIMITS.max_quantity
 Quantity = Annotated[int, Field(strict=True, json_schema_extra={"minimum": 1, "maximum": _MAX_Q}),
-                     AfterValidator(_quantity), _Whole]
+                     AfterValidator(_quantity), Whole]
 Level = Annotated[int, Field(strict=True, json_schema_extra={
-    "minimum": 0, "maximum": DEFAULT_LIMITS.max_level}), AfterValidator(_level), _Whole]
+    "minimum": 0, "maximum": DEFAULT_LIMITS.max_level}), AfterValidator(_level), Whole]
 Delta = Annotated[int, Field(strict=True, json_schema_extra={
-    "minimum": -_MAX_Q, "maximum": _MAX_Q, "not": {"const": 0}}), AfterValidator(_delta), _Whole]
+    "minimum": -_MAX_Q, "maximum": _MAX_Q, "not": {"const": 0}}), AfterValidator(_delta), Whole]
 def _not_a_number(value: object) -> object:
     """A time is an RFC 3339 string (or, built in Python, a datetime), never a number: lax
     parsing read 0 as 1970-01-01 (Unix seconds)."""
@@ -137,7 +141,7 @@ Instant = Annotated[AwareDatetime, Field(ge=EARLIEST, lt=LATEST, json_schema_ext
     "description": "RFC 3339 with an offset; in UTC at or after formatMinimum and before "
                    "formatMaximum"}), BeforeValidator(_not_a_number)]
 Ident = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-Name = Annotated[str, StringConstraints(pattern=_NAME)]
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 Note = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
@@ -183,7 +187,7 @@ class OrderPlaced(AtKey):
     quantity: Quantity
     expires_at: Instant | None = None
     allow_backorder: StrictBool = False
-    line_count: Annotated[int, Field(strict=True, ge=1, le=MAX_LINE_COUNT), _Whole] | None = None
+    line_count: Annotated[int, Field(strict=True, ge=1, le=MAX_LINE_COUNT), Whole] | None = None
 
 
 class OrderConfirmed(_MaybeAtKey):

@@ -6,8 +6,9 @@ import argparse
 from datetime import datetime
 
 from stockflow.contract.instants import parse_instant
+from stockflow.domain.warehouses import Location
 
-__all__ = ["instant"]
+__all__ = ["instant", "location"]
 
 
 def instant(text: str) -> datetime:
@@ -17,3 +18,22 @@ def instant(text: str) -> datetime:
         return parse_instant(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def location(text: str) -> Location:
+    """An argparse type for `--location LAT,LON` (decimal degrees, e.g. `52.52,13.405`)."""
+    lat, comma, lon = text.partition(",")
+    if not comma:
+        raise argparse.ArgumentTypeError(f"a location is LAT,LON in decimal degrees, e.g. "
+                                         f"52.52,13.405; not {text!r}")
+    try:
+        return Location(_degrees(lat), _degrees(lon))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _degrees(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{text.strip()!r} is not a number of degrees") from None

@@ -301,6 +301,7 @@ def parser() -> argparse.ArgumentParser:
         forecast_cli,
         import_cli,
         report_cli,
+        warehouses_cli,
         webhooks_cli,
     )
     webhooks_cli.register(sub)
@@ -308,6 +309,7 @@ def parser() -> argparse.ArgumentParser:
     import_cli.register(sub)
     report_cli.register(sub)
     forecast_cli.register(sub)
+    warehouses_cli.register(sub)
     return p
 
 

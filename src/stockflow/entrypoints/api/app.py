@@ -25,11 +25,12 @@ from prometheus_client import (
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stockflow import __version__
 from stockflow.adapters.db.store import AsyncConn
-from stockflow.entrypoints.api import imports, reads, reports, writes
+from stockflow.entrypoints.api import imports, reads, reports, warehouses, writes
 from stockflow.entrypoints.api.auth import Gate
 from stockflow.entrypoints.api.outcomes import Outcomes
 from stockflow.entrypoints.api.sender import Sender
@@ -123,9 +124,24 @@ async def _invalid(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"invalid request: {shown}{more}", "errors": errors}, 422)
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def _allowed(request: Request) -> str:
+    """Every method served at the request's path: Starlette's 405 names only those of the
+    first route there, and a path may have a route per method (GET and POST
+    /v1/warehouses). Each method is asked of the router as a request would be."""
+    return ", ".join(m for m in _METHODS if any(
+        route.matches({**request.scope, "method": m})[0] is Match.FULL
+        for route in request.app.router.routes))
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
-    """FastAPI's own answers, with a body it could not read said in words."""
+    """FastAPI's own answers, with a body it could not read said in words, and a 405's
+    Allow naming every method of the path."""
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        exc = StarletteHTTPException(405, exc.detail, headers={"Allow": _allowed(request)})
     cause = exc.__cause__
     if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):
         exc = StarletteHTTPException(400, f"the body is not UTF-8 text (byte 0x"
@@ -177,6 +193,7 @@ def build_app(settings: Settings) -> FastAPI:
     app.include_router(writes.router)
     app.include_router(imports.router)
     app.include_router(reports.router)
+    app.include_router(warehouses.router)
 
     app.add_middleware(_HeadersBounded)
     app.add_middleware(_Measured, registry=registry)  # outermost: it counts every answer
