@@ -9,6 +9,7 @@ from typing import Any
 
 from stockflow.contract.events import INPUT_MODELS
 from stockflow.domain.inputs import Event
+from stockflow.domain.warehouses import Location, Warehouse
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 _ids = itertools.count()
@@ -33,3 +34,9 @@ def envelope(type_: str, data: dict[str, Any], *, id_: str, at: datetime = T0,
 
 def minutes(n: float) -> timedelta:
     return timedelta(minutes=n)
+
+
+def wh(code: str, priority: int, active: bool = True,
+       location: Location | None = None) -> Warehouse:
+    """A registered warehouse named after its code."""
+    return Warehouse(code, code, priority, active, location)

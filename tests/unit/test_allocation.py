@@ -15,16 +15,16 @@ from stockflow.domain.allocation import (
     InvalidOrderError,
     LineRequest,
     LineShort,
-    Location,
     OrderRequest,
     Part,
     Shortfall,
     Snapshot,
     Strategy,
-    Warehouse,
     allocate,
     distance_km,
 )
+from stockflow.domain.warehouses import Location, Warehouse
+from tests.factories import wh
 
 Placed = dict[str, tuple[tuple[str, int], ...]]  # line_id -> ((warehouse, units), ...)
 
@@ -64,8 +64,8 @@ def run(
 # Sources as a merchant ranks them for a stock in Magento's priority-based source
 # selection: a large warehouse first, then a second one, an overflow store with nothing
 # left, and a shop that is switched off. Each item takes what it can from each in turn.
-MSI = [Warehouse("BERLIN-DC", 1), Warehouse("LONDON-DC", 2), Warehouse("LONDON-OVERFLOW", 3),
-       Warehouse("LONDON-SHOP", 4, active=False)]
+MSI = [wh("BERLIN-DC", 1), wh("LONDON-DC", 2), wh("LONDON-OVERFLOW", 3),
+       wh("LONDON-SHOP", 4, active=False)]
 MSI_STOCK = stock(TEE={"BERLIN-DC": 3, "LONDON-DC": 10, "LONDON-OVERFLOW": 0,
                        "LONDON-SHOP": 50},
                   CAP={"LONDON-DC": 1, "LONDON-OVERFLOW": 4})
@@ -90,11 +90,11 @@ def test_priority_skips_a_disabled_source_and_the_order_is_short() -> None:
     assert result == Shortfall((LineShort("1", "TEE", 14, 13), LineShort("2", "CAP", 2, 2)))
 
 
-W12 = [Warehouse("W1", 1), Warehouse("W2", 2)]
+W12 = [wh("W1", 1), wh("W2", 2)]
 
 
 @pytest.mark.parametrize(("warehouses", "snapshot", "lines", "expected"), [
-    pytest.param([Warehouse("W-B", 1), Warehouse("W-A", 1)], stock(A={"W-A": 2, "W-B": 2}),
+    pytest.param([wh("W-B", 1), wh("W-A", 1)], stock(A={"W-A": 2, "W-B": 2}),
                  [line("1", "A", 3)], {"1": (("W-A", 2), ("W-B", 1))},
                  id="equal-priorities-by-code"),
     pytest.param(W12, stock(A={"W1": 5, "W2": 10}), [line("1", "A", 4), line("2", "A", 4)],
@@ -123,9 +123,9 @@ def test_a_pinned_line_does_not_move_when_its_warehouse_lacks_stock() -> None:
                  id="ranks-after-earlier-lines"),
     pytest.param(W12, stock(A={"W1": 10, "W2": 8}), [line("1", "A", 15)],
                  {"1": (("W1", 10), ("W2", 5))}, id="split-most-first"),
-    pytest.param([Warehouse("W1", 2), Warehouse("W2", 1)], stock(A={"W1": 6, "W2": 6}),
+    pytest.param([wh("W1", 2), wh("W2", 1)], stock(A={"W1": 6, "W2": 6}),
                  [line("1", "A", 2)], {"1": (("W2", 2),)}, id="equal-holdings-by-priority"),
-    pytest.param([Warehouse("W2", 1), Warehouse("W1", 1)], stock(A={"W1": 6, "W2": 6}),
+    pytest.param([wh("W2", 1), wh("W1", 1)], stock(A={"W1": 6, "W2": 6}),
                  [line("1", "A", 2)], {"1": (("W1", 2),)}, id="then-by-code"),
     pytest.param(W12, stock(A={"W1": 1, "W2": 9}, B={"W1": 5, "W2": 1}),
                  [line("1", "A", 2), line("2", "B", 2)], {"1": (("W2", 2),), "2": (("W1", 2),)},
@@ -136,8 +136,8 @@ def test_most_available(warehouses: list[Warehouse], snapshot: Snapshot,
     assert placed(run(warehouses, snapshot, *lines, strategy="most_available")) == expected
 
 
-CITIES = [Warehouse("PAR", 1, location=PARIS), Warehouse("AMS", 2, location=AMSTERDAM),
-          Warehouse("BER", 3, location=BERLIN), Warehouse("NOWHERE", 0)]
+CITIES = [wh("PAR", 1, location=PARIS), wh("AMS", 2, location=AMSTERDAM),
+          wh("BER", 3, location=BERLIN), wh("NOWHERE", 0)]
 
 
 @pytest.mark.parametrize(("snapshot", "expected"), [
@@ -154,18 +154,18 @@ def test_nearest(snapshot: Snapshot, expected: Placed) -> None:
 
 
 def test_nearest_breaks_equal_distances_by_priority_then_code() -> None:
-    same_site = [Warehouse("AMS-2", 2, location=AMSTERDAM),
-                 Warehouse("AMS-1", 2, location=AMSTERDAM),
-                 Warehouse("AMS-0", 1, location=AMSTERDAM),
-                 Warehouse("FAR-1", 9), Warehouse("FAR-0", 9)]
+    same_site = [wh("AMS-2", 2, location=AMSTERDAM),
+                 wh("AMS-1", 2, location=AMSTERDAM),
+                 wh("AMS-0", 1, location=AMSTERDAM),
+                 wh("FAR-1", 9), wh("FAR-0", 9)]
     snapshot = stock(A=dict.fromkeys(["AMS-0", "AMS-1", "AMS-2", "FAR-0", "FAR-1"], 1))
     result = run(same_site, snapshot, line("1", "A", 5), strategy="nearest", ship_to=BRUSSELS)
     assert placed(result) == {"1": (("AMS-0", 1), ("AMS-1", 1), ("AMS-2", 1), ("FAR-0", 1),
                                     ("FAR-1", 1))}
 
 
-SPREAD = [Warehouse("W1", 1, location=PARIS), Warehouse("W2", 2, location=BERLIN),
-          Warehouse("W3", 3, location=BERLIN), Warehouse("W4", 4, location=AMSTERDAM)]
+SPREAD = [wh("W1", 1, location=PARIS), wh("W2", 2, location=BERLIN),
+          wh("W3", 3, location=BERLIN), wh("W4", 4, location=AMSTERDAM)]
 
 
 @pytest.mark.parametrize(("snapshot", "lines", "ship_to", "expected"), [
@@ -202,8 +202,8 @@ def test_fewest_shipments(snapshot: Snapshot, lines: list[LineRequest],
 
 
 def test_fewest_shipments_puts_sets_with_a_warehouse_without_location_last() -> None:
-    warehouses = [Warehouse("NEAR", 5, location=AMSTERDAM), Warehouse("UNKNOWN", 1),
-                  Warehouse("FAR", 9, location=BERLIN)]
+    warehouses = [wh("NEAR", 5, location=AMSTERDAM), wh("UNKNOWN", 1),
+                  wh("FAR", 9, location=BERLIN)]
     snapshot = stock(A={"NEAR": 1, "UNKNOWN": 9, "FAR": 9})
     result = run(warehouses, snapshot, line("1", "A", 2), strategy="fewest_shipments",
                  ship_to=BRUSSELS)
@@ -215,7 +215,7 @@ def _cover_trap(fillers: int) -> tuple[list[Warehouse], Snapshot]:
     then C3: greedy cover takes those three and cannot drop any."""
     held = {"WA": (7, 0), "WB": (0, 7), "C1": (4, 4), "C2": (2, 2), "C3": (1, 1)}
     held |= {f"F{i:02}": (1, 0) for i in range(fillers)}
-    warehouses = [Warehouse(code, rank) for rank, code in enumerate(held)]
+    warehouses = [wh(code, rank) for rank, code in enumerate(held)]
     snapshot = {(sku, code): n for code, units in held.items()
                 for sku, n in zip("AB", units, strict=True)}
     return warehouses, snapshot
@@ -300,7 +300,7 @@ def test_shortfall_says_what_each_line_could_have(
                  id="line-id-twice"),
 ])
 def test_invalid_orders(order: OrderRequest, reason: str) -> None:
-    warehouses = [*W12, Warehouse("OFF", 1, active=False)]
+    warehouses = [*W12, wh("OFF", 1, active=False)]
     with pytest.raises(InvalidOrderError) as caught:
         allocate(order, warehouses, stock(A={"W1": 5, "OFF": 5}))
     assert caught.value.reason == reason
@@ -308,7 +308,7 @@ def test_invalid_orders(order: OrderRequest, reason: str) -> None:
 
 def test_a_registry_with_a_code_twice_is_a_caller_error() -> None:
     with pytest.raises(ValueError, match="repeat"):
-        allocate(OrderRequest((line("1", "A", 1),)), [*W12, Warehouse("W1", 5)], {})
+        allocate(OrderRequest((line("1", "A", 1),)), [*W12, wh("W1", 5)], {})
 
 
 def test_results_are_values_that_compare_by_type() -> None:

@@ -16,14 +16,14 @@ from stockflow.domain.allocation import (
     STRATEGIES,
     Allocation,
     LineRequest,
-    Location,
     OrderRequest,
     Shortfall,
     Strategy,
-    Warehouse,
     allocate,
     distance_km,
 )
+from stockflow.domain.warehouses import Location, Warehouse
+from tests.factories import wh
 
 SKUS = ("A", "B")
 Stock = tuple[tuple[tuple[str, str], int], ...]  # sorted ((sku, warehouse), units), hashable
@@ -85,7 +85,7 @@ def cases(draw: st.DrawFn, *, most_warehouses: int = 4, strategy: Strategy | Non
           pins: st.SearchStrategy[int | None] = MAYBE_PICK,
           exclusions: st.SearchStrategy[list[int] | None] = EXCLUSIONS) -> Case:
     codes = [f"W{i}" for i in range(draw(st.integers(1, most_warehouses)))]
-    warehouses = tuple(Warehouse(c, draw(PRIORITIES), draw(ACTIVE), draw(MAYBE_LOCATED))
+    warehouses = tuple(wh(c, draw(PRIORITIES), draw(ACTIVE), draw(MAYBE_LOCATED))
                        for c in codes)
     active = [w.code for w in warehouses if w.active]
     lines = []
@@ -109,7 +109,7 @@ def competing(draw: st.DrawFn) -> Case:
     """Lines of one SKU, each kept from some warehouses: where serving lines in turn
     strands a line that an assignment exists for."""
     codes = [f"W{i}" for i in range(draw(st.integers(2, 4)))]
-    warehouses = tuple(Warehouse(c, draw(PRIORITIES), location=draw(MAYBE_LOCATED))
+    warehouses = tuple(wh(c, draw(PRIORITIES), location=draw(MAYBE_LOCATED))
                        for c in codes)
     lines = tuple(LineRequest(f"L{i}", "A", draw(QUANTITIES))
                   for i in range(draw(st.integers(2, 4))))

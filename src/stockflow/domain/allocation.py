@@ -52,6 +52,7 @@ from typing import Any, Literal
 from stockflow import StockflowError
 from stockflow.domain.allocation_flow import Need, Rank, serve
 from stockflow.domain.allocation_sets import fewest
+from stockflow.domain.warehouses import Location, Warehouse
 
 __all__ = [
     "EARTH_RADIUS_KM",
@@ -62,13 +63,11 @@ __all__ = [
     "LineAllocation",
     "LineRequest",
     "LineShort",
-    "Location",
     "OrderRequest",
     "Part",
     "Shortfall",
     "Snapshot",
     "Strategy",
-    "Warehouse",
     "allocate",
     "distance_km",
 ]
@@ -87,20 +86,6 @@ _NOTHING_EXCLUDED: Mapping[str, AbstractSet[str]] = MappingProxyType({})
 # Frozen dataclasses rather than the NamedTuples of the stock rules: an Allocation must
 # never compare equal to a Shortfall or to a bare tuple, and allocation runs once per
 # order, not once per event, so the construction cost those rules avoid does not matter.
-
-
-@dataclass(frozen=True, slots=True)
-class Location:
-    lat: float  # degrees
-    lon: float
-
-
-@dataclass(frozen=True, slots=True)
-class Warehouse:
-    code: str
-    priority: int  # lower first
-    active: bool = True
-    location: Location | None = None
 
 
 @dataclass(frozen=True, slots=True)
