@@ -26,6 +26,7 @@ from stockflow.domain.state import (
 )
 from tests.factories import envelope, event
 from tests.model import Model
+from tests.unit.test_checkpoint import _plain, _through_the_checkpoint
 from tests.unit.test_rules_properties import KEY, _unplaced, any_event
 
 ON = Policy(oversell_remediation=Remediation.RELEASE_NEWEST_PENDING)
@@ -159,6 +160,18 @@ def _items(events: list[Event]) -> list[Item]:
         items.append(Item(kind, ev.key.encode(),
                           envelope(ev.type, data, id_=ev.id, at=ev.time)))
     return items
+
+
+@settings(max_examples=150, deadline=None)
+@given(EVENTS, st.lists(st.integers(1, 20), max_size=8))
+def test_the_cache_hands_a_movement_every_pending_line_of_its_key(
+    events: list[Event], cuts: list[int],
+) -> None:
+    """Through the processor's cache and checkpoint, in batches of random sizes, remediation
+    decides as `apply` on states that hold every line (the cache gives other events only
+    their order's lines)."""
+    items = _items(events)
+    assert _through_the_checkpoint(items, cuts, ON) == _plain(items, ON)
 
 
 def _final(policy: Policy, events: list[Event]) -> StockState:
