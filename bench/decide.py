@@ -1,6 +1,7 @@
 """The CPU cost of step 1 (decide) per event, without Postgres or Kafka.
 
     .venv/bin/python bench/decide.py [--events 60000] [--batch 100] [--repeat 7] [--profile]
+                                     [--oversell-remediation release_newest_pending]
 
 Deciding runs on the processor's consuming thread and is most of its CPU (per-thread CPU
 at 5,000 events/s offered: about 0.34 core each member's main thread, 0.07 its writer).
@@ -22,7 +23,7 @@ from stockflow.adapters.db import store
 from stockflow.contract.topics import Topics
 from stockflow.devtools.workload import generate
 from stockflow.domain.inputs import Limits
-from stockflow.domain.state import Policy
+from stockflow.domain.state import Policy, Remediation
 from stockflow.engine.cache import StateCache
 from stockflow.engine.checkpoint import Consumed, prepare
 from stockflow.entrypoints.app import tune_gc
@@ -38,10 +39,13 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=100, help="messages per batch")
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--profile", action="store_true", help="print cProfile's top functions")
+    ap.add_argument("--oversell-remediation", type=Remediation, choices=list(Remediation),
+                    default=Policy().oversell_remediation, help="the rules' policy")
     args = ap.parse_args()
 
     wl = generate(events=args.events, skus=1000, warehouses=3, seed=5)
-    topics, policy, limits = Topics(), Policy(), Limits()
+    topics, limits = Topics(), Limits()
+    policy = Policy(oversell_remediation=args.oversell_remediation)
     batch = [Consumed(topics.name(it.kind), hash(it.key) % 6, offset, it.key, it.value)
              for offset, it in enumerate(wl.setup + wl.stream)]
     store.fetch = _nothing_committed  # type: ignore[assignment]

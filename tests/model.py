@@ -3,7 +3,9 @@
 Written straight from ../shared/CONTRACT.md with plain mutable dicts; it shares no code
 with stockflow's rules (only the workload's bytes go in). Fed a stream whose outcome does
 not depend on cross-topic interleaving, it predicts each key's final quantities and each
-order line's (status, quantity, remaining, shipped).
+order line's (status, quantity, remaining, shipped). With `remediation` it also releases
+pending lines after a movement that oversells, as the "Oversell remediation" bullet says
+(then the outcome may depend on the interleaving: the model follows the order it is fed).
 """
 
 from __future__ import annotations
@@ -48,10 +50,13 @@ class Key:
 
 
 class Model:
-    def __init__(self, ttl: timedelta = timedelta(minutes=15)) -> None:
+    def __init__(self, ttl: timedelta = timedelta(minutes=15), *,
+                 remediation: bool = False) -> None:
         self.keys: dict[str, Key] = {}
         self.seen: set[str] = set()
         self.ttl = ttl
+        self.remediation = remediation
+        self.placements = 0  # placements applied so far: a line's "seq" orders them
         self.rejected: list[str] = []
 
     def key(self, k: str) -> Key:
@@ -76,10 +81,14 @@ class Model:
             return
         if doc["id"] in self.seen:
             return
+        s = self.key(k)
+        on_hand, available = s.on_hand, s.on_hand - s.reserved
         try:
             ok = self._apply(k, type_, data, datetime.fromisoformat(doc["time"]))
         except KeyError:
             return  # a required field is missing: schema_violation
+        if ok and self.remediation and s.on_hand < on_hand:
+            self._remediate(s, min(0, available))
         if ok:
             self.seen.add(doc["id"])
         else:
@@ -110,9 +119,11 @@ class Model:
             if q <= sellable or d.get("allow_backorder"):
                 exp = d.get("expires_at")
                 left = max(q - early, 0)
+                self.placements += 1
                 s.lines[line] = {"q": q, "left": left, "shipped": early,
                                  "status": "pending" if left else "fulfilled",
-                                 "exp": datetime.fromisoformat(exp) if exp else at + self.ttl}
+                                 "exp": datetime.fromisoformat(exp) if exp else at + self.ttl,
+                                 "backordered": q > sellable, "seq": self.placements}
                 s.reserved += left
             else:
                 s.lines[line] = {"q": q, "left": 0, "status": "rejected", "exp": None,
@@ -190,6 +201,18 @@ class Model:
         elif t == "stock.thresholds-set":
             s.reorder_point, s.safety_stock = d["reorder_point"], d["safety_stock"]
         return True
+
+    @staticmethod
+    def _remediate(s: Key, floor: int) -> None:
+        """Release pending, non-backordered lines, newest placement first, until available
+        is back to `floor`; whole lines only."""
+        newest_first = sorted((r for r in s.lines.values() if r["status"] == "pending"
+                               and not r["backordered"]), key=lambda r: -r["seq"])
+        for r in newest_first:
+            if s.on_hand - s.reserved >= floor:
+                return
+            s.reserved -= r["left"]
+            r["left"], r["status"] = 0, "released"
 
     @staticmethod
     def _consume(s: Key, order_id: str, line_id: str | None, q: int) -> None:

@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stockflow.contract.topics import Topics
 from stockflow.domain.inputs import DEFAULT_LIMITS, Limits
-from stockflow.domain.state import DEFAULT_POLICY, Policy
+from stockflow.domain.state import DEFAULT_POLICY, Policy, Remediation
 from stockflow.domain.webhooks import DEFAULT_SCHEDULE, RetryPolicy, parse_schedule
 
 __all__ = ["Settings"]
@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # At most a century: an event time plus the TTL must stay a representable timestamp.
     reservation_ttl: float = Field(default=DEFAULT_POLICY.reservation_ttl.total_seconds(), gt=0,
                                    le=100 * 365.25 * 86400, description="seconds")
+    # What a physical movement that takes available below 0 does to pending reservations
+    # (none, or release_newest_pending: see the README's "Oversell remediation").
+    oversell_remediation: Remediation = DEFAULT_POLICY.oversell_remediation
     # Both bounds keep every sum of quantities and levels far inside Postgres' bigint.
     max_quantity: int = Field(default=DEFAULT_LIMITS.max_quantity, ge=1, le=10**12)
     max_level: int = Field(default=DEFAULT_LIMITS.max_level, ge=1, le=10**15)
@@ -133,7 +136,8 @@ class Settings(BaseSettings):
         """What the stock rules are configured with."""
         return Policy(reservation_ttl=timedelta(seconds=self.reservation_ttl),
                       default_reorder_point=self.default_reorder_point,
-                      default_safety_stock=self.default_safety_stock)
+                      default_safety_stock=self.default_safety_stock,
+                      oversell_remediation=self.oversell_remediation)
 
     def limits(self) -> Limits:
         """The edge's bounds (see `stockflow.domain.inputs.Limits`)."""

@@ -26,12 +26,14 @@ from stockflow.devtools.workload import Item, generate
 from stockflow.domain.effects import Outcome
 from stockflow.domain.inputs import DEFAULT_LIMITS
 from stockflow.domain.rules import apply
-from stockflow.domain.state import Policy, StockState, new_state
+from stockflow.domain.state import Policy, Remediation, StockState, new_state
 from stockflow.engine.cache import StateCache
 from stockflow.engine.checkpoint import Checkpoint, Consumed, prepare
 from stockflow.engine.failures import EmitError, Failure, classify
 
 POLICY = Policy()
+# the cache hands a movement its key's pending lines only with remediation on
+POLICIES = [POLICY, Policy(oversell_remediation=Remediation.RELEASE_NEWEST_PENDING)]
 TOPICS = Topics()
 
 
@@ -49,7 +51,8 @@ class _EmptyDatabase:
         return []
 
 
-def _plain(items: list[Item]) -> tuple[Counter[tuple[str, str]], list[Any], dict[str, Any]]:
+def _plain(items: list[Item], policy: Policy = POLICY,
+           ) -> tuple[Counter[tuple[str, str]], list[Any], dict[str, Any]]:
     """Outcomes, outputs and final states from `apply` on whole states."""
     states: dict[str, StockState] = {}
     seen: set[str] = set()
@@ -64,8 +67,8 @@ def _plain(items: list[Item]) -> tuple[Counter[tuple[str, str]], list[Any], dict
         if ev.id in seen:
             outcomes[(ev.type, "duplicate")] += 1
             continue
-        state = states.get(ev.key) or new_state(ev.sku, ev.warehouse, POLICY)
-        d = apply(state, ev, POLICY)
+        state = states.get(ev.key) or new_state(ev.sku, ev.warehouse, policy)
+        d = apply(state, ev, policy)
         if d.outcome is Outcome.REJECTED:
             outcomes[(ev.type, "rejected")] += 1
             outputs.append(("dlq", "negative_result"))
@@ -82,9 +85,9 @@ def _figures(s: StockState) -> tuple[Any, ...]:
     return (s.qty, s.version, s.reorder_point, s.safety_stock, s.severity)
 
 
-def _through_the_checkpoint(items: list[Item], cuts: list[int]
+def _through_the_checkpoint(items: list[Item], cuts: list[int], policy: Policy = POLICY,
                             ) -> tuple[Counter[tuple[str, str]], list[Any], dict[str, Any]]:
-    cache = StateCache(POLICY, max_entries=100_000)
+    cache = StateCache(policy, max_entries=100_000)
     msgs = [Consumed(TOPICS.name(it.kind), 0, i, it.key, it.value)
             for i, it in enumerate(items)]
     outcomes: Counter[tuple[str, str]] = Counter()
@@ -96,7 +99,7 @@ def _through_the_checkpoint(items: list[Item], cuts: list[int]
         if not batch:
             continue
         prepared = prepare(_EmptyDatabase(), cache, batch, topics=TOPICS,  # type: ignore[arg-type]
-                           policy=POLICY, limits=DEFAULT_LIMITS, positions=positions)
+                           policy=policy, limits=DEFAULT_LIMITS, positions=positions)
         positions.update({tp: nxt for tp, (_, nxt) in prepared.offsets.items()})
         for (_, type_, outcome), n in prepared.report.events.items():  # summed over topics
             outcomes[(type_, outcome)] += n
@@ -110,13 +113,15 @@ def _through_the_checkpoint(items: list[Item], cuts: list[int]
     return outcomes, outputs, {k: _figures(s) for k, s in cache.states.items()}
 
 
+@pytest.mark.parametrize("policy", POLICIES, ids=lambda p: p.oversell_remediation.value)
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 10_000), st.lists(st.integers(1, 400), max_size=12))
-def test_cache_and_checkpoint_decide_as_plain_apply(seed: int, cuts: list[int]) -> None:
+def test_cache_and_checkpoint_decide_as_plain_apply(policy: Policy, seed: int,
+                                                    cuts: list[int]) -> None:
     wl = generate(events=1_500, skus=6, warehouses=2, seed=seed)
     items = wl.setup + wl.stream
-    outcomes, outputs, states = _through_the_checkpoint(items, cuts)
-    want_outcomes, want_outputs, want_states = _plain(items)
+    outcomes, outputs, states = _through_the_checkpoint(items, cuts, policy)
+    want_outcomes, want_outputs, want_states = _plain(items, policy)
     assert outcomes == want_outcomes
     # a batch's edge rejections go out ahead of its decisions; decisions keep their order
     assert [o for o in outputs if o[0] != "dlq"] == [o for o in want_outputs if o[0] != "dlq"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from pydantic import Field
+
 from stockflow.contract.topics import TopicKind
 from stockflow.domain.inputs import AtKey, Data, Ident, OversellKind
 from stockflow.domain.state import Severity
@@ -63,7 +65,9 @@ class ReservationEvent(AtKey):
     quantity: int
     backordered: bool | None = None
     line_count: int | None = None
-    reason: str | None = None
+    reason: str | None = Field(default=None, description=(
+        "why: `insufficient_stock` on a rejection; on a release, the cancel's reason or"
+        " `oversell_remediation` (released by the processor after a movement oversold)"))
     cause: Cause
 
 

@@ -25,6 +25,7 @@ class Change(NamedTuple):
     note: str | None = None
     cost: tuple[Decimal, str] | None = None  # a receipt's unit cost and currency
     lost: int = 0  # units of demand turned away (a rejected reservation's quantity)
+    remediated: int = 0  # reserved units oversell remediation released with a movement
 
 
 def reference(kind: str, ident: str, line: str | None = None) -> str:

@@ -43,6 +43,9 @@ class LedgerEntry(NamedTuple):
     value: Decimal | None = None  # on-hand units moved times their cost; None: cost unknown
     unit_cost: Decimal | None = None  # the key's average unit cost after the movement
     lost: int | None = None  # units of demand turned away: a rejected reservation's quantity
+    # reserved units that oversell remediation released along with the movement (already in
+    # before/after: the releases are part of the movement's one entry)
+    remediated: int | None = None
 
 
 class Decision(NamedTuple):

@@ -15,7 +15,8 @@ from stockflow.domain.inputs import (
 )
 from stockflow.domain.state import Policy, Reservation, Status, StockState
 
-__all__ = ["cancelled", "confirmed", "consume", "expired", "placed", "ship_line"]
+__all__ = ["cancelled", "confirmed", "consume", "expired", "placed", "release",
+           "reservation_output", "ship_line"]
 
 
 def reservation_output(
@@ -59,7 +60,8 @@ def placed(state: StockState, event: Event, d: OrderPlaced, policy: Policy) -> C
                         remaining=remaining,
                         status=Status.PENDING if remaining else Status.FULFILLED,
                         expires_at=d.expires_at or event.time + policy.reservation_ttl,
-                        backordered=backordered, line_count=d.line_count, shipped=early)
+                        backordered=backordered, line_count=d.line_count, shipped=early,
+                        placed_version=state.version + 1)
         outputs = [reservation_output(state, event, "accepted", r, d.quantity)]
         if not remaining:
             outputs.append(reservation_output(state, event, "fulfilled", r, d.quantity))
@@ -68,7 +70,8 @@ def placed(state: StockState, event: Event, d: OrderPlaced, policy: Policy) -> C
         qty = state.qty.add(reserved=remaining)
         return Change(qty, lines=(r,), outputs=tuple(outputs))
     r = Reservation(order_id=d.order_id, line_id=d.line_id, quantity=d.quantity, remaining=0,
-                    status=Status.REJECTED, line_count=d.line_count, shipped=early)
+                    status=Status.REJECTED, line_count=d.line_count, shipped=early,
+                    placed_version=state.version + 1)
     outputs = [
         reservation_output(state, event, "rejected", r, d.quantity,
                            reason="insufficient_stock"),

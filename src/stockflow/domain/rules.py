@@ -5,7 +5,8 @@ Output payloads are plain dicts shaped like the output models in `stockflow.cont
 would cost more than the rules themselves.
 
 Every handler (`reservations`, `movements`) turns one typed event into a `Change` (or a
-no-op or rejection decision); `settle` then does what every applied change shares:
+no-op or rejection decision); with oversell remediation on, a change that lowered on_hand
+goes through `remediation.remedied`; `settle` then does what every applied change shares:
 version, ledger entry, stock.changed and the low-stock transition.
 """
 
@@ -35,6 +36,7 @@ from stockflow.domain.inputs import (
     TransferIncoming,
     TransferReceived,
 )
+from stockflow.domain.remediation import may_lower_on_hand, remedied
 from stockflow.domain.state import (
     LineKey,
     Policy,
@@ -44,7 +46,7 @@ from stockflow.domain.state import (
     severity_of,
 )
 
-__all__ = ["apply", "order_of", "reference", "references_of"]
+__all__ = ["apply", "may_lower_on_hand", "order_of", "reference", "references_of"]
 
 
 def references_of(event: Event) -> tuple[str, ...]:
@@ -119,6 +121,8 @@ def apply(state: StockState, event: Event, policy: Policy) -> Decision:
             assert_never(d)
     if isinstance(result, Decision):
         return result
+    if result.qty.on_hand < state.qty.on_hand and policy.remediates:
+        result = remedied(state, event, result)
     return settle(state, event, result)
 
 
@@ -172,5 +176,6 @@ def settle(state: StockState, event: Event, change: Change) -> Decision:
     ledger = LedgerEntry(event_id=event.id, event_type=event.type, before=old, after=qty,
                          version=version, reference=change.reference, note=change.note,
                          actor=event.source or None, time=event.time, value=value,
-                         unit_cost=unit_cost, lost=change.lost or None)
+                         unit_cost=unit_cost, lost=change.lost or None,
+                         remediated=change.remediated or None)
     return Decision(new, Outcome.APPLIED, tuple(outputs), ledger, change.lines, change.refs)

@@ -21,6 +21,7 @@ __all__ = [
     "LineKey",
     "Policy",
     "Quantities",
+    "Remediation",
     "Reservation",
     "Severity",
     "Status",
@@ -86,6 +87,10 @@ class Reservation(NamedTuple):
     backordered: bool = False
     line_count: int | None = None
     shipped: int = 0
+    # The key's version its placement made: the key's placements in the order they were
+    # applied, which oversell remediation releases newest first. 0 until placed; lines
+    # placed before migration 0014 were ranked at or below 0 by that migration.
+    placed_version: int = 0
 
     @property
     def active(self) -> bool:
@@ -104,6 +109,14 @@ class Reservation(NamedTuple):
         return self._replace(remaining=remaining, status=status, shipped=self.shipped + shipped)
 
 
+class Remediation(StrEnum):
+    """What the stock processor does when a physical movement lowers a key's available
+    below 0 (CONTRACT "Oversell remediation")."""
+
+    NONE = "none"
+    RELEASE_NEWEST_PENDING = "release_newest_pending"
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     """Configuration the rules need; everything else comes from the event. Its defaults
@@ -112,6 +125,11 @@ class Policy:
     reservation_ttl: timedelta = timedelta(minutes=15)
     default_reorder_point: int = 10
     default_safety_stock: int = 0
+    oversell_remediation: Remediation = Remediation.NONE
+
+    @property
+    def remediates(self) -> bool:
+        return self.oversell_remediation is not Remediation.NONE
 
 
 DEFAULT_POLICY = Policy()

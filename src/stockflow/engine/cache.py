@@ -6,22 +6,31 @@ not here is read from Postgres, where it is committed. That lets the next batch 
 decided while the previous one is still being committed. The cache is dropped on a
 rebalance, when the member is fenced, and when it grows past its bound (only while no
 batch is in flight).
+
+With oversell remediation on, a key's pending, non-backordered lines are loaded with its
+stock row and kept up to date from then on: a movement that lowers on_hand may release any
+of them. They come with the rest of their order's lines at the key, so every line a
+decision changes belongs to a cached (key, order) group.
 """
 
 from __future__ import annotations
 
+from collections import ChainMap
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import NamedTuple
 
 from stockflow.adapters.db import store
 from stockflow.domain.effects import Decision
 from stockflow.domain.inputs import Event
-from stockflow.domain.rules import order_of, references_of
+from stockflow.domain.rules import may_lower_on_hand, order_of, references_of
 from stockflow.domain.state import (
     EMPTY_LINES,
     EMPTY_REFS,
+    LineKey,
     Policy,
     Reservation,
+    Status,
     StockState,
     new_state,
 )
@@ -34,6 +43,7 @@ class Reads(NamedTuple):
 
     order: str | None  # the order whose lines at the key it may read or change
     refs: tuple[str, ...]  # the movement references it checks
+    pending: bool = False  # whether it may release the key's pending lines (remediation)
 
 
 class StateCache:
@@ -44,6 +54,7 @@ class StateCache:
 
     def __init__(self, policy: Policy, max_entries: int) -> None:
         self.policy = policy
+        self.remediates = policy.remediates
         self.max_entries = max_entries
         self.clear()
 
@@ -52,9 +63,12 @@ class StateCache:
         self.lines: dict[tuple[str, str], dict[str, Reservation]] = {}
         self.refs: dict[tuple[str, str], int | None] = {}  # None: known not applied
         self.ids: set[str] = set()
+        # remediation on: key -> its pending, non-backordered lines (for every cached key)
+        self.pending: dict[str, dict[LineKey, Reservation]] = {}
 
     def size(self) -> int:
-        return len(self.states) + len(self.lines) + len(self.refs) + len(self.ids)
+        return (len(self.states) + len(self.lines) + len(self.refs) + len(self.ids)
+                + len(self.pending))
 
     def full(self) -> bool:
         return self.size() > self.max_entries
@@ -62,7 +76,10 @@ class StateCache:
     def warm(self, conn: store.Conn, events: list[Event]) -> list[Reads]:
         """Fetch, in one round trip, whatever `events` need that is not cached; returns
         what each event reads, for `state_for`."""
-        reads = [Reads(order_of(e), references_of(e)) for e in events]
+        if self.remediates:
+            reads = [Reads(order_of(e), references_of(e), may_lower_on_hand(e)) for e in events]
+        else:
+            reads = [Reads(order_of(e), references_of(e)) for e in events]
         keys = {e.key for e in events if e.key not in self.states}
         orders = {(e.key, r.order) for e, r in zip(events, reads, strict=True)
                   if r.order is not None and (e.key, r.order) not in self.lines}
@@ -71,27 +88,49 @@ class StateCache:
         ids = [e.id for e in events if e.id not in self.ids]
         if not (keys or orders or refs or ids):
             return reads
+        # A key not cached has nothing cached at all (its state and its groups come and go
+        # together), so what Postgres has committed for it is all there is.
+        pending_at = sorted(keys) if self.remediates else []
         got = store.fetch(conn, keys=sorted(keys), orders=sorted(orders), refs=sorted(refs),
-                          ids=ids)
+                          ids=ids, pending_at=pending_at)
         for key in keys:
             sku, _, warehouse = key.partition("@")
             self.states[key] = got.stock.get(key) or new_state(sku, warehouse, self.policy)
         for pair in orders:
             self.lines[pair] = got.lines.get(pair, {})
+        if pending_at:
+            self._index_pending(pending_at, got.lines)
         for pair in refs:
             self.refs[pair] = got.refs.get(pair)
         self.ids.update(got.seen)
         return reads
 
+    def _index_pending(self, keys: list[str],
+                       fetched: dict[tuple[str, str], dict[str, Reservation]]) -> None:
+        """Index the pending lines of newly cached `keys` and cache their order groups."""
+        for key in keys:
+            self.pending[key] = {}
+        new = set(keys)
+        for (key, order), group in fetched.items():
+            if key in new:
+                self.lines.setdefault((key, order), group)
+                self.pending[key].update({(order, ln): r for ln, r in group.items()
+                                          if r.status is Status.PENDING and not r.backordered})
+
     def state_for(self, event: Event, reads: Reads) -> StockState:
         """The key's state with just the lines and references `event` may touch."""
         key = event.key
         base = self.states[key]
-        lines = EMPTY_LINES
+        own: dict[LineKey, Reservation] | None = None
         if reads.order is not None:
             group = self.lines[(key, reads.order)]
             if group:
-                lines = MappingProxyType({(reads.order, ln): r for ln, r in group.items()})
+                own = {(reads.order, ln): r for ln, r in group.items()}
+        readable: Mapping[LineKey, Reservation] | None = own
+        if reads.pending and (pending := self.pending[key]):
+            # no copy of what may be many lines: the rules read them only to release some
+            readable = ChainMap(own, pending) if own else pending
+        lines = MappingProxyType(readable) if readable else EMPTY_LINES
         refs = EMPTY_REFS
         if reads.refs:
             found = {r: q for r in reads.refs if (q := self.refs[(key, r)]) is not None}
@@ -108,5 +147,12 @@ class StateCache:
         self.states[key] = decision.state.view(EMPTY_LINES, EMPTY_REFS)
         for r in decision.lines:
             self.lines[(key, r.order_id)][r.line_id] = r
+        if self.remediates and decision.lines:
+            at = self.pending[key]
+            for r in decision.lines:
+                if r.status is Status.PENDING and not r.backordered:
+                    at[(r.order_id, r.line_id)] = r
+                else:
+                    at.pop((r.order_id, r.line_id), None)
         for ref, q in decision.refs:
             self.refs[(key, ref)] = q

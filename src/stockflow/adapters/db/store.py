@@ -60,12 +60,18 @@ class Fetched:
     seen: set[str]
 
 
+_LINE = ("r.key, r.order_id, line_id, quantity, remaining, status, expires_at, backordered,"
+         " line_count, shipped, placed_version")
+
+
 def fetch(
     conn: Conn, *, keys: list[str], orders: list[tuple[str, str]],
-    refs: list[tuple[str, str]], ids: list[str],
+    refs: list[tuple[str, str]], ids: list[str], pending_at: Sequence[str] = (),
 ) -> Fetched:
     """Stock rows of `keys`, every reservation line of each (key, order_id), the quantity of
-    each applied (key, ref), and which of `ids` were processed: one pipelined round trip."""
+    each applied (key, ref), and which of `ids` were processed: one pipelined round trip.
+    For each key of `pending_at`, every line of each order that has a pending,
+    non-backordered line there comes too (what oversell remediation may release)."""
     with conn.pipeline():
         c_stock = conn.execute(
             "SELECT key, on_hand, reserved, in_transit, damaged, version, reorder_point, "
@@ -76,10 +82,17 @@ def fetch(
         # it grew large: a scan per batch growing with the table (measured: 1 ms per batch
         # of 25 at 7,000 rows, against 0.2 ms probing).
         c_lines = conn.execute(
-            "SELECT r.key, r.order_id, line_id, quantity, remaining, status, expires_at, "
-            "backordered, line_count, shipped FROM unnest(%s::text[], %s::text[]) AS w(key, o),"
+            f"SELECT {_LINE} FROM unnest(%s::text[], %s::text[]) AS w(key, o),"
             " LATERAL (SELECT * FROM reservations WHERE key = w.key AND order_id = w.o OFFSET 0) r",
             (_texts([k for k, _ in orders]), _texts([o for _, o in orders])))
+        # Whole order groups, as the cache keeps lines per (key, order); the partial index
+        # reservations_pending_at_key finds the orders without reading a key's history.
+        c_pending = conn.execute(
+            f"SELECT {_LINE} FROM (SELECT DISTINCT key, order_id FROM reservations"
+            " WHERE key = ANY(%s::text[]) AND status = 'pending' AND NOT backordered) w,"
+            " LATERAL (SELECT * FROM reservations r WHERE r.key = w.key"
+            " AND r.order_id = w.order_id OFFSET 0) r",
+            (_texts(pending_at),)) if pending_at else None
         c_refs = conn.execute(
             "SELECT m.key, m.ref, quantity FROM unnest(%s::text[], %s::text[]) AS w(key, ref),"
             " LATERAL (SELECT * FROM movement_refs WHERE key = w.key AND ref = w.ref OFFSET 0) m",
@@ -94,10 +107,11 @@ def fetch(
                               reorder_point=rp, safety_stock=ss, severity=Severity(sev),
                               unit_cost=cost, currency=cur)
     lines: dict[tuple[str, str], dict[str, Reservation]] = defaultdict(dict)
-    for k, o, ln, q, rem, st, exp, bo, lc, sh in c_lines.fetchall():
+    rows = c_lines.fetchall() + (c_pending.fetchall() if c_pending is not None else [])
+    for k, o, ln, q, rem, st, exp, bo, lc, sh, pv in rows:
         lines[(k, o)][ln] = Reservation(order_id=o, line_id=ln, quantity=q, remaining=rem,
                                         status=Status(st), expires_at=exp, backordered=bo,
-                                        line_count=lc, shipped=sh)
+                                        line_count=lc, shipped=sh, placed_version=pv)
     found_refs = {(k, ref): q for k, ref, q in c_refs.fetchall()}
     return Fetched(stock, dict(lines), found_refs, {r[0] for r in c_seen.fetchall()})
 
@@ -181,13 +195,13 @@ def write(
         with cur.copy("COPY ledger (key, version, event_id, event_type, reference, note, "
                       "on_hand_before, on_hand_after, reserved_before, reserved_after, "
                       "in_transit_before, in_transit_after, damaged_before, damaged_after, actor, "
-                      "event_time, value, unit_cost, lost) FROM STDIN") as copy:
+                      "event_time, value, unit_cost, lost, remediated) FROM STDIN") as copy:
             for key, e in w.ledger:  # a LedgerRow
                 b, a = e.before, e.after
                 copy.write_row((key, e.version, e.event_id, e.event_type, e.reference, e.note,
                                 b.on_hand, a.on_hand, b.reserved, a.reserved, b.in_transit,
                                 a.in_transit, b.damaged, a.damaged, e.actor, e.time, e.value,
-                                e.unit_cost, e.lost))
+                                e.unit_cost, e.lost, e.remediated))
     if w.processed:
         with cur.copy('COPY processed_events (event_id, key, topic, partition, "offset", outcome)'
                       " FROM STDIN") as copy:
@@ -283,20 +297,21 @@ def _upsert_lines(conn: Conn, lines: dict[tuple[str, str, str], LineRow]) -> Non
     rs = [row.line for row in lines.values()]
     conn.execute(
         "INSERT INTO reservations (key, order_id, line_id, quantity, remaining, status,"
-        " expires_at, backordered, line_count, partition, shipped) SELECT * FROM"
-        " unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::text[],"
-        " %s::timestamptz[], %s::bool[], %s::int[], %s::int[], %s::bigint[])"
-        " ON CONFLICT (key, order_id, line_id) DO UPDATE SET"
+        " expires_at, backordered, line_count, partition, shipped, placed_version) SELECT *"
+        " FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[],"
+        " %s::text[], %s::timestamptz[], %s::bool[], %s::int[], %s::int[], %s::bigint[],"
+        " %s::bigint[]) ON CONFLICT (key, order_id, line_id) DO UPDATE SET"
         " quantity = EXCLUDED.quantity, remaining = EXCLUDED.remaining,"
         " status = EXCLUDED.status, expires_at = EXCLUDED.expires_at,"
         " backordered = EXCLUDED.backordered, line_count = EXCLUDED.line_count,"
-        " shipped = EXCLUDED.shipped, updated_at = now()",
+        " shipped = EXCLUDED.shipped, placed_version = EXCLUDED.placed_version,"
+        " updated_at = now()",
         (_texts([k for k, _, _ in lines]), _texts([r.order_id for r in rs]),
          _texts([r.line_id for r in rs]), _ints(r.quantity for r in rs),
          _ints(r.remaining for r in rs), _texts([r.status.value for r in rs]),
          _nullable(r.expires_at for r in rs), _nullable(r.backordered for r in rs),
          _nullable(r.line_count for r in rs), _ints(row.partition for row in lines.values()),
-         _ints(r.shipped for r in rs)))
+         _ints(r.shipped for r in rs), _ints(r.placed_version for r in rs)))
 
 
 def _alerts(conn: Conn, changed: list[AlertRow]) -> None:
