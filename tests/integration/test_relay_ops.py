@@ -10,9 +10,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from stockflow.adapters.db import webhooks as hooks
+from stockflow.contract.topics import TopicKind
 from stockflow.devtools.localenv import LocalServices, free_port
-from tests.integration.harness import log_of
-from tests.integration.test_webhooks import _env, add, cli, relay, scrape, stop, until_received
+from stockflow.devtools.workload import Item
+from tests.integration.harness import log_of, publish, start_logged
+from tests.integration.test_webhooks import (
+    _env,
+    _vars,
+    add,
+    cli,
+    relay,
+    scrape,
+    stop,
+    until_received,
+)
 from tests.integration.webhook_receiver import receiver
 
 PENDING, OLDEST, HELD = ("stockflow_webhook_queue_pending",
@@ -79,3 +90,38 @@ def test_queue_gauges_count_only_what_enabled_endpoints_will_attempt(
         finally:
             stop(rel)
     assert rx.to("/live") == []
+
+
+def _not_json(line: str) -> bool:
+    try:
+        return not isinstance(json.loads(line), dict)
+    except ValueError:
+        return True
+
+
+def test_every_relay_log_line_is_json(services: LocalServices, unique: str) -> None:
+    env = _env(services, unique)
+    events = _events(unique, 20)
+    with receiver() as rx:
+        add(env, rx.url("/all"), "*")
+        # an endpoint receives what was emitted after it was added
+        items = [Item(TopicKind.STOCK_CHANGED, e.subject.encode(), json.dumps({
+            "specversion": "1.0", "id": e.event_id, "source": "tests", "type": e.type,
+            "time": datetime.now(UTC).isoformat(), "subject": e.subject, "data": {}}).encode())
+            for e in events]
+        items.append(Item(TopicKind.STOCK_CHANGED, b"k", b"not an output event"))  # a warning
+        rel = start_logged("relay", {**_vars(env), "STOCKFLOW_LOG_FORMAT": "json",
+                                     "STOCKFLOW_RELAY_METRICS_PORT": str(free_port())},
+                           with_stdout=True)
+        try:
+            publish(env, items)
+            until_received(rx, "/all", {e.event_id for e in events}, [rel])
+        finally:
+            stop(rel)
+    lines = log_of(rel, tail=None).splitlines()
+    assert [line for line in lines if _not_json(line)] == []
+    loggers = {json.loads(line)["logger"] for line in lines}
+    # faust's, mode's and aiokafka's own lines went through stockflow's JSON logging too
+    assert {"stockflow.relay", "stockflow.engine.relay"} <= loggers
+    assert any(name.startswith(("faust", "mode")) for name in loggers), loggers
+    assert any(name.startswith("aiokafka") for name in loggers), loggers

@@ -80,11 +80,11 @@ def run_relay(settings: Settings) -> None:
                               directory=directory, dispatcher=dispatcher, metrics=metrics,
                               health=health, datadir=datadir,
                               session_timeout=settings.session_timeout_ms / 1000)
-            worker = faust.Worker(app, quiet=True,
-                                  loglevel=logging.getLevelName(logging.getLogger().level))
-            # The worker draws a terminal spinner per log record and sets the root logger
-            # to DEBUG for it at WARNING and above; stockflow's logging stays as configured.
-            worker.spinner = None
+            # faust/mode would replace the root logger's handlers with their own plain-text
+            # (colorlog) ones and redirect stdout into logging: stockflow's logging, set up
+            # by the CLI, stays the only one, so every line is formatted the same way.
+            worker = faust.Worker(app, quiet=True, override_logging=False)
+            worker.spinner = None  # a terminal spinner, drawn on stdout while stopping
             worker.execute_from_commandline()
     finally:
         server.shutdown()
