@@ -17,6 +17,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from stockflow import StockflowError
+from stockflow.adapters.broker_watch import BrokerWatch
 from stockflow.adapters.kafka import DeliveryFailures, produce_all, producer
 from stockflow.contract.emit import Message
 from stockflow.contract.events import INPUT_MODELS, Reason, Rejection, envelope, parse, split_key
@@ -71,12 +72,13 @@ class Publisher:
     flushes."""
 
     def __init__(self, settings: Settings, *, source: str = "stockflow-publisher",
-                 transactional_id: str | None = None) -> None:
+                 transactional_id: str | None = None, watch: BrokerWatch | None = None) -> None:
         self.settings = settings
         self.topics = Topics(settings.topic_prefix)
         self.source = source
+        self._watch = watch  # told of the producers' errors; None: the process's shared one
         self._failures = DeliveryFailures()
-        self._producer = producer(settings, self._failures.config())
+        self._producer = producer(settings, self._failures.config(), watch)
         self._tx_id = transactional_id or f"{settings.client_id}-publisher-{uuid.uuid4().hex}"
         self._tx: Producer | None = None
 
@@ -142,7 +144,7 @@ class Publisher:
 
     def _transactional(self, timeout: float = 30.0) -> Producer:
         if self._tx is None:
-            tx = producer(self.settings, {"transactional.id": self._tx_id})
+            tx = producer(self.settings, {"transactional.id": self._tx_id}, self._watch)
             tx.init_transactions(timeout)  # if this fails, the next call starts afresh
             self._tx = tx
         return self._tx

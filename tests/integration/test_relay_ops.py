@@ -121,7 +121,8 @@ def test_every_relay_log_line_is_json(services: LocalServices, unique: str) -> N
     lines = log_of(rel, tail=None).splitlines()
     assert [line for line in lines if _not_json(line)] == []
     loggers = {json.loads(line)["logger"] for line in lines}
-    # faust's, mode's and aiokafka's own lines went through stockflow's JSON logging too
+    # faust's and mode's own lines went through stockflow's JSON logging too (aiokafka's
+    # are warnings and worse, which a run without trouble does not have)
     assert {"stockflow.relay", "stockflow.engine.relay"} <= loggers
-    assert any(name.startswith(("faust", "mode")) for name in loggers), loggers
-    assert any(name.startswith("aiokafka") for name in loggers), loggers
+    assert any(name.startswith("faust") for name in loggers), loggers
+    assert any(name.startswith("mode") for name in loggers), loggers

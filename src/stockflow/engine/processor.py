@@ -305,7 +305,7 @@ class Processor:
             if err is not None:
                 if err.fatal():
                     raise StockflowError(f"fatal consumer error: {err}")
-                log.warning("consumer error: %s", err)
+                self.health.brokers.error(err)  # counted, and said once per outage
                 continue
             topic, part, offset = m.topic(), m.partition(), m.offset()
             # A message of a partition revoked since it was fetched is not ours to apply.
@@ -356,10 +356,8 @@ class Processor:
 
     def _housekeeping(self) -> None:
         try:
-            if not self.health.brokers.ok:
-                self.consumer.list_topics(self.topics.inputs[0], timeout=1.0)
-                self.health.brokers.up()
-            self._sweep()
+            if self.health.brokers.ok:  # else the sweeper's outputs would wait for them
+                self._sweep()
             self._report()
             self._mirror_now()
         except Exception as exc:

@@ -28,6 +28,7 @@ from confluent_kafka import KafkaException
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
+from stockflow.adapters.broker_watch import BrokerWatch
 from stockflow.adapters.db import reads
 from stockflow.adapters.db.store import AsyncConn
 from stockflow.contract.events import envelope
@@ -73,8 +74,8 @@ class Sender:
     a transaction per request capped writes at ~30/s (the commit's round trips; measured).
     """
 
-    def __init__(self, settings: Settings) -> None:
-        self.publisher = Publisher(settings, source="stockflow-api")
+    def __init__(self, settings: Settings, watch: BrokerWatch | None = None) -> None:
+        self.publisher = Publisher(settings, source="stockflow-api", watch=watch)
         self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self.worker = threading.Thread(target=self._work, name="api-sender", daemon=True)
         self.worker.start()
