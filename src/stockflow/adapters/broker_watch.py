@@ -112,8 +112,8 @@ class BrokerWatch:
         with self.lock:
             was_up = self.link.up
             self.link, line = outages.answered(self.link, self.clock())
-        if not was_up:
-            self.reachable(True)
+            if not was_up:  # under the lock: reports of two threads keep their order
+                self.reachable(True)
         self._say(line)
 
     # --- keeping time ------------------------------------------------------------------
@@ -123,10 +123,10 @@ class BrokerWatch:
         with self.lock:
             was_up = self.link.up
             self.link, line = step(self.link, self.clock(), detail)
+            if was_up and not self.link.up:
+                self.reachable(False)
             start = self.link.pending and not self.watching
             self.watching = self.watching or start
-        if was_up and not self.link.up:
-            self.reachable(False)
         if start:
             threading.Thread(target=self._watch, name="stockflow-kafka-watch",
                              daemon=True).start()
