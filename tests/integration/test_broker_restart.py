@@ -10,14 +10,18 @@ asks for, with:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+
+import httpx
 
 from stockflow.adapters.kafka import produce_all, producer
 from stockflow.contract.emit import Message
@@ -35,6 +39,7 @@ from tests.integration.harness import (
     start_logged,
     wait_drained,
 )
+from tests.integration.test_api import new_key
 from tests.integration.test_webhooks import KEY
 
 RESTARTS = int(os.environ.get("STOCKFLOW_BROKER_RESTARTS", "1"))
@@ -86,6 +91,21 @@ def _resumed_after(env: Env, back: float, alive: list[subprocess.Popen[bytes]]) 
         prod.flush(30)
 
 
+def _write_meanwhile(api_port: int, token: str) -> threading.Thread:
+    """A write to the API, whose publisher then meets the outage (an idle one would not:
+    librdkafka connects when there is something to send)."""
+    def post() -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.post(f"http://127.0.0.1:{api_port}/v1/adjustments", timeout=DOWN,
+                       headers={"Authorization": f"Bearer {token}"},
+                       json={"sku": "MARK", "warehouse": "WH-1", "delta": 1,
+                             "reason": "written during the outage"})
+
+    thread = threading.Thread(target=post, daemon=True)
+    thread.start()
+    return thread
+
+
 def test_a_broker_restart_costs_seconds_and_a_few_log_lines(services: LocalServices,
                                                            unique: str) -> None:
     kafka = services.kafka
@@ -101,6 +121,7 @@ def test_a_broker_restart_costs_seconds_and_a_few_log_lines(services: LocalServi
     api = start_logged("api", {**info, "STOCKFLOW_API_HOST": "127.0.0.1",
                                "STOCKFLOW_API_PORT": str(api_port)})
     alive = [processor, relay, api]
+    _, token = new_key(env, "restart", "write")
     resumes: list[float] = []
     said: dict[str, list[int]] = {"processor": [], "relay": [], "api": []}
     try:
@@ -110,12 +131,14 @@ def test_a_broker_restart_costs_seconds_and_a_few_log_lines(services: LocalServi
         for _ in range(RESTARTS):
             before = {name: len(_lines(p)) for name, p in zip(said, alive, strict=True)}
             kafka.stop()
+            writer = _write_meanwhile(api_port, token)
             time.sleep(DOWN)
             kafka.start()  # returns once the broker answers metadata requests
             back = time.time()
             for name, p in zip(said, alive, strict=True):
                 said[name].append(len(_lines(p)) - before[name])
             resumes.append(_resumed_after(env, back, alive))
+            writer.join(DOWN)
             _until(lambda: ready(port) and ready(relay_port), 60, alive)
             time.sleep(3)  # settled, before the next restart
     finally:
