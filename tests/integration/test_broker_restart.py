@@ -93,13 +93,14 @@ def _resumed_after(env: Env, back: float, alive: list[subprocess.Popen[bytes]]) 
 
 def _write_meanwhile(api_port: int, token: str) -> threading.Thread:
     """A write to the API, whose publisher then meets the outage (an idle one would not:
-    librdkafka connects when there is something to send)."""
+    librdkafka connects when there is something to send). A receipt, on another topic than
+    the markers: the API's transaction may stay open a while after the outage, and a
+    read_committed consumer reads nothing of its partition past it meanwhile."""
     def post() -> None:
         with contextlib.suppress(httpx.HTTPError):
-            httpx.post(f"http://127.0.0.1:{api_port}/v1/adjustments", timeout=DOWN,
+            httpx.post(f"http://127.0.0.1:{api_port}/v1/receipts", timeout=DOWN,
                        headers={"Authorization": f"Bearer {token}"},
-                       json={"sku": "MARK", "warehouse": "WH-1", "delta": 1,
-                             "reason": "written during the outage"})
+                       json={"sku": "MARK", "warehouse": "WH-1", "quantity": 1})
 
     thread = threading.Thread(target=post, daemon=True)
     thread.start()
