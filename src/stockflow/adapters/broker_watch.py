@@ -75,7 +75,10 @@ class BrokerWatch:
         given are kept."""
         with self.lock:
             if self.probe_conf is None:
-                self.probe_conf = {**conf, **self.config()}
+                # librdkafka backs off reconnecting up to 10 s: the probe would notice a
+                # broker back that much late
+                self.probe_conf = {**conf, **self.config(),
+                                   "reconnect.backoff.max.ms": int(self.every * 1000)}
 
     # --- what clients report -----------------------------------------------------------
 
