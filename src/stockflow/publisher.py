@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from stockflow import StockflowError
 from stockflow.adapters.broker_watch import BrokerWatch
@@ -134,8 +134,20 @@ class Publisher:
                     progress(len(messages[start:start + step]))
             tx.commit_transaction(timeout)
         except Exception:
-            tx.abort_transaction(timeout)
+            self._abort(tx, timeout)
             raise
+
+    def _abort(self, tx: Producer, timeout: float) -> None:
+        """Abort the transaction in hand, or else give up the producer. A commit that timed
+        out while the brokers were away goes on in the background, and librdkafka refuses
+        an abort meanwhile (_CONFLICT), then every later transaction of this producer: after
+        an outage longer than the commit's timeout, every write failed until the process
+        was restarted (the API's with 503). A new producer with the same transactional id
+        fences the old one, and its init_transactions settles what the old one left open."""
+        try:
+            tx.abort_transaction(timeout)
+        except KafkaException:
+            self._tx = None
 
     def ready_transactions(self, timeout: float = 30.0) -> None:
         """Register the transactional producer with the broker now (it takes a few hundred
