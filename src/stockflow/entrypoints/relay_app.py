@@ -69,8 +69,10 @@ def run_relay(settings: Settings) -> None:
                                                 reachable=kafka.reachable))
     tell_errors_to(watch)
     # aiokafka's informational lines narrate its group protocol, a line per retry (ten in
-    # the second after a broker restart); faust says the same changes once.
-    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # the second after a broker restart); faust says the same changes once. At DEBUG, all.
+    level = logging.getLogger().level
+    logging.getLogger("aiokafka").setLevel(level if level <= logging.DEBUG
+                                           else max(logging.WARNING, level))
     metrics, health = RelayMetrics(registry), Health(brokers=watch)
 
     def link(name: str) -> DbLink:
