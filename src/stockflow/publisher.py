@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from stockflow import StockflowError
+from stockflow.adapters.broker_watch import BrokerWatch
 from stockflow.adapters.kafka import DeliveryFailures, produce_all, producer
 from stockflow.contract.emit import Message
 from stockflow.contract.events import INPUT_MODELS, Reason, Rejection, envelope, parse, split_key
@@ -71,12 +72,13 @@ class Publisher:
     flushes."""
 
     def __init__(self, settings: Settings, *, source: str = "stockflow-publisher",
-                 transactional_id: str | None = None) -> None:
+                 transactional_id: str | None = None, watch: BrokerWatch | None = None) -> None:
         self.settings = settings
         self.topics = Topics(settings.topic_prefix)
         self.source = source
+        self._watch = watch  # told of the producers' errors; None: the process's shared one
         self._failures = DeliveryFailures()
-        self._producer = producer(settings, self._failures.config())
+        self._producer = producer(settings, self._failures.config(), watch)
         self._tx_id = transactional_id or f"{settings.client_id}-publisher-{uuid.uuid4().hex}"
         self._tx: Producer | None = None
 
@@ -132,8 +134,20 @@ class Publisher:
                     progress(len(messages[start:start + step]))
             tx.commit_transaction(timeout)
         except Exception:
-            tx.abort_transaction(timeout)
+            self._abort(tx, timeout)
             raise
+
+    def _abort(self, tx: Producer, timeout: float) -> None:
+        """Abort the transaction in hand, or else give up the producer. A commit that timed
+        out while the brokers were away goes on in the background, and librdkafka refuses
+        an abort meanwhile (_CONFLICT), then every later transaction of this producer: after
+        an outage longer than the commit's timeout, every write failed until the process
+        was restarted (the API's with 503). A new producer with the same transactional id
+        fences the old one, and its init_transactions settles what the old one left open."""
+        try:
+            tx.abort_transaction(timeout)
+        except KafkaException:
+            self._tx = None
 
     def ready_transactions(self, timeout: float = 30.0) -> None:
         """Register the transactional producer with the broker now (it takes a few hundred
@@ -142,7 +156,7 @@ class Publisher:
 
     def _transactional(self, timeout: float = 30.0) -> Producer:
         if self._tx is None:
-            tx = producer(self.settings, {"transactional.id": self._tx_id})
+            tx = producer(self.settings, {"transactional.id": self._tx_id}, self._watch)
             tx.init_transactions(timeout)  # if this fails, the next call starts afresh
             self._tx = tx
         return self._tx

@@ -28,7 +28,8 @@ class Settings(BaseSettings):
     group_id: str = "stockflow"
     client_id: str = "stockflow"
     # Static membership: a restarted member with the same id takes its partitions back at
-    # once instead of waiting out the session timeout (set it to the pod name).
+    # once instead of waiting out the session timeout (set it to the pod name). Unset, each
+    # process makes an id of its own and gives it up when it stops.
     group_instance_id: str | None = None
     session_timeout_ms: int = Field(default=10_000, ge=1000)
     metrics_port: int = 9108

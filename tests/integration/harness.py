@@ -142,14 +142,16 @@ def spawn(env: Env, instance: str | None = None,
     return start_logged("process", vars_)
 
 
-def start_logged(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """`stockflow COMMAND` as a child, its log in a file of its own (see `log_of`)."""
+def start_logged(command: str, env: dict[str, str], *,
+                 with_stdout: bool = False) -> subprocess.Popen[bytes]:
+    """`stockflow COMMAND` as a child, its log in a file of its own (see `log_of`);
+    `with_stdout`: its standard output too, in the same file."""
     log = tempfile.NamedTemporaryFile(dir=LOG_DIR, prefix=f"{command}-", suffix=".log",  # noqa: SIM115 - outlives this call
                                       delete=False)
     # its temporary folders too (a relay killed with SIGKILL leaves its data folder)
     tmp = {"TMPDIR": str(LOG_DIR)} if LOG_DIR else {}
     proc = subprocess.Popen([sys.executable, "-m", "stockflow", command], env=env | tmp,
-                            stdout=subprocess.DEVNULL, stderr=log)
+                            stdout=log if with_stdout else subprocess.DEVNULL, stderr=log)
     _LOGS[proc.pid] = log.name
     return proc
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from stockflow.adapters.kafka_metrics import KafkaMetrics
 from stockflow.adapters.metrics import PrometheusObserver
 from stockflow.adapters.relay_metrics import RelayMetrics
 
@@ -21,6 +22,7 @@ def exported() -> set[str]:
     registry = CollectorRegistry()
     PrometheusObserver(registry)
     RelayMetrics(registry)
+    KafkaMetrics(registry)  # the processor's, the relay's and the API's
     return {fam.name + s for fam in registry.collect() for s in SUFFIXES.get(fam.type, [""])}
 
 

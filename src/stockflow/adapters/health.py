@@ -10,7 +10,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from stockflow.adapters.kafka import BrokerWatch
+from stockflow.adapters.broker_watch import BrokerWatch
 from stockflow.adapters.ports import explained
 
 __all__ = ["Health", "serve"]

@@ -61,3 +61,5 @@ def configure(level: str, fmt: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # warnings a library raises would otherwise be written to stderr as plain text
+    logging.captureWarnings(True)

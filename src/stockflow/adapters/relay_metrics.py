@@ -40,11 +40,14 @@ class RelayMetrics:
                                  "Time from connecting to the receiver's answer (or the "
                                  "failure) of one attempt", buckets=_SECONDS, registry=registry)
         self.pending = Gauge("stockflow_webhook_queue_pending",
-                             "Deliveries waiting for an attempt, due now or later",
+                             "Deliveries an enabled endpoint will attempt, due now or later",
                              registry=registry)
         self.oldest = Gauge("stockflow_webhook_queue_oldest_due_seconds",
-                            "How long the longest-waiting due delivery has been due",
-                            registry=registry)
+                            "How long the longest-waiting due delivery of an enabled "
+                            "endpoint has been due", registry=registry)
+        self.held = Gauge("stockflow_webhook_queue_held",
+                          "Pending deliveries of disabled endpoints, attempted only once "
+                          "their endpoint is enabled again", registry=registry)
         self.endpoints = Gauge("stockflow_webhook_endpoints", "Registered endpoints by state",
                                ["state"], registry=registry)
         self.disabled = Counter(

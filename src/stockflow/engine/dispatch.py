@@ -136,9 +136,10 @@ class Dispatcher:
         states = Counter(ep.state for ep in rows)
         for state in ("enabled", "disabled"):
             self.metrics.endpoints.labels(state).set(states[state])
-        pending, oldest = await self.db.call(store.queue_depth)
-        self.metrics.pending.set(pending)
-        self.metrics.oldest.set(oldest)
+        depth = await self.db.call(store.queue_depth)
+        self.metrics.pending.set(depth.pending)
+        self.metrics.oldest.set(depth.oldest_due)
+        self.metrics.held.set(depth.held)
 
     async def _idle(self, stop: asyncio.Event) -> None:
         """Until poked, stopped or a tick has passed (retries fall due with no poke)."""

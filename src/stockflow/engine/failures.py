@@ -29,6 +29,7 @@ from confluent_kafka import KafkaException
 
 from stockflow import StockflowError
 from stockflow.adapters.db.store import FencedError
+from stockflow.adapters.outages import REMIND
 
 __all__ = ["CommitError", "DecideError", "EmitError", "Failure", "GaveUpError", "MarkError",
            "StepError", "StoppedError", "classify", "describe", "wait_out"]
@@ -134,7 +135,7 @@ def wait_out(
             if give_up and waited > give_up:
                 raise GaveUpError(f"outage not over after {waited:.0f} s "
                                   f"(STOCKFLOW_OUTAGE_GIVE_UP): {describe(exc)}") from exc
-            if time.monotonic() - said > 10:
+            if time.monotonic() - said > REMIND:
                 said = time.monotonic()
                 log.warning("still waiting after %.0f s: %s", waited, describe(exc))
             delay = min(delay * 2, longest_delay)

@@ -24,7 +24,13 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import psycopg
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 
 from stockflow import StockflowError
 from stockflow.adapters.db import queries, store
@@ -72,7 +78,7 @@ class Processor:
         connect: Callable[[bool], store.Conn], topics: Topics, group: str, policy: Policy,
         limits: Limits, observer: Observer, health: Health, batch_max: int, idle_wait: float,
         sweep_interval: float, give_up: float, flush_timeout: float = 30.0,
-        cache_entries: int,
+        cache_entries: int, leave_on_stop: bool = False,
     ) -> None:
         self.consumer, self.producer, self.failures = consumer, producer, failures
         self.connect = connect
@@ -91,6 +97,9 @@ class Processor:
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="stockflow-writer")
         self.in_flight: tuple[Future[Offsets], Prepared] | None = None
         self.next_sweep = 0.0
+        self.leave_on_stop = leave_on_stop
+        self.rejoining = False  # the group session was lost: see `_nudge`
+        self.next_nudge = 0.0
         self.processed = 0
         self.stop = threading.Event()
         # steps 2-4; touched by the writer thread, or by this one while the writer is idle
@@ -238,6 +247,7 @@ class Processor:
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._finish_in_flight()
+        self.rejoining = False
         self.assigned = {(tp.topic, tp.partition) for tp in partitions}
         self._wait_out(lambda: self._resync(reemit=True))
         self.health.assigned = bool(partitions)
@@ -245,7 +255,14 @@ class Processor:
         log.info("assigned partitions %s of %d topics", _numbers(self.assigned),
                  len({t for t, _ in self.assigned}))
 
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.rejoining = True
+        self._release(partitions, "lost partitions %s (the group session expired): rejoining")
+
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._release(partitions, "revoked partitions %s")
+
+    def _release(self, partitions: list[TopicPartition], said: str) -> None:
         self._finish_in_flight()
         self.cache.clear()
         gone = {(tp.topic, tp.partition) for tp in partitions}
@@ -256,7 +273,7 @@ class Processor:
         self.consumer.unassign()
         self.health.assigned = bool(self.assigned)
         self.observer.on_rebalance("revoke", len(self.assigned))
-        log.info("revoked partitions %s", _numbers(gone))
+        log.info(said, _numbers(gone))
 
     def _wait_out(self, attempt: Callable[[], T]) -> T:
         """`attempt()`, waiting out an outage it runs into."""
@@ -274,7 +291,7 @@ class Processor:
         """Process until `stop` is set; the batch in hand is finished first."""
         self.stop = stop
         self.consumer.subscribe(self.topics.inputs, on_assign=self._on_assign,
-                                on_revoke=self._on_revoke, on_lost=self._on_revoke)
+                                on_revoke=self._on_revoke, on_lost=self._on_lost)
         self.health.db_ok = True
         try:
             while not stop.is_set():
@@ -289,14 +306,31 @@ class Processor:
                      "by the next owner")
         finally:
             self.writer.shutdown(wait=True)
+            if self.leave_on_stop:
+                self._leave()
             self.consumer.close()
             self.producer.flush(5)
+
+    def _leave(self) -> None:
+        """Leave the group: a static member's close does not (see `kafka.consumer`). The
+        leave is sent once the revocation has been served, by polling; what a poll returns
+        meanwhile is not applied, so the partitions' next owner reads it."""
+        try:
+            self.consumer.unsubscribe()
+            began = time.monotonic()
+            while time.monotonic() - began < 5 and (
+                    self.assigned or time.monotonic() - began < _LEAVE_POLL):
+                self.consumer.poll(_LEAVE_POLL)
+        except KafkaException as exc:  # the group will drop this member when its session expires
+            log.warning("could not leave the group: %s", exc)
 
     def _step(self) -> None:
         # A batch is whatever has arrived: small under a light load, growing with a backlog
         # (messages gather while the writer commits the batch before), with no wait to tune.
         msgs = take_arrived(self.consumer, self.batch_max, self.idle_wait)
         self.health.tick()
+        if self.rejoining:
+            self._nudge()
         queued = age(msgs[0]) if msgs else 0.0
         batch: list[Consumed] = []
         assigned = self.assigned
@@ -305,7 +339,7 @@ class Processor:
             if err is not None:
                 if err.fatal():
                     raise StockflowError(f"fatal consumer error: {err}")
-                log.warning("consumer error: %s", err)
+                self.health.brokers.error(err)  # counted, and said once per outage
                 continue
             topic, part, offset = m.topic(), m.partition(), m.offset()
             # A message of a partition revoked since it was fetched is not ours to apply.
@@ -354,12 +388,26 @@ class Processor:
 
     # --- periodic work -----------------------------------------------------------------
 
+    def _nudge(self) -> None:
+        """Ask for metadata while rejoining after a lost session. A restarted broker
+        refuses JoinGroup until its group coordinator has loaded (NOT_COORDINATOR, then
+        COORDINATOR_LOAD_IN_PROGRESS); librdkafka retries only a second or two later,
+        unless a metadata response comes, which lets it retry at once. Measured from the
+        broker's return to the member's assignment: 2.2-2.9 s without, 1.5-2.3 s with."""
+        now = time.monotonic()
+        if now < self.next_nudge:
+            return
+        self.next_nudge = now + _NUDGE_EVERY
+        try:
+            self.consumer.list_topics(self.topics.inputs[0], timeout=_NUDGE_EVERY)
+        except KafkaException:
+            return  # still away: its clients' errors tell the watch
+        self.health.brokers.up()
+
     def _housekeeping(self) -> None:
         try:
-            if not self.health.brokers.ok:
-                self.consumer.list_topics(self.topics.inputs[0], timeout=1.0)
-                self.health.brokers.up()
-            self._sweep()
+            if self.health.brokers.ok:  # else the sweeper's outputs would wait for them
+                self._sweep()
             self._report()
             self._mirror_now()
         except Exception as exc:
@@ -393,6 +441,10 @@ class Processor:
             produce_all(self.producer, fresh)
             self.producer.flush(10)
             self.observer.on_swept(len(fresh))
+
+
+_NUDGE_EVERY = 0.2  # seconds between two metadata requests while rejoining
+_LEAVE_POLL = 0.1  # seconds: the shortest wait for the leave to be sent
 
 
 def _numbers(tps: Iterable[TP]) -> list[int]:

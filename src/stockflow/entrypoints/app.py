@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 
+from stockflow.adapters.broker_watch import BrokerWatch
 from stockflow.adapters.db import store
 from stockflow.adapters.db.migrate import require_migrated
 from stockflow.adapters.health import Health, serve
@@ -25,6 +26,7 @@ from stockflow.adapters.kafka import (
     producer,
     require_copartitioned,
 )
+from stockflow.adapters.kafka_metrics import KafkaMetrics
 from stockflow.adapters.metrics import PrometheusObserver
 from stockflow.adapters.observer import NullObserver, Observer
 from stockflow.contract.topics import Topics
@@ -88,23 +90,25 @@ def build_processor(settings: Settings, *, observer: Observer | None = None,
                     health: Health | None = None) -> Processor:
     """Check the topics and the schema, then wire clients and the processor."""
     topics = Topics(settings.topic_prefix)
-    require_copartitioned(admin(settings), topics.inputs)
+    health = health or Health()
+    watch = health.brokers  # every client's errors and outages, and readiness
+    require_copartitioned(admin(settings, watch), topics.inputs)
 
     def connect(autocommit: bool) -> store.Conn:
         return database(settings, autocommit=autocommit)
 
     migrated_database(settings).close()
-    health = health or Health()
     failures = DeliveryFailures()
-    watch = {"error_cb": health.brokers}
     return Processor(
-        consumer=consumer(settings, watch),
-        producer=producer(settings, {**failures.config(), **watch}), failures=failures,
+        consumer=consumer(settings, watch=watch),
+        producer=producer(settings, failures.config(), watch), failures=failures,
         connect=connect, topics=topics, group=settings.group_id, policy=settings.policy(),
         limits=settings.limits(), observer=observer or NullObserver(), health=health,
         batch_max=settings.batch_max_messages, idle_wait=settings.idle_wait,
         sweep_interval=settings.sweep_interval, give_up=settings.outage_give_up,
         cache_entries=settings.cache_max_entries,
+        # an id of its own is given up on stopping (see `stockflow.adapters.kafka.consumer`)
+        leave_on_stop=settings.group_instance_id is None,
     )
 
 
@@ -139,7 +143,8 @@ def serving(settings: Settings) -> Iterator[Serving]:
     """A wired processor with /metrics, /healthz and /readyz served; all closed after."""
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)  # resident memory, CPU seconds, open files
-    health = Health()
+    kafka = KafkaMetrics(registry)
+    health = Health(brokers=BrokerWatch(counted=kafka.error, reachable=kafka.reachable))
     server = serve(settings.metrics_host, settings.metrics_port, registry, health,
                    setting=Settings.variable("metrics_port"))
     port = int(server.server_address[1])

@@ -11,8 +11,12 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 from stockflow import StockflowError
 from stockflow.adapters import ssrf
+from stockflow.adapters.aiokafka_logs import tell_errors_to
+from stockflow.adapters.broker_watch import BrokerWatch
 from stockflow.adapters.db import store
 from stockflow.adapters.health import Health, serve
+from stockflow.adapters.kafka import watch_brokers
+from stockflow.adapters.kafka_metrics import KafkaMetrics
 from stockflow.adapters.relay_metrics import RelayMetrics
 from stockflow.adapters.secrets import SecretBox
 from stockflow.contract.topics import Topics
@@ -57,9 +61,19 @@ def run_relay(settings: Settings) -> None:
     migrated_database(settings).close()
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
-    # Readiness: live, partitions assigned and Postgres reachable. The brokers are watched
-    # by faust's own client, which waits their outages out and logs them.
-    metrics, health = RelayMetrics(registry), Health()
+    # Readiness: live, partitions assigned, Postgres and a broker reachable. faust's own
+    # client waits broker outages out; its errors are told to the watch, which says an
+    # outage once and counts them, and probes the brokers while none answers.
+    kafka = KafkaMetrics(registry)
+    watch = watch_brokers(settings, BrokerWatch(counted=kafka.error,
+                                                reachable=kafka.reachable))
+    tell_errors_to(watch)
+    # aiokafka's informational lines narrate its group protocol, a line per retry (ten in
+    # the second after a broker restart); faust says the same changes once. At DEBUG, all.
+    level = logging.getLogger().level
+    logging.getLogger("aiokafka").setLevel(level if level <= logging.DEBUG
+                                           else max(logging.WARNING, level))
+    metrics, health = RelayMetrics(registry), Health(brokers=watch)
 
     def link(name: str) -> DbLink:
         return DbLink(connect, name=name, health=health, metrics=metrics)
@@ -81,11 +95,11 @@ def run_relay(settings: Settings) -> None:
                               directory=directory, dispatcher=dispatcher, metrics=metrics,
                               health=health, datadir=datadir,
                               session_timeout=settings.session_timeout_ms / 1000)
-            worker = faust.Worker(app, quiet=True,
-                                  loglevel=logging.getLevelName(logging.getLogger().level))
-            # The worker draws a terminal spinner per log record and sets the root logger
-            # to DEBUG for it at WARNING and above; stockflow's logging stays as configured.
-            worker.spinner = None
+            # faust/mode would replace the root logger's handlers with their own plain-text
+            # (colorlog) ones and redirect stdout into logging: stockflow's logging, set up
+            # by the CLI, stays the only one, so every line is formatted the same way.
+            worker = faust.Worker(app, quiet=True, override_logging=False)
+            worker.spinner = None  # a terminal spinner, drawn on stdout while stopping
             worker.execute_from_commandline()
     finally:
         server.shutdown()

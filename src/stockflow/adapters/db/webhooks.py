@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from stockflow.adapters.db.store import Conn
 
@@ -17,6 +17,7 @@ __all__ = [
     "Endpoint",
     "OutEvent",
     "Outcome",
+    "QueueDepth",
     "add_endpoint",
     "claim",
     "deliveries",
@@ -93,6 +94,16 @@ class Outcome:
     at: datetime
     ok: bool  # the endpoint answered 2xx
     disable: str | None = None  # a reason to disable the endpoint now
+
+
+class QueueDepth(NamedTuple):
+    """The delivery queue as operators watch it. `pending` and `oldest_due` count only
+    what an enabled endpoint will attempt; a disabled endpoint's deliveries are `held`:
+    nothing is late while its owner fixes the receiver."""
+
+    pending: int  # waiting for an attempt, due now or later
+    oldest_due: float  # seconds the longest-waiting due one has been due (0 if none)
+    held: int  # pending, of disabled endpoints
 
 
 @dataclass(frozen=True)
@@ -265,10 +276,13 @@ def replay(conn: Conn, endpoint_id: str, event_ids: list[str]) -> int:
     return cur.rowcount
 
 
-def queue_depth(conn: Conn) -> tuple[int, float]:
-    """Pending deliveries and the age in seconds of the oldest due one (0 if none)."""
+def queue_depth(conn: Conn) -> QueueDepth:
+    """The queue's depth (see QueueDepth), from one scan of the pending deliveries."""
     row = conn.execute(
-        "SELECT count(*), coalesce(extract(epoch FROM now() - min(next_at)"
-        " FILTER (WHERE next_at <= now())), 0) FROM webhook_deliveries"
-        " WHERE status = 'pending'").fetchone()
-    return (int(row[0]), float(row[1])) if row else (0, 0.0)
+        "SELECT count(*) FILTER (WHERE e.state = 'enabled'),"
+        " coalesce(extract(epoch FROM now() - min(d.next_at)"
+        " FILTER (WHERE e.state = 'enabled' AND d.next_at <= now())), 0),"
+        " count(*) FILTER (WHERE e.state <> 'enabled')"
+        " FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id"
+        " WHERE d.status = 'pending'").fetchone()
+    return QueueDepth(int(row[0]), float(row[1]), int(row[2])) if row else QueueDepth(0, 0.0, 0)

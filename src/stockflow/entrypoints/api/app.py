@@ -29,7 +29,9 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stockflow import __version__
+from stockflow.adapters.broker_watch import BrokerWatch
 from stockflow.adapters.db.store import AsyncConn
+from stockflow.adapters.kafka_metrics import KafkaMetrics
 from stockflow.entrypoints.api import imports, reads, reports, warehouses, writes
 from stockflow.entrypoints.api.auth import Gate
 from stockflow.entrypoints.api.outcomes import Outcomes
@@ -168,6 +170,10 @@ def build_app(settings: Settings) -> FastAPI:
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     pool = _pool(settings)
+    # the publishers' Kafka errors, counted; an outage said once (readiness is Postgres':
+    # reads need no broker, and a write answers 503 while none answers)
+    kafka = KafkaMetrics(registry)
+    watch = BrokerWatch(counted=kafka.error, reachable=kafka.reachable)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -175,8 +181,8 @@ def build_app(settings: Settings) -> FastAPI:
         app.state.pool = pool
         app.state.gate = Gate(pool, settings.api_rate_limit, settings.api_rate_burst)
         app.state.settings = settings
-        app.state.sender = Sender(settings)
-        app.state.import_sender = imports.ImportSender(settings)
+        app.state.sender = Sender(settings, watch)
+        app.state.import_sender = imports.ImportSender(settings, watch)
         app.state.outcomes = Outcomes(pool)
         try:
             yield

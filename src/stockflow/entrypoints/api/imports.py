@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from stockflow import StockflowError
+from stockflow.adapters.broker_watch import BrokerWatch
 from stockflow.adapters.db import imports
 from stockflow.entrypoints.api.auth import Authenticated, Caller, require
 from stockflow.entrypoints.api.models import Problem, problems
@@ -95,9 +96,9 @@ class ImportSender:
     """Imports' own transactional publisher (an import's transaction lasts seconds: writes
     do not wait behind it), one import at a time."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, watch: BrokerWatch | None = None) -> None:
         self.settings = settings
-        self.publisher = Publisher(settings, source="stockflow-import")
+        self.publisher = Publisher(settings, source="stockflow-import", watch=watch)
         self.lock = asyncio.Lock()
 
     async def send(self, found: Plan) -> None:

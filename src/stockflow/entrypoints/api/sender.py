@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 from confluent_kafka import KafkaException
 from fastapi import HTTPException
 
+from stockflow.adapters.broker_watch import BrokerWatch
 from stockflow.publisher import Publisher, PublishError
 from stockflow.settings import Settings
 
@@ -34,8 +35,8 @@ class Sender:
     a transaction per request capped writes at ~30/s (the commit's round trips; measured).
     """
 
-    def __init__(self, settings: Settings) -> None:
-        self.publisher = Publisher(settings, source="stockflow-api")
+    def __init__(self, settings: Settings, watch: BrokerWatch | None = None) -> None:
+        self.publisher = Publisher(settings, source="stockflow-api", watch=watch)
         self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self.worker = threading.Thread(target=self._work, name="api-sender", daemon=True)
         self.worker.start()
