@@ -28,10 +28,11 @@ class Settings(BaseSettings):
     group_id: str = "stockflow"
     client_id: str = "stockflow"
     # Static membership: a restarted member with the same id takes its partitions back at
-    # once instead of waiting out the session timeout (set it to the pod name). Unset, each
-    # process makes an id of its own and gives it up when it stops.
+    # once instead of waiting out the session timeout (set it to the pod name).
     group_instance_id: str | None = None
-    session_timeout_ms: int = Field(default=10_000, ge=1000)
+    # Kafka's own default: a member rides out a broker restart shorter than this without
+    # rejoining; a crashed member's partitions wait this long (see adapters.kafka.consumer)
+    session_timeout_ms: int = Field(default=45_000, ge=1000)
     metrics_port: int = 9108
     metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped from outside the pod/container
 

@@ -32,6 +32,7 @@ from stockflow.contract.topics import TopicKind
 from stockflow.devtools.localenv import LocalServices, free_port
 from stockflow.devtools.workload import generate
 from stockflow.publisher import Publisher
+from stockflow.settings import Settings
 from tests.factories import envelope
 from tests.integration.harness import (
     Env,
@@ -123,8 +124,11 @@ def test_a_broker_restart_costs_seconds_and_a_few_log_lines(services: LocalServi
     kafka = services.kafka
     assert kafka is not None, "this test restarts the Kafka the suite starts"
     env = make_env(services, unique, partitions=3, relay_group_id=f"r{unique}")
+    # the default session timeout, not the suite's 6 s (kept short elsewhere so that a
+    # killed member's partitions move on quickly): it is what rides out the restart
+    default_session = Settings.model_fields["session_timeout_ms"].default
     info = {**os.environ, **env.env_vars, "STOCKFLOW_LOG_LEVEL": "INFO",
-            "STOCKFLOW_LOG_FORMAT": "json"}
+            "STOCKFLOW_LOG_FORMAT": "json", "STOCKFLOW_SESSION_TIMEOUT_MS": str(default_session)}
     port, relay_port, api_port = free_port(), free_port(), free_port()
     processor = spawn(env, extra={**info, "STOCKFLOW_METRICS_PORT": str(port)})
     relay = start_logged("relay", {**info, "STOCKFLOW_SECRET_KEY": KEY,

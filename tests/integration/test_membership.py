@@ -1,6 +1,6 @@
-"""Group membership: every member is a static one (see `stockflow.adapters.kafka.consumer`),
-yet a member stopped cleanly still hands its partitions over at once, as a dynamic member's
-close did: with an id of its own, it leaves the group itself."""
+"""Group membership: a member stopped cleanly hands its partitions over at once, however
+long its session timeout: its close leaves the group (see
+`stockflow.adapters.kafka.consumer`)."""
 
 from __future__ import annotations
 

@@ -41,10 +41,13 @@ def test_errors_are_counted_and_an_outage_said_once(caplog: pytest.LogCaptureFix
     assert watch.ok
 
 
-def test_a_fatal_error_is_said_at_once(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_fatal_error_is_said_at_once_and_kept_for_the_owner(
+        caplog: pytest.LogCaptureFixture) -> None:
     watch = BrokerWatch()
+    assert watch.fatal is None
     with caplog.at_level(logging.INFO, logger="stockflow.adapters.kafka"):
         watch.error(KafkaError(KafkaError._FENCED, "producer fenced", fatal=True))  # noqa: SLF001
     assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
         (logging.ERROR, "kafka: producer fenced")]
     assert watch.ok
+    assert watch.fatal == "producer fenced"  # the processor stops on it rather than hang

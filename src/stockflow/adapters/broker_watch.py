@@ -29,6 +29,7 @@ __all__ = ["BrokerWatch", "kind_of"]
 _kafka_log = logging.getLogger("stockflow.adapters.kafka")
 
 # librdkafka's local error codes are exposed with a leading underscore
+_FATAL = KafkaError._FATAL  # noqa: SLF001
 _ALL_BROKERS_DOWN = KafkaError._ALL_BROKERS_DOWN  # noqa: SLF001
 # librdkafka lines told otherwise, and dropped: each failed connection (FAIL) is reported
 # to error_cb as well, and counted and told as part of its outage; an expired group
@@ -60,6 +61,8 @@ class BrokerWatch:
         self.lock = threading.Lock()
         self.probe_conf: dict[str, Any] | None = None
         self.watching = False  # a thread ticks (see `_watch`)
+        # a client's fatal error: that client can do nothing more, its owner must stop
+        self.fatal: str | None = None
         reachable(True)
 
     @property
@@ -85,7 +88,9 @@ class BrokerWatch:
     def error(self, err: KafkaError) -> None:
         """librdkafka's error callback."""
         self.counted(kind_of(err))
-        if err.fatal():
+        # librdkafka reports a fatal error with the code _FATAL, not always the flag
+        if err.fatal() or err.code() == _FATAL:
+            self.fatal = err.str()
             _kafka_log.error("kafka: %s", err.str())
         elif err.code() == _ALL_BROKERS_DOWN:
             self._step(outages.unreachable, err.str())

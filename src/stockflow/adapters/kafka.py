@@ -4,9 +4,6 @@ the few admin operations stockflow needs. No business logic lives here."""
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import socket
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -36,7 +33,6 @@ __all__ = [
     "consumer",
     "create_topics",
     "headers_of",
-    "instance_id",
     "mirror_positions",
     "partition_counts",
     "produce_all",
@@ -78,25 +74,21 @@ def watch_brokers(settings: Settings, watch: BrokerWatch) -> BrokerWatch:
     return watch
 
 
-def instance_id(settings: Settings) -> str:
-    """The consumer's static member id: the configured one, else one of this process's
-    own (host, pid and a random part, so that no two processes share it)."""
-    return settings.group_instance_id or (
-        f"{settings.client_id}-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
-
-
 def consumer(settings: Settings, extra: dict[str, Any] | None = None,
              watch: BrokerWatch | None = None) -> Consumer:
     """The processor's consumer. Positions live in Postgres, so Kafka never auto-commits;
     the range assignor gives one member the same partition number of every input topic.
 
-    Always a static member (`instance_id`): librdkafka forgets its member id when its
-    session times out, as it does while the brokers are away, and a restarted broker then
-    held the rejoining member back until the member it had been expired, a whole session
-    timeout after the broker was back (measured: 6.4 s with a 6 s session timeout, 10 s
-    with the default). A static member takes its own place back at once. Static members do
-    not leave the group when they close: a process with an id of its own leaves it itself
-    (the processor unsubscribes first), so its partitions move on at once as before."""
+    A static member only when `group_instance_id` is set. The session timeout (default
+    45 s, Kafka's own) is what lets a member ride out a broker restart: librdkafka forgets
+    its member id once its session has timed out locally, and a restarted broker then made
+    the rejoining member wait until the member it had been expired, a whole session
+    timeout after the broker was back (7.2 s with a 6 s timeout, 10 s with 10 s). A
+    member whose session outlasts the outage keeps its place and resumes as soon as the
+    broker answers. Making every member static instead was tried: after a broker restart
+    a static member that rejoins is sometimes fenced by its own new incarnation, which
+    librdkafka treats as fatal (twice in a row in the suite's outage test; a known
+    librdkafka behaviour)."""
     own: dict[str, Any] = {
         "group.id": settings.group_id,
         "enable.auto.commit": False,
@@ -112,10 +104,12 @@ def consumer(settings: Settings, extra: dict[str, Any] | None = None,
         "fetch.wait.max.ms": 10,
         "queued.max.messages.kbytes": 65536,
         "session.timeout.ms": settings.session_timeout_ms,
-        "heartbeat.interval.ms": max(500, settings.session_timeout_ms // 5),
+        # Kafka's 3 s at most: members learn of a rebalance by their next heartbeat
+        "heartbeat.interval.ms": max(500, min(3000, settings.session_timeout_ms // 5)),
         "max.poll.interval.ms": 300000,
     }
-    own["group.instance.id"] = instance_id(settings)
+    if settings.group_instance_id:
+        own["group.instance.id"] = settings.group_instance_id
     return Consumer(_merge(settings, own, extra, watch))
 
 

@@ -86,7 +86,8 @@ def build_relay(*, app_id: str, bootstrap: str, topics: Topics, db: DbLink,
                     store="memory://", consumer_auto_offset_reset="earliest",
                     broker_commit_interval=1.0, web_enabled=False, autodiscover=False,
                     broker_session_timeout=session_timeout,
-                    broker_heartbeat_interval=max(0.5, session_timeout / 5),
+                    # as the processor: Kafka's 3 s at most, so a rebalance is heard soon
+                    broker_heartbeat_interval=min(3.0, max(0.5, session_timeout / 5)),
                     datadir=datadir,
                     # faust-streaming can drop a stream's in-flight messages when a rebalance
                     # follows right after start-up (its issue #596); start streams only once

@@ -107,8 +107,6 @@ def build_processor(settings: Settings, *, observer: Observer | None = None,
         batch_max=settings.batch_max_messages, idle_wait=settings.idle_wait,
         sweep_interval=settings.sweep_interval, give_up=settings.outage_give_up,
         cache_entries=settings.cache_max_entries,
-        # an id of its own is given up on stopping (see `stockflow.adapters.kafka.consumer`)
-        leave_on_stop=settings.group_instance_id is None,
     )
 
 
