@@ -129,12 +129,12 @@ STALLED = 60.0  # seconds without progress after which a drain gives up
 
 def drain(cmd: list[str], s: Settings, topics: Topics, label: str,
           progress: Callable[[Settings, Topics], int] = committed,
-          members: int = 1) -> Drained:
+          members: int = 1, extra_env: dict[str, str] | None = None) -> Drained:
     """Run `members` copies of `cmd` in one group until every input offset is committed,
     polling what is committed; gives up after `STALLED` seconds without progress."""
     target = end_offsets(s, topics)
     client = admin(s)
-    procs = [subprocess.Popen(cmd, env=env_of(s), stdout=subprocess.DEVNULL)
+    procs = [subprocess.Popen(cmd, env=env_of(s, **(extra_env or {})), stdout=subprocess.DEVNULL)
              for _ in range(members)]
     first_at = first_n = start_at = start_n = None
     last_n, last_at, last_print = 0, time.monotonic(), 0.0

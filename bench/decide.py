@@ -24,8 +24,9 @@ from stockflow.contract.topics import Topics
 from stockflow.devtools.workload import generate
 from stockflow.domain.inputs import Limits
 from stockflow.domain.state import Policy, Remediation
+from stockflow.engine.batch import Consumed
 from stockflow.engine.cache import StateCache
-from stockflow.engine.checkpoint import Consumed, prepare
+from stockflow.engine.stock import prepare
 from stockflow.entrypoints.app import tune_gc
 
 

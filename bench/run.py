@@ -28,6 +28,7 @@ import os
 import statistics
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import ceiling
 import latency
@@ -90,6 +91,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=15, help="per latency point")
     ap.add_argument("--memory-keys", type=int, default=200_000)
     ap.add_argument("--parts", default=",".join(PARTS), help=f"of {', '.join(PARTS)}")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="a checkout of another commit (e.g. a `git worktree`): its processor "
+                    "drains too, alternating with this one's, --repeat times each")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
     if unknown := parts - set(PARTS):
@@ -138,18 +142,34 @@ def _warm_up(run: Run) -> None:
 def _throughput(run: Run) -> list[str]:
     args = run.args
     runs: list[Drained] = []
+    base_runs: list[Drained] = []
     for rep in range(1, args.repeat + 1):
-        s = settings_for(run.base, "sf")
-        topics = prepare(s, args.partitions)
-        publish(s, topics, run.items)
-        say(f"stockflow: draining (run {rep} of {args.repeat})")
-        runs.append(drain(PROCESSOR, s, topics, "stockflow", members=args.members))
-        run.drained = (s, topics)
+        # with a baseline, alternate which goes first: a drift of the machine hits both
+        for which in (("this", "baseline") if rep % 2 else ("baseline", "this")):
+            if which == "baseline" and args.baseline is None:
+                continue
+            s = settings_for(run.base, "sf")
+            topics = prepare(s, args.partitions)
+            publish(s, topics, run.items)
+            say(f"{which}: draining (run {rep} of {args.repeat})")
+            if which == "this":
+                runs.append(drain(PROCESSOR, s, topics, "stockflow", members=args.members))
+                run.drained = (s, topics)
+            else:
+                base_runs.append(drain(
+                    PROCESSOR, s, topics, "baseline", members=args.members,
+                    extra_env={"PYTHONPATH": str(args.baseline.resolve() / "src")}))
     run.sf_rate = statistics.median(r.rate for r in runs)
-    return ["throughput, events/s (published up front, drained end to end)",
-            f"  stockflow        {run.sf_rate:>9,.0f}  median of "
-            f"{', '.join(f'{r.rate:,.0f}' for r in runs)}; with group start-up "
-            f"{statistics.median(r.whole for r in runs):,.0f}"]
+    out = ["throughput, events/s (published up front, drained end to end)",
+           f"  stockflow        {run.sf_rate:>9,.0f}  median of "
+           f"{', '.join(f'{r.rate:,.0f}' for r in runs)}; with group start-up "
+           f"{statistics.median(r.whole for r in runs):,.0f}"]
+    if base_runs:
+        base = statistics.median(r.rate for r in base_runs)
+        out.append(f"  baseline         {base:>9,.0f}  median of "
+                   f"{', '.join(f'{r.rate:,.0f}' for r in base_runs)} ({args.baseline}); "
+                   f"this / baseline {run.sf_rate / base:.3f}")
+    return out
 
 
 def _naive(run: Run) -> list[str]:

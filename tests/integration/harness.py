@@ -32,7 +32,7 @@ from stockflow.contract.emit import Message
 from stockflow.contract.topics import INPUTS, TopicKind, Topics
 from stockflow.devtools.localenv import LocalServices
 from stockflow.devtools.workload import Item
-from stockflow.engine.processor import Processor
+from stockflow.engine.host import Host
 from stockflow.entrypoints.app import build_processor
 from stockflow.settings import Settings
 
@@ -98,7 +98,7 @@ def publish(env: Env, items: Iterable[Item]) -> int:
 
 @dataclass
 class Running:
-    processor: Processor
+    processor: Host
     failure: list[BaseException]
 
     def check(self) -> None:

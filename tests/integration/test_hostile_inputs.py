@@ -19,14 +19,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stockflow.adapters.db import store
+from stockflow.adapters.db.batches import PgBatchStore
 from stockflow.contract.emit import DLQ_MAX_BYTES
 from stockflow.contract.events import INPUT_MODELS, Reason
 from stockflow.contract.topics import TopicKind
 from stockflow.devtools.localenv import LocalServices
 from stockflow.domain.inputs import DEFAULT_LIMITS
 from stockflow.domain.state import Policy
+from stockflow.engine.batch import Consumed
 from stockflow.engine.cache import StateCache
-from stockflow.engine.checkpoint import Consumed, commit, prepare
+from stockflow.engine.checkpoint import commit
+from stockflow.engine.stock import prepare
 from tests.integration.harness import make_env
 
 EXAMPLES = int(os.environ.get("STOCKFLOW_HOSTILE_EXAMPLES", "40"))
@@ -132,8 +135,9 @@ def batch(draw: st.DrawFn) -> list[Consumed]:
 def test_hostile_batches_are_applied_or_rejected_and_always_commit(
         services: LocalServices, unique: str) -> None:
     env = make_env(services, unique, partitions=1)
-    conn = store.connect(env.settings.dsn(), env.settings.database_schema, autocommit=True)
-    writer = store.connect(env.settings.dsn(), env.settings.database_schema)
+    batches = PgBatchStore(lambda autocommit: store.connect(
+        env.settings.dsn(), env.settings.database_schema, autocommit=autocommit),
+        env.settings.group_id)
     cache = StateCache(Policy(), max_entries=100_000)
     positions: dict[tuple[str, int], int] = {}
     contract = {r.value for r in Reason} - {Reason.PROCESSING_ERROR.value}
@@ -147,9 +151,9 @@ def test_hostile_batches_are_applied_or_rejected_and_always_commit(
         base = max(positions.values(), default=0)
         named = [m._replace(topic=env.settings.topic_prefix + m.topic, offset=base + m.offset)
                  for m in msgs]  # offsets move on from batch to batch
-        prepared = prepare(conn, cache, named, topics=env.topics, policy=Policy(),
+        prepared = prepare(batches.reads, cache, named, topics=env.topics, policy=Policy(),
                            limits=DEFAULT_LIMITS, positions=positions)
-        commit(writer, prepared, group=env.settings.group_id, delete_outbox=[])
+        commit(batches, prepared, delete_outbox=[])
         positions.update({tp: nxt for tp, (_, nxt) in prepared.offsets.items()})
         outcomes = prepared.report.events
         assert sum(outcomes.values()) == len(named)
@@ -163,8 +167,7 @@ def test_hostile_batches_are_applied_or_rejected_and_always_commit(
     try:
         run()
     finally:
-        conn.close()
-        writer.close()
+        batches.close()
     assert seen["rejected"] > 0
     assert seen["applied"] > 0
     with store.connect(env.settings.dsn(), env.settings.database_schema) as check:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from stockflow.adapters.db import store
+from stockflow.adapters.db.batches import commit_batch
 from stockflow.adapters.db.migrate import migrate
 from stockflow.devtools.localenv import LocalServices
 from stockflow.domain.state import Quantities, Reservation, Severity, Status, StockState
@@ -40,7 +41,7 @@ def test_awkward_ids_round_trip(conn: store.Conn) -> None:
                    for n, ident in enumerate(AWKWARD[::2])],
     )
     with conn.transaction():
-        store.write(conn, "g", writes, offsets={}, delete_outbox=[])
+        commit_batch(conn, "g", writes, outbox=[], offsets={}, delete_outbox=[])
     got = store.fetch(conn, keys=[key], orders=[(key, o) for o in AWKWARD],
                       refs=[(key, r) for r in AWKWARD], ids=AWKWARD)
     assert got.stock[key] == writes.states[0]

@@ -27,9 +27,11 @@ from stockflow.domain.effects import Outcome
 from stockflow.domain.inputs import DEFAULT_LIMITS
 from stockflow.domain.rules import apply
 from stockflow.domain.state import Policy, Remediation, StockState, new_state
+from stockflow.engine.batch import Consumed
 from stockflow.engine.cache import StateCache
-from stockflow.engine.checkpoint import Checkpoint, Consumed, prepare
+from stockflow.engine.checkpoint import Checkpoint
 from stockflow.engine.failures import EmitError, Failure, classify
+from stockflow.engine.stock import prepare
 
 POLICY = Policy()
 # the cache hands a movement its key's pending lines only with remediation on
@@ -151,8 +153,8 @@ def _checkpoint(producer: _Producer, stop: bool = False) -> Checkpoint:
     flag = threading.Event()
     if stop:
         flag.set()
-    return Checkpoint(producer=producer, failures=DeliveryFailures(),  # type: ignore[arg-type]
-                      group="g", flush_timeout=0.05, stop=flag)
+    return Checkpoint(store=None, producer=producer,  # type: ignore[arg-type]
+                      failures=DeliveryFailures(), flush_timeout=0.05, stop=flag)
 
 
 def test_step_3_emits_or_says_what_was_not_delivered() -> None:

@@ -9,8 +9,8 @@ import psycopg.errors
 import pytest
 
 from stockflow import StockflowError
-from stockflow.adapters.db.store import FencedError
-from stockflow.engine.checkpoint import Consumed
+from stockflow.adapters.db.batches import FencedError
+from stockflow.engine.batch import Consumed
 from stockflow.engine.failures import (
     CommitError,
     EmitError,

@@ -23,6 +23,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-d
 
 from stockflow import StockflowError
 from stockflow.adapters.db import store
+from stockflow.adapters.db.batches import load_positions
 from stockflow.adapters.kafka import partition_counts
 from stockflow.contract.topics import TP
 
@@ -62,11 +63,11 @@ class AppliedWatch:
         was made are still to apply."""
         began = progressed = time.monotonic()
         ends = {tp: n for tp, n in self._ends().items() if n > self.start.get(tp, 0)}
-        done = store.load_positions(self.conn, self.group, list(ends))
+        done = load_positions(self.conn, self.group, list(ends))
         pause = 0.002
         while any(done.get(tp, 0) < end for tp, end in ends.items()) and not stop.wait(pause):
             now, before = time.monotonic(), done
-            done = store.load_positions(self.conn, self.group, list(ends))
+            done = load_positions(self.conn, self.group, list(ends))
             if done != before:  # an older backlog being worked off counts as progress too
                 progressed = now
             elif now - progressed > patience:

@@ -28,7 +28,7 @@ import psycopg.errors
 from confluent_kafka import KafkaException
 
 from stockflow import StockflowError
-from stockflow.adapters.db.store import FencedError
+from stockflow.adapters.db.batches import FencedError
 from stockflow.adapters.outages import REMIND
 
 __all__ = ["CommitError", "DecideError", "EmitError", "Failure", "GaveUpError", "MarkError",

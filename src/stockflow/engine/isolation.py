@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from stockflow import StockflowError
-from stockflow.engine.checkpoint import Consumed
+from stockflow.engine.batch import Consumed
 from stockflow.engine.failures import Failure, classify, describe
 
 __all__ = ["MessageId", "bisect"]

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 from stockflow.adapters.broker_watch import BrokerWatch
 from stockflow.adapters.db import store
+from stockflow.adapters.db.batches import PgBatchStore
 from stockflow.adapters.db.migrate import require_migrated
 from stockflow.adapters.health import Health, serve
 from stockflow.adapters.kafka import (
@@ -30,11 +31,17 @@ from stockflow.adapters.kafka_metrics import KafkaMetrics
 from stockflow.adapters.metrics import PrometheusObserver
 from stockflow.adapters.observer import NullObserver, Observer
 from stockflow.contract.topics import Topics
-from stockflow.engine.processor import Processor
+from stockflow.engine.checkpoint import Checkpoint
+from stockflow.engine.host import Host
+from stockflow.engine.stock import StockDecider
+from stockflow.engine.writer import Writer
 from stockflow.settings import Settings
 
 __all__ = ["Serving", "build_processor", "database", "migrated_database", "run_processor",
            "serving", "stop_on_signals"]
+
+# seconds a batch's outputs may take to be delivered before it counts as an outage
+FLUSH_TIMEOUT = 30.0
 
 log = logging.getLogger("stockflow")
 
@@ -87,10 +94,11 @@ def migrated_database(settings: Settings) -> store.Conn:
 
 
 def build_processor(settings: Settings, *, observer: Observer | None = None,
-                    health: Health | None = None) -> Processor:
-    """Check the topics and the schema, then wire clients and the processor."""
+                    health: Health | None = None) -> Host:
+    """Check the topics and the schema, then wire clients, the stock decider and the host."""
     topics = Topics(settings.topic_prefix)
     health = health or Health()
+    observer = observer or NullObserver()
     watch = health.brokers  # every client's errors and outages, and readiness
     require_copartitioned(admin(settings, watch), topics.inputs)
 
@@ -99,14 +107,18 @@ def build_processor(settings: Settings, *, observer: Observer | None = None,
 
     migrated_database(settings).close()
     failures = DeliveryFailures()
-    return Processor(
-        consumer=consumer(settings, watch=watch),
-        producer=producer(settings, failures.config(), watch), failures=failures,
-        connect=connect, topics=topics, group=settings.group_id, policy=settings.policy(),
-        limits=settings.limits(), observer=observer or NullObserver(), health=health,
-        batch_max=settings.batch_max_messages, idle_wait=settings.idle_wait,
-        sweep_interval=settings.sweep_interval, give_up=settings.outage_give_up,
-        cache_entries=settings.cache_max_entries,
+    kafka_producer = producer(settings, failures.config(), watch)
+    batches = PgBatchStore(connect, settings.group_id)
+    checkpoint = Checkpoint(store=batches, producer=kafka_producer, failures=failures,
+                            flush_timeout=FLUSH_TIMEOUT)
+    decider = StockDecider(topics=topics, policy=settings.policy(), limits=settings.limits(),
+                           cache_entries=settings.cache_max_entries)
+    return Host(
+        consumer=consumer(settings, watch=watch), producer=kafka_producer, store=batches,
+        decider=decider, writer=Writer(checkpoint, observer), group=settings.group_id,
+        observer=observer, health=health, batch_max=settings.batch_max_messages,
+        idle_wait=settings.idle_wait, sweep_interval=settings.sweep_interval,
+        give_up=settings.outage_give_up,
     )
 
 
@@ -131,7 +143,7 @@ def stop_on_signals(then: Callable[[], None] | None = None) -> Iterator[threadin
 
 
 class Serving(NamedTuple):
-    processor: Processor
+    processor: Host
     registry: CollectorRegistry
     metrics_port: int  # where /metrics is: the configured port, or the one 0 picked
 

@@ -16,7 +16,7 @@ from stockflow.adapters.db import queries, store
 from stockflow.adapters.kafka import consumer
 from stockflow.contract.topics import Topics
 from stockflow.devtools.simulate import Simulation, Simulator
-from stockflow.engine.processor import Processor
+from stockflow.engine.host import Host
 from stockflow.entrypoints.app import database, serving, stop_on_signals
 from stockflow.entrypoints.companions import companions
 from stockflow.entrypoints.console import View, summary, summary_table
@@ -51,7 +51,7 @@ def run_simulated(settings: Settings, *, rate: float, duration: float | None, sk
                       duration=duration, skus=skus, refresh=refresh, as_json=as_json)
 
 
-def _drive(settings: Settings, processor: Processor, registry: CollectorRegistry,
+def _drive(settings: Settings, processor: Host, registry: CollectorRegistry,
            banner: list[str], *, rate: float, duration: float | None, skus: int,
            refresh: float, as_json: bool) -> int:
     publisher = Publisher(settings, source="stockflow-simulator")

@@ -10,7 +10,7 @@ from stockflow.adapters.db.store import Conn
 from stockflow.contract.topics import TP
 
 __all__ = ["committed_positions", "due_reservations", "most_critical", "open_alerts",
-           "outbox_backlog", "stock_of", "totals"]
+           "stock_of", "totals"]
 
 _STOCK_FIELDS = ("sku", "warehouse", "on_hand", "reserved", "available", "in_transit",
                  "damaged", "version", "reorder_point", "safety_stock", "severity",
@@ -51,14 +51,6 @@ def open_alerts(conn: Conn) -> dict[str, int]:
     """Open low-stock alerts by severity."""
     rows = conn.execute("SELECT severity, count(*) FROM low_stock_alerts GROUP BY severity")
     return {str(s): int(n) for s, n in rows.fetchall()}
-
-
-def outbox_backlog(conn: Conn, group: str) -> tuple[int, float]:
-    """Undelivered outbox rows of `group`, and the age of the oldest in seconds."""
-    row = conn.execute(
-        "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)"
-        " FROM outbox WHERE group_id = %s", (group,)).fetchone()
-    return (int(row[0]), float(row[1])) if row else (0, 0.0)
 
 
 def committed_positions(conn: Conn, group: str) -> dict[TP, int]:

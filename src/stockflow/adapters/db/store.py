@@ -13,32 +13,14 @@ from typing import Any, NamedTuple
 import psycopg
 from psycopg import sql
 
-from stockflow import StockflowError
-from stockflow.contract.topics import TP
 from stockflow.domain.effects import LedgerEntry
 from stockflow.domain.state import Quantities, Reservation, Severity, Status, StockState
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]  # the HTTP API's
 
-__all__ = ["Advance", "AlertRow", "AsyncConn", "Conn", "FencedError", "Fetched", "LedgerRow",
-           "LineRow", "Offsets", "OutboxRow", "ProcessedRow", "RefRow", "RejectedRow", "Writes",
-           "connect",
-           "delete_outbox_rows", "fetch", "load_positions", "pending_outbox", "write"]
-
-class Advance(NamedTuple):
-    """A partition's committed position moving from `expected` (-1: none yet) to `to`."""
-
-    expected: int
-    to: int
-
-
-Offsets = dict[TP, Advance]
-
-
-class FencedError(StockflowError):
-    """Another member committed these partitions first: this batch must be dropped."""
-
+__all__ = ["AlertRow", "AsyncConn", "Conn", "Fetched", "LedgerRow", "LineRow", "ProcessedRow",
+           "RefRow", "RejectedRow", "Writes", "connect", "fetch"]
 
 def connect(dsn: str, schema: str, *, autocommit: bool = False, **params: Any) -> Conn:
     """A connection whose search path is `schema`; `params` are added libpq parameters
@@ -163,17 +145,9 @@ class ProcessedRow(NamedTuple):
     outcome: str
 
 
-class OutboxRow(NamedTuple):
-    """One partition's outgoing messages of a batch, framed as one blob."""
-
-    partition: int
-    messages: int
-    payload: bytes
-
-
 @dataclass
 class Writes:
-    """Everything one batch commits besides the offsets."""
+    """The stock rows one batch commits (`adapters.db.batches.Rows`)."""
 
     states: list[StockState] = field(default_factory=list)
     alerts_changed: list[AlertRow] = field(default_factory=list)
@@ -182,60 +156,41 @@ class Writes:
     refs: list[RefRow] = field(default_factory=list)
     processed: list[ProcessedRow] = field(default_factory=list)
     rejected: list[RejectedRow] = field(default_factory=list)
-    outbox: list[OutboxRow] = field(default_factory=list)
 
+    def copy(self, cur: psycopg.Cursor[tuple[Any, ...]]) -> None:
+        if self.ledger:
+            with cur.copy("COPY ledger (key, version, event_id, event_type, reference, note, "
+                          "on_hand_before, on_hand_after, reserved_before, reserved_after, "
+                          "in_transit_before, in_transit_after, damaged_before, damaged_after, "
+                          "actor, event_time, value, unit_cost, lost, remediated) FROM STDIN"
+                          ) as copy:
+                for key, e in self.ledger:  # a LedgerRow
+                    b, a = e.before, e.after
+                    copy.write_row((key, e.version, e.event_id, e.event_type, e.reference,
+                                    e.note, b.on_hand, a.on_hand, b.reserved, a.reserved,
+                                    b.in_transit, a.in_transit, b.damaged, a.damaged, e.actor,
+                                    e.time, e.value, e.unit_cost, e.lost, e.remediated))
+        if self.processed:
+            with cur.copy('COPY processed_events (event_id, key, topic, partition, "offset", '
+                          "outcome) FROM STDIN") as copy:
+                for row in self.processed:
+                    copy.write_row(row)
 
-def write(
-    conn: Conn, group: str, w: Writes, *, offsets: Offsets, delete_outbox: list[int],
-) -> list[int]:
-    """Write one batch inside the caller's transaction; returns the new outbox row ids.
-    A position that moved under us (not at its `expected`) raises `FencedError`."""
-    cur = conn.cursor()
-    if w.ledger:
-        with cur.copy("COPY ledger (key, version, event_id, event_type, reference, note, "
-                      "on_hand_before, on_hand_after, reserved_before, reserved_after, "
-                      "in_transit_before, in_transit_after, damaged_before, damaged_after, actor, "
-                      "event_time, value, unit_cost, lost, remediated) FROM STDIN") as copy:
-            for key, e in w.ledger:  # a LedgerRow
-                b, a = e.before, e.after
-                copy.write_row((key, e.version, e.event_id, e.event_type, e.reference, e.note,
-                                b.on_hand, a.on_hand, b.reserved, a.reserved, b.in_transit,
-                                a.in_transit, b.damaged, a.damaged, e.actor, e.time, e.value,
-                                e.unit_cost, e.lost, e.remediated))
-    if w.processed:
-        with cur.copy('COPY processed_events (event_id, key, topic, partition, "offset", outcome)'
-                      " FROM STDIN") as copy:
-            for row in w.processed:
-                copy.write_row(row)
-    with conn.pipeline():
-        if w.states:
-            _upsert_stock(conn, w.states)
-        if w.lines:
-            _upsert_lines(conn, w.lines)
-        if w.refs:
+    def queue(self, conn: Conn) -> None:
+        if self.states:
+            _upsert_stock(conn, self.states)
+        if self.lines:
+            _upsert_lines(conn, self.lines)
+        if self.refs:
             conn.execute(
                 "INSERT INTO movement_refs (key, ref, quantity) "
                 "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[])",
-                (_texts([r.key for r in w.refs]), _texts([r.ref for r in w.refs]),
-                 _ints([r.quantity for r in w.refs])))
-        if w.alerts_changed:
-            _alerts(conn, w.alerts_changed)
-        if w.rejected:
-            _rejected(conn, w.rejected)
-        if delete_outbox:
-            delete_outbox_rows(conn, delete_outbox)
-        outbox_cur = None
-        if w.outbox:
-            parts, counts, blobs = zip(*w.outbox, strict=True)
-            outbox_cur = conn.execute(
-                "INSERT INTO outbox (group_id, partition, messages, payload) "
-                "SELECT %s, * FROM unnest(%b::int[], %b::int[], %b::bytea[]) RETURNING id",
-                (group, list(parts), list(counts), list(blobs)))
-        offsets_cur = _advance(conn, group, offsets) if offsets else None
-    if offsets_cur is not None and offsets_cur.rowcount != len(offsets):
-        raise FencedError(f"consumer positions moved under this member ({offsets_cur.rowcount} of "
-                     f"{len(offsets)} advanced)")
-    return [r[0] for r in outbox_cur.fetchall()] if outbox_cur else []
+                (_texts([r.key for r in self.refs]), _texts([r.ref for r in self.refs]),
+                 _ints([r.quantity for r in self.refs])))
+        if self.alerts_changed:
+            _alerts(conn, self.alerts_changed)
+        if self.rejected:
+            _rejected(conn, self.rejected)
 
 
 # Bulk parameters go as array literals built with one join: psycopg's array dumper costs
@@ -331,49 +286,3 @@ def _alerts(conn: Conn, changed: list[AlertRow]) -> None:
     if resolved:
         conn.execute("DELETE FROM low_stock_alerts WHERE key = ANY(%s::text[])",
                      (_texts(resolved),))
-
-
-def _advance(conn: Conn, group: str, offsets: Offsets) -> psycopg.Cursor[tuple[Any, ...]]:
-    topics, parts, expected, new = [], [], [], []
-    for (topic, part), advance in offsets.items():
-        topics.append(topic)
-        parts.append(part)
-        expected.append(advance.expected)
-        new.append(advance.to)
-    return conn.execute(
-        "WITH w AS (SELECT * FROM unnest(%b::text[], %b::int[], %b::bigint[], %b::bigint[])"
-        " AS t(topic, partition, expected, next))"
-        " INSERT INTO consumer_offsets AS c (group_id, topic, partition, next_offset)"
-        " SELECT %s, topic, partition, next FROM w"
-        " ON CONFLICT (group_id, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset"
-        " WHERE c.next_offset = (SELECT expected FROM w"
-        "   WHERE w.topic = EXCLUDED.topic AND w.partition = EXCLUDED.partition)",
-        (topics, parts, expected, new, group))
-
-
-def load_positions(conn: Conn, group: str, partitions: list[TP]) -> dict[TP, int]:
-    """The committed next offset of each (topic, partition) that has one."""
-    if not partitions:
-        return {}
-    topics = [t for t, _ in partitions]
-    parts = [p for _, p in partitions]
-    rows = conn.execute(
-        "SELECT c.topic, c.partition, c.next_offset FROM consumer_offsets c"
-        " JOIN unnest(%b::text[], %b::int[]) AS w(topic, partition) USING (topic, partition)"
-        " WHERE c.group_id = %s", (topics, parts, group)).fetchall()
-    return {(t, p): n for t, p, n in rows}
-
-
-def pending_outbox(conn: Conn, group: str,
-                   partitions: list[int]) -> list[tuple[int, bytes]]:
-    """Outbox rows of these partitions not yet confirmed as delivered, oldest first."""
-    rows = conn.execute(
-        "SELECT id, payload FROM outbox WHERE group_id = %s AND partition = ANY(%b) ORDER BY id",
-        (group, partitions)).fetchall()
-    return [(i, bytes(p)) for i, p in rows]
-
-
-def delete_outbox_rows(conn: Conn, ids: list[int]) -> None:
-    """Forget outbox rows whose messages were delivered."""
-    conn.execute("DELETE FROM outbox WHERE id = ANY(%b)", (ids,))
-
