@@ -10,15 +10,17 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from stockflow.contract.emit import output_message
+from stockflow.contract.emit import order_message, output_message
 from stockflow.contract.events import INPUT_MODELS, parse
-from stockflow.contract.outputs import OUTPUT_MODELS
+from stockflow.contract.outputs import OUTPUT_MODELS, STATUS_MODELS
 from stockflow.contract.schemas import INPUT_EVENTS, OUTPUT_EVENTS, documents
-from stockflow.contract.topics import Topics
+from stockflow.contract.topics import TopicKind, Topics
 from stockflow.devtools.workload import generate
 from stockflow.domain.inputs import Event
 from stockflow.domain.rules import apply
 from stockflow.domain.state import Policy, new_state
+from tests.factories import wh
+from tests.order_kit import Flow
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -128,3 +130,35 @@ def test_asyncapi_describes_every_topic_and_message() -> None:
     for name in names:
         ref = doc["components"]["messages"][name]["payload"]["schema"]["$ref"]
         assert (SCHEMAS / ref).exists()
+
+
+def test_the_coordinators_outputs_match_their_schemas() -> None:
+    f = Flow((wh("W1", 1), wh("W2", 2)), {("A", "W1"): 2, ("A", "W2"): 9})
+    f.request({"line_id": "1", "sku": "A", "quantity": 5})
+    f.say("accepted", *f.placed())
+    f.stock["A", "W2"] = 0
+    f.say("released", "1~2", reason="oversell_remediation")  # nowhere else: stock_lost
+    f.say("released", *f.releasing())
+    g = Flow((wh("W1", 1),), {("A", "W1"): 2})
+    g.request({"line_id": "1", "sku": "A", "quantity": 1})
+    g.say("accepted", *g.placed())
+    g.ask("order.confirm-requested")
+    g.say("confirmed", "1~1")
+    g.ask("order.cancel-requested", reason="returned")
+    g.say("released", "1~1")
+    h = Flow((wh("W1", 1), wh("W2", 2)), {("A", "W1"): 2, ("A", "W2"): 9})
+    h.request({"line_id": "1", "sku": "A", "quantity": 1})
+    h.say("accepted", "1~1")
+    h.stock["A", "W1"] = 0
+    h.say("released", "1~1", reason="oversell_remediation")
+    h.say("accepted", "1~2")  # found at W2: reallocated
+    seen = set()
+    for d in (*f.decisions, *g.decisions, *h.decisions):
+        for kind, outs in ((TopicKind.ORDERS, d.commands), (TopicKind.ORDER_STATUS, d.statuses)):
+            for out in outs:
+                msg = order_message(Topics(), kind, "O", out, "2026-01-01T00:00:00+00:00")
+                direction = "inputs" if kind is TopicKind.ORDERS else "outputs"
+                _validator(out.type, direction).validate(json.loads(msg.value or b""))
+                seen.add(f"{direction}.{out.type}")
+    assert seen == {"inputs.order.placed", "inputs.order.cancelled", "inputs.order.confirmed",
+                    *(f"outputs.{t}" for t in STATUS_MODELS)}
