@@ -38,21 +38,14 @@ nothing of the order is reserved any more. Where the contract is silent:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from collections.abc import Set as AbstractSet
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 
-from stockflow.domain.allocation import (
-    Allocation,
-    LineRequest,
-    LineShort,
-    OrderRequest,
-    Shortfall,
-    allocate,
-)
+from stockflow.domain.allocation import LineRequest, LineShort, Shortfall
 from stockflow.domain.effects import Outcome, Output
+from stockflow.domain.order_allocation import allocate_lines, line_shorts
 from stockflow.domain.order_inputs import (
     PART_SEPARATOR,
     Accepted,
@@ -82,7 +75,6 @@ from stockflow.domain.order_state import (
     Phase,
 )
 from stockflow.domain.remediation import REASON as REMEDIATION
-from stockflow.domain.warehouses import Location
 
 __all__ = ["decide", "expiry", "skus_of"]
 
@@ -149,9 +141,9 @@ def _requested(
     if held.cancel_held:
         step.end("cancelled", held.cancel_reason)
     elif deadline <= context.now:
-        step.end("rejected", "expired", _shorts(d.lines, ()))
+        step.end("rejected", "expired", line_shorts(d.lines, ()))
     else:
-        result = _allocate(d, context, d.lines, {})
+        result = allocate_lines(d, context, d.lines, {})
         if isinstance(result, Shortfall):
             step.end("rejected", "insufficient_stock", result.lines)
         else:
@@ -175,40 +167,6 @@ def _before_request(state: OrderState | None, event: OrderInput) -> OrderDecisio
     if isinstance(d, CancelRequested | ConfirmRequested):
         return _noop(state, "already remembered until the order is requested")
     return _noop(state, "no such order requested")
-
-
-def _allocate(
-    request: OrderRequested, context: Context, lines: Iterable[RequestedLine | LineRequest],
-    excluded: Mapping[str, AbstractSet[str]],
-) -> Allocation | Shortfall:
-    """`allocation.allocate` over `lines` with the order's strategy; a line pinned to a
-    warehouse allocation may not choose is short of everything instead of an error."""
-    usable = {w.code for w in context.warehouses if w.active}
-    wanted = [LineRequest(ln.line_id, ln.sku, ln.quantity, ln.warehouse) for ln in lines]
-    servable = [ln for ln in wanted if ln.warehouse is None or ln.warehouse in usable]
-    ship_to = request.ship_to
-    order = OrderRequest(tuple(servable), request.strategy,
-                         None if ship_to is None else Location(ship_to.lat, ship_to.lon))
-    result = allocate(order, context.warehouses, context.snapshot, excluded) if servable \
-        else Allocation(())
-    if len(servable) == len(wanted):
-        return result
-    got = ({ln.line_id: ln.allocatable for ln in result.lines} if isinstance(result, Shortfall)
-           else {ln.line_id: ln.quantity for ln in result.lines})
-    return Shortfall(tuple(LineShort(ln.line_id, ln.sku, ln.quantity, got.get(ln.line_id, 0))
-                           for ln in wanted))
-
-
-def _shorts(
-    lines: Sequence[RequestedLine], parts: Sequence[OrderPart], lost: str | None = None,
-    found: int = 0,
-) -> tuple[LineShort, ...]:
-    """Each line with what it held or had in flight (the `lost` line: plus `found`)."""
-    return tuple(LineShort(line.line_id, line.sku, line.quantity, min(line.quantity, sum(
-        p.quantity for p in parts if p.line_id == line.line_id
-        and (p.status in HELD or p.status is PartStatus.PLACED)) + (
-            found if line.line_id == lost else 0)))
-        for line in lines)
 
 
 class _Step:
@@ -294,7 +252,7 @@ class _Step:
         elif deadline is None or self.context.now < deadline:
             self.noop = "the order's deadline has not passed"
         else:
-            self.end("rejected", "expired", _shorts(self.request.lines, self.state.parts))
+            self.end("rejected", "expired", line_shorts(self.request.lines, self.state.parts))
 
     def end(self, status: Literal["rejected", "cancelled"], reason: str | None,
             lines: Sequence[LineShort] = ()) -> None:
@@ -334,7 +292,7 @@ class _Step:
             return  # ending anyway, or confirmed: never cancelled by the system
         deadline = self.state.deadline
         if status is PartStatus.EXPIRED and deadline is not None and self.context.now >= deadline:
-            self.end("rejected", "expired", _shorts(self.request.lines, self.state.parts))
+            self.end("rejected", "expired", line_shorts(self.request.lines, self.state.parts))
         else:
             self.end("cancelled", "part_expired" if status is PartStatus.EXPIRED
                      else "part_released")
@@ -349,17 +307,17 @@ class _Step:
         line = self._line(lost.line_id)
         deadline = self.state.deadline
         if deadline is not None and self.context.now >= deadline:
-            self.end("rejected", "expired", _shorts(self.request.lines, self.state.parts))
+            self.end("rejected", "expired", line_shorts(self.request.lines, self.state.parts))
             return
         refused = frozenset(p.warehouse for p in self.state.parts
                             if p.line_id == line.line_id and p.status is PartStatus.REJECTED)
         result = (Shortfall((LineShort(line.line_id, line.sku, lost.quantity, 0),))
-                  if line.warehouse is not None else _allocate(
+                  if line.warehouse is not None else allocate_lines(
                       self.request, self.context,
                       [LineRequest(line.line_id, line.sku, lost.quantity)],
                       {line.line_id: refused}))
         if isinstance(result, Shortfall):
-            self.end("rejected", reason, _shorts(self.request.lines, self.state.parts,
+            self.end("rejected", reason, line_shorts(self.request.lines, self.state.parts,
                                                  line.line_id, result.lines[0].allocatable))
             return
         replaces = None
