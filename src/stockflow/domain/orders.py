@@ -127,15 +127,15 @@ def _noop(state: OrderState | None, message: str) -> OrderDecision:
 def _requested(
     state: OrderState | None, event: OrderInput, d: OrderRequested, context: Context,
 ) -> OrderDecision:
-    print_ = fingerprint(d)
+    signature = fingerprint(d)
     if state is not None and state.request is not None:
-        if state.fingerprint == print_:
+        if state.fingerprint == signature:
             return _noop(state, "order already requested")
         return OrderDecision(state, Outcome.REJECTED, reason="conflict", message=(
             f"order {d.order_id!r} is known with another order.requested body"))
     held = state or OrderState(d.order_id, Phase.AWAITING)
     deadline = d.expires_at or context.now + context.reservation_ttl
-    new = replace(held, phase=Phase.ALLOCATING, request=d, fingerprint=print_,
+    new = replace(held, phase=Phase.ALLOCATING, request=d, fingerprint=signature,
                   deadline=deadline)
     step = _Step(new, event, context)
     if held.cancel_held:
