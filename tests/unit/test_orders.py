@@ -89,10 +89,6 @@ SCENARIOS = [
                  id="not allocated while a part awaits its verdict"),
     pytest.param([req(line("1", "A", 99))], ["rejected:insufficient_stock"], Phase.REJECTED,
                  id="rejected at once when no allocation covers the order"),
-    pytest.param([req(line("1", "A", 1, "NOWHERE"))], ["rejected:insufficient_stock"],
-                 Phase.REJECTED, id="a line pinned to an unregistered warehouse"),
-    pytest.param([req(line("1", "A", 1, "OFF"))], ["rejected:insufficient_stock"],
-                 Phase.REJECTED, id="a line pinned to an inactive warehouse"),
     pytest.param([req(A6, B2), stock(A_W2=0), say("rejected", "1~2"), accept_all],
                  ["allocated"], Phase.ALLOCATED, id="a rejected part is re-sourced elsewhere"),
     pytest.param([req(A6, B2), stock(A_W2=0, A_W3=0), say("rejected", "1~2"), release_all],
@@ -256,12 +252,13 @@ def test_re_sourcing_uses_a_fresh_k_and_never_a_warehouse_that_rejected_the_line
 
 def test_a_shortfall_says_what_each_line_could_have() -> None:
     f = flow()
-    got = f.request(line("1", "A", 10, "W2"), line("2", "B", 9), line("3", "A", 1, "OFF"))
+    got = f.request(line("1", "A", 10, "W2"), line("2", "B", 9), line("3", "A", 99))
     assert got.commands == ()
     (rejected,) = got.statuses
     assert rejected.data["reason"] == "insufficient_stock"
+    # A: W2 holds 5 for the pinned line, the rest (W1 3, W3 10) for line 3
     assert [(ln["line_id"], ln["requested"], ln["allocatable"])
-            for ln in rejected.data["lines"]] == [("1", 10, 5), ("2", 9, 4), ("3", 1, 0)]
+            for ln in rejected.data["lines"]] == [("1", 10, 5), ("2", 9, 4), ("3", 99, 13)]
 
 
 def test_failing_cancels_only_live_parts_once_and_waits_for_unjudged_ones() -> None:
@@ -364,6 +361,18 @@ def test_another_body_under_a_known_order_id_is_a_conflict() -> None:
     assert (got.outcome, got.reason) == (Outcome.REJECTED, "conflict")
     assert "another order.requested" in got.message
     assert got.state == known and got.commands == got.statuses == ()
+
+
+@pytest.mark.parametrize(("pin", "said"), [("NOWHERE", "which is not a registered warehouse"),
+                                           ("OFF", "which is inactive")])
+def test_a_line_pinned_to_an_unusable_warehouse_is_dead_lettered(pin: str, said: str) -> None:
+    f = flow()
+    got = f.request(A6, line("2", "A", 1, pin))
+    assert (got.outcome, got.reason) == (Outcome.REJECTED, "schema_violation")
+    assert f"'2' is pinned to '{pin}', {said}" in got.message
+    assert got.state is None and not got.commands and not got.statuses  # nothing reserved
+    fixed = f.request(A6, line("2", "A", 1, "W1"))  # a corrected body is judged afresh
+    assert fixed.outcome is Outcome.APPLIED and fixed.commands
 
 
 @pytest.mark.parametrize("verdict", ["accepted", "rejected", "released", "confirmed"])

@@ -13,9 +13,11 @@ nothing of the order is reserved any more. Where the contract is silent:
   the envelope) is a no-op, another body a `conflict` rejection. A confirm that comes
   before its order is remembered like a cancel, and applied once the order is allocated.
   Confirm, cancel and expiry of an order that is ending or ended are no-ops.
-- A line pinned to a warehouse that is not registered and active cannot be served: the
-  order is rejected (`insufficient_stock`, that line's allocatable 0), not sent to the DLQ.
-  An `expires_at` not after `now` rejects the order at once (`expired`, nothing placed).
+- An order.requested with a line pinned to a warehouse that is not registered, or not
+  active, breaks the contract (issue 25): rejected to the DLQ (`schema_violation`, naming
+  the line and the warehouse), nothing placed or remembered. A pinned warehouse that goes
+  inactive after the request only fails re-sourcing. An `expires_at` not after `now`
+  rejects the order at once (`expired`, nothing placed).
 - Re-sourcing (a part rejected, or released by oversell remediation) allocates the lost
   part's units again for that line alone, with the order's strategy and ship_to, never
   from a warehouse that rejected the line; once the deadline has passed it ends the
@@ -133,6 +135,11 @@ def _requested(
             return _noop(state, "order already requested")
         return OrderDecision(state, Outcome.REJECTED, reason="conflict", message=(
             f"order {d.order_id!r} is known with another order.requested body"))
+    if (unusable := _unusable_pin(d, context)) is not None:
+        # breaks the contract like a malformed line: to the DLQ, nothing reserved, nothing
+        # remembered, so a corrected request under the same order_id is judged afresh
+        return OrderDecision(state, Outcome.REJECTED, reason="schema_violation",
+                             message=unusable)
     held = state or OrderState(d.order_id, Phase.AWAITING)
     deadline = d.expires_at or context.now + context.reservation_ttl
     new = replace(held, phase=Phase.ALLOCATING, request=d, fingerprint=signature,
@@ -151,6 +158,21 @@ def _requested(
                 for part in allocated.parts:
                     step.place(line, part.warehouse, part.quantity, None)
     return step.decision()
+
+
+def _unusable_pin(d: OrderRequested, context: Context) -> str | None:
+    """Why a line pinned to an unregistered or inactive warehouse cannot be requested."""
+    registry = {w.code: w for w in context.warehouses}
+    for line in d.lines:
+        if line.warehouse is None:
+            continue
+        found = registry.get(line.warehouse)
+        if found is None:
+            return f"line {line.line_id!r} is pinned to {line.warehouse!r}, which is not a " \
+                   "registered warehouse"
+        if not found.active:
+            return f"line {line.line_id!r} is pinned to {line.warehouse!r}, which is inactive"
+    return None
 
 
 def _before_request(state: OrderState | None, event: OrderInput) -> OrderDecision:
