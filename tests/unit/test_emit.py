@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stockflow.contract.emit import DLQ_MAX_BYTES, Message, dlq_message, output_id
+from stockflow.contract.emit import DLQ_MAX_BYTES, Message, dlq_message, order_message, output_id
 from stockflow.contract.events import Reason, Rejection
-from stockflow.contract.topics import Topics
+from stockflow.contract.topics import TopicKind, Topics
+from stockflow.domain.effects import Output
 
 NAMESPACE = uuid.UUID("5e0c4f10-9b1f-4c55-a3f5-6b0a3c1d2e7f")
 
@@ -50,3 +52,19 @@ def test_a_dlq_message_always_fits_the_dlq(key: bytes, value: bytes,
     if len(value) > DLQ_MAX_BYTES:
         assert found["stockflow.error.truncated"] == str(len(value)).encode()
         assert value.startswith(msg.value or b"")
+
+
+def test_the_coordinators_messages_take_their_ids_from_the_order() -> None:
+    placed = Output("order.placed", "A@W1", "1~1", {"order_id": "O1", "line_id": "1~1"})
+    status = Output("order.allocated", "O1", "", {"order_id": "O1"})
+    cmd = order_message(Topics(), TopicKind.ORDERS, "O1", placed, "2026-01-01T00:00:00Z")
+    out = order_message(Topics(), TopicKind.ORDER_STATUS, "O1", status, "2026-01-01T00:00:00Z")
+    assert (cmd.topic, cmd.key, out.topic, out.key) == (
+        "inventory.orders", b"A@W1", "inventory.order-status", b"O1")
+    doc, answer = json.loads(cmd.value or b""), json.loads(out.value or b"")
+    assert doc["id"] == str(uuid.uuid5(NAMESPACE, "O1\x1forder.placed\x1f1~1"))
+    assert answer["id"] == str(uuid.uuid5(NAMESPACE, "O1\x1forder.allocated\x1f"))
+    assert doc["subject"] == "A@W1" and "subject" not in answer
+    assert doc["source"] == answer["source"] == "stockflow-coordinator"
+    with pytest.raises(ValueError, match="not dlq"):
+        order_message(Topics(), TopicKind.DLQ, "O1", status, "2026-01-01T00:00:00Z")

@@ -1,7 +1,9 @@
 """Turns the rules' outputs and the parser's rejections into Kafka messages.
 
 Output ids are derived from the cause event id, the output type and its line, so a
-re-emitted output carries the same id and consumers can de-duplicate on it.
+re-emitted output carries the same id and consumers can de-duplicate on it. The order
+coordinator's outputs (`order_message`) derive theirs from the order_id instead of a
+cause: each (type, line) comes at most once in an order's life, whichever event led to it.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from stockflow.contract.outputs import OUTPUT_MODELS
 from stockflow.contract.topics import TopicKind, Topics
 from stockflow.domain.effects import Output
 
-__all__ = ["DLQ_MAX_BYTES", "SOURCE", "Message", "dlq_message", "output_id", "output_message",
-           "topic_of"]
+__all__ = ["COORDINATOR_SOURCE", "DLQ_MAX_BYTES", "SOURCE", "Message", "dlq_message",
+           "order_message", "output_id", "output_message", "topic_of"]
 
 
 class Message(NamedTuple):
@@ -39,6 +41,7 @@ def topic_of(output_type: str) -> TopicKind:
     return _TOPIC_OF[output_type]
 
 SOURCE = "stockflow"
+COORDINATOR_SOURCE = "stockflow-coordinator"  # the ledger's actor for the parts it places
 # What one DLQ message may carry: inside the default message size limits of librdkafka's
 # producer (1,000,000 bytes) and of a broker's topic (1,048,588), with room to spare.
 DLQ_MAX_BYTES = 900_000
@@ -69,6 +72,25 @@ def output_message(topics: Topics, cause_id: str, out: Output, now: str) -> Mess
     kind = _TOPIC_OF[out.type]
     if kind is not TopicKind.RESERVATIONS:
         envelope["subject"] = out.key
+    envelope["data"] = out.data
+    return Message(topics.name(kind), out.key.encode(), to_json(envelope))
+
+
+def order_message(topics: Topics, kind: TopicKind, order_id: str, out: Output,
+                  now: str) -> Message:
+    """A command of the order coordinator (`kind` ORDERS: a part's order.placed, confirmed or
+    cancelled, keyed SKU@WH, with that key as subject as the processor checks it) or a status
+    (ORDER_STATUS, keyed order_id), as a CloudEvents envelope. The id is uuid5 of the
+    order_id, the type and the output's line (`output_id`)."""
+    envelope: dict[str, object] = {
+        "specversion": "1.0", "id": output_id(order_id, out.type, out.line),
+        "source": COORDINATOR_SOURCE, "type": out.type, "time": now,
+        "datacontenttype": "application/json"}
+    if kind is TopicKind.ORDERS:
+        envelope["subject"] = out.key
+    elif kind is not TopicKind.ORDER_STATUS:
+        raise ValueError(f"the order coordinator writes onto orders and order-status, not "
+                         f"{kind.value}")
     envelope["data"] = out.data
     return Message(topics.name(kind), out.key.encode(), to_json(envelope))
 

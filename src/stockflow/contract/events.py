@@ -1,6 +1,10 @@
 """The edge: every consumed message becomes a typed `Event` (see `stockflow.domain.inputs`)
 or a `Rejection` naming one of the contract's DLQ reason codes; parsing never raises. Also
 the CloudEvents envelope stockflow writes itself (`envelope`).
+
+The order coordinator's topics (order requests, and the reservation events it reads back)
+have their own entry point, `parse_order_input`, giving an `OrderInput`: `parse` stays the
+stock processor's, with its type and without a single extra step per message.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pydantic import (
 )
 from pydantic_core import from_json
 
-from stockflow.contract.topics import TopicKind
+from stockflow.contract.topics import COORDINATOR_INPUTS, TopicKind
 from stockflow.domain.inputs import (
     DEFAULT_LIMITS,
     Data,
@@ -47,8 +51,22 @@ from stockflow.domain.inputs import (
     TransferIncoming,
     TransferReceived,
 )
+from stockflow.domain.order_inputs import (
+    Accepted,
+    CancelRequested,
+    Confirmed,
+    ConfirmRequested,
+    Expired,
+    Fulfilled,
+    OrderExpired,
+    OrderInput,
+    OrderRequested,
+    Rejected,
+    Released,
+)
 
-__all__ = ["INPUT_MODELS", "Reason", "Rejection", "envelope", "parse", "split_key"]
+__all__ = ["INPUT_MODELS", "ORDER_INPUT_MODELS", "Reason", "Rejection", "envelope", "parse",
+           "parse_order_input", "split_key"]
 
 
 class Reason(StrEnum):
@@ -65,8 +83,7 @@ class Reason(StrEnum):
     CURRENCY_MISMATCH = "currency_mismatch"  # a receipt costed in another currency than its key
     OVERSIZED = "oversized"
     PROCESSING_ERROR = "processing_error"  # valid, but deciding or writing it failed
-
-
+    CONFLICT = "conflict"  # another order.requested body under a known order_id
 
 
 INPUT_MODELS: dict[str, tuple[TopicKind, type[Data]]] = {
@@ -84,6 +101,23 @@ INPUT_MODELS: dict[str, tuple[TopicKind, type[Data]]] = {
     "stock.counted": (TopicKind.ADJUSTMENTS, StockCounted),
     "stock.damaged": (TopicKind.ADJUSTMENTS, StockDamaged),
     "stock.thresholds-set": (TopicKind.ADJUSTMENTS, ThresholdsSet),
+}
+
+# The order coordinator's inputs: order requests, and the stock processor's reservation
+# events (its outputs) about the parts the coordinator placed. Both topics are keyed by
+# order_id. (reservation.expired is also a stock input, on the orders topic, written by
+# the processor's sweeper; here it is the processor's report of that expiry.)
+ORDER_INPUT_MODELS: dict[str, tuple[TopicKind, type[Data]]] = {
+    "order.requested": (TopicKind.ORDER_REQUESTS, OrderRequested),
+    "order.confirm-requested": (TopicKind.ORDER_REQUESTS, ConfirmRequested),
+    "order.cancel-requested": (TopicKind.ORDER_REQUESTS, CancelRequested),
+    "order.expired": (TopicKind.ORDER_REQUESTS, OrderExpired),
+    "reservation.accepted": (TopicKind.RESERVATIONS, Accepted),
+    "reservation.rejected": (TopicKind.RESERVATIONS, Rejected),
+    "reservation.confirmed": (TopicKind.RESERVATIONS, Confirmed),
+    "reservation.released": (TopicKind.RESERVATIONS, Released),
+    "reservation.expired": (TopicKind.RESERVATIONS, Expired),
+    "reservation.fulfilled": (TopicKind.RESERVATIONS, Fulfilled),
 }
 
 
@@ -135,6 +169,9 @@ _INPUT: TypeAdapter[Any] = TypeAdapter(Annotated[  # type: ignore[arg-type]
     Union[tuple(_typed_envelope(t, m) for t, (_, m) in INPUT_MODELS.items())],  # noqa: UP007
     Field(discriminator="type")])
 _VALIDATE_JSON = _INPUT.validator.validate_json  # without TypeAdapter's per-call wrapper
+_ORDER_INPUT: TypeAdapter[Any] = TypeAdapter(Annotated[  # type: ignore[arg-type]
+    Union[tuple(_typed_envelope(t, m) for t, (_, m) in ORDER_INPUT_MODELS.items())],  # noqa: UP007
+    Field(discriminator="type")])
 _ENVELOPE_SHAPE = {"missing", "model_type", "model_attributes_type", "dict_type"}
 
 
@@ -158,7 +195,7 @@ def _parse(topic: TopicKind, key: bytes | None, raw: bytes, limits: Limits) -> E
     try:
         env: Any = _VALIDATE_JSON(raw, context={"limits": limits})
     except ValidationError as exc:
-        return _rejected(topic, raw, exc)
+        return _rejected(topic, raw, exc, INPUT_MODELS)
     home = INPUT_MODELS[env.type][0]
     ident = (env.id, env.type)
     if home is not topic:
@@ -200,21 +237,81 @@ def _key_parts(key: bytes) -> tuple[str, str, str] | None:
     return found
 
 
-def _rejected(topic: TopicKind, raw: bytes, exc: ValidationError) -> Rejection:
-    """Which contract reason a failed validation means."""
+def parse_order_input(
+    topic: TopicKind, key: bytes | None, value: bytes | None, limits: Limits = DEFAULT_LIMITS,
+) -> OrderInput | Rejection:
+    """`parse` for the order coordinator's topics (`COORDINATOR_INPUTS`): the same checks in
+    the same order, but the Kafka key (and the subject, when given) must be the data's
+    `order_id`. Never raises for a message; a topic the coordinator does not read is the
+    caller's mistake (ValueError)."""
+    if topic not in COORDINATOR_INPUTS:
+        raise ValueError(f"{topic.value} is not a topic of the order coordinator")
+    try:
+        return _parse_order(topic, key, value or b"", limits)
+    except Exception as exc:  # noqa: BLE001 - the edge turns any failure into a rejection
+        return Rejection(Reason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"[:1000])
+
+
+def _parse_order(
+    topic: TopicKind, key: bytes | None, raw: bytes, limits: Limits,
+) -> OrderInput | Rejection:
+    if len(raw) > limits.max_bytes:
+        return Rejection(Reason.OVERSIZED, f"message is {len(raw)} bytes, limit {limits.max_bytes}")
+    try:
+        env: Any = _ORDER_INPUT.validator.validate_json(raw, context={"limits": limits})
+    except ValidationError as exc:
+        return _rejected(topic, raw, exc, ORDER_INPUT_MODELS)
+    home = ORDER_INPUT_MODELS[env.type][0]
+    ident = (env.id, env.type)
+    if home is not topic:
+        return Rejection(Reason.WRONG_TOPIC,
+                         f"{env.type} belongs on {home.value}, not {topic.value}", *ident)
+    if b"\\u0000" in raw and (nul := _nul_in(raw)) is not None:
+        return Rejection(nul, "a string holds U+0000 (NUL), which Postgres text cannot store",
+                         *ident)
+    order_id = env.data.order_id
+    text = key.decode("utf-8", "replace") if key is not None else None
+    if text != order_id:
+        return Rejection(Reason.KEY_MISMATCH,
+                         f"Kafka key {key!r} is not the data's order_id {order_id!r}", *ident)
+    if env.subject is not None and env.subject != order_id:
+        return Rejection(Reason.KEY_MISMATCH,
+                         f"subject {env.subject!r} is not the order_id {order_id!r}", *ident)
+    return OrderInput(env.id, env.type, env.time, env.data, order_id, env.source)
+
+
+# Where each type of either consumer belongs, to tell a misrouted event from an unknown one
+# (reservation.expired belongs on two topics: the sweeper's input and the processor's report)
+_ANY_HOME: dict[str, tuple[TopicKind, ...]] = {
+    type_: tuple(kind for table in (INPUT_MODELS, ORDER_INPUT_MODELS)
+                 for t, (kind, _) in table.items() if t == type_)
+    for type_ in (*INPUT_MODELS, *ORDER_INPUT_MODELS)}
+
+
+def _rejected(
+    topic: TopicKind, raw: bytes, exc: ValidationError,
+    models: Mapping[str, tuple[TopicKind, type[Data]]],
+) -> Rejection:
+    """Which contract reason a failed validation against `models` means."""
     errors = exc.errors()
     kinds = {e["type"] for e in errors}
     if "json_invalid" in kinds:
         return Rejection(Reason.INVALID_JSON, f"not JSON: {_errors(exc)}")
     ident = _id_type(raw)
     if "union_tag_invalid" in kinds:
+        # a type of the contract's other consumer: known, but not on this topic
+        elsewhere = _ANY_HOME.get(ident[1] or "", ())
+        if elsewhere and topic not in elsewhere:
+            return Rejection(Reason.WRONG_TOPIC, f"{ident[1]} belongs on "
+                             f"{' or '.join(k.value for k in elsewhere)}, not {topic.value}",
+                             *ident)
         return Rejection(Reason.UNKNOWN_TYPE, f"unknown event type {ident[1]!r}", *ident)
     in_data = [e for e in errors if len(e["loc"]) >= 2 and e["loc"][1] == "data"
                and not (len(e["loc"]) == 2 and e["type"] in _ENVELOPE_SHAPE)]
     if len(in_data) < len(errors):
         return Rejection(Reason.INVALID_ENVELOPE, _errors(exc), *ident)
     type_ = str(errors[0]["loc"][0])
-    home = INPUT_MODELS[type_][0]
+    home = models[type_][0]
     if home is not topic:
         return Rejection(Reason.WRONG_TOPIC, f"{type_} belongs on {home.value}, not "
                          f"{topic.value}", *ident)

@@ -1,19 +1,26 @@
 """The contract's output events: what stockflow emits, as pydantic models. The rules build
-their payloads as plain dicts of these shapes (a unit test validates every one)."""
+their payloads as plain dicts of these shapes (a unit test validates every one).
+
+`OUTPUT_MODELS` are the stock processor's; `STATUS_MODELS` the order coordinator's, on
+`inventory.order-status` (keyed by order_id). They are kept apart because two of the
+statuses share a type name with stock inputs (order.confirmed, order.cancelled), and a
+type alone must keep naming one topic for the processor's outputs (`emit.topic_of`)."""
 
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal
 
 from pydantic import Field
 
 from stockflow.contract.topics import TopicKind
-from stockflow.domain.inputs import AtKey, Data, Ident, OversellKind
+from stockflow.domain.allocation import Strategy
+from stockflow.domain.inputs import AtKey, Data, Ident, Name, OversellKind
 from stockflow.domain.state import Severity
 
-__all__ = ["OUTPUT_MODELS", "Cause", "LowStock", "OversellDetected", "ReorderSuggested",
-           "ReservationEvent", "StockChanged"]
-
+__all__ = ["OUTPUT_MODELS", "STATUS_MODELS", "Cause", "LowStock", "OrderAllocated",
+           "OrderCancelledStatus", "OrderConfirmedStatus", "OrderReallocated", "OrderRejected",
+           "OversellDetected", "ReorderSuggested", "ReservationEvent", "StockChanged"]
 
 
 class Cause(Data):
@@ -104,3 +111,83 @@ OUTPUT_MODELS: dict[str, tuple[TopicKind, type[Data]]] = {
 }
 
 
+# --- the order coordinator's statuses (contract v1.1, Orders) ------------------------------
+
+
+class PartShare(Data):
+    """One part of a line: placed at `warehouse` as the reservation line `line_id` (LINE~k)."""
+
+    warehouse: Name
+    line_id: Ident
+    quantity: int
+
+
+class AllocatedLine(Data):
+    line_id: Ident
+    sku: Name
+    quantity: int
+    allocations: list[PartShare]
+
+
+class OrderAllocated(Data):
+    """Every line's full quantity is reserved."""
+
+    order_id: Ident
+    strategy: Strategy
+    lines: list[AllocatedLine]
+    cause: Cause
+
+
+class RejectedLine(Data):
+    line_id: Ident
+    sku: Name
+    requested: int
+    allocatable: int = Field(description=(
+        "insufficient_stock at the request: what allocation could give the line; otherwise"
+        " the units the line held or had in flight when the order ended, plus, for the line"
+        " that could not be re-sourced, what re-sourcing could still find"))
+
+
+class OrderRejected(Data):
+    """Nothing of the order stays reserved (sent once every part is released)."""
+
+    order_id: Ident
+    reason: Literal["insufficient_stock", "expired", "stock_lost"]
+    lines: list[RejectedLine]
+    cause: Cause
+
+
+class OrderReallocated(Data):
+    """A part lost after allocation (oversell remediation) was found elsewhere."""
+
+    order_id: Ident
+    line_id: Ident
+    released: PartShare
+    allocations: list[PartShare]
+    cause: Cause
+
+
+class OrderConfirmedStatus(Data):
+    """Every live part is confirmed (or fulfilled)."""
+
+    order_id: Ident
+    cause: Cause
+
+
+class OrderCancelledStatus(Data):
+    """Every live part is released (or fulfilled)."""
+
+    order_id: Ident
+    reason: str | None = Field(default=None, description=(
+        "the cancel request's reason; `part_released` or `part_expired` when a release the"
+        " coordinator did not ask for ended the order"))
+    cause: Cause
+
+
+STATUS_MODELS: dict[str, tuple[TopicKind, type[Data]]] = {
+    "order.allocated": (TopicKind.ORDER_STATUS, OrderAllocated),
+    "order.rejected": (TopicKind.ORDER_STATUS, OrderRejected),
+    "order.reallocated": (TopicKind.ORDER_STATUS, OrderReallocated),
+    "order.confirmed": (TopicKind.ORDER_STATUS, OrderConfirmedStatus),
+    "order.cancelled": (TopicKind.ORDER_STATUS, OrderCancelledStatus),
+}

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 
-__all__ = ["INPUTS", "OUTPUTS", "TP", "TopicKind", "Topics"]
+__all__ = ["COORDINATOR_INPUTS", "INPUTS", "OUTPUTS", "TP", "TopicKind", "Topics"]
 
 TP = tuple[str, int]  # a (topic, partition), as offsets, positions and lag are keyed
 
@@ -24,11 +24,16 @@ class TopicKind(StrEnum):
     RESERVATIONS = "reservations"
     REORDER = "reorder"
     DLQ = "dlq"
+    ORDER_REQUESTS = "order-requests"  # contract v1.1: whole orders, for the coordinator
+    ORDER_STATUS = "order-status"
 
 
 INPUTS = (TopicKind.ORDERS, TopicKind.SHIPMENTS, TopicKind.RECEIPTS, TopicKind.ADJUSTMENTS)
 OUTPUTS = (TopicKind.STOCK_CHANGED, TopicKind.LOW_STOCK, TopicKind.OVERSELL,
-           TopicKind.RESERVATIONS, TopicKind.REORDER, TopicKind.DLQ)
+           TopicKind.RESERVATIONS, TopicKind.REORDER, TopicKind.DLQ, TopicKind.ORDER_STATUS)
+# What the order coordinator consumes, co-partitioned with each other (key order_id): the
+# order service's requests and the stock processor's verdicts on the parts it placed.
+COORDINATOR_INPUTS = (TopicKind.ORDER_REQUESTS, TopicKind.RESERVATIONS)
 
 
 @dataclass(frozen=True)
@@ -52,4 +57,5 @@ class Topics:
 
     @property
     def all(self) -> list[str]:
-        return [self.name(k) for k in (*INPUTS, *OUTPUTS)]
+        # reservations are both the processor's output and the coordinator's input
+        return [self.name(k) for k in dict.fromkeys((*INPUTS, *COORDINATOR_INPUTS, *OUTPUTS))]
