@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     idle_wait: float = Field(default=0.1, gt=0, description="seconds")
     sweep_interval: float = Field(default=5.0, gt=0, description="seconds")
 
+    # The order coordinator (`stockflow coordinate`): its own consumer group over
+    # inventory.order-requests and inventory.reservations, and its own /metrics port.
+    coordinator_group_id: str = "stockflow-coordinator"
+    coordinator_metrics_port: int = 9110
+    # Orders it keeps in memory before the cache is dropped and refilled from Postgres.
+    coordinator_cache_entries: int = Field(default=20_000, ge=100)
+
     # The webhook relay (`stockflow relay`). Endpoint secrets are sealed with this key
     # (base64 of 32 bytes: `openssl rand -base64 32`); the relay and `webhooks add` need it.
     secret_key: SecretStr | None = None

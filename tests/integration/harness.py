@@ -10,7 +10,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +49,8 @@ class Env:
                 "STOCKFLOW_DATABASE_URL": s.dsn(), "STOCKFLOW_TOPIC_PREFIX": s.topic_prefix,
                 "STOCKFLOW_DATABASE_SCHEMA": s.database_schema,
                 "STOCKFLOW_GROUP_ID": s.group_id, "STOCKFLOW_METRICS_PORT": "0",
+                "STOCKFLOW_COORDINATOR_GROUP_ID": s.coordinator_group_id,
+                "STOCKFLOW_COORDINATOR_METRICS_PORT": "0",
                 "STOCKFLOW_SESSION_TIMEOUT_MS": str(s.session_timeout_ms),
                 "STOCKFLOW_SWEEP_INTERVAL": str(s.sweep_interval)}
 
@@ -64,6 +66,7 @@ def make_env(services: LocalServices, unique: str, partitions: int = 3,
                         database_url=SecretStr(services.database_url),
                         topic_prefix=f"t{unique}.",
                         database_schema=f"s{unique}", group_id=f"g{unique}", metrics_port=0,
+                        coordinator_group_id=f"c{unique}", coordinator_metrics_port=0,
                         session_timeout_ms=6000, sweep_interval=1.0, **kw)  # type: ignore[arg-type]
     topics = Topics(settings.topic_prefix)
     create_topics(admin(settings), topics.all, partitions, 1)
@@ -110,8 +113,10 @@ _RUNNING: list[Running] = []
 
 
 @contextmanager
-def processor_thread(env: Env) -> Iterator[Running]:
-    running = Running(build_processor(env.settings), [])
+def processor_thread(env: Env, build: Callable[[Settings], Host] = build_processor,
+                     ) -> Iterator[Running]:
+    """A host (the stock processor, or what `build` wires) running in a thread."""
+    running = Running(build(env.settings), [])
     stop = threading.Event()
 
     def target() -> None:

@@ -3,6 +3,7 @@ decider's rows, the outgoing messages framed per partition (the outbox) and the 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,10 +12,13 @@ from typing import NamedTuple
 from stockflow.adapters.db.batches import Advance, Offsets, OutboxRow, Rows
 from stockflow.adapters.observer import BatchReport
 from stockflow.adapters.outbox import encode
-from stockflow.contract.emit import Message
-from stockflow.contract.topics import TP
+from stockflow.contract.emit import Message, dlq_message
+from stockflow.contract.events import Reason, Rejection
+from stockflow.contract.topics import TP, TopicKind, Topics
 
-__all__ = ["Consumed", "Prepared", "framed", "offsets_of"]
+__all__ = ["Consumed", "Prepared", "dead_letter", "framed", "offsets_of"]
+
+log = logging.getLogger("stockflow.engine.batch")
 
 
 class Consumed(NamedTuple):
@@ -65,3 +69,19 @@ def offsets_of(batch: list[Consumed], positions: Mapping[TP, int],
         last[tp] = max(last.get(tp, -1), m.offset)
     return {tp: Advance(expected=positions.get(tp, -1), to=max(off + 1, ends.get(tp, -1)))
             for tp, off in last.items()}
+
+
+def dead_letter(topics: Topics, msg: Consumed, rejection: Rejection, kind: TopicKind,
+                report: BatchReport, out: dict[int, list[Message]],
+                exc: BaseException | None = None) -> None:
+    """Send `msg` to the DLQ with its rejection (in the batch's outbox), say so and count it."""
+    level = logging.WARNING if rejection.reason is Reason.PROCESSING_ERROR else logging.INFO
+    log.log(level, "rejected to the DLQ: %s", rejection.message, exc_info=exc, extra={
+        "event_id": rejection.event_id, "key": (msg.key or b"")[:200].decode("utf-8", "replace"),
+        "reason": rejection.reason.value, "topic": msg.topic, "partition": msg.partition,
+        "offset": msg.offset})
+    report.rejects[rejection.reason.value] += 1
+    report.events[(kind.value, rejection.event_type or "unknown", "rejected")] += 1
+    out.setdefault(msg.partition, []).append(dlq_message(
+        topics, rejection, msg.topic, msg.partition, msg.offset, msg.key, msg.value,
+        msg.headers))

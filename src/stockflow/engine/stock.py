@@ -13,14 +13,14 @@ from typing import Any
 
 from stockflow.adapters.db import queries, store
 from stockflow.adapters.observer import BatchReport, Observer
-from stockflow.contract.emit import Message, dlq_message, output_message
+from stockflow.contract.emit import Message, output_message
 from stockflow.contract.events import Reason, Rejection, parse
 from stockflow.contract.topics import TP, TopicKind, Topics
 from stockflow.domain.effects import Outcome
 from stockflow.domain.inputs import Event, Limits
 from stockflow.domain.rules import apply
 from stockflow.domain.state import Policy
-from stockflow.engine.batch import Consumed, Prepared, framed, offsets_of
+from stockflow.engine.batch import Consumed, Prepared, dead_letter, framed, offsets_of
 from stockflow.engine.cache import Reads, StateCache
 from stockflow.engine.failures import DecideError, describe
 from stockflow.engine.sweeper import Sweeper
@@ -100,7 +100,7 @@ def _prepare(
                 got.event_id, got.event_type)
             got = Rejection(Reason.PROCESSING_ERROR, why, *ident)
         if isinstance(got, Rejection):
-            _reject(topics, msg, got, kinds[msg.topic], report, out_by_part)
+            dead_letter(topics, msg, got, kinds[msg.topic], report, out_by_part)
         else:
             parsed.append((msg, got))
     reads = cache.warm(conn, [e for _, e in parsed])
@@ -136,14 +136,14 @@ def _decide(
             outputs = [output_message(topics, ev.id, out, now) for out in decision.outputs]
         except Exception as exc:  # noqa: BLE001 - one event's failure must not stop the rest
             rejection = Rejection(Reason.PROCESSING_ERROR, describe(exc), ev.id, ev.type)
-            _reject(topics, msg, rejection, kinds[msg.topic], report, out_by_part, exc)
+            dead_letter(topics, msg, rejection, kinds[msg.topic], report, out_by_part, exc)
             writes.rejected.append(store.RejectedRow(ev.id, key, rejection.reason.value,
                                                      rejection.message))
             continue
         outcome = decision.outcome
         if outcome is Outcome.REJECTED:
             rejection = Rejection(Reason(decision.reason), decision.message, ev.id, ev.type)
-            _reject(topics, msg, rejection, kinds[msg.topic], report, out_by_part)
+            dead_letter(topics, msg, rejection, kinds[msg.topic], report, out_by_part)
             writes.rejected.append(store.RejectedRow(ev.id, key, rejection.reason.value,
                                                      rejection.message))
             continue
@@ -172,17 +172,3 @@ def _decide(
     # An open alert row changes when severity moved, or while open, to carry new figures.
     writes.alerts_changed = [store.AlertRow(cache.states[k], cause) for k, cause in dirty.items()
                              if cache.states[k].severity != "ok" or before[k] != "ok"]
-
-
-def _reject(topics: Topics, msg: Consumed, rejection: Rejection, kind: TopicKind,
-            report: BatchReport, out: dict[int, list[Message]],
-            exc: BaseException | None = None) -> None:
-    level = logging.WARNING if rejection.reason is Reason.PROCESSING_ERROR else logging.INFO
-    log.log(level, "rejected to the DLQ: %s", rejection.message, exc_info=exc, extra={
-        "event_id": rejection.event_id, "key": (msg.key or b"")[:200].decode("utf-8", "replace"),
-        "reason": rejection.reason.value, "topic": msg.topic, "partition": msg.partition,
-        "offset": msg.offset})
-    report.rejects[rejection.reason.value] += 1
-    report.events[(kind.value, rejection.event_type or "unknown", "rejected")] += 1
-    out[msg.partition].append(dlq_message(topics, rejection, msg.topic, msg.partition,
-                                          msg.offset, msg.key, msg.value, msg.headers))

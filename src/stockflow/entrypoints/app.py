@@ -32,6 +32,7 @@ from stockflow.adapters.metrics import PrometheusObserver
 from stockflow.adapters.observer import NullObserver, Observer
 from stockflow.contract.topics import Topics
 from stockflow.engine.checkpoint import Checkpoint
+from stockflow.engine.coordinator import CoordinatorDecider
 from stockflow.engine.host import Host
 from stockflow.engine.stock import StockDecider
 from stockflow.engine.writer import Writer
@@ -122,6 +123,38 @@ def build_processor(settings: Settings, *, observer: Observer | None = None,
     )
 
 
+def build_coordinator(settings: Settings, *, observer: Observer | None = None,
+                      health: Health | None = None) -> Host:
+    """Check the coordinator's topics and the schema, then wire clients, the order
+    decider and the host (its own group; see `engine.coordinator`)."""
+    topics = Topics(settings.topic_prefix)
+    health = health or Health()
+    observer = observer or NullObserver()
+    watch = health.brokers
+    decider = CoordinatorDecider(topics=topics, limits=settings.limits(),
+                                 ttl=settings.policy().reservation_ttl,
+                                 cache_entries=settings.coordinator_cache_entries)
+    require_copartitioned(admin(settings, watch), decider.inputs)
+
+    def connect(autocommit: bool) -> store.Conn:
+        return database(settings, autocommit=autocommit)
+
+    migrated_database(settings).close()
+    failures = DeliveryFailures()
+    kafka_producer = producer(settings, failures.config(), watch)
+    group = settings.coordinator_group_id
+    batches = PgBatchStore(connect, group)
+    checkpoint = Checkpoint(store=batches, producer=kafka_producer, failures=failures,
+                            flush_timeout=FLUSH_TIMEOUT)
+    return Host(
+        consumer=consumer(settings, {"group.id": group}, watch=watch),
+        producer=kafka_producer, store=batches, decider=decider,
+        writer=Writer(checkpoint, observer), group=group, observer=observer, health=health,
+        batch_max=settings.batch_max_messages, idle_wait=settings.idle_wait,
+        sweep_interval=settings.sweep_interval, give_up=settings.outage_give_up,
+    )
+
+
 @contextmanager
 def stop_on_signals(then: Callable[[], None] | None = None) -> Iterator[threading.Event]:
     """A stop flag set by SIGINT/SIGTERM, which also call `then`; the previous handlers
@@ -148,33 +181,47 @@ class Serving(NamedTuple):
     metrics_port: int  # where /metrics is: the configured port, or the one 0 picked
 
 
+Build = Callable[..., Host]  # build_processor or build_coordinator
+
+
 @contextmanager
-def serving(settings: Settings) -> Iterator[Serving]:
-    """A wired processor with /metrics, /healthz and /readyz served; all closed after."""
+def serving(settings: Settings, build: Build = build_processor,
+            port_setting: str = "metrics_port") -> Iterator[Serving]:
+    """A wired host (the stock processor unless `build` says otherwise) with /metrics,
+    /healthz and /readyz served on the port of `port_setting`; all closed after."""
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)  # resident memory, CPU seconds, open files
     kafka = KafkaMetrics(registry)
     health = Health(brokers=BrokerWatch(counted=kafka.error, reachable=kafka.reachable))
-    server = serve(settings.metrics_host, settings.metrics_port, registry, health,
-                   setting=Settings.variable("metrics_port"))
+    server = serve(settings.metrics_host, getattr(settings, port_setting), registry, health,
+                   setting=Settings.variable(port_setting))
     port = int(server.server_address[1])
     try:
         observer = PrometheusObserver(registry)
-        processor = build_processor(settings, observer=observer, health=health)
+        host = build(settings, observer=observer, health=health)
         tune_gc()
         log.info("processing; metrics on :%d/metrics", port)
         try:
             with gc_watched(observer):
-                yield Serving(processor, registry, port)
+                yield Serving(host, registry, port)
         finally:
-            processor.close()
+            host.close()
     finally:
         server.shutdown()
 
 
 def run_processor(settings: Settings) -> None:
     """Run the processor with metrics and health endpoints until stopped."""
-    with serving(settings) as (processor, _, _):
+    _run(settings, build_processor, "metrics_port", "events")
+
+
+def run_coordinator(settings: Settings) -> None:
+    """Run the order coordinator with metrics and health endpoints until stopped."""
+    _run(settings, build_coordinator, "coordinator_metrics_port", "order events")
+
+
+def _run(settings: Settings, build: Build, port_setting: str, what: str) -> None:
+    with serving(settings, build, port_setting) as (host, _, _):
         started, last = time.monotonic(), [0.0]
 
         def progress(done: int) -> None:
@@ -182,8 +229,8 @@ def run_processor(settings: Settings) -> None:
             if sys.stderr.isatty() and now - last[0] >= 1:
                 last[0] = now
                 rate = done / max(now - started, 1e-9)
-                print(f"\r{done:,} events processed ({rate:,.0f}/s)", end="", file=sys.stderr)
+                print(f"\r{done:,} {what} processed ({rate:,.0f}/s)", end="", file=sys.stderr)
 
         with stop_on_signals() as stop:
-            processor.run(stop, progress)
-    log.info("stopped after %d events", processor.processed)
+            host.run(stop, progress)
+    log.info("stopped after %d %s", host.processed, what)

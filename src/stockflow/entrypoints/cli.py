@@ -56,6 +56,13 @@ def cmd_process(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_coordinate(_: argparse.Namespace) -> int:
+    from stockflow.entrypoints.app import run_coordinator  # noqa: PLC0415
+
+    run_coordinator(_settings())
+    return 0
+
+
 def _progress(done: int, total: int) -> None:
     width = 30
     filled = width * done // max(total, 1)
@@ -262,6 +269,8 @@ def parser() -> argparse.ArgumentParser:
     db.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_db_migrate)
 
     sub.add_parser("process", help="run the stock processor").set_defaults(func=cmd_process)
+    sub.add_parser("coordinate", help="run the order coordinator (whole orders: allocation, "
+                   "all lines or none)").set_defaults(func=cmd_coordinate)
 
     pub = sub.add_parser("publish", help="publish events from a JSON-lines file")
     pub.add_argument("file")

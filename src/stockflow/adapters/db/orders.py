@@ -1,0 +1,162 @@
+"""The order coordinator's rows: each order's state (JSON, as `domain.order_state` makes
+it), its parts, and the statuses it emitted; and the reads deciding needs, each batch in
+one pipelined round trip (`fetch`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import psycopg
+from pydantic import TypeAdapter
+
+from stockflow.adapters.db.store import Conn
+from stockflow.domain.order_state import OrderState, PartStatus
+from stockflow.domain.orders import expiry
+
+__all__ = ["Fetched", "InFlight", "OrderRows", "StatusRow", "due", "dumped", "fetch",
+           "history", "load"]
+
+_STATE: TypeAdapter[OrderState] = TypeAdapter(OrderState)
+
+
+class InFlight(NamedTuple):
+    """A part placed and not yet among the processor's reservations."""
+
+    order_id: str
+    part_id: str
+    key: str
+    quantity: int
+
+
+@dataclass
+class Fetched:
+    states: dict[str, OrderState]
+    sellable: dict[str, int]  # key -> on_hand - reserved - safety_stock
+    in_flight: list[InFlight]  # of orders not among `cached`
+    held: set[tuple[str, str, str]]  # (key, order_id, part_id) of cached parts the processor holds
+
+
+def fetch(conn: Conn, *, orders: Sequence[str], keys: Sequence[str], cached: Sequence[str],
+          cached_parts: Sequence[tuple[str, str, str]]) -> Fetched:
+    """The states of `orders`, the sellable units at `keys`, the parts in flight there of
+    orders other than `cached` (whose parts the caller knows), and which `cached_parts`
+    the processor already holds (its reservation exists, in any status)."""
+    with conn.pipeline():
+        c_states = conn.execute("SELECT state FROM orders WHERE order_id = ANY(%s::text[])",
+                                (list(orders),))
+        c_stock = conn.execute(
+            "SELECT key, on_hand - reserved - safety_stock FROM stock"
+            " WHERE key = ANY(%s::text[])", (list(keys),))
+        c_flight = conn.execute(
+            "SELECT p.order_id, p.part_id, p.sku || '@' || p.warehouse, p.quantity"
+            " FROM order_parts p WHERE p.status = 'placed'"
+            " AND p.sku || '@' || p.warehouse = ANY(%s::text[])"
+            " AND NOT p.order_id = ANY(%s::text[])"
+            " AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.key = p.sku || '@' ||"
+            " p.warehouse AND r.order_id = p.order_id AND r.line_id = p.part_id)",
+            (list(keys), list(cached)))
+        c_held = conn.execute(
+            "SELECT r.key, r.order_id, r.line_id FROM unnest(%s::text[], %s::text[],"
+            " %s::text[]) AS w(key, o, l), LATERAL (SELECT key, order_id, line_id FROM"
+            " reservations WHERE key = w.key AND order_id = w.o AND line_id = w.l OFFSET 0) r",
+            ([k for k, _, _ in cached_parts], [o for _, o, _ in cached_parts],
+             [p for _, _, p in cached_parts]))
+    return Fetched(
+        states={s.order_id: s for s in (_STATE.validate_python(r[0])
+                                        for r in c_states.fetchall())},
+        sellable={k: int(n) for k, n in c_stock.fetchall()},
+        in_flight=[InFlight(o, p, k, int(q)) for o, p, k, q in c_flight.fetchall()],
+        held={(k, o, p) for k, o, p in c_held.fetchall()})
+
+
+def load(conn: Conn, order_id: str) -> OrderState | None:
+    row = conn.execute("SELECT state FROM orders WHERE order_id = %s", (order_id,)).fetchone()
+    return _STATE.validate_python(row[0]) if row else None
+
+
+def history(conn: Conn, order_id: str) -> list[tuple[str, str, dict[str, Any], datetime]]:
+    """(event id, type, data, when) of every status the order was given, oldest first."""
+    return [(i, t, d, at) for i, t, d, at in conn.execute(
+        "SELECT event_id, type, data, at FROM order_statuses WHERE order_id = %s"
+        " ORDER BY at, event_id", (order_id,))]
+
+
+def due(conn: Conn, partitions: list[int], now: datetime,
+        limit: int) -> list[tuple[str, datetime]]:
+    """(order_id, deadline) of orders in `partitions` whose deadline has passed."""
+    return [(o, at) for o, at in conn.execute(
+        "SELECT order_id, expires_at FROM orders WHERE partition = ANY(%s)"
+        " AND expires_at IS NOT NULL AND expires_at <= %s ORDER BY expires_at LIMIT %s",
+        (partitions, now, limit))]
+
+
+class StatusRow(NamedTuple):
+    event_id: str
+    order_id: str
+    type: str
+    data: str  # JSON
+    cause: str
+
+
+@dataclass
+class OrderRows:
+    """What one batch of the coordinator commits (`adapters.db.batches.Rows`): the orders
+    it changed, each with the partition it was read from, and the statuses it emitted."""
+
+    states: dict[str, tuple[OrderState, int]] = field(default_factory=dict)
+    statuses: list[StatusRow] = field(default_factory=list)
+
+    def copy(self, _cur: psycopg.Cursor[tuple[Any, ...]]) -> None:
+        return None  # a few rows per order: statements suffice
+
+    def queue(self, conn: Conn) -> None:
+        if self.states:
+            _upsert_orders(conn, self.states.values())
+            _replace_parts(conn, [s for s, _ in self.states.values()])
+        if self.statuses:
+            conn.execute(
+                "INSERT INTO order_statuses (event_id, order_id, type, data, cause)"
+                " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::jsonb[],"
+                " %s::text[]) ON CONFLICT (event_id) DO NOTHING",
+                ([r.event_id for r in self.statuses], [r.order_id for r in self.statuses],
+                 [r.type for r in self.statuses], [r.data for r in self.statuses],
+                 [r.cause for r in self.statuses]))
+
+
+def _upsert_orders(conn: Conn, rows: Iterable[tuple[OrderState, int]]) -> None:
+    ids, phases, parts, due_at, states = [], [], [], [], []
+    for state, partition in rows:
+        ids.append(state.order_id)
+        phases.append(state.phase.value)
+        parts.append(partition)
+        due_at.append(expiry(state))
+        states.append(_STATE.dump_json(state).decode())
+    conn.execute(
+        "INSERT INTO orders (order_id, phase, partition, expires_at, state) SELECT * FROM"
+        " unnest(%s::text[], %s::text[], %s::int[], %s::timestamptz[], %s::jsonb[])"
+        " ON CONFLICT (order_id) DO UPDATE SET phase = EXCLUDED.phase,"
+        " expires_at = EXCLUDED.expires_at, state = EXCLUDED.state, updated_at = now()",
+        (ids, phases, parts, due_at, states))
+
+
+def _replace_parts(conn: Conn, states: list[OrderState]) -> None:
+    conn.execute("DELETE FROM order_parts WHERE order_id = ANY(%s::text[])",
+                 ([s.order_id for s in states],))
+    parts = [(s.order_id, p) for s in states for p in s.parts]
+    if parts:
+        conn.execute(
+            "INSERT INTO order_parts (order_id, part_id, sku, warehouse, quantity, status)"
+            " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
+            " %s::bigint[], %s::text[])",
+            ([o for o, _ in parts], [p.id for _, p in parts], [p.sku for _, p in parts],
+             [p.warehouse for _, p in parts], [p.quantity for _, p in parts],
+             [PartStatus(p.status).value for _, p in parts]))
+
+
+def dumped(data: Any) -> str:
+    """A status's data as the JSON its row keeps."""
+    return json.dumps(data, separators=(",", ":"), default=str)
