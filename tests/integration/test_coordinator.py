@@ -39,7 +39,7 @@ def _order(env: Env, order_id: str, *lines: tuple[str, str, int, str | None],
 
 def _statuses(env: Env) -> dict[str, list[str]]:
     with env.db() as conn:
-        rows = conn.execute("SELECT order_id, type FROM order_statuses ORDER BY at, event_id")
+        rows = conn.execute("SELECT order_id, type FROM order_statuses ORDER BY seq")
         found: dict[str, list[str]] = {}
         for order_id, type_ in rows:
             found.setdefault(str(order_id), []).append(str(type_).removeprefix("order."))

@@ -82,7 +82,7 @@ def history(conn: Conn, order_id: str) -> list[tuple[str, str, dict[str, Any], d
     """(event id, type, data, when) of every status the order was given, oldest first."""
     return [(i, t, d, at) for i, t, d, at in conn.execute(
         "SELECT event_id, type, data, at FROM order_statuses WHERE order_id = %s"
-        " ORDER BY at, event_id", (order_id,))]
+        " ORDER BY seq", (order_id,))]
 
 
 def due(conn: Conn, partitions: list[int], now: datetime,

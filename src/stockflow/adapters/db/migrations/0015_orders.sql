@@ -26,6 +26,7 @@ CREATE INDEX order_parts_placed ON order_parts ((sku || '@' || warehouse))
     WHERE status = 'placed';
 
 CREATE TABLE order_statuses (
+    seq       bigserial,                -- the order they were emitted in (one batch: one at)
     event_id  text PRIMARY KEY,         -- the status event's deterministic id
     order_id  text NOT NULL,
     type      text NOT NULL,
@@ -33,4 +34,4 @@ CREATE TABLE order_statuses (
     cause     text NOT NULL,            -- the input event that made it
     at        timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX order_statuses_order ON order_statuses (order_id, at);
+CREATE INDEX order_statuses_order ON order_statuses (order_id, seq);
