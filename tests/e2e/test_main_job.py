@@ -1,7 +1,7 @@
 """The main job with simulated traffic: steady processing, the API and the relay beside it
 (a demo read token answers), then Ctrl-C exits 0 with a summary whose figures are what
 Postgres holds. It runs on its embedded default while other processes hold the usual ports
-(9108, 8080, 9109): it takes free ones and says where everything is."""
+(9108, 8080, 9109, 9110): it takes free ones and says where everything is."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ import psycopg
 
 from stockflow.devtools.localenv import LocalServices
 
-_USUAL_PORTS = (9108, 8080, 9109)  # the defaults of metrics, the API and the relay
+# the defaults of metrics, the API, the relay and the coordinator
+_USUAL_PORTS = (9108, 8080, 9109, 9110)
 
 
 @contextlib.contextmanager
@@ -44,7 +45,8 @@ def test_up_with_simulation_stops_on_ctrl_c_with_a_true_summary(services: LocalS
            "STOCKFLOW_DATABASE_URL": services.database_url,
            "STOCKFLOW_TOPIC_PREFIX": f"m{unique}.", "STOCKFLOW_DATABASE_SCHEMA": schema,
            "STOCKFLOW_GROUP_ID": f"m{unique}", "STOCKFLOW_LOG_LEVEL": "WARNING"}
-    for port in ("METRICS_PORT", "API_PORT", "RELAY_METRICS_PORT"):  # the embedded default
+    for port in ("METRICS_PORT", "API_PORT", "RELAY_METRICS_PORT",
+                 "COORDINATOR_METRICS_PORT"):  # the embedded default
         env.pop(f"STOCKFLOW_{port}", None)
     with _held(_USUAL_PORTS):
         job = subprocess.Popen([sys.executable, "-m", "stockflow", "up", "--simulate",
@@ -66,10 +68,13 @@ def test_up_with_simulation_stops_on_ctrl_c_with_a_true_summary(services: LocalS
             assert api.post("/v1/receipts", json={}).status_code == 403  # a read token
         processor = re.findall(r"processor metrics (\S+)", lines)
         relay = re.findall(r"relay metrics (\S+)", lines)
+        coordinator = re.findall(r"coordinator metrics (\S+)", lines)
         assert relay and "stockflow_webhook" in httpx.get(relay[0]).text
         assert processor and "stockflow_events_total" in httpx.get(processor[0]).text
-        taken = {int(u.rsplit(":", 1)[1].split("/")[0]) for u in (url, processor[0], relay[0])}
-        assert len(taken) == 3 and not taken & set(_USUAL_PORTS), (url, lines)
+        assert coordinator and "stockflow_batch" in httpx.get(coordinator[0]).text
+        taken = {int(u.rsplit(":", 1)[1].split("/")[0])
+                 for u in (url, processor[0], relay[0], coordinator[0])}
+        assert len(taken) == 4 and not taken & set(_USUAL_PORTS), (url, lines)
         env_file = Path(re.findall(r"set -a; \. (\S+)", lines)[0])
         assert env_file.stat().st_mode & 0o077 == 0  # the run's secret key: the owner's only
         time.sleep(4)

@@ -32,8 +32,9 @@ def test_compose_sets_only_known_stockflow_variables() -> None:
 
 def test_compose_has_every_part() -> None:
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
-    assert {"kafka", "postgres", "init", "processor", "relay", "api", "simulator",
-            "prometheus", "grafana"} <= set(services)
+    assert {"kafka", "postgres", "init", "processor", "coordinator", "relay", "api",
+            "simulator", "prometheus", "grafana"} <= set(services)
+    assert services["coordinator"]["command"] == ["coordinate"]
     assert services["api"]["command"] == ["api"]
     assert services["relay"]["command"] == ["relay"]
     assert services["simulator"]["profiles"] == ["simulate"]

@@ -32,12 +32,13 @@ def _by_kind(component: str = "processor") -> dict[str, dict[str, Any]]:
                                                      component) in (component, "init")}
 
 
-@pytest.mark.parametrize("component", ["processor", "relay", "api"])
+@pytest.mark.parametrize("component", ["processor", "coordinator", "relay", "api"])
 def test_services_have_probes_resources_and_a_disruption_budget(component: str) -> None:
     kinds = _by_kind(component)
     spec = kinds["Deployment"]["spec"]["template"]["spec"]
     container = spec["containers"][0]
-    assert container["args"] == ["process" if component == "processor" else component]
+    assert container["args"] == [{"processor": "process", "coordinator": "coordinate"}.get(
+        component, component)]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["resources"]["requests"] and container["resources"]["limits"]
@@ -46,6 +47,7 @@ def test_services_have_probes_resources_and_a_disruption_budget(component: str) 
     assert kinds["Service"]["spec"]["selector"] == selector
     port = kinds["Service"]["metadata"]["annotations"]["prometheus.io/port"]
     setting = {"processor": "STOCKFLOW_METRICS_PORT", "relay": "STOCKFLOW_RELAY_METRICS_PORT",
+               "coordinator": "STOCKFLOW_COORDINATOR_METRICS_PORT",
                "api": "STOCKFLOW_API_PORT"}[component]
     assert kinds["ConfigMap"]["data"][setting] == port
 

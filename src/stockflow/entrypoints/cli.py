@@ -134,7 +134,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     (or --duration)."""
     from stockflow.devtools.localenv import local_services  # noqa: PLC0415
 
-    served = ("metrics_port", "api_port", "relay_metrics_port") if args.simulate else (
+    served = ("metrics_port", "api_port", "relay_metrics_port",
+              "coordinator_metrics_port") if args.simulate else (
         "metrics_port",)
     _embedded_ports(_settings(), served)
     with local_services() as found:

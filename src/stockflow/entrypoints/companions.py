@@ -1,6 +1,7 @@
-"""The HTTP API and the webhook relay beside the main job, as child processes
-(`stockflow api`, `stockflow relay`) on this run's Kafka and Postgres, with a demo read key,
-so a newcomer can `curl` live stock while the simulation runs."""
+"""The HTTP API, the webhook relay and the order coordinator beside the main job, as child
+processes (`stockflow api`, `stockflow relay`, `stockflow coordinate`) on this run's Kafka
+and Postgres, with a demo read key, so a newcomer can `curl` live stock while the
+simulation runs."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ class Companions:
     api_url: str
     read_token: str
     relay_metrics_url: str
+    coordinator_metrics_url: str
     env_file: Path  # this run's settings, to point other `stockflow` commands at it
     log_file: Path  # the children's logs
 
@@ -42,7 +44,8 @@ class Companions:
         return [f"API {self.api_url}/docs  read token {self.read_token}",
                 f"  curl -H 'Authorization: Bearer {self.read_token}' "
                 f"{self.api_url}/v1/alerts",
-                f"processor metrics {metrics_url}  relay metrics {self.relay_metrics_url}",
+                f"processor metrics {metrics_url}  relay metrics {self.relay_metrics_url}"
+                f"  coordinator metrics {self.coordinator_metrics_url}",
                 f"logs {self.log_file}  other commands: set -a; . {self.env_file}"]
 
 
@@ -133,12 +136,14 @@ def _bring_up(children: list[_Child], env: dict[str, str], log: IO[bytes],
 
 @contextmanager
 def companions(settings: Settings) -> Iterator[Companions]:
-    """Start the API and the relay; stop them (SIGTERM, then SIGKILL) when leaving. Each
-    takes the port its setting names; with 0 (what `stockflow up` uses for a port the user
-    did not set) a free one."""
+    """Start the API, the relay and the coordinator; stop them (SIGTERM, then SIGKILL) when
+    leaving. Each takes the port its setting names; with 0 (what `stockflow up` uses for a
+    port the user did not set) a free one."""
     children = [_Child("api", "api_port", settings.api_port, settings.api_host, "/readyz"),
                 _Child("relay", "relay_metrics_port", settings.relay_metrics_port,
-                       settings.metrics_host, "/healthz")]
+                       settings.metrics_host, "/healthz"),
+                _Child("coordinate", "coordinator_metrics_port",
+                       settings.coordinator_metrics_port, settings.metrics_host, "/healthz")]
     key = (settings.secret_key.get_secret_value() if settings.secret_key
            else base64.b64encode(secrets.token_bytes(32)).decode())  # for this run only
     workdir = Path(tempfile.mkdtemp(prefix="stockflow-up-"))
@@ -154,8 +159,9 @@ def companions(settings: Settings) -> Iterator[Companions]:
             _bring_up(children, {**os.environ, **child_env}, log, log_file)
             child_env |= {Settings.variable(c.port_of): str(c.port) for c in children}
             env_file.write_text("".join(f"{k}='{v}'\n" for k, v in child_env.items()))
-            api, relay = children
-            yield Companions(api.url(), token, relay.url("/metrics"), env_file, log_file)
+            api, relay, coordinator = children
+            yield Companions(api.url(), token, relay.url("/metrics"),
+                             coordinator.url("/metrics"), env_file, log_file)
         finally:
             for child in children:  # all told first: they stop side by side
                 child.terminate()
