@@ -20,12 +20,20 @@ from stockflow import StockflowError
 from stockflow.adapters.broker_watch import BrokerWatch
 from stockflow.adapters.kafka import DeliveryFailures, produce_all, producer
 from stockflow.contract.emit import Message
-from stockflow.contract.events import INPUT_MODELS, Reason, Rejection, envelope, parse, split_key
-from stockflow.contract.topics import Topics
+from stockflow.contract.events import (
+    INPUT_MODELS,
+    Reason,
+    Rejection,
+    envelope,
+    parse,
+    parse_order_input,
+    split_key,
+)
+from stockflow.contract.topics import TopicKind, Topics
 from stockflow.domain.inputs import Event, Limits
 from stockflow.settings import Settings
 
-__all__ = ["PublishError", "Publisher", "envelope", "prepare"]
+__all__ = ["PublishError", "Publisher", "envelope", "prepare", "prepare_order_request"]
 
 
 class PublishError(StockflowError):
@@ -65,9 +73,24 @@ def prepare(doc: Mapping[str, Any], topics: Topics, limits: Limits,
     return Message(topics.name(kind), raw_key, value)
 
 
+def prepare_order_request(doc: Mapping[str, Any], topics: Topics, limits: Limits) -> Message:
+    """The message for an order request (keyed by its order_id), validated exactly as the
+    coordinator will parse it, or PublishError with the DLQ reason it would get."""
+    data = doc.get("data") or {}
+    order_id = data.get("order_id") if isinstance(data, Mapping) else None
+    if not isinstance(order_id, str):
+        raise PublishError("an order request names its order_id", Reason.SCHEMA_VIOLATION)
+    value = json.dumps(doc, separators=(",", ":"), default=str).encode()
+    got = parse_order_input(TopicKind.ORDER_REQUESTS, order_id.encode(), value, limits)
+    if isinstance(got, Rejection):
+        raise PublishError(f"{got.reason.value}: {got.message}", got.reason)
+    return Message(topics.name(TopicKind.ORDER_REQUESTS), order_id.encode(), value)
+
+
 class Publisher:
     """Validates events as the processor would and publishes them: `publish` one event,
-    `publish_order` the lines of one order atomically, `flush` to wait for delivery (it
+    `publish_order` the lines of one order atomically, whole orders for the coordinator
+    (`request_order`, `confirm_order`, `cancel_order`), `flush` to wait for delivery (it
     raises PublishError for what Kafka did not take). A context manager: leaving it
     flushes."""
 
@@ -112,6 +135,42 @@ class Publisher:
             docs.append(envelope("order.placed", data, id_=ident, time=time, source=self.source))
         self.send_atomically(docs, timeout=timeout)
         return [str(d["id"]) for d in docs]
+
+    def request_order(self, order_id: str, lines: Iterable[Mapping[str, Any]], *,
+                      strategy: str | None = None, ship_to: Mapping[str, float] | None = None,
+                      expires_at: datetime | None = None, time: datetime | None = None) -> str:
+        """Hand the order coordinator a whole order (`lines`: line_id, sku, quantity and an
+        optional warehouse to pin it to): it allocates every line or reserves nothing, and
+        says which on `inventory.order-status`. The id is the order's, so publishing the
+        same order again is a duplicate. Returns the id; `flush()` waits for delivery."""
+        data: dict[str, Any] = {"order_id": order_id, "lines": [dict(ln) for ln in lines]}
+        if strategy is not None:
+            data["strategy"] = strategy
+        if ship_to is not None:
+            data["ship_to"] = dict(ship_to)
+        if expires_at is not None:
+            data["expires_at"] = expires_at.isoformat()
+        return self._order_request("order.requested", data, time)
+
+    def confirm_order(self, order_id: str, *, time: datetime | None = None) -> str:
+        """Confirm every part of an order (held until the order is allocated)."""
+        return self._order_request("order.confirm-requested", {"order_id": order_id}, time)
+
+    def cancel_order(self, order_id: str, *, reason: str | None = None,
+                     time: datetime | None = None) -> str:
+        """Release every part of an order (remembered if the order has not come yet)."""
+        data: dict[str, Any] = {"order_id": order_id}
+        if reason is not None:
+            data["reason"] = reason
+        return self._order_request("order.cancel-requested", data, time)
+
+    def _order_request(self, type_: str, data: Mapping[str, Any],
+                       time: datetime | None) -> str:
+        ident = f"{data['order_id']}/{type_.removeprefix('order.')}"
+        doc = envelope(type_, data, id_=ident, time=time, source=self.source)
+        produce_all(self._producer, [prepare_order_request(doc, self.topics,
+                                                           self.settings.limits())])
+        return ident
 
     def send_atomically(self, docs: Iterable[Mapping[str, Any]], *,
                         timeout: float = 30.0) -> None:

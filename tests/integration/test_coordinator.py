@@ -8,6 +8,8 @@ import json
 import time
 from typing import Any
 
+import pytest
+
 from stockflow.adapters.db import warehouses as warehouses_db
 from stockflow.adapters.kafka import produce_all, producer
 from stockflow.contract.emit import Message
@@ -15,6 +17,7 @@ from stockflow.contract.events import envelope
 from stockflow.contract.topics import TopicKind
 from stockflow.devtools.localenv import LocalServices
 from stockflow.entrypoints.app import build_coordinator
+from stockflow.publisher import Publisher, PublishError
 from tests.factories import wh
 from tests.integration.harness import Env, make_env, processor_thread, read_topic
 
@@ -29,12 +32,8 @@ def _send(env: Env, kind: TopicKind, key: str, type_: str, data: dict[str, Any])
     assert prod.flush(30) == 0
 
 
-def _order(env: Env, order_id: str, *lines: tuple[str, str, int, str | None],
-           **fields: Any) -> None:
-    _send(env, TopicKind.ORDER_REQUESTS, order_id, "order.requested", {
-        "order_id": order_id, **fields,
-        "lines": [{"line_id": ln, "sku": sku, "quantity": q, "warehouse": pin}
-                  for ln, sku, q, pin in lines]})
+def line(line_id: str, sku: str, quantity: int, pin: str | None = None) -> dict[str, Any]:
+    return {"line_id": line_id, "sku": sku, "quantity": quantity, "warehouse": pin}
 
 
 def _statuses(env: Env) -> dict[str, list[str]]:
@@ -83,14 +82,18 @@ def test_orders_are_allocated_rejected_confirmed_and_cancelled_as_units(
         while _on_hand(env) != stock:  # the stock is in before the orders come
             assert time.monotonic() < deadline, _on_hand(env)
             time.sleep(0.2)
-        # split over two warehouses by priority; no allocation covers 99; cancelled; confirmed
-        _order(env, "O1", ("1", "A", 6, None), ("2", "B", 2, None))
-        _order(env, "O2", ("1", "A", 99, None))
-        _order(env, "O3", ("1", "B", 1, "W1"))
-        _order(env, "O5", ("1", "A", 1, "OFF"))  # pinned to an inactive warehouse: the DLQ
+        # through the publisher library, as an order service would: split over two
+        # warehouses by priority; no allocation covers 99; cancelled; confirmed
+        with Publisher(env.settings) as orders:
+            orders.request_order("O1", [line("1", "A", 6), line("2", "B", 2)])
+            orders.request_order("O2", [line("1", "A", 99)], strategy="most_available")
+            orders.request_order("O3", [line("1", "B", 1, "W1")])
+            # pinned to an inactive warehouse: valid as a message, the DLQ's by the registry
+            orders.request_order("O5", [line("1", "A", 1, "OFF")])
         _wait(env, {"O1": ["allocated"], "O2": ["rejected"], "O3": ["allocated"]})
-        _send(env, TopicKind.ORDER_REQUESTS, "O1", "order.confirm-requested", {"order_id": "O1"})
-        _send(env, TopicKind.ORDER_REQUESTS, "O3", "order.cancel-requested", {"order_id": "O3"})
+        with Publisher(env.settings) as orders:
+            orders.confirm_order("O1")
+            orders.cancel_order("O3", reason="changed my mind")
         got = _wait(env, {"O1": ["allocated", "confirmed"], "O2": ["rejected"],
                           "O3": ["allocated", "cancelled"]})
         processor.check()
@@ -113,3 +116,72 @@ def test_orders_are_allocated_rejected_confirmed_and_cancelled_as_units(
     dead = [h for _, _, h in read_topic(env, TopicKind.DLQ)]
     assert [h["stockflow.error.reason"] for h in dead] == [b"schema_violation"]
     assert b"inactive" in dead[0]["stockflow.error.message"]
+
+
+def test_the_publisher_refuses_an_order_the_coordinator_would_dead_letter(
+        services: LocalServices, unique: str) -> None:
+    env = make_env(services, unique, partitions=1)
+    with Publisher(env.settings) as orders:
+        for lines, said in (([], "lines"), ([line("1", "A", 0)], "quantity"),
+                            ([line("1", "A", 1), line("1", "B", 1)], "line_id"),
+                            ([line("1~2", "A", 1)], "~")):
+            with pytest.raises(PublishError, match=said):
+                orders.request_order("O1", lines)
+        with pytest.raises(PublishError, match="ship_to"):
+            orders.request_order("O1", [line("1", "A", 1)], strategy="nearest")
+    assert read_topic(env, TopicKind.ORDER_REQUESTS) == []  # nothing was sent
+
+
+def test_remediation_re_sources_an_order_or_loses_it_and_never_touches_a_confirmed_one(
+        services: LocalServices, unique: str) -> None:
+    env = make_env(services, unique, partitions=2,
+                   oversell_remediation="release_newest_pending")
+    with env.db() as conn:
+        for w in (wh("W1", 1), wh("W2", 2)):
+            warehouses_db.add(conn, w, actor="test")
+    stock = {"A@W1": 5, "A@W2": 6}
+    for key, units in stock.items():
+        sku, code = key.split("@")
+        _send(env, TopicKind.RECEIPTS, key, "receipt.received",
+              {"receipt_id": f"r-{key}", "sku": sku, "warehouse": code, "quantity": units})
+
+    def count(code: str, on_hand: int) -> None:
+        _send(env, TopicKind.ADJUSTMENTS, f"A@{code}", "stock.counted",
+              {"count_id": f"c-{code}", "sku": "A", "warehouse": code, "on_hand": on_hand})
+
+    with processor_thread(env) as processor, processor_thread(env, build_coordinator) as coord:
+        deadline = time.monotonic() + 60
+        while _on_hand(env) != stock:
+            assert time.monotonic() < deadline, _on_hand(env)
+            time.sleep(0.2)
+        with Publisher(env.settings) as orders:
+            orders.request_order("O1", [line("1", "A", 3)])  # W1, then confirmed
+        _wait(env, {"O1": ["allocated"]})
+        with Publisher(env.settings) as orders:
+            orders.confirm_order("O1")
+            orders.request_order("O2", [line("1", "A", 2)])  # the rest of W1
+        _wait(env, {"O1": ["allocated", "confirmed"], "O2": ["allocated"]})
+        with Publisher(env.settings) as orders:
+            orders.request_order("O3", [line("1", "A", 4)])  # W2
+        _wait(env, {"O3": ["allocated"]})
+        # W1 counted short by 2: O2's pending part goes (the newest), O1's confirmed one
+        # stays; O2 finds its 2 units at W2
+        count("W1", 3)
+        _wait(env, {"O2": ["allocated", "reallocated"]})
+        # W2 counted short by 2: O2's new part is the newest pending there, and no
+        # warehouse has 2 units left for it: O2 is lost; O3, older, keeps its units
+        count("W2", 4)
+        got = _wait(env, {"O1": ["allocated", "confirmed"],
+                          "O2": ["allocated", "reallocated", "rejected"],
+                          "O3": ["allocated"]})
+        processor.check()
+        coord.check()
+    assert got["O2"][-1] == "rejected"
+    with env.db() as conn:
+        reason = conn.execute("SELECT data->>'reason' FROM order_statuses WHERE order_id = 'O2'"
+                              " AND type = 'order.rejected'").fetchone()
+        released = conn.execute("SELECT line_id, key FROM reservations WHERE order_id = 'O2'"
+                                " AND status = 'released' ORDER BY line_id").fetchall()
+    assert reason == ("stock_lost",)
+    assert released == [("1~1", "A@W1"), ("1~2", "A@W2")]
+    assert _reserved(env) == {"A@W1": 3, "A@W2": 4}  # O1 (confirmed) and O3 untouched

@@ -1,17 +1,24 @@
-"""Every DLQ reason code is produced, lands on the DLQ with its headers, and processing
-goes on after it; the group's offsets in Kafka then mirror the positions in Postgres."""
+"""Every DLQ reason code is produced (by the stock processor, and `conflict` by the order
+coordinator), lands on the DLQ with its headers, and processing goes on after it; the
+group's offsets in Kafka then mirror the positions in Postgres."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 
 from confluent_kafka import Consumer, TopicPartition
 
-from stockflow.contract.events import Reason
+from stockflow.adapters.db import warehouses as warehouses_db
+from stockflow.adapters.kafka import produce_all, producer
+from stockflow.contract.emit import Message
+from stockflow.contract.events import Reason, envelope
 from stockflow.contract.topics import TopicKind
 from stockflow.devtools.localenv import LocalServices
 from stockflow.devtools.workload import _Builder, _invalid
+from stockflow.entrypoints.app import build_coordinator
+from tests.factories import wh
 from tests.integration.harness import (
     Env,
     db_quantities,
@@ -43,14 +50,31 @@ def test_every_reason_reaches_the_dlq_with_headers(services: LocalServices, uniq
                                                 "reason": "found"}))
     refuse_writes_of(env, [items[-2].id or ""])
     publish(env, items)
-    with processor_thread(env):
+    # the order coordinator's own reason: another body under a known order_id
+    with env.db() as conn:
+        warehouses_db.add(conn, wh("WH-1", 1), actor="test")
+    first, conflicting = (Message(env.topics.name(TopicKind.ORDER_REQUESTS), b"O-1", json.dumps(
+        envelope("order.requested", {"order_id": "O-1", "lines": [
+            {"line_id": "1", "sku": "SKU-1", "quantity": q, "warehouse": "WH-1"}]})).encode())
+        for q in (1, 2))
+    prod = producer(env.settings)
+    produce_all(prod, [first, conflicting])
+    assert prod.flush(30) == 0
+    with processor_thread(env), processor_thread(env, build_coordinator):
         wait_drained(env)
-        dlq = read_topic(env, TopicKind.DLQ)
+        deadline = time.monotonic() + 60
+        while len(dlq := read_topic(env, TopicKind.DLQ)) <= len([i for i in items if i.reason]):
+            assert time.monotonic() < deadline, "the conflict did not reach the DLQ"
+            time.sleep(0.5)
         _until_kafka_offsets_mirror_postgres(env)
 
     by_value = {v: h for _, v, h in dlq}
     rejected = [i for i in items if i.reason]
-    assert {r.value for r in Reason} == {i.reason for i in rejected}
+    assert {r.value for r in Reason} == {i.reason for i in rejected} | {"conflict"}
+    headers = by_value[conflicting.value]
+    assert headers["stockflow.error.reason"] == b"conflict"
+    assert headers["stockflow.error.topic"].decode() == env.topics.name(
+        TopicKind.ORDER_REQUESTS)
     for item in rejected:
         headers = by_value[item.value]  # original bytes, unchanged
         assert headers["stockflow.error.reason"].decode() == item.reason
@@ -58,7 +82,7 @@ def test_every_reason_reaches_the_dlq_with_headers(services: LocalServices, uniq
         assert headers["stockflow.error.topic"].decode() == env.topics.name(item.kind)
         assert int(headers["stockflow.error.partition"]) >= 0
         assert int(headers["stockflow.error.offset"]) >= 0
-    assert len(dlq) == len(rejected)
+    assert len(dlq) == len(rejected) + 1
     # the receipt before and the adjustment after the rejections were both applied
     assert db_quantities(env)[key] == (8, 0, 0, 0)
 
