@@ -9,9 +9,11 @@ import time
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from stockflow.adapters.db import warehouses as warehouses_db
 from stockflow.adapters.kafka import produce_all, producer
+from stockflow.adapters.order_metrics import OrderMetrics
 from stockflow.contract.emit import Message
 from stockflow.contract.events import envelope
 from stockflow.contract.topics import TopicKind
@@ -77,7 +79,10 @@ def test_orders_are_allocated_rejected_confirmed_and_cancelled_as_units(
         sku, wh_code = key.split("@")
         _send(env, TopicKind.RECEIPTS, key, "receipt.received",
               {"receipt_id": f"r-{key}", "sku": sku, "warehouse": wh_code, "quantity": units})
-    with processor_thread(env) as processor, processor_thread(env, build_coordinator) as coord:
+    registry = CollectorRegistry()
+    metrics = OrderMetrics(registry)
+    with processor_thread(env) as processor, processor_thread(
+            env, lambda s: build_coordinator(s, metrics=metrics)) as coord:
         deadline = time.monotonic() + 60
         while _on_hand(env) != stock:  # the stock is in before the orders come
             assert time.monotonic() < deadline, _on_hand(env)
@@ -99,6 +104,15 @@ def test_orders_are_allocated_rejected_confirmed_and_cancelled_as_units(
         processor.check()
         coord.check()
     assert "O5" not in got
+
+    def sample(name: str, **labels: str) -> float:
+        return registry.get_sample_value(name, labels) or 0.0
+
+    for status, reason, n in (("allocated", "", 2), ("rejected", "insufficient_stock", 1),
+                              ("confirmed", "", 1), ("cancelled", "requested", 1)):
+        assert sample("stockflow_order_statuses_total", status=status, reason=reason) == n
+    assert sample("stockflow_order_answer_seconds_count") == 3  # O1, O2, O3 answered
+    assert (sample("stockflow_order_parts_count"), sample("stockflow_order_parts_sum")) == (2, 4)
     # O1 holds exactly its quantities, where priority put them; O2 and O3 hold nothing
     assert _reserved(env) == {"A@W1": 3, "A@W2": 3, "B@W1": 2}
     with env.db() as conn:

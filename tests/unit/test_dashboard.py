@@ -1,5 +1,5 @@
-"""The Grafana dashboard is valid and queries only metrics the processor and the webhook
-relay export."""
+"""The Grafana dashboard is valid and queries only metrics the processor, the order
+coordinator and the webhook relay export."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from stockflow.adapters.kafka_metrics import KafkaMetrics
 from stockflow.adapters.metrics import PrometheusObserver
+from stockflow.adapters.order_metrics import OrderMetrics
 from stockflow.adapters.relay_metrics import RelayMetrics
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "stockflow.json"
@@ -22,6 +23,7 @@ def exported() -> set[str]:
     registry = CollectorRegistry()
     PrometheusObserver(registry)
     RelayMetrics(registry)
+    OrderMetrics(registry)  # the order coordinator's
     KafkaMetrics(registry)  # the processor's, the relay's and the API's
     return {fam.name + s for fam in registry.collect() for s in SUFFIXES.get(fam.type, [""])}
 

@@ -95,6 +95,7 @@ class OrderState:
     cancel_reason: str | None = None
     moving: tuple[str, ...] = ()  # lost parts being re-sourced after allocation
     ending: Ending | None = None
+    requested_at: datetime | None = None  # the order.requested's time: how long answers take
 
 
 @dataclass(frozen=True, slots=True)

@@ -143,7 +143,7 @@ def _requested(
     held = state or OrderState(d.order_id, Phase.AWAITING)
     deadline = d.expires_at or context.now + context.reservation_ttl
     new = replace(held, phase=Phase.ALLOCATING, request=d, fingerprint=signature,
-                  deadline=deadline)
+                  deadline=deadline, requested_at=event.time)
     step = _Step(new, event, context)
     if held.cancel_held:
         step.end("cancelled", held.cancel_reason)

@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from stockflow.adapters.db import orders as orders_db
 from stockflow.adapters.db import warehouses as warehouses_db
@@ -30,27 +30,59 @@ from stockflow.adapters.observer import BatchReport, Observer
 from stockflow.contract.emit import COORDINATOR_SOURCE, Message, order_message, output_id
 from stockflow.contract.events import Reason, Rejection, envelope, parse_order_input
 from stockflow.contract.topics import TP, TopicKind, Topics
-from stockflow.domain.effects import Outcome
+from stockflow.domain.effects import Outcome, Output
 from stockflow.domain.inputs import Limits
-from stockflow.domain.order_inputs import OrderInput
-from stockflow.domain.order_state import Context, OrderState, PartStatus
+from stockflow.domain.order_inputs import OrderInput, OrderRequested
+from stockflow.domain.order_state import HELD, Context, OrderState, PartStatus, Phase
 from stockflow.domain.orders import decide, skus_of
 from stockflow.domain.warehouses import Warehouse
 from stockflow.engine.batch import Consumed, Prepared, dead_letter, framed, offsets_of
 from stockflow.engine.failures import DecideError, describe
 
-__all__ = ["CoordinatorDecider"]
+__all__ = ["CoordinatorDecider", "OrderWatch"]
 
 _SWEEP_BATCH = 5000  # order.expired written per sweep at most
 _SWEEP_AGAIN = 60.0  # seconds before an expiry still due is written again
+
+
+class OrderWatch(Protocol):
+    """What the coordinator tells its metrics (`adapters.order_metrics`). Told as batches
+    are decided: a batch decided again after a failure is told again."""
+
+    def status(self, status: str, reason: str | None) -> None: ...
+
+    def answered(self, seconds: float) -> None: ...
+
+    def allocated(self, parts: int) -> None: ...
+
+    def placed_again(self, parts: int) -> None: ...
+
+    def backlog(self, open_orders: int, oldest_waiting: float) -> None: ...
+
+
+class _Unwatched:
+    def status(self, status: str, reason: str | None) -> None: ...
+
+    def answered(self, seconds: float) -> None: ...
+
+    def allocated(self, parts: int) -> None: ...
+
+    def placed_again(self, parts: int) -> None: ...
+
+    def backlog(self, open_orders: int, oldest_waiting: float) -> None: ...
+
+
+_FIRST = frozenset({"order.allocated", "order.rejected", "order.cancelled"})
+_BEFORE_ANSWER = frozenset({Phase.AWAITING, Phase.ALLOCATING})
 
 
 class CoordinatorDecider:
     """The order lifecycle hosted by the engine (`ports.Decider`)."""
 
     def __init__(self, *, topics: Topics, limits: Limits, ttl: timedelta,
-                 cache_entries: int) -> None:
+                 cache_entries: int, watch: OrderWatch | None = None) -> None:
         self.topics, self.limits, self.ttl = topics, limits, ttl
+        self.watch = watch or _Unwatched()
         self.cache_entries = cache_entries
         self.cache: dict[str, OrderState] = {}  # as decided, committed or in flight
         self.written: dict[str, float] = {}  # order.expired ids swept -> when
@@ -66,8 +98,9 @@ class CoordinatorDecider:
     def full(self) -> bool:
         return len(self.cache) > self.cache_entries
 
-    def report(self, _reads: Any, observer: Observer) -> None:
+    def report(self, reads: Any, observer: Observer) -> None:
         observer.on_cache(len(self.cache))
+        self.watch.backlog(*orders_db.backlog(reads))
 
     def decide(self, reads: Any, batch: list[Consumed], *, positions: Mapping[TP, int],
                ends: Mapping[TP, int], dead: Mapping[tuple[str, int, int], str] | None = None,
@@ -133,6 +166,8 @@ class CoordinatorDecider:
                 snapshot.moved(ev.order_id, new)
             if decision.outcome is Outcome.APPLIED:
                 prepared.event_times.append(ev.time.timestamp())
+            self._tell(state, decision.state, decision.commands, decision.statuses, now,
+                       requested=isinstance(ev.data, OrderRequested))
             sent = out.setdefault(msg.partition, [])
             for command in decision.commands:
                 sent.append(order_message(self.topics, TopicKind.ORDERS, ev.order_id, command,
@@ -143,6 +178,20 @@ class CoordinatorDecider:
                 rows.statuses.append(orders_db.StatusRow(
                     output_id(ev.order_id, status.type, status.line), ev.order_id,
                     status.type, orders_db.dumped(status.data), ev.id))
+
+    def _tell(self, before: OrderState | None, after: OrderState | None,
+              commands: tuple[Output, ...], statuses: tuple[Output, ...], now: datetime, *,
+              requested: bool) -> None:
+        placed = sum(1 for c in commands if c.type == "order.placed")
+        if placed and not requested:
+            self.watch.placed_again(placed)
+        for status in statuses:
+            self.watch.status(status.type.removeprefix("order."), status.data.get("reason"))
+            if status.type == "order.allocated" and after is not None:
+                self.watch.allocated(sum(1 for p in after.parts if p.status in HELD))
+            first = before is None or before.phase in _BEFORE_ANSWER
+            if status.type in _FIRST and first and after is not None and after.requested_at:
+                self.watch.answered(max(0.0, (now - after.requested_at).total_seconds()))
 
     def _snapshot(self, reads: Any, events: list[OrderInput]) -> _Snapshot:
         """States into the cache, then the registry and the units allocation may take."""

@@ -30,15 +30,17 @@ from stockflow.adapters.kafka import (
 from stockflow.adapters.kafka_metrics import KafkaMetrics
 from stockflow.adapters.metrics import PrometheusObserver
 from stockflow.adapters.observer import NullObserver, Observer
+from stockflow.adapters.order_metrics import OrderMetrics
 from stockflow.contract.topics import Topics
 from stockflow.engine.checkpoint import Checkpoint
-from stockflow.engine.coordinator import CoordinatorDecider
+from stockflow.engine.coordinator import CoordinatorDecider, OrderWatch
 from stockflow.engine.host import Host
 from stockflow.engine.stock import StockDecider
 from stockflow.engine.writer import Writer
 from stockflow.settings import Settings
 
-__all__ = ["Serving", "build_processor", "database", "migrated_database", "run_processor",
+__all__ = ["Serving", "build_coordinator", "build_processor", "database", "migrated_database",
+           "run_coordinator", "run_processor",
            "serving", "stop_on_signals"]
 
 # seconds a batch's outputs may take to be delivered before it counts as an outage
@@ -124,7 +126,8 @@ def build_processor(settings: Settings, *, observer: Observer | None = None,
 
 
 def build_coordinator(settings: Settings, *, observer: Observer | None = None,
-                      health: Health | None = None) -> Host:
+                      health: Health | None = None,
+                      metrics: OrderWatch | None = None) -> Host:
     """Check the coordinator's topics and the schema, then wire clients, the order
     decider and the host (its own group; see `engine.coordinator`)."""
     topics = Topics(settings.topic_prefix)
@@ -133,7 +136,8 @@ def build_coordinator(settings: Settings, *, observer: Observer | None = None,
     watch = health.brokers
     decider = CoordinatorDecider(topics=topics, limits=settings.limits(),
                                  ttl=settings.policy().reservation_ttl,
-                                 cache_entries=settings.coordinator_cache_entries)
+                                 cache_entries=settings.coordinator_cache_entries,
+                                 watch=metrics)
     require_copartitioned(admin(settings, watch), decider.inputs)
 
     def connect(autocommit: bool) -> store.Conn:
@@ -181,11 +185,22 @@ class Serving(NamedTuple):
     metrics_port: int  # where /metrics is: the configured port, or the one 0 picked
 
 
-Build = Callable[..., Host]  # build_processor or build_coordinator
+Build = Callable[[Settings, Observer, Health, CollectorRegistry], Host]
+
+
+def _processor(settings: Settings, observer: Observer, health: Health,
+               _registry: CollectorRegistry) -> Host:
+    return build_processor(settings, observer=observer, health=health)
+
+
+def _coordinator(settings: Settings, observer: Observer, health: Health,
+                 registry: CollectorRegistry) -> Host:
+    return build_coordinator(settings, observer=observer, health=health,
+                             metrics=OrderMetrics(registry))
 
 
 @contextmanager
-def serving(settings: Settings, build: Build = build_processor,
+def serving(settings: Settings, build: Build = _processor,
             port_setting: str = "metrics_port") -> Iterator[Serving]:
     """A wired host (the stock processor unless `build` says otherwise) with /metrics,
     /healthz and /readyz served on the port of `port_setting`; all closed after."""
@@ -198,7 +213,7 @@ def serving(settings: Settings, build: Build = build_processor,
     port = int(server.server_address[1])
     try:
         observer = PrometheusObserver(registry)
-        host = build(settings, observer=observer, health=health)
+        host = build(settings, observer, health, registry)
         tune_gc()
         log.info("processing; metrics on :%d/metrics", port)
         try:
@@ -212,12 +227,12 @@ def serving(settings: Settings, build: Build = build_processor,
 
 def run_processor(settings: Settings) -> None:
     """Run the processor with metrics and health endpoints until stopped."""
-    _run(settings, build_processor, "metrics_port", "events")
+    _run(settings, _processor, "metrics_port", "events")
 
 
 def run_coordinator(settings: Settings) -> None:
     """Run the order coordinator with metrics and health endpoints until stopped."""
-    _run(settings, build_coordinator, "coordinator_metrics_port", "order events")
+    _run(settings, _coordinator, "coordinator_metrics_port", "order events")
 
 
 def _run(settings: Settings, build: Build, port_setting: str, what: str) -> None:

@@ -17,8 +17,8 @@ from stockflow.adapters.db.store import Conn
 from stockflow.domain.order_state import OrderState, PartStatus
 from stockflow.domain.orders import expiry
 
-__all__ = ["Fetched", "InFlight", "OrderRows", "StatusRow", "due", "dumped", "fetch",
-           "history", "load"]
+__all__ = ["Fetched", "InFlight", "OrderRows", "StatusRow", "backlog", "due", "dumped",
+           "fetch", "history", "load"]
 
 _STATE: TypeAdapter[OrderState] = TypeAdapter(OrderState)
 
@@ -92,6 +92,16 @@ def due(conn: Conn, partitions: list[int], now: datetime,
         "SELECT order_id, expires_at FROM orders WHERE partition = ANY(%s)"
         " AND expires_at IS NOT NULL AND expires_at <= %s ORDER BY expires_at LIMIT %s",
         (partitions, now, limit))]
+
+
+def backlog(conn: Conn) -> tuple[int, float]:
+    """Orders not ended, and the age in seconds of the oldest waiting on the processor
+    (allocating, confirming or releasing) since its last change."""
+    row = conn.execute(
+        "SELECT count(*) FILTER (WHERE phase IN ('allocating', 'allocated', 'confirming',"
+        " 'releasing')), coalesce(extract(epoch FROM now() - min(updated_at) FILTER (WHERE"
+        " phase IN ('allocating', 'confirming', 'releasing'))), 0) FROM orders").fetchone()
+    return (int(row[0]), float(row[1])) if row else (0, 0.0)
 
 
 class StatusRow(NamedTuple):
