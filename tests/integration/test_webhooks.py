@@ -16,17 +16,22 @@ import time
 import urllib.request
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks.webhooks import Webhook
 
+from stockflow.adapters.db import warehouses as warehouses_db
 from stockflow.adapters.db import webhooks as hooks
 from stockflow.adapters.secrets import SecretBox
+from stockflow.contract.topics import TopicKind
 from stockflow.contract.webhooks import new_secret
 from stockflow.devtools.localenv import LocalServices, free_port
-from stockflow.devtools.workload import generate
+from stockflow.devtools.workload import _Builder, generate
 from stockflow.domain.webhooks import matches
 from stockflow.engine.relay import RELAYED, read_event
+from stockflow.publisher import Publisher
+from tests.factories import wh
 from tests.integration.harness import (
     Env,
     log_of,
@@ -392,3 +397,38 @@ def test_refused_addresses_are_refused_again_at_delivery(services: LocalServices
     assert errors and all(str(e).startswith("refused by the SSRF guard") for (e,) in errors), errors
     assert figures['stockflow_webhook_attempt_failures_total{"cause": "ssrf"}'] \
         == 2 * len(ids) * len(want)
+
+
+def test_order_statuses_can_be_subscribed_to(services: LocalServices, unique: str) -> None:
+    env = _env(services, unique)
+    with env.db() as conn:
+        warehouses_db.add(conn, wh("W1", 1), actor="test")
+    publish(env, [_Builder(1, datetime.now(UTC)).item(
+        "receipt.received", "A@W1", {"receipt_id": "R1", "quantity": 2})])
+    with receiver() as rx:
+        _, secret = add(env, rx.url("/orders"), "order.*")
+        proc, rel = spawn(env), relay(env)
+        coordinator = start_logged("coordinate", _vars(env))
+        try:
+            wait_drained(env, alive=[proc])
+            with Publisher(env.settings) as orders:
+                orders.request_order("O1", [{"line_id": "1", "sku": "A", "quantity": 2}])
+                orders.request_order("O2", [{"line_id": "1", "sku": "A", "quantity": 5}])
+            deadline = time.monotonic() + 60
+            while len(statuses := [v for _, v, _ in read_topic(env, TopicKind.ORDER_STATUS)
+                                   if v]) < 2:
+                assert coordinator.poll() is None, log_of(coordinator)
+                assert time.monotonic() < deadline, "no order statuses"
+                time.sleep(0.3)
+            want = {json.loads(v)["id"]: v for v in statuses}
+            until_received(rx, "/orders", set(want), [rel])
+        finally:
+            for p in (rel, coordinator, proc):
+                stop(p)
+    got = rx.to("/orders")
+    verifier = Webhook(secret)
+    for r in got:
+        verifier.verify(r.body, r.headers)
+        assert r.body == want[r.headers["webhook-id"]]
+    types = sorted(json.loads(r.body)["type"] for r in got)
+    assert types == ["order.allocated", "order.rejected"]

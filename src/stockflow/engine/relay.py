@@ -36,19 +36,23 @@ __all__ = ["RELAYED", "build_relay", "matched", "read_event"]
 
 log = logging.getLogger("stockflow.engine.relay")
 
-# The output topics whose events can be sent to endpoints (the DLQ holds inputs, not outputs).
+# The output topics whose events can be sent to endpoints (the DLQ holds inputs, not outputs):
+# the stock processor's, and the order coordinator's statuses (so a shop that only speaks
+# HTTP learns of an order rejected as stock_lost).
 RELAYED = (TopicKind.STOCK_CHANGED, TopicKind.LOW_STOCK, TopicKind.OVERSELL,
-           TopicKind.RESERVATIONS)
+           TopicKind.RESERVATIONS, TopicKind.ORDER_STATUS)
 BATCH, WITHIN = 500, 0.02  # events per intake transaction, seconds to wait for a fuller one
 
 
 def read_event(value: bytes) -> store.OutEvent | None:
     """The fields matching needs from an output CloudEvent; None if it is not one. Its key
-    is the `subject`, or for reservation events (keyed by order) the line's SKU@WAREHOUSE."""
+    is the `subject`; for reservation events (keyed by order) the line's SKU@WAREHOUSE; for
+    order statuses the order_id."""
     try:
         doc = json.loads(value)
         data = doc["data"]
-        key = doc.get("subject") or f"{data['sku']}@{data['warehouse']}"
+        key = doc.get("subject") or (f"{data['sku']}@{data['warehouse']}" if "sku" in data
+                                     else data["order_id"])
         ev = store.OutEvent(event_id=str(doc["id"]), type=str(doc["type"]), subject=str(key),
                             time=datetime.fromisoformat(str(doc["time"])), body=value)
     except (ValueError, KeyError, TypeError, AttributeError):
