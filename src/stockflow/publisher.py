@@ -22,6 +22,7 @@ from stockflow.adapters.kafka import DeliveryFailures, produce_all, producer
 from stockflow.contract.emit import Message
 from stockflow.contract.events import (
     INPUT_MODELS,
+    ORDER_INPUT_MODELS,
     Reason,
     Rejection,
     envelope,
@@ -33,7 +34,12 @@ from stockflow.contract.topics import TopicKind, Topics
 from stockflow.domain.inputs import Event, Limits
 from stockflow.settings import Settings
 
-__all__ = ["PublishError", "Publisher", "envelope", "prepare", "prepare_order_request"]
+# what order services send the coordinator (the reservation events it reads are ours)
+ORDER_REQUEST_TYPES = frozenset(t for t, (kind, _) in ORDER_INPUT_MODELS.items()
+                                if kind is TopicKind.ORDER_REQUESTS)
+
+__all__ = ["ORDER_REQUEST_TYPES", "PublishError", "Publisher", "envelope", "prepare",
+           "prepare_order_request"]
 
 
 class PublishError(StockflowError):
@@ -57,9 +63,12 @@ def _key_of(doc: Mapping[str, Any]) -> str:
 
 def prepare(doc: Mapping[str, Any], topics: Topics, limits: Limits,
             key: str | None = None) -> Message:
-    """The message for an envelope, validated exactly as the processor will parse it, or
-    PublishError with the DLQ reason it would get."""
+    """The message for an envelope, validated exactly as the processor (or, for an order
+    request, the coordinator) will parse it, or PublishError with the DLQ reason it would
+    get."""
     type_ = doc.get("type")
+    if type_ in ORDER_REQUEST_TYPES:  # a whole order's, for the coordinator
+        return prepare_order_request(doc, topics, limits)
     known = INPUT_MODELS.get(type_) if isinstance(type_, str) else None
     if known is None:
         raise PublishError(f"unknown event type {type_!r}", Reason.UNKNOWN_TYPE)

@@ -16,9 +16,12 @@ from typing import Any, cast
 
 import httpx
 
+from stockflow.adapters.db import warehouses as warehouses_db
 from stockflow.devtools.localenv import LocalServices, free_port
 from stockflow.devtools.workload import generate
+from stockflow.entrypoints.app import build_coordinator
 from stockflow.publisher import Publisher
+from tests.factories import wh
 from tests.integration.harness import (
     Env,
     log_of,
@@ -293,13 +296,38 @@ def test_writes_become_events_once_and_wait_for_the_outcome(services: LocalServi
         assert refused["outcome"] == "rejected", below.text  # at once, not after 15 s
         assert refused["reason"].startswith("negative_result")
 
-        order = api.post("/v1/orders", params={"wait": 15}, headers=w, json={
-            "order_id": f"O-{unique}", "lines": [
-                {"sku": "API-1", "warehouse": "WH-1", "quantity": 3},
-                {"sku": "API-1", "warehouse": "WH-1", "quantity": 50, "line_id": "big"}]})
-        assert order.status_code == 202, order.text
-        assert [(ln["line_id"], ln["status"]) for ln in order.json()["lines"]] == [
-            ("1", "pending"), ("big", "rejected")]
+        # a whole order, through the coordinator: all lines reserved, or none
+        with env.db() as conn:
+            warehouses_db.add(conn, wh("WH-1", 1), actor="test")
+        with processor_thread(env, build_coordinator):
+            order = api.post("/v1/orders", params={"wait": 15}, headers=w, json={
+                "order_id": f"O-{unique}", "lines": [
+                    {"line_id": "1", "sku": "API-1", "quantity": 3}]})
+            assert order.status_code == 202, order.text
+            answer = order.json()
+            assert answer["status"] == "allocated", answer
+            assert answer["lines"][0]["allocations"] == [
+                {"warehouse": "WH-1", "line_id": "1~1", "quantity": 3}]
+            short = api.post("/v1/orders", params={"wait": 15}, headers=w, json={
+                "order_id": f"S-{unique}", "lines": [
+                    {"line_id": "1", "sku": "API-1", "quantity": 1},
+                    {"line_id": "big", "sku": "API-1", "quantity": 50}]}).json()
+            assert (short["status"], short["reason"]) == ("rejected", "insufficient_stock")
+            assert [(ln["line_id"], ln["allocatable"]) for ln in short["lines"]] == [
+                ("1", 1), ("big", 0)]
+            # the same order again: its first answer; another body under its id: 409
+            again = api.post("/v1/orders", params={"wait": 15}, headers=w, json={
+                "order_id": f"O-{unique}", "lines": [
+                    {"line_id": "1", "sku": "API-1", "quantity": 3}]}).json()
+            assert again["status"] == "allocated"
+            conflict = api.post("/v1/orders", headers=w, json={
+                "order_id": f"O-{unique}", "lines": [
+                    {"line_id": "1", "sku": "API-1", "quantity": 4}]})
+            assert conflict.status_code == 409, conflict.text
+            seen = api.get(f"/v1/orders/O-{unique}", headers=r).json()
+            assert seen["phase"] == "allocated" and [p["status"] for p in seen["parts"]] == [
+                "accepted"]
+            assert [h["type"] for h in seen["history"]] == ["order.allocated"]
         assert stock(api, "API-1@WH-1")["reserved"] == 3
 
         # invalid: 422 naming the reason, and nothing of the request is published
@@ -321,10 +349,12 @@ def test_writes_become_events_once_and_wait_for_the_outcome(services: LocalServi
         assert api.post("/v1/receipts", json=receipt, headers=r).status_code == 403
         # who did it: every movement names the writing key, at its event's own time
         history = api.get("/v1/stock/API-1@WH-1/ledger", headers=r).json()["items"]
-        assert [m["event_type"] for m in history] == [
-            "receipt.received", "stock.counted", "stock.adjusted", "order.placed",
-            "order.placed"]  # the reserved line, then the rejected one
-        assert {m["actor"] for m in history} == {"api-key:wms"}
+        assert [(m["event_type"], m["actor"]) for m in history] == [
+            ("receipt.received", "api-key:wms"), ("stock.counted", "api-key:wms"),
+            ("stock.adjusted", "api-key:wms"),
+            # the allocated order's part, placed by the coordinator; the rejected order
+            # placed nothing at all
+            ("order.placed", "stockflow-coordinator")]
         assert all(datetime.fromisoformat(m["event_time"])
                    <= datetime.fromisoformat(m["recorded_at"]) for m in history)
         running.check()

@@ -14,9 +14,12 @@ from typing import Any
 
 import httpx
 
-from stockflow.contract.events import INPUT_MODELS
-from stockflow.contract.topics import INPUTS
+from stockflow.adapters.db import warehouses as warehouses_db
+from stockflow.contract.events import INPUT_MODELS, ORDER_INPUT_MODELS
+from stockflow.contract.topics import INPUTS, TopicKind
 from stockflow.devtools.localenv import LocalServices
+from stockflow.domain.order_inputs import RequestedLine
+from tests.factories import wh
 from tests.integration.harness import make_env, processor_thread, read_topic
 from tests.integration.test_api import api_server, bearer, new_key
 from tests.integration.test_imports import published, run_import
@@ -41,16 +44,18 @@ FULL_BODIES: list[tuple[str, str, set[str], dict[str, Any]]] = [
         "phase": "received", "sku": "F-2", "warehouse": "WH-2", "quantity": 5,
         "transfer_id": "TR-1"}),
 ]
-# an order's line: `order.placed` less what the order gives (its id, its line count)
-ORDER_LINE = {"sku": "F-1", "warehouse": "WH-1", "quantity": 3, "line_id": "L1",
-              "expires_at": "2031-05-01T10:00:00+00:00", "allow_backorder": True}
+# a whole order, every field of order.requested given
+ORDER: dict[str, Any] = {
+    "order_id": "O-F", "strategy": "nearest", "ship_to": {"lat": 50.5, "lon": 4.25},
+    "expires_at": "2031-05-01T10:00:00+00:00",
+    "lines": [{"line_id": "L1", "sku": "F-1", "quantity": 3, "warehouse": "WH-1"}]}
 NOT_A_VALUE = {"not": ["a", "value"]}  # what no field of any event accepts
 
 
 def _published_data(env: Any) -> dict[str, dict[str, Any]]:
     """Every event published on the input topics, by event id: its data."""
     found = {}
-    for kind in INPUTS:
+    for kind in (*INPUTS, TopicKind.ORDER_REQUESTS):
         for _, value, _ in read_topic(env, kind):
             doc = json.loads(value or b"{}")
             found[doc["id"]] = doc["data"]
@@ -104,28 +109,36 @@ def test_each_write_route_carries_and_checks_every_field_of_its_event(
             assert api.post("/v1/receipts", headers=w, json={
                 "sku": "F-4", "warehouse": "WH-1", "quantity": quantity}).status_code == 422
 
-        # an order's lines carry every field of order.placed but those the order gives
-        placed = INPUT_MODELS["order.placed"][1].model_fields
-        assert set(ORDER_LINE) == set(placed) - {"order_id", "line_count"}
-        order = api.post("/v1/orders", headers=w, params={"wait": 15}, json={
-            "order_id": "O-F", "expires_at": "2030-01-01T00:00:00Z",
-            "lines": [ORDER_LINE, {"sku": "F-1", "warehouse": "WH-1", "quantity": 1}]})
+        # a whole order carries every field of order.requested, its lines every field of
+        # a requested line, nested unknown fields refused too
+        requested = ORDER_INPUT_MODELS["order.requested"][1].model_fields
+        assert set(ORDER) == set(requested)
+        assert set(ORDER["lines"][0]) == set(RequestedLine.model_fields)
+        with env.db() as conn:
+            warehouses_db.add(conn, wh("WH-1", 1), actor="test")
+            warehouses_db.add(conn, wh("WH-OFF", 1, active=False), actor="test")
+        order = api.post("/v1/orders", headers=w, json=ORDER)
         assert order.status_code == 202, order.text
-        ids = [o["event_id"] for o in order.json()["outcomes"]]
-        sent[ids[0]] = {**ORDER_LINE, "order_id": "O-F", "line_count": 2}
-        sent[ids[1]] = {"sku": "F-1", "warehouse": "WH-1", "quantity": 1, "line_id": "2",
-                        "order_id": "O-F", "line_count": 2, "allow_backorder": False,
-                        "expires_at": "2030-01-01T00:00:00+00:00"}  # the order's
-        for field in ORDER_LINE:
-            bad = api.post("/v1/orders", headers=w, json={
-                "order_id": "O-G", "lines": [{**ORDER_LINE, field: NOT_A_VALUE}]})
-            assert bad.status_code == 422, (field, bad.text)
-        for line in ({**ORDER_LINE, "allow_backorder": 0}, {**ORDER_LINE, "order_id": "X"}):
-            assert api.post("/v1/orders", headers=w, json={
-                "order_id": "O-G", "lines": [line]}).status_code == 422
-        lines = api.get("/v1/orders/O-F", headers=bearer(reader)).json()["lines"]
-        expiry = {ln["line_id"]: ln["expires_at"] for ln in lines}
-        assert (expiry["L1"][:4], expiry["2"][:4]) == ("2031", "2030"), lines
+        assert order.json()["status"] == "pending"  # no ?wait
+        sent[order.json()["event_id"]] = ORDER
+        line = ORDER["lines"][0]
+        for bad_order in ([{**ORDER, field: NOT_A_VALUE} for field in ORDER]
+                          + [{**ORDER, "lines": [{**line, field: NOT_A_VALUE}]}
+                             for field in line]
+                          + [{**ORDER, "lines": [{**line, "wharehouse": "WH-1"}]},
+                             {**ORDER, "ship_to": {"lat": 1.0, "lon": 2.0, "alt": 3}},
+                             {**ORDER, "ship_to": None},  # nearest needs it
+                             {**ORDER, "lines": [line, line]},  # a line id twice
+                             {**ORDER, "lines": [{**line, "line_id": "L~1"}]}]):
+            bad = api.post("/v1/orders", headers=w, json=bad_order)
+            assert bad.status_code == 422, (bad_order, bad.text)
+        for pin, said in (("NOPE", "not a registered warehouse"), ("WH-OFF", "inactive")):
+            refused = api.post("/v1/orders", headers=w, json={
+                **ORDER, "order_id": "O-P", "lines": [{**line, "warehouse": pin}]})
+            assert refused.status_code == 422 and said in refused.text, refused.text
+        assert api.post("/v1/orders/O-F/confirm", headers=w).status_code == 202
+        assert api.post("/v1/orders/O-F/cancel", headers=w,
+                        json={"reason": "changed", "extra": 1}).status_code == 422
         running.check()
 
     data = _published_data(env)

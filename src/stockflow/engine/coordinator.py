@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from stockflow.adapters.db import orders as orders_db
 from stockflow.adapters.db import warehouses as warehouses_db
+from stockflow.adapters.db.store import RejectedRow
 from stockflow.adapters.observer import BatchReport, Observer
 from stockflow.contract.emit import COORDINATOR_SOURCE, Message, order_message, output_id
 from stockflow.contract.events import Reason, Rejection, envelope, parse_order_input
@@ -152,11 +153,15 @@ class CoordinatorDecider:
             except Exception as exc:  # noqa: BLE001 - one event's failure must not stop the rest
                 rejection = Rejection(Reason.PROCESSING_ERROR, describe(exc), ev.id, ev.type)
                 dead_letter(self.topics, msg, rejection, kinds[msg.topic], report, out, exc)
+                rows.rejected.append(RejectedRow(ev.id, ev.order_id, rejection.reason.value,
+                                                 rejection.message))
                 continue
             label = kinds[msg.topic].value
             if decision.outcome is Outcome.REJECTED:
                 rejection = Rejection(Reason(decision.reason), decision.message, ev.id, ev.type)
                 dead_letter(self.topics, msg, rejection, kinds[msg.topic], report, out)
+                rows.rejected.append(RejectedRow(ev.id, ev.order_id, rejection.reason.value,
+                                                 rejection.message))
                 continue
             report.events[(label, ev.type, decision.outcome.value)] += 1
             new = decision.state

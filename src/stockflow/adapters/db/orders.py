@@ -13,7 +13,8 @@ from typing import Any, NamedTuple
 import psycopg
 from pydantic import TypeAdapter
 
-from stockflow.adapters.db.store import Conn
+from stockflow.adapters.db import store
+from stockflow.adapters.db.store import Conn, RejectedRow
 from stockflow.domain.order_state import OrderState, PartStatus
 from stockflow.domain.orders import expiry
 
@@ -119,6 +120,8 @@ class OrderRows:
 
     states: dict[str, tuple[OrderState, int]] = field(default_factory=dict)
     statuses: list[StatusRow] = field(default_factory=list)
+    # requests it dead-lettered, as the processor keeps its own: what ?wait answers with
+    rejected: list[RejectedRow] = field(default_factory=list)
 
     def copy(self, _cur: psycopg.Cursor[tuple[Any, ...]]) -> None:
         return None  # a few rows per order: statements suffice
@@ -135,6 +138,8 @@ class OrderRows:
                 ([r.event_id for r in self.statuses], [r.order_id for r in self.statuses],
                  [r.type for r in self.statuses], [r.data for r in self.statuses],
                  [r.cause for r in self.statuses]))
+        if self.rejected:
+            store.record_rejected(conn, self.rejected)
 
 
 def _upsert_orders(conn: Conn, rows: Iterable[tuple[OrderState, int]]) -> None:

@@ -102,6 +102,51 @@ async def event_outcomes(conn: AsyncConn, ids: list[str]) -> dict[str, tuple[str
     return done
 
 
+async def order_answers(conn: AsyncConn, requests: dict[str, str],
+                        ) -> dict[str, tuple[str, dict[str, Any] | None, str | None]]:
+    """What the coordinator answered so far to orders requested by these events (order id
+    -> request event id): order id -> (first status type, its data, None), or, when the
+    request was dead-lettered, ("rejected", None, reason: message)."""
+    orders, ids = list(requests), list(requests.values())
+    cur = await conn.execute(
+        "SELECT DISTINCT ON (order_id) order_id, type, data, NULL FROM order_statuses"
+        " WHERE order_id = ANY(%s) ORDER BY order_id, seq", (orders,))
+    found: dict[str, tuple[str, dict[str, Any] | None, str | None]] = {
+        str(o): (str(t), d, None) for o, t, d, _ in await cur.fetchall()}
+    cur = await conn.execute(
+        "SELECT key, reason || ': ' || message FROM rejected_events WHERE event_id = ANY(%s)",
+        (ids,))
+    for order_id, reason in await cur.fetchall():
+        found.setdefault(str(order_id), ("rejected", None, str(reason)))
+    return found
+
+
+async def order_fingerprint(conn: AsyncConn, order_id: str) -> str | None:
+    """The fingerprint of the request the coordinator knows the order by, if any."""
+    cur = await conn.execute("SELECT state->>'fingerprint' FROM orders WHERE order_id = %s",
+                             (order_id,))
+    row = await cur.fetchone()
+    return str(row[0]) if row and row[0] is not None else None
+
+
+async def order(conn: AsyncConn, order_id: str) -> dict[str, Any] | None:
+    """The coordinator's view of an order: its phase, parts and every status, or None."""
+    cur = await conn.execute("SELECT phase, state, created_at, updated_at FROM orders"
+                             " WHERE order_id = %s", (order_id,))
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    phase, state, created, updated = row
+    cur = await conn.execute("SELECT type, data, at FROM order_statuses WHERE order_id = %s"
+                             " ORDER BY seq", (order_id,))
+    history = [{"type": t, "data": d, "at": at} for t, d, at in await cur.fetchall()]
+    parts = [{"line_id": f"{p['line_id']}~{p['k']}", "sku": p["sku"],
+              "warehouse": p["warehouse"], "quantity": p["quantity"], "status": p["status"]}
+             for p in state["parts"]]
+    return {"phase": phase, "parts": parts, "history": history, "created_at": created,
+            "updated_at": updated}
+
+
 async def alerts(conn: AsyncConn, *, warehouse: str | None,
                  limit: int) -> list[dict[str, Any]]:
     """Open low-stock alerts, out of stock first, then the least available."""

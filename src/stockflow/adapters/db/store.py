@@ -20,7 +20,7 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]  # the HTTP API's
 
 __all__ = ["AlertRow", "AsyncConn", "Conn", "Fetched", "LedgerRow", "LineRow", "ProcessedRow",
-           "RefRow", "RejectedRow", "Writes", "connect", "fetch"]
+           "RefRow", "RejectedRow", "Writes", "connect", "fetch", "record_rejected"]
 
 def connect(dsn: str, schema: str, *, autocommit: bool = False, **params: Any) -> Conn:
     """A connection whose search path is `schema`; `params` are added libpq parameters
@@ -190,7 +190,7 @@ class Writes:
         if self.alerts_changed:
             _alerts(conn, self.alerts_changed)
         if self.rejected:
-            _rejected(conn, self.rejected)
+            record_rejected(conn, self.rejected)
 
 
 # Bulk parameters go as array literals built with one join: psycopg's array dumper costs
@@ -215,7 +215,8 @@ def _nullable(values: Iterable[object | None]) -> str:
     return "{" + ",".join(["NULL" if v is None else f'"{v}"' for v in values]) + "}"
 
 
-def _rejected(conn: Conn, rows: list[RejectedRow]) -> None:
+def record_rejected(conn: Conn, rows: list[RejectedRow]) -> None:
+    """Rejected inputs by event id (a second rejection of one id overwrites the first)."""
     latest = {r.event_id: r for r in rows}  # one id twice in a batch: the later judgement
     conn.execute(
         "INSERT INTO rejected_events (event_id, key, reason, message) SELECT * FROM"

@@ -13,14 +13,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.fields import FieldInfo
 
 from stockflow.domain.inputs import (
     Data,
-    Ident,
-    Instant,
-    OrderPlaced,
     ReceiptReceived,
     ShipmentDispatched,
     StockAdjusted,
@@ -28,8 +25,15 @@ from stockflow.domain.inputs import (
     TransferDispatched,
     TransferReceived,
 )
+from stockflow.domain.order_inputs import (
+    MAX_LINES,
+    CancelRequested,
+    OrderRequested,
+    RequestedLine,
+    ShipTo,
+)
 
-__all__ = ["Adjustment", "Count", "OrderIn", "Receipt", "Shipment", "Transfer",
+__all__ = ["Adjustment", "Cancel", "Count", "OrderRequest", "Receipt", "Shipment", "Transfer",
            "body_of"]
 
 _FORBID = ConfigDict(extra="forbid", frozen=True)
@@ -62,7 +66,8 @@ if TYPE_CHECKING:  # made at import time: to mypy, each is just a pydantic model
     Adjustment: TypeAlias = BaseModel
     Count: TypeAlias = BaseModel
     Transfer: TypeAlias = BaseModel
-    OrderLineIn: TypeAlias = BaseModel
+    OrderRequest: TypeAlias = BaseModel
+    Cancel: TypeAlias = BaseModel
 else:
     Receipt = body_of(ReceiptReceived, "Receipt", optional={"receipt_id": _THE_EVENT_ID})
     Shipment = body_of(ShipmentDispatched, "Shipment",
@@ -76,21 +81,15 @@ else:
         | body_of(TransferReceived, "TransferReceived", phase=(
             Literal["received"], Field(description="arrives at `warehouse`"))),
         Field(discriminator="phase")]
-    # An order's line: what `order.placed` says of it; the order id and the line count
-    # come from the order, and the line's deadline and backorder flag default to the
-    # order's.
-    OrderLineIn = body_of(
-        OrderPlaced, "OrderLine", filled=frozenset({"order_id", "line_count"}), optional={
-            "line_id": "default: its position, from 1",
-            "expires_at": "default: the order's `expires_at`",
-            "allow_backorder": "default: the order's `allow_backorder`"})
-
-
-class OrderIn(BaseModel):
-    model_config = _FORBID
-
-    order_id: Ident
-    lines: list[OrderLineIn] = Field(min_length=1, max_length=500)
-    expires_at: Instant | None = Field(default=None, description=(
-        "when unconfirmed reservations lapse; default: now + the reservation TTL"))
-    allow_backorder: StrictBool = False
+    # A whole order for the coordinator: what `order.requested` says of it, its lines and
+    # ship_to refusing unknown fields too (a misspelt `warehouse` must not unpin a line).
+    OrderRequest = body_of(
+        OrderRequested, "OrderRequest", filled=frozenset({"lines", "ship_to"}),
+        lines=(list[body_of(RequestedLine, "OrderRequestLine")],  # type: ignore[valid-type]
+               Field(min_length=1, max_length=MAX_LINES, description=(
+                   f"1 to {MAX_LINES} lines, line ids unique; a line with a `warehouse` is "
+                   "pinned there, the others are allocated by `strategy`"))),
+        ship_to=(body_of(ShipTo, "ShipTo") | None, Field(  # type: ignore[operator]
+            default=None, description="where the order goes: `nearest` needs it, "
+            "`fewest_shipments` breaks ties by it")))
+    Cancel = body_of(CancelRequested, "Cancel", filled=frozenset({"order_id"}))

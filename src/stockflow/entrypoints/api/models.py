@@ -9,7 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-__all__ = ["Alert", "Alerts", "FieldError", "Ledger", "Movement", "Order", "OrderLine", "Problem",
+__all__ = ["Alert", "Alerts", "FieldError", "Ledger", "Movement", "Order", "OrderLine",
+           "OrderPart", "OrderStatusEvent", "Problem",
            "SkuStock", "Stock", "StockAt", "StockPage", "Totals", "problems"]
 
 Severity = Literal["ok", "low", "out_of_stock"]
@@ -133,9 +134,30 @@ class OrderLine(BaseModel):
     updated_at: datetime
 
 
+class OrderPart(BaseModel):
+    line_id: str = Field(description="the reservation line, LINE~k")
+    sku: str
+    warehouse: str
+    quantity: int
+    status: Literal["placed", "accepted", "confirmed", "rejected", "released", "expired",
+                    "fulfilled"] = Field(description="what the coordinator knows of it")
+
+
+class OrderStatusEvent(BaseModel):
+    type: str = Field(description="order.allocated, order.rejected, ...")
+    data: dict[str, Any]
+    at: datetime
+
+
 class Order(BaseModel):
     order_id: str
-    lines: list[OrderLine]
+    lines: list[OrderLine] = Field(description="its reservation lines across keys")
+    phase: str | None = Field(default=None, description=(
+        "for an order handed over whole: the coordinator's phase (allocating, allocated, "
+        "confirming, confirmed, releasing, rejected, cancelled, awaiting)"))
+    parts: list[OrderPart] | None = None
+    history: list[OrderStatusEvent] | None = Field(default=None, description=(
+        "every status the coordinator gave it, oldest first"))
 
 
 class Alert(BaseModel):

@@ -151,17 +151,19 @@ async def get_stock_at(key: KeyPath, request: Request, _: Reader,
 @router.get("/orders/{order_id}", response_model=Order, responses=_NOT_FOUND)
 async def get_order(order_id: Annotated[str, Path(min_length=1, max_length=128)],
                     request: Request, _: Reader) -> Any:
-    """The order's lines across keys with their reservation statuses."""
+    """The order's lines across keys with their reservation statuses; for an order handed
+    over whole, also the coordinator's phase, parts and status history."""
     async with _pool(request).connection() as conn:
         rows = await reads.order_lines(conn, order_id)
-    if not rows:
-        raise HTTPException(404, f"no reservation recorded for order {order_id}")
+        whole = await reads.order(conn, order_id)
+    if not rows and whole is None:
+        raise HTTPException(404, f"no reservation or order recorded for order {order_id}")
     lines = []
     for r in rows:
         parts = split_key(r["key"])
         sku, warehouse = parts if parts else (r["key"], "")
         lines.append({**r, "sku": sku, "warehouse": warehouse})
-    return {"order_id": order_id, "lines": lines}
+    return {"order_id": order_id, "lines": lines, **(whole or {})}
 
 
 @router.get("/alerts", response_model=Alerts)

@@ -9,8 +9,8 @@ processor stays the only writer of stock.
   from the key's id and this value, so a retried request carries the same ids and the
   processor counts it as a duplicate instead of moving stock twice.
 - `?wait=SECONDS` (up to 30): the answer waits until the processor has applied or
-  rejected the events (or the time is up) and says what became of each; for an order,
-  each line's reservation status (accepted lines are `pending`, refused ones `rejected`).
+  rejected the events (or the time is up) and says what became of each; for a whole
+  order (`POST /v1/orders`), the order coordinator's first answer.
 """
 
 from __future__ import annotations
@@ -20,16 +20,19 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query, Request
+from pydantic import BaseModel, Field, ValidationError
 
 from stockflow.adapters.db import idempotency, reads
+from stockflow.adapters.db import warehouses as warehouses_db
 from stockflow.contract.events import envelope
+from stockflow.domain.order_inputs import OrderRequested, fingerprint
 from stockflow.entrypoints.api.auth import Authenticated, Caller, require
 from stockflow.entrypoints.api.bodies import (
     Adjustment,
+    Cancel,
     Count,
-    OrderIn,
+    OrderRequest,
     Receipt,
     Shipment,
     Transfer,
@@ -58,6 +61,7 @@ Writer = Annotated[Caller, Depends(require("write"))]
 IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=200, description=(
     "makes the event ids deterministic: a retry is a counted duplicate; the same key with "
     "a different request is refused (422)"))]
+OrderId = Annotated[str, Path(min_length=1, max_length=128, description="the order_id")]
 Wait = Annotated[float, Query(ge=0, le=MAX_WAIT, description=(
     "seconds to wait for the processor's outcome (0: answer at once)"))]
 
@@ -76,16 +80,18 @@ class Accepted(BaseModel):
     outcomes: list[Outcome] | None = Field(default=None, description="with ?wait only")
 
 
-class LineStatus(BaseModel):
-    line_id: str
-    key: str
-    status: Literal["pending", "confirmed", "rejected", "released", "expired", "fulfilled",
-                    "unprocessed"]
-    backordered: bool
-
-
-class OrderAccepted(Accepted):
-    lines: list[LineStatus] | None = Field(default=None, description="with ?wait only")
+class OrderAnswer(BaseModel):
+    order_id: str
+    event_id: str = Field(description="the order.requested event's id")
+    status: Literal["allocated", "rejected", "cancelled", "pending"] = Field(description=(
+        "the coordinator's first answer: allocated (every line reserved), rejected "
+        "(nothing reserved), cancelled (a cancel came first); pending: none yet (without "
+        "?wait, or when the wait ended)"))
+    reason: str | None = Field(default=None, description=(
+        "rejected: insufficient_stock, expired or stock_lost; cancelled: the cancel's"))
+    lines: list[dict[str, Any]] | None = Field(default=None, description=(
+        "the status event's lines: allocated, each line's allocations {warehouse, line_id, "
+        "quantity}; rejected, each line's requested and allocatable units"))
 
 
 def _ids(caller: Caller, idempotency_key: str | None, n: int) -> list[str]:
@@ -191,39 +197,83 @@ async def post_transfer(body: Transfer, request: Request, caller: Writer,
     return await _one(request, caller, idempotency_key, wait, f"transfer.{phase}", body)
 
 
-@router.post("/orders", status_code=202, response_model=OrderAccepted)
-async def post_order(body: OrderIn, request: Request, caller: Writer,
+@router.post("/orders", status_code=202, response_model=OrderAnswer, responses={
+    409: {"model": Problem, "description": "another order is known under this order_id"}})
+async def post_order(body: OrderRequest, request: Request, caller: Writer,
                      idempotency_key: IdempotencyKey = None, wait: Wait = 0) -> Any:
-    """Reserve the lines of one order, atomically (all lines are published or none). With
-    `?wait`, each line's status: `pending` (reserved) or `rejected` (not enough stock)."""
-    lines: list[dict[str, Any]] = []
-    for i, given in enumerate((line.model_dump() for line in body.lines), 1):
-        lines.append({**given, "order_id": body.order_id, "line_id": given["line_id"] or str(i),
-                      "line_count": len(body.lines),
-                      "allow_backorder": body.allow_backorder
-                      if given["allow_backorder"] is None else given["allow_backorder"],
-                      "expires_at": given["expires_at"] or body.expires_at})
-    if len({line["line_id"] for line in lines}) != len(lines):
-        raise HTTPException(422, "line ids repeat within the order")
-    await claim_idempotency_key(request, caller, idempotency_key, lines)
-    docs = _docs(caller, idempotency_key, [("order.placed", line) for line in lines])
-    accepted = await _publish(request, docs, wait)
+    """Hand over a whole order: the order coordinator allocates every line across the
+    warehouses (by `strategy`; a line with a `warehouse` is pinned there) and reserves all
+    of it or nothing. With `?wait`, its answer: `allocated` with each line's allocations,
+    or `rejected` with what each line could have had (`pending` if none came in time).
+    The same order again is answered as the first time; another order under a known
+    `order_id` is a 409. Lines of one key can still be reserved one by one as
+    `order.placed` events through `POST /v1/events`."""
+    data = body.model_dump(mode="json", exclude_none=True)
+    await _check_order(request, data)
+    await claim_idempotency_key(request, caller, idempotency_key, data)
+    docs = _docs(caller, idempotency_key, [("order.requested", data)])
+    await request.app.state.sender.send(docs)
+    ident, order_id = str(docs[0]["id"]), str(data["order_id"])
     if not wait:
-        return OrderAccepted(**accepted.model_dump())
-    found: dict[tuple[str, str], dict[str, Any]] = {}
-    if any(o.outcome != "pending" for o in accepted.outcomes or []):
-        # (skipped when nothing was processed: waiters that time out together would
-        # otherwise all ask Postgres at once, while the processor is down)
-        async with request.app.state.pool.connection() as conn:
-            found = {(r["line_id"], r["key"]): {"status": r["status"],
-                                                "backordered": r["backordered"]}
-                     for r in await reads.order_lines(conn, body.order_id)}
-    statuses = []
-    for line in lines:
-        key = f"{line['sku']}@{line['warehouse']}"
-        got = found.get((line["line_id"], key), {"status": "unprocessed", "backordered": False})
-        statuses.append(LineStatus(line_id=line["line_id"], key=key, **got))
-    return OrderAccepted(**accepted.model_dump(), lines=statuses)
+        return OrderAnswer(order_id=order_id, event_id=ident, status="pending")
+    outcomes: Outcomes = request.app.state.outcomes
+    found = (await outcomes.wait_orders({order_id: ident}, wait)).get(order_id)
+    if found is None:
+        return OrderAnswer(order_id=order_id, event_id=ident, status="pending")
+    type_, status, refused = found
+    if refused is not None:  # dead-lettered by the coordinator (e.g. a conflict seen late)
+        raise HTTPException(409 if refused.startswith("conflict") else 422,
+                            f"{refused} (the order reserves nothing)")
+    assert status is not None
+    return OrderAnswer(order_id=order_id, event_id=ident,
+                       status=type_.removeprefix("order."),  # type: ignore[arg-type]
+                       reason=status.get("reason"), lines=status.get("lines"))
+
+
+async def _check_order(request: Request, data: dict[str, Any]) -> None:
+    """What the coordinator would dead-letter, said now: a line pinned to a warehouse that
+    is not registered or not active (422), another order under a known order_id (409)."""
+    try:
+        asked = fingerprint(OrderRequested.model_validate(data))
+    except ValidationError:
+        return  # refused when sent, in the coordinator's own words (as the DLQ would say)
+    async with request.app.state.pool.connection() as conn:
+        registry = {r.warehouse.code: r.warehouse
+                    for r in await warehouses_db.listed_async(conn, inactive=True)}
+        known = await reads.order_fingerprint(conn, str(data["order_id"]))
+    for line in data["lines"]:
+        pin = line.get("warehouse")
+        if pin is not None and (pin not in registry or not registry[pin].active):
+            raise HTTPException(422, f"line {line['line_id']!r} is pinned to {pin!r}, which is "
+                                     + ("inactive" if pin in registry else
+                                        "not a registered warehouse"))
+    if known is not None and known != asked:
+        raise HTTPException(409, f"order {data['order_id']!r} is known with another "
+                                 "order.requested body (nothing was published)")
+
+
+@router.post("/orders/{order_id}/confirm", status_code=202, response_model=Accepted)
+async def confirm_order(order_id: OrderId, request: Request, caller: Writer,
+                        idempotency_key: IdempotencyKey = None) -> Any:
+    """Confirm every part of an order (held until the order is allocated); the order's
+    `order.confirmed` follows once every part is."""
+    await claim_idempotency_key(request, caller, idempotency_key, {"confirm": order_id})
+    docs = _docs(caller, idempotency_key,
+                 [("order.confirm-requested", {"order_id": order_id})])
+    return await _publish(request, docs, 0)
+
+
+@router.post("/orders/{order_id}/cancel", status_code=202, response_model=Accepted)
+async def cancel_order(order_id: OrderId, request: Request, caller: Writer,
+                       body: Annotated[Cancel | None, Body()] = None,
+                       idempotency_key: IdempotencyKey = None) -> Any:
+    """Release every part of an order (remembered if the order has not come yet); its
+    `order.cancelled` follows once every part is released. A confirmed order can still be
+    cancelled this way; the system never cancels one by itself."""
+    given = {"order_id": order_id, **(body.model_dump(exclude_none=True) if body else {})}
+    await claim_idempotency_key(request, caller, idempotency_key, given)
+    docs = _docs(caller, idempotency_key, [("order.cancel-requested", given)])
+    return await _publish(request, docs, 0)
 
 
 @router.post("/events", status_code=202, response_model=Accepted)
