@@ -1,5 +1,5 @@
 """HTTP API load benchmark: `stockflow api` (one uvicorn process) over a seeded stock
-table, with `stockflow process` running beside it.
+table, with `stockflow process` and `stockflow coordinate` running beside it.
 
     .venv/bin/python bench/api.py [--keys 10000] [--seconds 20] [--concurrency 32]
                                   [--write-rates 20,100] [--wait 5] [--import-rows 100000]
@@ -8,10 +8,12 @@ table, with `stockflow process` running beside it.
    `GET /v1/stock/{key}` for a random key again and again for `--seconds` (after 3 s
    unmeasured): reads/s, latency p50/p95/p99, and the CPU each part used per read.
 2. Checkout: `POST /v1/orders?wait=…` (a whole order of one line of one unit, pinned to
-   its key's warehouse) offered open-loop at each `--write-rates` per second for
-   `--seconds`: the whole answer's latency (publish, the coordinator's batch, the
-   processor's verdict, the coordinator's answer readable, the reply) p50/p95/p99, and the
-   orders' statuses. This is what an order service waits for at checkout.
+   its key's warehouse; then of 3 lines of different SKUs, which the order coordinator
+   allocates across the warehouses that hold them) offered open-loop at each
+   `--write-rates` per second for `--seconds`: the whole answer's latency (publish, the
+   coordinator's batch, the processor's verdict, the coordinator's answer readable, the
+   reply) p50/p95/p99, the orders' statuses, and the ratio of the two p99s. This is what
+   an order service waits for at checkout.
 3. Import: a CSV of `--import-rows` receipts over the seeded keys, through
    `stockflow import --wait` as a user would run it: the time to check every row, to
    publish them in one transaction, and for the processor to apply them all.
@@ -113,17 +115,22 @@ async def _reads(base: str, token: str, keys: list[str], concurrency: int,
 
 
 async def _checkouts(base: str, token: str, keys: list[str], rate: float, seconds: float,
-                     wait: float) -> tuple[list[float], Counter[str]]:
-    """Open-loop orders at `rate`/s: latencies (s) and the lines' statuses."""
+                     wait: float, lines: int) -> tuple[list[float], Counter[str]]:
+    """Open-loop orders at `rate`/s: latencies (s) and the orders' statuses. One line:
+    pinned to its key's warehouse; more: as many SKUs, allocated by the coordinator across
+    the warehouses that hold them."""
     headers = {"Authorization": f"Bearer {token}"}
     latencies: list[float] = []
     outcomes: Counter[str] = Counter()
 
     async def order(session: aiohttp.ClientSession, n: int) -> None:
-        key = random.choice(keys)
-        sku, warehouse = key.split("@")
-        body = {"order_id": f"bench-{rate:g}-{n}", "lines": [
-            {"line_id": "1", "sku": sku, "warehouse": warehouse, "quantity": 1}]}
+        if lines == 1:
+            sku, warehouse = random.choice(keys).split("@")
+            wanted = [{"line_id": "1", "sku": sku, "warehouse": warehouse, "quantity": 1}]
+        else:
+            wanted = [{"line_id": str(i), "sku": key.split("@")[0], "quantity": 1}
+                      for i, key in enumerate(random.sample(keys, lines), 1)]
+        body = {"order_id": f"bench-{lines}-{rate:g}-{n}", "lines": wanted}
         sent = time.perf_counter()
         async with session.post(f"{base}/v1/orders", params={"wait": str(wait)},
                                 json=body) as resp:
@@ -163,6 +170,27 @@ def _ms(values: list[float]) -> str:
     ms = [v * 1000 for v in values]
     return (f"p50 {pct(ms, 0.5):,.1f}  p95 {pct(ms, 0.95):,.1f}  p99 {pct(ms, 0.99):,.1f}  "
             f"max {max(ms):,.1f} ms")
+
+
+def _checkout_report(base: str, token: str, keys: list[str], rates: list[float],
+                     seconds: float, wait: float) -> list[str]:
+    """Checkouts at each rate: whole orders of one pinned line, then of 3 lines the
+    coordinator allocates across the warehouses, side by side."""
+    report = []
+    for rate in rates:
+        p99: dict[int, float] = {}
+        for lines in (1, 3):
+            say(f"checkout: POST /v1/orders?wait={wait:g} at {rate:g}/s, {lines} line(s), "
+                f"{seconds:.0f} s")
+            lat, outcomes = asyncio.run(_checkouts(base, token, keys, rate, seconds, wait,
+                                                   lines))
+            p99[lines] = pct(lat, 0.99)
+            what = "one pinned line" if lines == 1 else f"{lines} lines, allocated"
+            report += [f"  checkout at {rate:g}/s, POST /v1/orders?wait={wait:g}, {what}, "
+                       f"{len(lat):,} orders: latency {_ms(lat)}",
+                       f"    statuses {dict(outcomes)}"]
+        report.append(f"    p99 of 3 lines / one line: {p99[3] / p99[1]:.2f}")
+    return report
 
 
 def main() -> int:
@@ -215,14 +243,7 @@ def main() -> int:
                        f"(statuses {dict(statuses)})",
                        f"    latency {_ms(lat)}",
                        f"    CPU per read, us (the client is the driver): {per_read}"]
-            for rate in rates:
-                say(f"checkout: POST /v1/orders?wait={args.wait:g} at {rate:g}/s, "
-                    f"{args.seconds:.0f} s")
-                lat, outcomes = asyncio.run(
-                    _checkouts(base, token, keys, rate, args.seconds, args.wait))
-                report += [f"  checkout at {rate:g}/s, POST /v1/orders?wait={args.wait:g}, "
-                           f"{len(lat):,} orders: latency {_ms(lat)}",
-                           f"    line statuses {dict(outcomes)}"]
+            report += _checkout_report(base, token, keys, rates, args.seconds, args.wait)
             if args.import_rows:
                 say(f"import: {args.import_rows:,} rows")
                 report += _import(s, keys, args.import_rows)
