@@ -7,13 +7,14 @@ table, with `stockflow process` and `stockflow coordinate` running beside it.
 1. Reads: `--concurrency` clients on keep-alive connections, each asking
    `GET /v1/stock/{key}` for a random key again and again for `--seconds` (after 3 s
    unmeasured): reads/s, latency p50/p95/p99, and the CPU each part used per read.
-2. Checkout: `POST /v1/orders?wait=…` (a whole order of one line of one unit, pinned to
-   its key's warehouse; then of 3 lines of different SKUs, which the order coordinator
-   allocates across the warehouses that hold them) offered open-loop at each
-   `--write-rates` per second for `--seconds`: the whole answer's latency (publish, the
-   coordinator's batch, the processor's verdict, the coordinator's answer readable, the
-   reply) p50/p95/p99, the orders' statuses, and the ratio of the two p99s. This is what
-   an order service waits for at checkout.
+2. Checkout, offered open-loop at each `--write-rates` per second for `--seconds`, three
+   ways side by side: one line of one unit reserved directly (`order.placed` through
+   `POST /v1/events?wait=…`, the processor's answer); a whole order of that line
+   (`POST /v1/orders?wait=…`, pinned to its key's warehouse: the coordinator's batch, the
+   processor's verdict, the coordinator's answer); a whole order of 3 lines of different
+   SKUs, which the coordinator allocates across the warehouses that hold them. Latency
+   p50/p95/p99 of each whole answer, the outcomes, and the ratios of the p99s. This is
+   what an order service waits for at checkout.
 3. Import: a CSV of `--import-rows` receipts over the seeded keys, through
    `stockflow import --wait` as a user would run it: the time to check every row, to
    publish them in one transaction, and for the processor to apply them all.
@@ -116,27 +117,35 @@ async def _reads(base: str, token: str, keys: list[str], concurrency: int,
 
 async def _checkouts(base: str, token: str, keys: list[str], rate: float, seconds: float,
                      wait: float, lines: int) -> tuple[list[float], Counter[str]]:
-    """Open-loop orders at `rate`/s: latencies (s) and the orders' statuses. One line:
-    pinned to its key's warehouse; more: as many SKUs, allocated by the coordinator across
-    the warehouses that hold them."""
+    """Open-loop checkouts at `rate`/s: latencies (s) and their outcomes. `lines` 0: one
+    line reserved directly at its key (an `order.placed` through `POST /v1/events`, the
+    processor's answer); 1: a whole order of that line, pinned to its key's warehouse; more:
+    as many SKUs, allocated by the coordinator across the warehouses that hold them."""
     headers = {"Authorization": f"Bearer {token}"}
     latencies: list[float] = []
     outcomes: Counter[str] = Counter()
 
     async def order(session: aiohttp.ClientSession, n: int) -> None:
-        if lines == 1:
-            sku, warehouse = random.choice(keys).split("@")
-            wanted = [{"line_id": "1", "sku": sku, "warehouse": warehouse, "quantity": 1}]
+        order_id = f"bench-{lines}-{rate:g}-{n}"
+        sku, warehouse = random.choice(keys).split("@")
+        if lines == 0:
+            url, body = f"{base}/v1/events", {"type": "order.placed", "data": {
+                "order_id": order_id, "line_id": "1", "sku": sku, "warehouse": warehouse,
+                "quantity": 1}}
         else:
-            wanted = [{"line_id": str(i), "sku": key.split("@")[0], "quantity": 1}
-                      for i, key in enumerate(random.sample(keys, lines), 1)]
-        body = {"order_id": f"bench-{lines}-{rate:g}-{n}", "lines": wanted}
+            wanted = ([{"line_id": "1", "sku": sku, "warehouse": warehouse, "quantity": 1}]
+                      if lines == 1 else
+                      [{"line_id": str(i), "sku": key.split("@")[0], "quantity": 1}
+                       for i, key in enumerate(random.sample(keys, lines), 1)])
+            url, body = f"{base}/v1/orders", {"order_id": order_id, "lines": wanted}
         sent = time.perf_counter()
-        async with session.post(f"{base}/v1/orders", params={"wait": str(wait)},
-                                json=body) as resp:
+        async with session.post(url, params={"wait": str(wait)}, json=body) as resp:
             got: dict[str, Any] = await resp.json()
         latencies.append(time.perf_counter() - sent)
-        outcomes[got["status"] if resp.status == 202 else f"HTTP {resp.status}"] += 1
+        if resp.status != 202:
+            outcomes[f"HTTP {resp.status}"] += 1
+        else:
+            outcomes[got["outcomes"][0]["outcome"] if lines == 0 else got["status"]] += 1
 
     async with aiohttp.ClientSession(headers=headers) as session:
         tasks, start, n = [], time.perf_counter(), 0
@@ -174,22 +183,22 @@ def _ms(values: list[float]) -> str:
 
 def _checkout_report(base: str, token: str, keys: list[str], rates: list[float],
                      seconds: float, wait: float) -> list[str]:
-    """Checkouts at each rate: whole orders of one pinned line, then of 3 lines the
-    coordinator allocates across the warehouses, side by side."""
+    """Checkouts at each rate, side by side: one line reserved directly at its key, a
+    whole order of that line, and whole orders of 3 lines the coordinator allocates."""
     report = []
+    shapes = {0: "one line, directly (order.placed)", 1: "whole order, one pinned line",
+              3: "whole order, 3 lines allocated"}
     for rate in rates:
         p99: dict[int, float] = {}
-        for lines in (1, 3):
-            say(f"checkout: POST /v1/orders?wait={wait:g} at {rate:g}/s, {lines} line(s), "
-                f"{seconds:.0f} s")
+        for lines, what in shapes.items():
+            say(f"checkout at {rate:g}/s: {what}, {seconds:.0f} s")
             lat, outcomes = asyncio.run(_checkouts(base, token, keys, rate, seconds, wait,
                                                    lines))
             p99[lines] = pct(lat, 0.99)
-            what = "one pinned line" if lines == 1 else f"{lines} lines, allocated"
-            report += [f"  checkout at {rate:g}/s, POST /v1/orders?wait={wait:g}, {what}, "
-                       f"{len(lat):,} orders: latency {_ms(lat)}",
-                       f"    statuses {dict(outcomes)}"]
-        report.append(f"    p99 of 3 lines / one line: {p99[3] / p99[1]:.2f}")
+            report += [f"  checkout at {rate:g}/s, ?wait={wait:g}, {what}, {len(lat):,}: "
+                       f"latency {_ms(lat)}", f"    outcomes {dict(outcomes)}"]
+        report.append(f"    p99 of 3 lines / one line directly: {p99[3] / p99[0]:.2f}; "
+                      f"/ one line as a whole order: {p99[3] / p99[1]:.2f}")
     return report
 
 

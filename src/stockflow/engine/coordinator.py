@@ -86,6 +86,7 @@ class CoordinatorDecider:
         self.watch = watch or _Unwatched()
         self.cache_entries = cache_entries
         self.cache: dict[str, OrderState] = {}  # as decided, committed or in flight
+        self.placing: set[str] = set()  # cached orders with parts placed, not yet judged
         self.written: dict[str, float] = {}  # order.expired ids swept -> when
 
     @property
@@ -95,6 +96,14 @@ class CoordinatorDecider:
 
     def forget(self) -> None:
         self.cache.clear()
+        self.placing.clear()
+
+    def _cached(self, state: OrderState) -> None:
+        self.cache[state.order_id] = state
+        if any(p.status is PartStatus.PLACED for p in state.parts):
+            self.placing.add(state.order_id)
+        else:
+            self.placing.discard(state.order_id)
 
     def full(self) -> bool:
         return len(self.cache) > self.cache_entries
@@ -166,7 +175,7 @@ class CoordinatorDecider:
             report.events[(label, ev.type, decision.outcome.value)] += 1
             new = decision.state
             if new is not None and new != state:
-                self.cache[ev.order_id] = new
+                self._cached(new)
                 rows.states[ev.order_id] = (new, msg.partition)
                 snapshot.moved(ev.order_id, new)
             if decision.outcome is Outcome.APPLIED:
@@ -202,20 +211,22 @@ class CoordinatorDecider:
         """States into the cache, then the registry and the units allocation may take."""
         missing = sorted({ev.order_id for ev in events} - self.cache.keys())
         if missing:
-            self.cache.update(orders_db.fetch(reads, orders=missing, keys=[], cached=[],
-                                              cached_parts=[]).states)
+            for state in orders_db.fetch(reads, orders=missing, keys=[],
+                                         cached_parts=[]).states.values():
+                self._cached(state)
         warehouses = tuple(r.warehouse for r in warehouses_db.listed(reads, inactive=True))
         skus = set().union(*(skus_of(self.cache.get(ev.order_id), ev) for ev in events))
         keys = sorted(f"{sku}@{w.code}" for sku in skus for w in warehouses)
         wanted = set(keys)
-        mine = [(p.key, s.order_id, p.id) for s in self.cache.values() for p in s.parts
+        placing = [self.cache[o] for o in self.placing]
+        mine = [(p.key, s.order_id, p.id) for s in placing for p in s.parts
                 if p.status is PartStatus.PLACED and p.key in wanted]
-        got = orders_db.fetch(reads, orders=[], keys=keys, cached=sorted(self.cache),
-                              cached_parts=mine)
+        got = orders_db.fetch(reads, orders=[], keys=keys, cached_parts=mine)
         snapshot = _Snapshot(warehouses, got.sellable, got.held)
         for part in got.in_flight:
-            snapshot.total[part.key] += part.quantity
-        for state in self.cache.values():
+            if part.order_id not in self.cache:  # the cache knows its own orders better
+                snapshot.total[part.key] += part.quantity
+        for state in placing:
             snapshot.moved(state.order_id, state)
         return snapshot
 

@@ -37,15 +37,15 @@ class InFlight(NamedTuple):
 class Fetched:
     states: dict[str, OrderState]
     sellable: dict[str, int]  # key -> on_hand - reserved - safety_stock
-    in_flight: list[InFlight]  # of orders not among `cached`
+    in_flight: list[InFlight]
     held: set[tuple[str, str, str]]  # (key, order_id, part_id) of cached parts the processor holds
 
 
-def fetch(conn: Conn, *, orders: Sequence[str], keys: Sequence[str], cached: Sequence[str],
+def fetch(conn: Conn, *, orders: Sequence[str], keys: Sequence[str],
           cached_parts: Sequence[tuple[str, str, str]]) -> Fetched:
-    """The states of `orders`, the sellable units at `keys`, the parts in flight there of
-    orders other than `cached` (whose parts the caller knows), and which `cached_parts`
-    the processor already holds (its reservation exists, in any status)."""
+    """The states of `orders`, the sellable units at `keys`, the parts in flight there (as
+    committed: the caller puts what it knows better in their place), and which
+    `cached_parts` the processor already holds (its reservation exists, in any status)."""
     with conn.pipeline():
         c_states = conn.execute("SELECT state FROM orders WHERE order_id = ANY(%s::text[])",
                                 (list(orders),))
@@ -56,10 +56,9 @@ def fetch(conn: Conn, *, orders: Sequence[str], keys: Sequence[str], cached: Seq
             "SELECT p.order_id, p.part_id, p.sku || '@' || p.warehouse, p.quantity"
             " FROM order_parts p WHERE p.status = 'placed'"
             " AND p.sku || '@' || p.warehouse = ANY(%s::text[])"
-            " AND NOT p.order_id = ANY(%s::text[])"
             " AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.key = p.sku || '@' ||"
             " p.warehouse AND r.order_id = p.order_id AND r.line_id = p.part_id)",
-            (list(keys), list(cached)))
+            (list(keys),))
         c_held = conn.execute(
             "SELECT r.key, r.order_id, r.line_id FROM unnest(%s::text[], %s::text[],"
             " %s::text[]) AS w(key, o, l), LATERAL (SELECT key, order_id, line_id FROM"
