@@ -38,8 +38,7 @@ from stockflow.settings import Settings
 ORDER_REQUEST_TYPES = frozenset(t for t, (kind, _) in ORDER_INPUT_MODELS.items()
                                 if kind is TopicKind.ORDER_REQUESTS)
 
-__all__ = ["ORDER_REQUEST_TYPES", "PublishError", "Publisher", "envelope", "prepare",
-           "prepare_order_request"]
+__all__ = ["PublishError", "Publisher", "envelope", "prepare", "prepare_order_request"]
 
 
 class PublishError(StockflowError):

@@ -153,6 +153,14 @@ class CoordinatorDecider:
         now = datetime.now(UTC)
         stamp = now.isoformat()
         report = prepared.report
+
+        def refuse(msg: Consumed, ev: OrderInput, reason: Reason, message: str,
+                   exc: BaseException | None = None) -> None:
+            # to the DLQ, and kept by event id for the API's ?wait (as the processor does)
+            dead_letter(self.topics, msg, Rejection(reason, message, ev.id, ev.type),
+                        kinds[msg.topic], report, out, exc)
+            rows.rejected.append(RejectedRow(ev.id, ev.order_id, reason.value, message))
+
         for msg, ev in parsed:
             state = self.cache.get(ev.order_id)
             context = Context(snapshot.warehouses, snapshot.figures(skus_of(state, ev)), now,
@@ -160,17 +168,11 @@ class CoordinatorDecider:
             try:
                 decision = decide(state, ev, context)
             except Exception as exc:  # noqa: BLE001 - one event's failure must not stop the rest
-                rejection = Rejection(Reason.PROCESSING_ERROR, describe(exc), ev.id, ev.type)
-                dead_letter(self.topics, msg, rejection, kinds[msg.topic], report, out, exc)
-                rows.rejected.append(RejectedRow(ev.id, ev.order_id, rejection.reason.value,
-                                                 rejection.message))
+                refuse(msg, ev, Reason.PROCESSING_ERROR, describe(exc), exc)
                 continue
             label = kinds[msg.topic].value
             if decision.outcome is Outcome.REJECTED:
-                rejection = Rejection(Reason(decision.reason), decision.message, ev.id, ev.type)
-                dead_letter(self.topics, msg, rejection, kinds[msg.topic], report, out)
-                rows.rejected.append(RejectedRow(ev.id, ev.order_id, rejection.reason.value,
-                                                 rejection.message))
+                refuse(msg, ev, Reason(decision.reason), decision.message)
                 continue
             report.events[(label, ev.type, decision.outcome.value)] += 1
             new = decision.state

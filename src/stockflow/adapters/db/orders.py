@@ -19,7 +19,7 @@ from stockflow.domain.order_state import OrderState, PartStatus
 from stockflow.domain.orders import expiry
 
 __all__ = ["Fetched", "InFlight", "OrderRows", "StatusRow", "backlog", "due", "dumped",
-           "fetch", "history", "load"]
+           "fetch"]
 
 _STATE: TypeAdapter[OrderState] = TypeAdapter(OrderState)
 
@@ -71,18 +71,6 @@ def fetch(conn: Conn, *, orders: Sequence[str], keys: Sequence[str],
         sellable={k: int(n) for k, n in c_stock.fetchall()},
         in_flight=[InFlight(o, p, k, int(q)) for o, p, k, q in c_flight.fetchall()],
         held={(k, o, p) for k, o, p in c_held.fetchall()})
-
-
-def load(conn: Conn, order_id: str) -> OrderState | None:
-    row = conn.execute("SELECT state FROM orders WHERE order_id = %s", (order_id,)).fetchone()
-    return _STATE.validate_python(row[0]) if row else None
-
-
-def history(conn: Conn, order_id: str) -> list[tuple[str, str, dict[str, Any], datetime]]:
-    """(event id, type, data, when) of every status the order was given, oldest first."""
-    return [(i, t, d, at) for i, t, d, at in conn.execute(
-        "SELECT event_id, type, data, at FROM order_statuses WHERE order_id = %s"
-        " ORDER BY seq", (order_id,))]
 
 
 def due(conn: Conn, partitions: list[int], now: datetime,
