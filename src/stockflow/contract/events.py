@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -189,21 +189,34 @@ def parse(
         return Rejection(Reason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"[:1000])
 
 
-def _parse(topic: TopicKind, key: bytes | None, raw: bytes, limits: Limits) -> Event | Rejection:
+def _envelope(
+    topic: TopicKind, raw: bytes, limits: Limits, validate: Callable[..., Any],
+    models: Mapping[str, tuple[TopicKind, type[Data]]],
+) -> Any:
+    """The checks every consumer's edge makes before its own, in order: size, the envelope
+    and data against `models`, the topic the type belongs on, NUL in a string. The typed
+    envelope, or the Rejection."""
     if len(raw) > limits.max_bytes:
         return Rejection(Reason.OVERSIZED, f"message is {len(raw)} bytes, limit {limits.max_bytes}")
     try:
-        env: Any = _VALIDATE_JSON(raw, context={"limits": limits})
+        env: Any = validate(raw, context={"limits": limits})
     except ValidationError as exc:
-        return _rejected(topic, raw, exc, INPUT_MODELS)
-    home = INPUT_MODELS[env.type][0]
-    ident = (env.id, env.type)
+        return _rejected(topic, raw, exc, models)
+    home = models[env.type][0]
     if home is not topic:
-        return Rejection(Reason.WRONG_TOPIC,
-                         f"{env.type} belongs on {home.value}, not {topic.value}", *ident)
+        return Rejection(Reason.WRONG_TOPIC, f"{env.type} belongs on {home.value}, not "
+                         f"{topic.value}", env.id, env.type)
     if b"\\u0000" in raw and (nul := _nul_in(raw)) is not None:
         return Rejection(nul, "a string holds U+0000 (NUL), which Postgres text cannot store",
-                         *ident)
+                         env.id, env.type)
+    return env
+
+
+def _parse(topic: TopicKind, key: bytes | None, raw: bytes, limits: Limits) -> Event | Rejection:
+    env = _envelope(topic, raw, limits, _VALIDATE_JSON, INPUT_MODELS)
+    if isinstance(env, Rejection):
+        return env
+    ident = (env.id, env.type)
     parts = _key_parts(key) if key is not None else None
     if parts is None:
         return Rejection(Reason.KEY_MISMATCH, f"Kafka key {key!r} is not SKU@WAREHOUSE", *ident)
@@ -255,20 +268,11 @@ def parse_order_input(
 def _parse_order(
     topic: TopicKind, key: bytes | None, raw: bytes, limits: Limits,
 ) -> OrderInput | Rejection:
-    if len(raw) > limits.max_bytes:
-        return Rejection(Reason.OVERSIZED, f"message is {len(raw)} bytes, limit {limits.max_bytes}")
-    try:
-        env: Any = _ORDER_INPUT.validator.validate_json(raw, context={"limits": limits})
-    except ValidationError as exc:
-        return _rejected(topic, raw, exc, ORDER_INPUT_MODELS)
-    home = ORDER_INPUT_MODELS[env.type][0]
+    env = _envelope(topic, raw, limits, _ORDER_INPUT.validator.validate_json,
+                    ORDER_INPUT_MODELS)
+    if isinstance(env, Rejection):
+        return env
     ident = (env.id, env.type)
-    if home is not topic:
-        return Rejection(Reason.WRONG_TOPIC,
-                         f"{env.type} belongs on {home.value}, not {topic.value}", *ident)
-    if b"\\u0000" in raw and (nul := _nul_in(raw)) is not None:
-        return Rejection(nul, "a string holds U+0000 (NUL), which Postgres text cannot store",
-                         *ident)
     order_id = env.data.order_id
     text = key.decode("utf-8", "replace") if key is not None else None
     if text != order_id:

@@ -35,6 +35,7 @@ from stockflow.contract.topics import Topics
 from stockflow.engine.checkpoint import Checkpoint
 from stockflow.engine.coordinator import CoordinatorDecider, OrderWatch
 from stockflow.engine.host import Host
+from stockflow.engine.ports import Decider
 from stockflow.engine.stock import StockDecider
 from stockflow.engine.writer import Writer
 from stockflow.settings import Settings
@@ -99,30 +100,9 @@ def migrated_database(settings: Settings) -> store.Conn:
 def build_processor(settings: Settings, *, observer: Observer | None = None,
                     health: Health | None = None) -> Host:
     """Check the topics and the schema, then wire clients, the stock decider and the host."""
-    topics = Topics(settings.topic_prefix)
-    health = health or Health()
-    observer = observer or NullObserver()
-    watch = health.brokers  # every client's errors and outages, and readiness
-    require_copartitioned(admin(settings, watch), topics.inputs)
-
-    def connect(autocommit: bool) -> store.Conn:
-        return database(settings, autocommit=autocommit)
-
-    migrated_database(settings).close()
-    failures = DeliveryFailures()
-    kafka_producer = producer(settings, failures.config(), watch)
-    batches = PgBatchStore(connect, settings.group_id)
-    checkpoint = Checkpoint(store=batches, producer=kafka_producer, failures=failures,
-                            flush_timeout=FLUSH_TIMEOUT)
-    decider = StockDecider(topics=topics, policy=settings.policy(), limits=settings.limits(),
-                           cache_entries=settings.cache_max_entries)
-    return Host(
-        consumer=consumer(settings, watch=watch), producer=kafka_producer, store=batches,
-        decider=decider, writer=Writer(checkpoint, observer), group=settings.group_id,
-        observer=observer, health=health, batch_max=settings.batch_max_messages,
-        idle_wait=settings.idle_wait, sweep_interval=settings.sweep_interval,
-        give_up=settings.outage_give_up,
-    )
+    decider = StockDecider(topics=Topics(settings.topic_prefix), policy=settings.policy(),
+                           limits=settings.limits(), cache_entries=settings.cache_max_entries)
+    return _hosting(settings, decider, settings.group_id, observer, health)
 
 
 def build_coordinator(settings: Settings, *, observer: Observer | None = None,
@@ -130,14 +110,20 @@ def build_coordinator(settings: Settings, *, observer: Observer | None = None,
                       metrics: OrderWatch | None = None) -> Host:
     """Check the coordinator's topics and the schema, then wire clients, the order
     decider and the host (its own group; see `engine.coordinator`)."""
-    topics = Topics(settings.topic_prefix)
-    health = health or Health()
-    observer = observer or NullObserver()
-    watch = health.brokers
-    decider = CoordinatorDecider(topics=topics, limits=settings.limits(),
+    decider = CoordinatorDecider(topics=Topics(settings.topic_prefix), limits=settings.limits(),
                                  ttl=settings.policy().reservation_ttl,
                                  cache_entries=settings.coordinator_cache_entries,
                                  watch=metrics)
+    return _hosting(settings, decider, settings.coordinator_group_id, observer, health)
+
+
+def _hosting(settings: Settings, decider: Decider, group: str, observer: Observer | None,
+             health: Health | None) -> Host:
+    """The host of `decider` in consumer group `group`, once its input topics are
+    co-partitioned and the schema migrated: its clients, store and writer."""
+    health = health or Health()
+    observer = observer or NullObserver()
+    watch = health.brokers  # every client's errors and outages, and readiness
     require_copartitioned(admin(settings, watch), decider.inputs)
 
     def connect(autocommit: bool) -> store.Conn:
@@ -146,7 +132,6 @@ def build_coordinator(settings: Settings, *, observer: Observer | None = None,
     migrated_database(settings).close()
     failures = DeliveryFailures()
     kafka_producer = producer(settings, failures.config(), watch)
-    group = settings.coordinator_group_id
     batches = PgBatchStore(connect, group)
     checkpoint = Checkpoint(store=batches, producer=kafka_producer, failures=failures,
                             flush_timeout=FLUSH_TIMEOUT)
