@@ -1,5 +1,5 @@
-"""Builders for the order coordinator's tests: typed inputs, and `Flow`, which feeds one
-order's events to `orders.decide` and remembers what came out."""
+"""Builders for the order coordinator's tests: typed inputs, `Flow`, which feeds one
+order's events to `orders.decide` and remembers what came out, and random registries."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from hypothesis import strategies as st
+
 from stockflow.contract.events import ORDER_INPUT_MODELS
 from stockflow.contract.outputs import STATUS_MODELS
 from stockflow.domain.effects import Output
@@ -16,7 +18,7 @@ from stockflow.domain.order_inputs import OrderInput
 from stockflow.domain.order_state import Context, OrderDecision, OrderPart, OrderState
 from stockflow.domain.orders import decide
 from stockflow.domain.remediation import REASON as REMEDIATION
-from stockflow.domain.warehouses import Warehouse
+from stockflow.domain.warehouses import Location, Warehouse
 from tests.factories import T0
 
 _ids = itertools.count()
@@ -128,3 +130,23 @@ class Flow:
         """part id -> (warehouse, quantity, status)"""
         assert self.state is not None
         return {p.id: (p.warehouse, p.quantity, p.status.value) for p in self.state.parts}
+
+
+LOCATED = st.none() | st.builds(Location, st.integers(-3, 3).map(float),
+                                st.integers(-3, 3).map(float))
+
+
+@st.composite
+def registries(draw: st.DrawFn) -> tuple[Warehouse, ...]:
+    """2-6 warehouses, about one in five inactive, some without a location."""
+    return tuple(Warehouse(f"W{i}", f"W{i}", draw(st.integers(1, 3)),
+                           draw(st.sampled_from([True, True, True, True, False])), draw(LOCATED))
+                 for i in range(draw(st.integers(2, 6))))
+
+
+def pins(warehouses: tuple[Warehouse, ...]) -> st.SearchStrategy[str | None]:
+    """A line's warehouse: mostly none, else an active one. A pin to an inactive one is
+    dead-lettered before any allocation (test_orders.py), and inactive warehouses still
+    hold stock nobody may take."""
+    active = [w.code for w in warehouses if w.active]
+    return st.none() | st.none() | st.none() | st.sampled_from(active) if active else st.none()

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import psycopg
 
 from stockflow.contract.emit import output_id
 from stockflow.contract.topics import TopicKind
@@ -77,3 +82,82 @@ def assert_agreement(env: Env, workload: Workload) -> None:
     want = sorted(i.value for i in workload.expected_rejections)
     got = sorted(v or b"" for _, v, _ in dlq)
     assert set(want) <= set(got), "a rejected input is missing from the DLQ"
+
+
+def assert_orders_hold(conn: psycopg.Connection[tuple[Any, ...]],
+                       statuses: Iterable[tuple[bytes | None, bytes | None, Any]],
+                       ) -> Counter[str]:
+    """Every requested order has an answer and its statuses follow the contract's
+    lifecycle; a rejected or cancelled order holds nothing, an allocated one exactly its
+    quantities; the units reserved over all keys are the live parts of all orders (no leak,
+    no double hold); `statuses` (the order-status topic's key, value and headers) say what
+    Postgres says, and a status seen twice carries the same id and data. Returns how many
+    orders ended in each status."""
+    lines = {}
+    for state in conn.execute("SELECT state FROM orders"):
+        request = state[0]["request"]
+        if request is not None:
+            lines[request["order_id"]] = {ln["line_id"]: ln["quantity"]
+                                          for ln in request["lines"]}
+    history: dict[str, list[str]] = {}
+    for order_id, type_ in conn.execute("SELECT order_id, type FROM order_statuses ORDER BY seq"):
+        history.setdefault(str(order_id), []).append(str(type_).removeprefix("order."))
+    held: dict[str, Counter[str]] = {}
+    for order_id, line_id, remaining in conn.execute(
+            "SELECT order_id, line_id, remaining FROM reservations"
+            " WHERE status IN ('pending', 'confirmed')"):
+        line = str(line_id).split("~")[0]
+        held.setdefault(str(order_id), Counter())[line] += int(str(remaining))
+    reserved = conn.execute("SELECT coalesce(sum(reserved), 0) FROM stock").fetchone()
+    live = conn.execute("SELECT coalesce(sum(quantity), 0) FROM order_parts"
+                        " WHERE status IN ('placed', 'accepted', 'confirmed')").fetchone()
+    assert set(history) == set(lines), "every requested order has an answer"
+    ends: Counter[str] = Counter()
+    for order_id, said in history.items():
+        _lifecycle(order_id, said)
+        last = said[-1]
+        ends[last] += 1
+        if last in ("rejected", "cancelled"):
+            assert not held.get(order_id), (order_id, said, held.get(order_id))
+        else:  # allocated, reallocated or confirmed: exactly its quantities
+            assert held.get(order_id) == Counter(lines[order_id]), (order_id, said)
+    assert reserved == live, "the units reserved are the live parts of all orders"
+    assert sum(sum(c.values()) for c in held.values()) == int(str(reserved[0] if reserved
+                                                                  else 0))
+    _statuses_agree(statuses, history)
+    return ends
+
+
+_FIRST = {"allocated", "rejected", "cancelled"}
+_ENDS = {"confirmed", "cancelled", "rejected"}
+
+
+def _lifecycle(order_id: str, said: list[str]) -> None:
+    assert said[0] in _FIRST, (order_id, said)
+    rest = said[1:]
+    if said[0] != "allocated":
+        assert not rest, (order_id, said)
+        return
+    while rest and rest[0] == "reallocated":
+        rest = rest[1:]
+    if rest:
+        assert rest[0] in _ENDS, (order_id, said)
+        assert rest[1:] in ([], ["cancelled"]) and (rest[0] == "confirmed" or not rest[1:]), (
+            order_id, said)
+
+
+def _statuses_agree(statuses: Iterable[tuple[bytes | None, bytes | None, Any]],
+                    history: dict[str, list[str]]) -> None:
+    seen: dict[str, bytes] = {}
+    on_topic: dict[str, list[str]] = {}
+    for key, value, _ in statuses:
+        doc = json.loads(value or b"{}")
+        data = json.dumps(doc["data"], sort_keys=True).encode()
+        if doc["id"] in seen:
+            assert seen[doc["id"]] == data, doc["id"]
+            continue
+        seen[doc["id"]] = data
+        assert key == doc["data"]["order_id"].encode()
+        on_topic.setdefault(doc["data"]["order_id"], []).append(
+            doc["type"].removeprefix("order."))
+    assert on_topic == history

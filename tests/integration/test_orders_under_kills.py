@@ -28,6 +28,7 @@ from stockflow.contract.events import envelope
 from stockflow.contract.topics import TopicKind
 from stockflow.devtools.localenv import LocalServices
 from stockflow.domain.warehouses import Location, Warehouse
+from tests.integration.checks import assert_orders_hold
 from tests.integration.harness import (
     Env,
     high_watermarks,
@@ -44,8 +45,6 @@ SKUS = [f"S{i}" for i in range(8)]
 WAREHOUSES = [Warehouse(f"W{i}", f"W{i}", i % 3 + 1, True, Location(50.0 + i, 4.0 - i))
               for i in range(4)]
 STRATEGIES = ["priority", "most_available", "nearest", "fewest_shipments"]
-FIRST = {"allocated", "rejected", "cancelled"}
-ENDS = {"confirmed", "cancelled", "rejected"}
 
 
 def _message(env: Env, kind: TopicKind, key: str, type_: str, data: dict[str, Any],
@@ -159,76 +158,8 @@ def test_orders_hold_their_lifecycle_through_sigkills(services: LocalServices,
             except subprocess.TimeoutExpired:
                 p.kill()
     assert kills == {"processor": KILLS, "coordinator": KILLS}
-    outcome = _check(env)
+    with env.db() as conn:
+        outcome = assert_orders_hold(conn, read_topic(env, TopicKind.ORDER_STATUS))
     print(f"\norders {ORDERS} ({asked} units asked), kills {dict(kills)}, settled in "
           f"{elapsed:.0f} s; ends {dict(outcome)}")
     assert outcome["rejected"] >= ORDERS // 4, outcome  # the stock was scarce
-
-
-def _check(env: Env) -> Counter[str]:
-    with env.db() as conn:
-        lines = {}
-        for state in conn.execute("SELECT state FROM orders"):
-            request = state[0]["request"]  # type: ignore[index]
-            if request is not None:
-                lines[request["order_id"]] = {ln["line_id"]: ln["quantity"]
-                                              for ln in request["lines"]}
-        history: dict[str, list[str]] = {}
-        for order_id, type_ in conn.execute(
-                "SELECT order_id, type FROM order_statuses ORDER BY seq"):
-            history.setdefault(str(order_id), []).append(str(type_).removeprefix("order."))
-        held: dict[str, Counter[str]] = {}
-        for order_id, line_id, remaining in conn.execute(
-                "SELECT order_id, line_id, remaining FROM reservations"
-                " WHERE status IN ('pending', 'confirmed')"):
-            line = str(line_id).split("~")[0]
-            held.setdefault(str(order_id), Counter())[line] += int(str(remaining))
-        reserved = conn.execute("SELECT coalesce(sum(reserved), 0) FROM stock").fetchone()
-        live = conn.execute("SELECT coalesce(sum(quantity), 0) FROM order_parts"
-                            " WHERE status IN ('placed', 'accepted', 'confirmed')").fetchone()
-    assert set(history) == set(lines), "every requested order has an answer"
-    ends: Counter[str] = Counter()
-    for order_id, said in history.items():
-        _lifecycle(order_id, said)
-        last = said[-1]
-        ends[last] += 1
-        if last in ("rejected", "cancelled"):
-            assert not held.get(order_id), (order_id, said, held.get(order_id))
-        else:  # allocated, reallocated or confirmed: exactly its quantities
-            assert held.get(order_id) == Counter(lines[order_id]), (order_id, said)
-    assert reserved == live, "the units reserved are the live parts of all orders"
-    assert sum(sum(c.values()) for c in held.values()) == int(str(reserved[0] if reserved
-                                                                  else 0))
-    _topic_agrees(env, history)
-    return ends
-
-
-def _lifecycle(order_id: str, said: list[str]) -> None:
-    assert said[0] in FIRST, (order_id, said)
-    rest = said[1:]
-    if said[0] != "allocated":
-        assert not rest, (order_id, said)
-        return
-    while rest and rest[0] == "reallocated":
-        rest = rest[1:]
-    if rest:
-        assert rest[0] in ENDS, (order_id, said)
-        assert rest[1:] in ([], ["cancelled"]) and (rest[0] == "confirmed" or not rest[1:]), (
-            order_id, said)
-
-
-def _topic_agrees(env: Env, history: dict[str, list[str]]) -> None:
-    """The order-status topic says what Postgres says; a repeated id, the same data."""
-    seen: dict[str, bytes] = {}
-    on_topic: dict[str, list[str]] = {}
-    for key, value, _ in read_topic(env, TopicKind.ORDER_STATUS):
-        doc = json.loads(value or b"{}")
-        data = json.dumps(doc["data"], sort_keys=True).encode()
-        if doc["id"] in seen:
-            assert seen[doc["id"]] == data, doc["id"]
-            continue
-        seen[doc["id"]] = data
-        assert key == doc["data"]["order_id"].encode()
-        on_topic.setdefault(doc["data"]["order_id"], []).append(
-            doc["type"].removeprefix("order."))
-    assert on_topic == history

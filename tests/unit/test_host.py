@@ -13,7 +13,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from stockflow.adapters.db.batches import FencedError, Offsets, OutboxRow
 from stockflow.adapters.health import Health
@@ -26,112 +25,11 @@ from stockflow.engine.checkpoint import Checkpoint
 from stockflow.engine.failures import DecideError
 from stockflow.engine.host import Host
 from stockflow.engine.writer import Writer
+from tests.fake_kafka import Broker, FakeConsumer, FakeProducer, Record
 
 TOPICS = ["in.a", "in.b"]
 PARTITIONS = 2
 POISON = b"poison"
-
-
-class _Msg:
-    def __init__(self, topic: str, partition: int, offset: int, value: bytes) -> None:
-        self._t, self._p, self._o, self._v = topic, partition, offset, value
-
-    def error(self) -> None:
-        return None
-
-    def topic(self) -> str:
-        return self._t
-
-    def partition(self) -> int:
-        return self._p
-
-    def offset(self) -> int:
-        return self._o
-
-    def key(self) -> bytes:
-        return b"k"
-
-    def value(self) -> bytes:
-        return self._v
-
-    def headers(self) -> None:
-        return None
-
-    def timestamp(self) -> tuple[int, int]:
-        return (0, 0)  # not available
-
-
-class FakeConsumer:
-    """The broker's logs and one member's assignment. A rebalance asked for with
-    `rebalance` runs inside the next `consume`, as librdkafka runs its callbacks."""
-
-    def __init__(self, logs: dict[TP, list[bytes]]) -> None:
-        self.logs = logs
-        self.fetch: dict[TP, int] = {}
-        self.callbacks: dict[str, Callable[..., None]] = {}
-        self.pending: list[tuple[str, list[TP]]] = []
-        self.lock = threading.Lock()
-
-    def subscribe(self, topics: list[str], **callbacks: Callable[..., None]) -> None:
-        self.callbacks = callbacks
-        self.pending.append(("on_assign", [tp for tp in self.logs if tp[0] in topics]))
-
-    def rebalance(self, *steps: tuple[str, list[TP]]) -> None:
-        with self.lock:
-            self.pending.extend(steps)
-
-    def consume(self, num_messages: int, timeout: float) -> list[_Msg]:
-        with self.lock:
-            steps, self.pending = self.pending, []
-        for name, tps in steps:
-            self.callbacks[name](self, [TopicPartition(t, p) for t, p in tps])
-        out: list[_Msg] = []
-        for tp, start in list(self.fetch.items()):
-            log, at = self.logs[tp], start
-            while at < len(log) and len(out) < num_messages:
-                out.append(_Msg(tp[0], tp[1], at, log[at]))
-                at += 1
-            self.fetch[tp] = at
-        if not out and timeout:
-            time.sleep(min(timeout, 0.002))
-        return out
-
-    def assign(self, partitions: list[TopicPartition]) -> None:
-        self.fetch = {(tp.topic, tp.partition): 0 if tp.offset == OFFSET_BEGINNING
-                      else tp.offset for tp in partitions}
-
-    def unassign(self) -> None:
-        self.fetch = {}
-
-    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
-        return [TopicPartition(tp.topic, tp.partition, self.fetch[(tp.topic, tp.partition)])
-                for tp in partitions]
-
-    def get_watermark_offsets(self, tp: TopicPartition, **_: bool) -> tuple[int, int]:
-        return 0, len(self.logs[(tp.topic, tp.partition)])
-
-    def commit(self, **_: Any) -> None:
-        return None
-
-    def list_topics(self, *_: Any, **__: Any) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-
-class FakeProducer:
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-
-    def produce(self, _topic: str, value: bytes, *_: Any, **__: Any) -> None:
-        self.sent.append(value)
-
-    def flush(self, _timeout: float = 0) -> int:
-        return 0
-
-    def poll(self, _timeout: float = 0) -> int:
-        return 0
 
 
 def _outage() -> psycopg.OperationalError:
@@ -274,8 +172,10 @@ def _logs(per_partition: int, poison_at: TP | None = None) -> dict[TP, list[byte
 class Harness:
     def __init__(self, logs: dict[TP, list[bytes]]) -> None:
         self.logs = logs
-        self.consumer = FakeConsumer(logs)
-        self.producer = FakeProducer()
+        self.broker = Broker(PARTITIONS)
+        self.broker.logs = {tp: [Record(b"k", v, None) for v in log] for tp, log in logs.items()}
+        self.consumer = FakeConsumer(self.broker)
+        self.producer = FakeProducer(self.broker)
         self.store = FakeStore()
         self.decider = FakeDecider()
         checkpoint = Checkpoint(store=self.store, producer=self.producer,  # type: ignore[arg-type]
@@ -321,7 +221,7 @@ class Harness:
                       + [b"dlq:" + v for v in dead])
         assert sorted(values) == want  # nothing lost, nothing twice
         # every output this member committed was emitted (perhaps more than once, the same)
-        emitted = set(self.producer.sent)
+        emitted = {r.value for topic in ("out", "dlq") for r in self.broker.records(topic)}
         assert {v.removeprefix(b"dlq:") for who, v in self.store.applied if who == "host"
                 } <= emitted
 

@@ -25,9 +25,9 @@ from stockflow.domain.order_inputs import OrderInput
 from stockflow.domain.order_state import HELD, Context, OrderState, PartStatus, Phase
 from stockflow.domain.orders import decide, expiry
 from stockflow.domain.remediation import REASON as REMEDIATION
-from stockflow.domain.warehouses import Location, Warehouse
+from stockflow.domain.warehouses import Warehouse
 from tests.factories import T0
-from tests.order_kit import order_input, word
+from tests.order_kit import order_input, pins, registries, word
 
 SKUS = ("A", "B")
 Key = tuple[str, str]  # (sku, warehouse)
@@ -277,29 +277,18 @@ def check(world: World, orders: Sequence[Order]) -> None:
 
 # --- random worlds ---------------------------------------------------------------------
 
-LOCATED = st.none() | st.builds(Location, st.integers(-3, 3).map(float),
-                                st.integers(-3, 3).map(float))
-
-
 @st.composite
 def worlds(draw: st.DrawFn, *, most_orders: int = 4) -> tuple[tuple[Warehouse, ...],
                                                                 dict[Key, int], list[Order]]:
-    n = draw(st.integers(2, 6))
-    warehouses = tuple(
-        Warehouse(f"W{i}", f"W{i}", draw(st.integers(1, 3)),
-                  draw(st.sampled_from([True, True, True, True, False])), draw(LOCATED))
-        for i in range(n))
+    warehouses = draw(registries())
     stock = {(sku, w.code): draw(st.integers(0, 8)) for sku in SKUS for w in warehouses}
-    # pins to active warehouses only: a pin to an inactive one is dead-lettered before any
-    # allocation (test_orders.py), and inactive warehouses still hold stock nobody may take
-    active = [w.code for w in warehouses if w.active]
-    pins = st.none() | st.none() | st.none() | st.sampled_from(active) if active else st.none()
+    pinned = pins(warehouses)
     orders = []
     for o in range(draw(st.integers(1, most_orders))):
         lines = tuple(
             {"line_id": f"L{i}", "sku": draw(st.sampled_from(SKUS)),
              "quantity": draw(st.integers(1, 4)),
-             "warehouse": draw(pins)}
+             "warehouse": draw(pinned)}
             for i in range(draw(st.integers(1, 5))))
         strategy = draw(st.sampled_from(STRATEGIES))
         ship_to = ({"lat": draw(st.integers(-3, 3)), "lon": draw(st.integers(-3, 3))}
