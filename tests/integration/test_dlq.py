@@ -55,7 +55,7 @@ def test_every_reason_reaches_the_dlq_with_headers(services: LocalServices, uniq
         warehouses_db.add(conn, wh("WH-1", 1), actor="test")
     first, conflicting = (Message(env.topics.name(TopicKind.ORDER_REQUESTS), b"O-1", json.dumps(
         envelope("order.requested", {"order_id": "O-1", "lines": [
-            {"line_id": "1", "sku": "SKU-1", "quantity": q, "warehouse": "WH-1"}]})).encode())
+            {"line_id": "1", "sku": "SKU-2", "quantity": q, "warehouse": "WH-1"}]})).encode())
         for q in (1, 2))
     prod = producer(env.settings)
     produce_all(prod, [first, conflicting])

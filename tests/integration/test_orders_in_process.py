@@ -62,6 +62,7 @@ SKUS = ("A", "B")
 TOPICS = Topics("t.")
 LIMITS = Limits()
 PROCESSOR, COORDINATOR = "processor", "coordinator"
+_IDLE_STEPS = 5  # steps in a row without a message consumed end a member's turn
 
 
 class DyingStore:
@@ -131,7 +132,8 @@ class World:
 
     def run(self, role: str, steps: int, *, batch_max: int,
             crashes: frozenset[int] = frozenset()) -> bool:
-        """A member of `role` for `steps` steps of its loop, or until it dies (True)."""
+        """A member of `role` for `steps` steps of its loop, or until it has had nothing
+        to do for a few, or until it dies (True)."""
         life = Life(self.clock, crashes)
 
         def connect(autocommit: bool) -> db.Conn:
@@ -148,11 +150,13 @@ class World:
                     group=role, observer=observer, health=Health(), batch_max=batch_max,
                     idle_wait=0.001, sweep_interval=0.05, give_up=30)
         stop = threading.Event()
-        taken = [0]
+        taken, idle, seen = 0, 0, -1
 
-        def progress(_: int) -> None:
-            taken[0] += 1
-            if taken[0] >= steps:
+        def progress(processed: int) -> None:
+            nonlocal taken, idle, seen
+            taken += 1
+            idle, seen = (idle + 1 if processed == seen else 0), processed
+            if taken >= steps or idle >= _IDLE_STEPS:
                 stop.set()
 
         try:

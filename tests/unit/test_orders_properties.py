@@ -141,7 +141,7 @@ class World:
         self.states: dict[str, OrderState] = {}
         self.statuses: dict[str, list[Output]] = {}
         self.touched: set[str] = set()  # orders a foreign cancel reached
-        self.swept: set[str] = set()
+        self.swept: set[tuple[str, datetime]] = set()
         self.ids = 0
 
     # the order service and the sweepers
@@ -159,8 +159,8 @@ class World:
         self.now += timedelta(minutes=minutes)
         for order_id, state in self.states.items():
             due = expiry(state)
-            if due is not None and due <= self.now and order_id not in self.swept:
-                self.swept.add(order_id)
+            if due is not None and due <= self.now and (order_id, due) not in self.swept:
+                self.swept.add((order_id, due))
                 self.send("order.expired", order_id)
         for key, s in self.processor.keys.items():
             for (order_id, line_id), r in s.lines.items():
@@ -340,7 +340,22 @@ def play(world: World, orders: Sequence[Order], choices: Sequence[int]) -> None:
                 world.commands.setdefault((part.sku, part.warehouse), deque()).append(Output(
                     "order.cancelled", part.key, part.id,
                     {"order_id": order_id, "line_id": part.id, "reason": "ops cleanup"}))
+        elif action == "foreign" and pick % 3 == 1:  # rarer: a part cancelled before placed
+            order = orders[pick % len(orders)]
+            line = order.lines[pick % len(order.lines)]
+            key = (line["sku"], world.warehouses[pick % len(world.warehouses)].code)
+            state = world.states.get(order.order_id)
+            k = 1 + max((p.k for p in state.parts if p.line_id == line["line_id"]),
+                        default=0) if state is not None else 1
+            world.touched.add(order.order_id)
+            part_id = f"{line['line_id']}~{k + pick % 2}"
+            world.commands.setdefault(key, deque()).append(Output(
+                "order.cancelled", f"{key[0]}@{key[1]}", part_id,
+                {"order_id": order.order_id, "line_id": part_id, "reason": "ops guess"}))
     world.drain()
+    for _ in range(3):  # time passes: deadlines, and the grace of parts never judged
+        world.tick(20)
+        world.drain()
 
 
 CHOICES = st.lists(st.integers(0, 2**16), min_size=20, max_size=150)

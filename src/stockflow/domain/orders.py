@@ -34,6 +34,13 @@ nothing of the order is reserved any more. Where the contract is silent:
   On a confirmed order such a release is only recorded: the system never cancels it.
 - `order.expired` (the coordinator's sweeper) before the deadline is a no-op; once the
   parts were told to confirm it is one too: the confirmation, requested in time, decides.
+- A part's placement that the processor never judges (it had remembered a per-line cancel
+  of that very line id from another publisher, so the order.placed was a no-op) would hold
+  an ending order forever. An order that is ending is swept once more `UNJUDGED_GRACE`
+  after its deadline: parts still unjudged then are given up (as expired). That is safe
+  even when the processor is only late: the placement carries the deadline as its expiry,
+  and the cancel sent to the part follows it on the same partition, so the processor
+  releases whatever it would still reserve; its late verdicts are then no-ops here.
 - Reservation events for lines without `~`, for unknown orders or parts, and those that
   would move a part backwards (a redelivery) are no-ops.
 """
@@ -42,7 +49,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from stockflow.domain.allocation import LineRequest, LineShort, Shortfall
@@ -78,7 +85,10 @@ from stockflow.domain.order_state import (
 )
 from stockflow.domain.remediation import REASON as REMEDIATION
 
-__all__ = ["decide", "expiry", "skus_of"]
+__all__ = ["UNJUDGED_GRACE", "decide", "expiry", "skus_of"]
+
+# How long after an ending order's deadline its unjudged parts are given up (see above).
+UNJUDGED_GRACE = timedelta(minutes=10)
 
 _ENDED = frozenset({Phase.RELEASING, Phase.REJECTED, Phase.CANCELLED})
 _UNCONFIRMED = frozenset({Phase.ALLOCATING, Phase.ALLOCATED, Phase.CONFIRMING})
@@ -109,6 +119,9 @@ def expiry(state: OrderState) -> datetime | None:
     """When the sweeper should write order.expired for this order, if ever."""
     if state.phase in (Phase.ALLOCATING, Phase.ALLOCATED):
         return state.deadline
+    if state.phase is Phase.RELEASING and state.deadline is not None \
+            and any(p.status is PartStatus.PLACED for p in state.parts):
+        return state.deadline + UNJUDGED_GRACE
     return None
 
 
@@ -269,12 +282,23 @@ class _Step:
 
     def expired(self) -> None:
         deadline = self.state.deadline
-        if self.state.phase not in (Phase.ALLOCATING, Phase.ALLOCATED):
+        if self.state.phase is Phase.RELEASING:
+            self._give_up_unjudged()
+        elif self.state.phase not in (Phase.ALLOCATING, Phase.ALLOCATED):
             self.noop = f"order is {self.state.phase.value}: it no longer expires"
         elif deadline is None or self.context.now < deadline:
             self.noop = "the order's deadline has not passed"
         else:
             self.end("rejected", "expired", line_shorts(self.request.lines, self.state.parts))
+
+    def _give_up_unjudged(self) -> None:
+        when = expiry(self.state)
+        if when is None or self.context.now < when:
+            self.noop = "the order's unjudged parts are not given up yet"
+            return
+        for part in self.state.parts:
+            if part.status is PartStatus.PLACED:
+                self._set(replace(part, status=PartStatus.EXPIRED))
 
     def end(self, status: Literal["rejected", "cancelled"], reason: str | None,
             lines: Sequence[LineShort] = ()) -> None:
