@@ -62,6 +62,7 @@ class Flow:
     ttl: timedelta = timedelta(minutes=15)
     state: OrderState | None = None
     decisions: list[OrderDecision] = field(default_factory=list)
+    voided: frozenset[str] = frozenset()  # parts the processor will never judge
 
     @property
     def last(self) -> OrderDecision:
@@ -76,7 +77,7 @@ class Flow:
 
     def send(self, event: OrderInput) -> OrderDecision:
         got = decide(self.state, event, Context(self.warehouses, self.snapshot(), self.now,
-                                                self.ttl))
+                                                self.ttl, self.voided))
         for status in got.statuses:
             _, model = STATUS_MODELS[status.type]
             model.model_validate(status.data)  # every status has its model's shape

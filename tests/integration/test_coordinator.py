@@ -199,3 +199,31 @@ def test_remediation_re_sources_an_order_or_loses_it_and_never_touches_a_confirm
     assert reason == ("stock_lost",)
     assert released == [("1~1", "A@W1"), ("1~2", "A@W2")]
     assert _reserved(env) == {"A@W1": 3, "A@W2": 4}  # O1 (confirmed) and O3 untouched
+
+
+def test_a_part_cancelled_before_it_was_placed_ends_its_order_as_released(
+        services: LocalServices, unique: str) -> None:
+    env = make_env(services, unique, partitions=2)
+    with env.db() as conn:
+        warehouses_db.add(conn, wh("W1", 1), actor="test")
+    _send(env, TopicKind.RECEIPTS, "A@W1", "receipt.received",
+          {"receipt_id": "r", "sku": "A", "warehouse": "W1", "quantity": 5})
+    # another publisher cancels the line id the coordinator will give the order's part:
+    # the processor records it as released, so the placement will be a no-op, unjudged
+    _send(env, TopicKind.ORDERS, "A@W1", "order.cancelled",
+          {"order_id": "O1", "line_id": "1~1", "sku": "A", "warehouse": "W1"})
+    with processor_thread(env) as processor, processor_thread(env, build_coordinator) as coord:
+        deadline = time.monotonic() + 60
+        while _on_hand(env) != {"A@W1": 5}:
+            assert time.monotonic() < deadline, _on_hand(env)
+            time.sleep(0.2)
+        with Publisher(env.settings) as orders:
+            orders.request_order("O1", [line("1", "A", 2)])
+        # the sweeper (every second here) finds the part the processor will never judge
+        _wait(env, {"O1": ["cancelled"]})
+        processor.check()
+        coord.check()
+    cancelled = next(json.loads(v or b"{}") for _, v, _ in read_topic(
+        env, TopicKind.ORDER_STATUS))
+    assert cancelled["data"]["reason"] == "part_released"
+    assert _reserved(env) == {}

@@ -244,6 +244,25 @@ def test_fewest_shipments_ships_from_the_fewest_warehouses_and_the_tie_rules_pic
         assert placed(result) == expected
 
 
+@settings(max_examples=200, deadline=None)
+@given(cases(most_warehouses=6, strategy="fewest_shipments"), st.lists(PICK, max_size=3))
+def test_fewest_shipments_adds_the_fewest_warehouses_to_those_it_ships_from(
+        case: Case, picks: list[int]) -> None:
+    active = case.active
+    shipping = frozenset(active[i % len(active)] for i in picks) if active else frozenset()
+    result = allocate(case.order, case.warehouses, case.snapshot, case.excluded, shipping)
+    if isinstance(result, Shortfall):
+        assert not model_fits(case)
+        return
+    forced = shipping | {ln.warehouse for ln in case.order.lines if ln.warehouse is not None}
+    others = [c for c in active if c not in forced]
+    fewest_added = min(size for size in range(len(others) + 1)
+                       for extra in combinations(others, size)
+                       if model_fits(case, within=[*forced, *extra]))
+    used = {p.warehouse for ln in result.lines for p in ln.parts}
+    assert len(used - forced) == fewest_added
+
+
 def _plain_greedy(
     case: Case, within: Sequence[str] | None = None,
 ) -> dict[str, tuple[tuple[str, int], ...]] | None:

@@ -141,7 +141,7 @@ class World:
         self.states: dict[str, OrderState] = {}
         self.statuses: dict[str, list[Output]] = {}
         self.touched: set[str] = set()  # orders a foreign cancel reached
-        self.swept: set[tuple[str, datetime]] = set()
+        self.swept: set[tuple[str, datetime | str]] = set()
         self.ids = 0
 
     # the order service and the sweepers
@@ -162,6 +162,11 @@ class World:
             if due is not None and due <= self.now and (order_id, due) not in self.swept:
                 self.swept.add((order_id, due))
                 self.send("order.expired", order_id)
+        for order_id, state in self.states.items():  # parts the processor never judges
+            for part in self.voided(state):
+                if (order_id, part) not in self.swept:
+                    self.swept.add((order_id, part))
+                    self.send("order.expired", order_id)
         for key, s in self.processor.keys.items():
             for (order_id, line_id), r in s.lines.items():
                 if r.status == "pending" and r.expires_at <= self.now:
@@ -180,9 +185,16 @@ class World:
                     figures[key] = figures.get(key, 0) - cmd.data["quantity"]
         return figures
 
+    def voided(self, state: OrderState) -> frozenset[str]:
+        """Placed parts whose line the processor recorded as released before placement."""
+        return frozenset(p.id for p in state.parts if p.status is PartStatus.PLACED and (
+            (r := self.processor.at((p.sku, p.warehouse)).lines.get((state.order_id, p.id)))
+            is not None and r.seq == 0))
+
     def coordinate(self, event: OrderInput, *, again: bool = False) -> None:
-        got = decide(self.states.get(event.order_id), event,
-                     Context(self.warehouses, self.snapshot(), self.now))
+        state = self.states.get(event.order_id)
+        got = decide(state, event, Context(self.warehouses, self.snapshot(), self.now,
+                                           voided=self.voided(state) if state else frozenset()))
         if again:
             assert got.outcome is Outcome.NOOP, (event, got)
         assert got.outcome is not Outcome.REJECTED, got
@@ -298,7 +310,7 @@ def worlds(draw: st.DrawFn, *, most_orders: int = 4) -> tuple[tuple[Warehouse, .
 
 
 ACTIONS = ["deliver"] * 10 + ["redeliver", "shock", "shock", "shock", "receipt", "tick",
-                              "confirm", "confirm", "cancel", "foreign"]
+                              "confirm", "confirm", "cancel", "foreign", "preempt"]
 
 
 def play(world: World, orders: Sequence[Order], choices: Sequence[int]) -> None:
@@ -340,10 +352,14 @@ def play(world: World, orders: Sequence[Order], choices: Sequence[int]) -> None:
                 world.commands.setdefault((part.sku, part.warehouse), deque()).append(Output(
                     "order.cancelled", part.key, part.id,
                     {"order_id": order_id, "line_id": part.id, "reason": "ops cleanup"}))
-        elif action == "foreign" and pick % 3 == 1:  # rarer: a part cancelled before placed
+        elif action == "preempt":  # a cancel of a part's line id before it is placed
             order = orders[pick % len(orders)]
             line = order.lines[pick % len(order.lines)]
-            key = (line["sku"], world.warehouses[pick % len(world.warehouses)].code)
+            # where a part of it may well go: a warehouse holding its SKU
+            stocked = [w.code for w in world.warehouses if w.active
+                       and world.processor.at((line["sku"], w.code)).sellable > 0]
+            codes = stocked or [w.code for w in world.warehouses]
+            key = (line["sku"], codes[pick % len(codes)])
             state = world.states.get(order.order_id)
             k = 1 + max((p.k for p in state.parts if p.line_id == line["line_id"]),
                         default=0) if state is not None else 1

@@ -25,7 +25,10 @@ The rules are the contract's (CONTRACT.md, "Orders"); where it is silent:
   the set, lines split as under `nearest` when `ship_to` is given, else as under
   `priority`. Only warehouses holding units some line may take are candidates; beyond
   16 of them (or once exclusions defeat 1,024 sets that hold units enough) the search
-  is a greedy cover that may not be minimal (`allocation_sets`).
+  is a greedy cover that may not be minimal (`allocation_sets`). `ships_from` names the
+  warehouses an order already ships from (re-sourcing a lost part): they belong to the
+  set like pinned lines' warehouses, so lost units come from them whenever they can, at
+  no new shipment, and otherwise from the fewest others.
 - Exact: when those preferences strand a line (exclusions make lines compete for a
   warehouse), earlier lines move to other warehouses they may use, so a `Shortfall`
   comes back only when no assignment respecting pins and exclusions exists
@@ -156,9 +159,11 @@ def distance_km(a: Location, b: Location) -> float:
 def allocate(
     order: OrderRequest, warehouses: Iterable[Warehouse], snapshot: Snapshot,
     excluded: Mapping[str, AbstractSet[str]] = _NOTHING_EXCLUDED,
+    ships_from: AbstractSet[str] = frozenset(),
 ) -> Allocation | Shortfall:
     """Allocates every line of `order` or says what each could have. `excluded` maps a
-    line_id to warehouses that must not serve it (they rejected it: re-sourcing)."""
+    line_id to warehouses that must not serve it (they rejected it: re-sourcing);
+    `ships_from`, the warehouses the order already ships from (for `fewest_shipments`)."""
     active = _active(order, warehouses)
     stock = {(sku, w): max(units, 0) for (sku, w), units in snapshot.items() if w in active}
     # pinned lines first; sorted is stable, so request order holds within each group
@@ -172,7 +177,8 @@ def allocate(
             LineShort(line.line_id, line.sku, line.quantity, sum(held[line.line_id].values()))
             for line in order.lines))
     if order.strategy == "fewest_shipments":
-        chosen = _fewest(order, active, stock, excluded, ranked, needs)
+        chosen = _fewest(order, active, stock, excluded, ranked, needs,
+                         frozenset(ships_from) & active.keys())
         held = serve(needs, stock, _ranker(order, excluded, ranked, chosen))
     return Allocation(tuple(
         LineAllocation(line.line_id, line.sku, line.quantity,
@@ -242,8 +248,9 @@ def _ranker(
 def _fewest(
     order: OrderRequest, active: Mapping[str, Warehouse], stock: Mapping[tuple[str, str], int],
     excluded: Mapping[str, AbstractSet[str]], ranked: Sequence[str], needs: Sequence[Need],
+    shipping: frozenset[str],
 ) -> frozenset[str]:
-    forced = frozenset(line.warehouse for line in order.lines if line.warehouse is not None)
+    forced = shipping | {line.warehouse for line in order.lines if line.warehouse is not None}
     free_lines = [line for line in order.lines if line.warehouse is None]
     candidates = [c for c in ranked if c not in forced and any(
         stock.get((line.sku, c), 0) > 0 and c not in excluded.get(line.line_id, ())

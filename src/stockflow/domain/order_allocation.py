@@ -24,20 +24,21 @@ __all__ = ["allocate_lines", "line_shorts"]
 
 def allocate_lines(
     request: OrderRequested, context: Context, lines: Iterable[RequestedLine | LineRequest],
-    excluded: Mapping[str, AbstractSet[str]],
+    excluded: Mapping[str, AbstractSet[str]], ships_from: AbstractSet[str] = frozenset(),
 ) -> Allocation | Shortfall:
     """`allocation.allocate` over `lines` with the order's strategy and ship_to, from the
-    context's registry and snapshot. A line pinned to a warehouse allocation may not
-    choose (unregistered or inactive) is short of everything rather than an error: it
-    takes nothing, so the other lines get what they would without it."""
+    context's registry and snapshot (`ships_from`: see there). A line pinned to a
+    warehouse allocation may not choose (unregistered or inactive) is short of everything
+    rather than an error: it takes nothing, so the other lines get what they would
+    without it."""
     usable = {w.code for w in context.warehouses if w.active}
     wanted = [LineRequest(ln.line_id, ln.sku, ln.quantity, ln.warehouse) for ln in lines]
     servable = [ln for ln in wanted if ln.warehouse is None or ln.warehouse in usable]
     ship_to = request.ship_to
     order = OrderRequest(tuple(servable), request.strategy,
                          None if ship_to is None else Location(ship_to.lat, ship_to.lon))
-    result = allocate(order, context.warehouses, context.snapshot, excluded) if servable \
-        else Allocation(())
+    result = allocate(order, context.warehouses, context.snapshot, excluded, ships_from) \
+        if servable else Allocation(())
     if len(servable) == len(wanted):
         return result
     got = ({ln.line_id: ln.allocatable for ln in result.lines} if isinstance(result, Shortfall)

@@ -102,12 +102,15 @@ class OrderState:
 class Context:
     """What the shell reads before deciding: the warehouse registry, the units allocation may
     take (sellable minus parts placed but not yet among the processor's reservations, read
-    in one snapshot), the time, and the reservation TTL an order without expires_at gets."""
+    in one snapshot), the time, the reservation TTL an order without expires_at gets, and
+    the order's placed parts the processor will never judge (`voided`: it had recorded a
+    cancel of that line before the placement, which made the placement a no-op)."""
 
     warehouses: tuple[Warehouse, ...]
     snapshot: Snapshot
     now: datetime
     reservation_ttl: timedelta = DEFAULT_TTL
+    voided: frozenset[str] = frozenset()  # part ids
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,10 @@ nothing of the order is reserved any more. Where the contract is silent:
   rejects the order at once (`expired`, nothing placed).
 - Re-sourcing (a part rejected, or released by oversell remediation) allocates the lost
   part's units again for that line alone, with the order's strategy and ship_to, never
-  from a warehouse that rejected the line; once the deadline has passed it ends the
-  order (`expired`) instead, as a new part would expire at once. A pinned line fails.
+  from a warehouse that rejected the line (under `fewest_shipments`, from the warehouses
+  the order's live parts ship from first, so that no shipment is added if none must
+  be); once the deadline has passed it ends the order (`expired`) instead, as a new
+  part would expire at once. A pinned line fails.
   Before allocation, a remediated part is re-sourced like a rejected one, and failing
   that the order is rejected `insufficient_stock`; after allocation, `stock_lost`.
 - `order.rejected` and `order.cancelled` wait, like `order.confirmed`, until the last
@@ -34,22 +36,18 @@ nothing of the order is reserved any more. Where the contract is silent:
   On a confirmed order such a release is only recorded: the system never cancels it.
 - `order.expired` (the coordinator's sweeper) before the deadline is a no-op; once the
   parts were told to confirm it is one too: the confirmation, requested in time, decides.
-- A part's placement that the processor never judges (it had remembered a per-line cancel
-  of that very line id from another publisher, so the order.placed was a no-op) would hold
-  an ending order forever. An order that is ending is swept once more `UNJUDGED_GRACE`
-  after its deadline: parts still unjudged then are given up (as expired). That is safe
-  even when the processor is only late: the placement carries the deadline as its expiry,
-  and the cancel sent to the part follows it on the same partition, so the processor
-  releases whatever it would still reserve; its late verdicts are then no-ops here.
-- Reservation events for lines without `~`, for unknown orders or parts, and those that
-  would move a part backwards (a redelivery) are no-ops.
+- A part's placement that the processor will never judge (another publisher cancelled
+  that very line id before it was placed, so the processor recorded it as released and
+  the placement was a no-op; the shell reads that as `context.voided`) is released by
+  someone else: the sweeper notices it and sends order.expired, which then treats it as
+  a release the coordinator did not ask for (above), whatever the deadline.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from stockflow.domain.allocation import LineRequest, LineShort, Shortfall
@@ -85,10 +83,7 @@ from stockflow.domain.order_state import (
 )
 from stockflow.domain.remediation import REASON as REMEDIATION
 
-__all__ = ["UNJUDGED_GRACE", "decide", "expiry", "skus_of"]
-
-# How long after an ending order's deadline its unjudged parts are given up (see above).
-UNJUDGED_GRACE = timedelta(minutes=10)
+__all__ = ["decide", "expiry", "skus_of"]
 
 _ENDED = frozenset({Phase.RELEASING, Phase.REJECTED, Phase.CANCELLED})
 _UNCONFIRMED = frozenset({Phase.ALLOCATING, Phase.ALLOCATED, Phase.CONFIRMING})
@@ -119,9 +114,6 @@ def expiry(state: OrderState) -> datetime | None:
     """When the sweeper should write order.expired for this order, if ever."""
     if state.phase in (Phase.ALLOCATING, Phase.ALLOCATED):
         return state.deadline
-    if state.phase is Phase.RELEASING and state.deadline is not None \
-            and any(p.status is PartStatus.PLACED for p in state.parts):
-        return state.deadline + UNJUDGED_GRACE
     return None
 
 
@@ -282,23 +274,17 @@ class _Step:
 
     def expired(self) -> None:
         deadline = self.state.deadline
-        if self.state.phase is Phase.RELEASING:
-            self._give_up_unjudged()
+        voided = [p for p in self.state.parts
+                  if p.status is PartStatus.PLACED and p.id in self.context.voided]
+        if voided:
+            for part in voided:
+                self._released_unasked(part, PartStatus.RELEASED)
         elif self.state.phase not in (Phase.ALLOCATING, Phase.ALLOCATED):
             self.noop = f"order is {self.state.phase.value}: it no longer expires"
         elif deadline is None or self.context.now < deadline:
             self.noop = "the order's deadline has not passed"
         else:
             self.end("rejected", "expired", line_shorts(self.request.lines, self.state.parts))
-
-    def _give_up_unjudged(self) -> None:
-        when = expiry(self.state)
-        if when is None or self.context.now < when:
-            self.noop = "the order's unjudged parts are not given up yet"
-            return
-        for part in self.state.parts:
-            if part.status is PartStatus.PLACED:
-                self._set(replace(part, status=PartStatus.EXPIRED))
 
     def end(self, status: Literal["rejected", "cancelled"], reason: str | None,
             lines: Sequence[LineShort] = ()) -> None:
@@ -323,13 +309,18 @@ class _Step:
         if status not in _NEXT[was]:
             self.noop = f"part {part.id} is {was.value} already"
             return
-        self._set(replace(part, status=status))
-        if part.cancel_sent or status in HELD:
-            return
-        lost = replace(part, status=status)
         if status is PartStatus.REJECTED or d.reason == REMEDIATION:
-            self._resource(lost)
+            self._set(replace(part, status=status))
+            if not part.cancel_sent:
+                self._resource(replace(part, status=status))
         else:
+            self._released_unasked(part, status)
+
+    def _released_unasked(self, part: OrderPart, status: PartStatus) -> None:
+        """`part` is now `status`; if that is a release the coordinator did not ask for,
+        the order ends (`_uncommanded`)."""
+        self._set(replace(part, status=status))
+        if not part.cancel_sent and status not in HELD:
             self._uncommanded(status)
 
     def _uncommanded(self, status: PartStatus) -> None:
@@ -357,11 +348,13 @@ class _Step:
             return
         refused = frozenset(p.warehouse for p in self.state.parts
                             if p.line_id == line.line_id and p.status is PartStatus.REJECTED)
+        shipping = frozenset(p.warehouse for p in self.state.parts
+                             if p.status in LIVE and not p.cancel_sent)
         result = (Shortfall((LineShort(line.line_id, line.sku, lost.quantity, 0),))
                   if line.warehouse is not None else allocate_lines(
                       self.request, self.context,
                       [LineRequest(line.line_id, line.sku, lost.quantity)],
-                      {line.line_id: refused}))
+                      {line.line_id: refused}, shipping))
         if isinstance(result, Shortfall):
             self.end("rejected", reason, line_shorts(self.request.lines, self.state.parts,
                                                  line.line_id, result.lines[0].allocatable))

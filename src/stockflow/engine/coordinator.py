@@ -164,7 +164,7 @@ class CoordinatorDecider:
         for msg, ev in parsed:
             state = self.cache.get(ev.order_id)
             context = Context(snapshot.warehouses, snapshot.figures(skus_of(state, ev)), now,
-                              self.ttl)
+                              self.ttl, snapshot.voided.get(ev.order_id, frozenset()))
             try:
                 decision = decide(state, ev, context)
             except Exception as exc:  # noqa: BLE001 - one event's failure must not stop the rest
@@ -225,6 +225,8 @@ class CoordinatorDecider:
                 if p.status is PartStatus.PLACED and p.key in wanted]
         got = orders_db.fetch(reads, orders=[], keys=keys, cached_parts=mine)
         snapshot = _Snapshot(warehouses, got.sellable, got.held)
+        for order_id, part_id in got.voided:
+            snapshot.voided[order_id] = snapshot.voided.get(order_id, frozenset()) | {part_id}
         for part in got.in_flight:
             if part.order_id not in self.cache:  # the cache knows its own orders better
                 snapshot.total[part.key] += part.quantity
@@ -235,13 +237,14 @@ class CoordinatorDecider:
     # --- the sweeper -------------------------------------------------------------------
 
     def due(self, reads: Any, partitions: list[int]) -> list[Message]:
-        """order.expired for orders whose deadline passed before they were confirmed."""
+        """order.expired for orders whose deadline passed before they were confirmed, or
+        with a part the processor will never judge (see `domain.orders`)."""
         now = datetime.now(UTC)
         wall = time.monotonic()
         found = orders_db.due(reads, partitions, now, _SWEEP_BATCH)
         fresh, still = [], set()
-        for order_id, deadline in found:
-            ident = output_id(order_id, "order.expired", deadline.isoformat())
+        for order_id, why in found:
+            ident = output_id(order_id, "order.expired", why)
             still.add(ident)
             if wall - self.written.get(ident, -_SWEEP_AGAIN) < _SWEEP_AGAIN:
                 continue  # written a moment ago: on its way
@@ -261,6 +264,7 @@ class _Snapshot:
     def __init__(self, warehouses: tuple[Warehouse, ...], sellable: dict[str, int],
                  held: set[tuple[str, str, str]]) -> None:
         self.warehouses, self.sellable, self.held = warehouses, sellable, held
+        self.voided: dict[str, frozenset[str]] = {}  # order_id -> parts never to be judged
         self.total: Counter[str] = Counter()
         self.by_order: dict[str, Counter[str]] = {}
 

@@ -39,6 +39,9 @@ class Fetched:
     sellable: dict[str, int]  # key -> on_hand - reserved - safety_stock
     in_flight: list[InFlight]
     held: set[tuple[str, str, str]]  # (key, order_id, part_id) of cached parts the processor holds
+    # (order_id, part_id) of those cached parts whose line the processor had recorded as
+    # released before the placement, which was a no-op: no verdict will come for them
+    voided: set[tuple[str, str]]
 
 
 def fetch(conn: Conn, *, orders: Sequence[str], keys: Sequence[str],
@@ -60,26 +63,39 @@ def fetch(conn: Conn, *, orders: Sequence[str], keys: Sequence[str],
             " p.warehouse AND r.order_id = p.order_id AND r.line_id = p.part_id)",
             (list(keys),))
         c_held = conn.execute(
-            "SELECT r.key, r.order_id, r.line_id FROM unnest(%s::text[], %s::text[],"
-            " %s::text[]) AS w(key, o, l), LATERAL (SELECT key, order_id, line_id FROM"
-            " reservations WHERE key = w.key AND order_id = w.o AND line_id = w.l OFFSET 0) r",
+            "SELECT r.key, r.order_id, r.line_id, " + _VOID + " FROM unnest(%s::text[],"
+            " %s::text[], %s::text[]) AS w(key, o, l), LATERAL (SELECT * FROM reservations"
+            " WHERE key = w.key AND order_id = w.o AND line_id = w.l OFFSET 0) r",
             ([k for k, _, _ in cached_parts], [o for _, o, _ in cached_parts],
              [p for _, _, p in cached_parts]))
+    held = c_held.fetchall()
     return Fetched(
         states={s.order_id: s for s in (_STATE.validate_python(r[0])
                                         for r in c_states.fetchall())},
         sellable={k: int(n) for k, n in c_stock.fetchall()},
         in_flight=[InFlight(o, p, k, int(q)) for o, p, k, q in c_flight.fetchall()],
-        held={(k, o, p) for k, o, p in c_held.fetchall()})
+        held={(k, o, p) for k, o, p, _ in held},
+        voided={(o, p) for _, o, p, void in held if void})
 
 
-def due(conn: Conn, partitions: list[int], now: datetime,
-        limit: int) -> list[tuple[str, datetime]]:
-    """(order_id, deadline) of orders in `partitions` whose deadline has passed."""
-    return [(o, at) for o, at in conn.execute(
-        "SELECT order_id, expires_at FROM orders WHERE partition = ANY(%s)"
-        " AND expires_at IS NOT NULL AND expires_at <= %s ORDER BY expires_at LIMIT %s",
-        (partitions, now, limit))]
+# A line the processor recorded as released before any placement (a tombstone): what a
+# cancel naming a line it did not know leaves, making a later order.placed a no-op.
+_VOID = "(r.quantity = 0 AND r.status = 'released')"
+
+
+def due(conn: Conn, partitions: list[int], now: datetime, limit: int) -> list[tuple[str, str]]:
+    """Orders in `partitions` the sweeper should nudge with order.expired, each with what
+    makes the nudge's id: those whose deadline has passed (the deadline), and those with a
+    placed part the processor will never judge (`voided` in `fetch`; the part)."""
+    rows = conn.execute(
+        "(SELECT order_id, expires_at, NULL FROM orders WHERE partition = ANY(%s)"
+        " AND expires_at IS NOT NULL AND expires_at <= %s ORDER BY expires_at LIMIT %s)"
+        " UNION ALL (SELECT o.order_id, NULL, p.part_id FROM order_parts p"
+        " JOIN orders o USING (order_id) JOIN reservations r ON r.key = p.sku || '@' ||"
+        " p.warehouse AND r.order_id = p.order_id AND r.line_id = p.part_id"
+        " WHERE p.status = 'placed' AND o.partition = ANY(%s) AND " + _VOID + " LIMIT %s)",
+        (partitions, now, limit, partitions, limit)).fetchall()
+    return [(o, at.isoformat() if at is not None else f"voided {part}") for o, at, part in rows]
 
 
 def backlog(conn: Conn) -> tuple[int, float]:
