@@ -352,9 +352,9 @@ def test_writes_become_events_once_and_wait_for_the_outcome(services: LocalServi
         assert [(m["event_type"], m["actor"]) for m in history] == [
             ("receipt.received", "api-key:wms"), ("stock.counted", "api-key:wms"),
             ("stock.adjusted", "api-key:wms"),
-            # the allocated order's part, placed by the coordinator; the rejected order
-            # placed nothing at all
-            ("order.placed", "stockflow-coordinator")]
+            # the allocated order's part, placed by the coordinator for the key that
+            # requested the order; the rejected order placed nothing at all
+            ("order.placed", "stockflow-coordinator/api-key:wms")]
         assert all(datetime.fromisoformat(m["event_time"])
                    <= datetime.fromisoformat(m["recorded_at"]) for m in history)
         running.check()

@@ -120,6 +120,10 @@ def test_orders_are_allocated_rejected_confirmed_and_cancelled_as_units(
             "SELECT line_id, key, quantity, status FROM reservations WHERE order_id = 'O1'"))
     assert parts == [("1~1", "A@W1", 3, "confirmed"), ("1~2", "A@W2", 3, "confirmed"),
                      ("2~1", "B@W1", 2, "confirmed")]
+    with env.db() as conn:  # the ledger names who the coordinator placed the parts for
+        actors = {str(a) for (a,) in conn.execute(
+            "SELECT DISTINCT actor FROM ledger WHERE event_type LIKE 'order.%'")}
+    assert actors == {"stockflow-coordinator/stockflow-publisher"}
     statuses = [json.loads(v or b"{}") for _, v, _ in read_topic(env, TopicKind.ORDER_STATUS)]
     allocated = next(s for s in statuses if s["type"] == "order.allocated"
                      and s["data"]["order_id"] == "O1")

@@ -41,7 +41,7 @@ def topic_of(output_type: str) -> TopicKind:
     return _TOPIC_OF[output_type]
 
 SOURCE = "stockflow"
-COORDINATOR_SOURCE = "stockflow-coordinator"  # the ledger's actor for the parts it places
+COORDINATOR_SOURCE = "stockflow-coordinator"  # the source of what the coordinator writes
 # What one DLQ message may carry: inside the default message size limits of librdkafka's
 # producer (1,000,000 bytes) and of a broker's topic (1,048,588), with room to spare.
 DLQ_MAX_BYTES = 900_000
@@ -77,14 +77,16 @@ def output_message(topics: Topics, cause_id: str, out: Output, now: str) -> Mess
 
 
 def order_message(topics: Topics, kind: TopicKind, order_id: str, out: Output,
-                  now: str) -> Message:
+                  now: str, on_behalf_of: str = "") -> Message:
     """A command of the order coordinator (`kind` ORDERS: a part's order.placed, confirmed or
     cancelled, keyed SKU@WH, with that key as subject as the processor checks it) or a status
     (ORDER_STATUS, keyed order_id), as a CloudEvents envelope. The id is uuid5 of the
-    order_id, the type and the output's line (`output_id`)."""
+    order_id, the type and the output's line (`output_id`). The source is the coordinator's,
+    followed by `/on_behalf_of` when given: the ledger's actor for a part names both."""
+    source = f"{COORDINATOR_SOURCE}/{on_behalf_of}" if on_behalf_of else COORDINATOR_SOURCE
     envelope: dict[str, object] = {
         "specversion": "1.0", "id": output_id(order_id, out.type, out.line),
-        "source": COORDINATOR_SOURCE, "type": out.type, "time": now,
+        "source": source, "type": out.type, "time": now,
         "datacontenttype": "application/json"}
     if kind is TopicKind.ORDERS:
         envelope["subject"] = out.key

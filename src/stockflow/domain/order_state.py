@@ -96,6 +96,7 @@ class OrderState:
     moving: tuple[str, ...] = ()  # lost parts being re-sourced after allocation
     ending: Ending | None = None
     requested_at: datetime | None = None  # the order.requested's time: how long answers take
+    requested_by: str | None = None  # the order.requested's source: who the parts are for
 
 
 @dataclass(frozen=True, slots=True)

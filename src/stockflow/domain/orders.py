@@ -148,7 +148,7 @@ def _requested(
     held = state or OrderState(d.order_id, Phase.AWAITING)
     deadline = d.expires_at or context.now + context.reservation_ttl
     new = replace(held, phase=Phase.ALLOCATING, request=d, fingerprint=signature,
-                  deadline=deadline, requested_at=event.time)
+                  deadline=deadline, requested_at=event.time, requested_by=event.source)
     step = _Step(new, event, context)
     if held.cancel_held:
         step.end("cancelled", held.cancel_reason)

@@ -185,9 +185,10 @@ class CoordinatorDecider:
             self._tell(state, decision.state, decision.commands, decision.statuses, now,
                        requested=isinstance(ev.data, OrderRequested))
             sent = out.setdefault(msg.partition, [])
+            who = _on_behalf_of(ev, kinds[msg.topic], new or state)
             for command in decision.commands:
                 sent.append(order_message(self.topics, TopicKind.ORDERS, ev.order_id, command,
-                                          stamp))
+                                          stamp, who))
             for status in decision.statuses:
                 sent.append(order_message(self.topics, TopicKind.ORDER_STATUS, ev.order_id,
                                           status, stamp))
@@ -255,6 +256,16 @@ class CoordinatorDecider:
                                  json.dumps(doc, separators=(",", ":")).encode()))
         self.written = {i: w for i, w in self.written.items() if i in still}
         return fresh
+
+
+def _on_behalf_of(ev: OrderInput, kind: TopicKind, state: OrderState | None) -> str:
+    """Who a part's command is for (the ledger's actor names them after the coordinator):
+    whoever asked for it on `inventory.order-requests` (the order, its confirm or cancel),
+    else (the processor's verdicts, the sweeper) whoever requested the order."""
+    if kind is TopicKind.ORDER_REQUESTS and ev.source \
+            and not ev.source.startswith(COORDINATOR_SOURCE):
+        return ev.source
+    return (state.requested_by if state is not None else None) or ""
 
 
 class _Snapshot:
