@@ -200,7 +200,9 @@ class Writes:
 def _texts(values: Sequence[str]) -> str:
     """A text[] literal. Every element is quoted; backslashes and quotes are escaped."""
     body = '","'.join(values)
-    if '"' in body or "\\" in body:
+    # The separators hold 2 quotes each: any more means a value holds one. (Testing for a
+    # quote at all, as this did, always took the slow path for two values or more.)
+    if body.count('"') != 2 * (len(values) - 1) or "\\" in body:
         body = '","'.join([v.replace("\\", "\\\\").replace('"', '\\"') for v in values])
     return f'{{"{body}"}}' if values else "{}"
 
