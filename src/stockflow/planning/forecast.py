@@ -48,7 +48,7 @@ import numpy.typing as npt
 
 __all__ = ["DEFAULT", "INTERMITTENT", "LEVELS", "MODELS", "ORIGINS", "SMOOTH", "SWITCH",
            "Backtest", "KeyForecast", "Kind", "choose", "classify", "forecast_key",
-           "forecast_many", "needed", "summarise"]
+           "forecast_many", "forecast_with", "needed", "summarise"]
 
 Series = npt.NDArray[np.float64]
 Kind = Literal["smooth", "intermittent"]
@@ -236,14 +236,10 @@ def forecast_key(key: str, y: Series, horizon: int) -> KeyForecast:
     """Backtest the key's candidates on `y` (daily demand, oldest first), choose one and
     forecast `horizon` days after the history. The days before the key's first demand
     are not its history (it was not sold yet); its class is that of its last 16 weeks."""
-    y = y[int(np.argmax(y > 0)) if y.any() else len(y):]  # its history starts at its launch
+    y, origins = _backtested(key, y, horizon)
     kind = classify(y[-_RECENT_DAYS:])
     names = SMOOTH if kind == "smooth" else INTERMITTENT
-    origins = [len(y) - horizon * (ORIGINS - i) for i in range(ORIGINS)]
     first = origins[0]
-    if first < 2 * _WEEK:
-        raise ValueError(f"{key}: {len(y)} days since its first demand; a backtest of "
-                         f"{ORIGINS} x {horizon} days needs {needed(horizon)}")
     train = y[:first]
     predictors = {n: _predictor(n, train) for n in names}
     residuals = {n: [y[o:o + horizon] - predictors[n](y[:o], horizon) for o in origins]
@@ -268,6 +264,28 @@ def forecast_key(key: str, y: Series, horizon: int) -> KeyForecast:
     return KeyForecast(key, kind, chosen, mean.round(_DECIMALS).tolist(), intervals,
                        {n: (held[n], total) for n in names}, scale, covered,
                        float(everything.std()))
+
+
+def forecast_with(name: str, y: Series, horizon: int) -> tuple[Series, Series]:
+    """Model `name`'s forecast of `horizon` days after `y`, and its errors at the
+    backtest's origins (a row per origin, actual minus forecast, a value per day): what
+    `forecast_key` computes for the model it chooses, for any candidate (a benchmark
+    compares policies built on each)."""
+    y, origins = _backtested(name, y, horizon)
+    predictor = _predictor(name, y[:origins[0]])
+    errors = np.array([y[o:o + horizon] - predictor(y[:o], horizon) for o in origins])
+    return np.maximum(predictor(y, horizon), 0.0), errors
+
+
+def _backtested(key: str, y: Series, horizon: int) -> tuple[Series, list[int]]:
+    """A key's history from its first demand on (the days before it, it was not sold yet)
+    and the backtest's origins in it; ValueError when it is too short for them."""
+    y = y[int(np.argmax(y > 0)) if y.any() else len(y):]
+    origins = [len(y) - horizon * (ORIGINS - i) for i in range(ORIGINS)]
+    if origins[0] < 2 * _WEEK:
+        raise ValueError(f"{key}: {len(y)} days since its first demand; a backtest of "
+                         f"{ORIGINS} x {horizon} days needs {needed(horizon)}")
+    return y, origins
 
 
 def forecast_many(histories: Sequence[tuple[str, Series]],

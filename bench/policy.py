@@ -1,0 +1,277 @@
+"""What the reorder suggestions deliver: held-out demand replayed through the policy.
+
+    .venv/bin/python bench/policy.py [--skus 334] [--days 365] [--seeds 1,2,3]
+                                     [--lead-time 7] [--review 7] [--cycles 10]
+                                     [--service-level 0.95] [--workers N]
+
+Forecast accuracy is not what a buyer is judged by: a stock-out is. For each key of the
+backfill generator (`bench/forecasts.py` draws the same histories, no services), this
+forecasts from `--days` days of history, as `stockflow forecast` does, then plays the
+days after it through the suggestions: a review every `--review` days, an order (what
+the suggestion says) whenever the inventory position (on hand plus what is on its way) is
+at or under the reorder point, each order arriving `--lead-time` days after it was placed,
+demand served from what is on hand and otherwise lost (the generator's demand turned
+away). It starts with the order-up-to level on hand and plays `--cycles` review periods.
+At each review the key is forecast again from all it has seen (the model chosen before
+the first day is kept and refit): what a buyer gets who runs `stockflow forecast` before
+each review.
+
+Per method and class (smooth / intermittent), per seed and over all seeds, it prints:
+
+- **cycle service level**: the share of replenishment cycles with no stock-out; a cycle
+  runs from one order's arrival to the next arrival, and any unit of demand it could not
+  serve makes it a stock-out (the days before the first arrival are no cycle);
+- **fill rate**: the share of demand served;
+- **stock held**: the average on hand at the end of a day, in days of the key's average
+  demand over the played days (total over total, so slow movers weigh by their demand);
+- **orders** placed per key.
+
+Methods: `weekday_avg`, the seed's method (the average of the same weekday over the last
+90 days and its backtest error spread) under the current rule, and `chosen`, the model
+the backtest chooses, under the same rule (`stockflow.planning.reorder.suggest`: the
+reorder point covers the lead time only, the safety stock is one day's error times the
+square root of the days); and `chosen, cover L+R`, a candidate rule (see `_level`): the
+chosen model's forecast, topped up to a level that covers lead time plus review period
+at every review.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from statistics import NormalDist
+
+import numpy as np
+import numpy.typing as npt
+from forecasts import daily_demand
+from rich.console import Console
+from rich.table import Table
+
+from stockflow.devtools.backfill import patterns
+from stockflow.planning.forecast import BASELINE, classify, forecast_key, forecast_with
+from stockflow.planning.reorder import Suggestion, demand_over, suggest
+
+Series = npt.NDArray[np.float64]
+HORIZON = 14  # the forecast's, as `stockflow forecast` makes it
+CANDIDATE = "chosen, cover L+R"
+_CHUNK = 50  # keys per task of the process pool
+_YEAR = 365  # days of an intermittent key's demand the candidate reads
+
+
+@dataclass(frozen=True)
+class Play:
+    lead_time: int
+    review: int
+    cycles: int
+    service_level: float
+
+    @property
+    def days(self) -> int:
+        """Days played: every review's order has arrived by the end."""
+        return self.review * self.cycles + self.lead_time
+
+
+@dataclass
+class Outcome:
+    """One key under one method."""
+
+    cycles: int = 0
+    stocked_out: int = 0
+    demand: float = 0.0
+    served: float = 0.0
+    on_hand: float = 0.0  # summed over the days
+    orders: int = 0
+
+
+def play(demand: Series, policy: Callable[[int, int], Suggestion], rules: Play,
+         start: int) -> Outcome:
+    """Replay `demand` (held-out, one value a day) through reviews every `rules.review`
+    days, each asking `policy(day, position)` what to order. `start` units are on hand."""
+    on_hand, pipeline = float(start), [0.0] * (rules.days + rules.lead_time + 1)
+    out = Outcome()
+    in_cycle, short = False, False
+    for day, wanted in enumerate(demand[:rules.days]):
+        arriving = pipeline[day]
+        if arriving:
+            on_hand += arriving
+            if in_cycle:  # the cycle that this arrival ends
+                out.cycles += 1
+                out.stocked_out += short
+            in_cycle, short = True, False
+        if day % rules.review == 0 and day < rules.review * rules.cycles:
+            on_order = sum(pipeline[day + 1:])
+            got = policy(day, round(on_hand + on_order))
+            if got.suggested_quantity:
+                pipeline[day + rules.lead_time] += got.suggested_quantity
+                out.orders += 1
+        served = min(on_hand, float(wanted))
+        short |= bool(served < wanted)
+        on_hand -= served
+        out.demand += float(wanted)
+        out.served += served
+        out.on_hand += on_hand
+    return out
+
+
+def _level(mean: list[float], errors: Series, recent: Series, cover: int,
+           service_level: float, kind: str) -> int:
+    """The candidate rule's order-up-to level over `cover` days (lead time plus review):
+    for a smooth key the forecast's sum over them plus z times the spread of such sums,
+    from the backtest's daily errors and their autocorrelation (a bias counts: moments
+    about 0); for an intermittent key the `service_level` quantile of the sums of `cover`
+    days of its recent demand, at least the forecast's."""
+    demand = demand_over(mean, cover)
+    if kind == "intermittent":
+        if len(recent) < cover:
+            return math.ceil(demand)
+        sums = np.convolve(recent, np.ones(cover), mode="valid")
+        return math.ceil(max(demand, float(np.quantile(sums, service_level))))
+    var = cover * float((errors * errors).mean())
+    for k in range(1, min(cover, errors.shape[1])):
+        var += 2 * (cover - k) * float((errors[:, k:] * errors[:, :-k]).mean())
+    z = NormalDist().inv_cdf(service_level)
+    return math.ceil(demand + z * math.sqrt(max(var, 0.0)))
+
+
+def _one(y: Series, held: Series, rules: Play) -> tuple[str, dict[str, Outcome]]:
+    """A key's class and its outcome under each method; ValueError if it cannot be
+    forecast (too short a history)."""
+    first = forecast_key("key", y, HORIZON)
+    models = {BASELINE: BASELINE, "chosen": first.model}
+    got = {}
+    for name, model in models.items():
+        def policy(day: int, position: int, model: str = model) -> Suggestion:
+            mean, errors = forecast_with(model, np.concatenate([y, held[:day]]), HORIZON)
+            return suggest(mean.tolist(), float(errors.std()), available=position,
+                           in_transit=0, lead_time_days=rules.lead_time,
+                           review_days=rules.review, service_level=rules.service_level)
+        got[name] = play(held, policy, rules, policy(0, 0).order_up_to)
+    cover = rules.lead_time + rules.review
+
+    def candidate(day: int, position: int) -> Suggestion:
+        seen = np.concatenate([y, held[:day]])
+        mean, errors = forecast_with(first.model, seen, HORIZON)
+        level = _level(mean.tolist(), errors, seen[-_YEAR:], cover, rules.service_level,
+                       first.kind)
+        # reorder point = order-up-to: top up at every review (R, S)
+        return Suggestion(rules.lead_time, rules.review, rules.service_level, 0.0, 0, level,
+                          level, position, max(level - position, 0))
+    got[CANDIDATE] = play(held, candidate, rules, candidate(0, 0).order_up_to)
+    return classify(y[-16 * 7:]), got
+
+
+def _chunk(items: list[tuple[Series, Series]], rules: Play,
+           ) -> list[tuple[str, dict[str, Outcome]] | None]:
+    out: list[tuple[str, dict[str, Outcome]] | None] = []
+    for y, held in items:
+        try:
+            out.append(_one(y, held, rules))
+        except ValueError:
+            out.append(None)
+    return out
+
+
+@dataclass
+class Totals:
+    """Outcomes summed per (group, method)."""
+
+    by: dict[tuple[str, str], Outcome] = field(default_factory=lambda: defaultdict(Outcome))
+    keys: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def add(self, kind: str, got: dict[str, Outcome]) -> None:
+        for group in (kind, "all"):
+            self.keys[group] += 1
+            for name, o in got.items():
+                t = self.by[(group, name)]
+                t.cycles += o.cycles
+                t.stocked_out += o.stocked_out
+                t.demand += o.demand
+                t.served += o.served
+                t.on_hand += o.on_hand
+                t.orders += o.orders
+
+    def table(self, title: str, rules: Play) -> Table:
+        t = Table(title=title)
+        for col in ("class", "method", "keys", "cycle service level", "fill rate",
+                    "stock held (days)", "orders per key"):
+            t.add_column(col, justify="left" if col in ("class", "method") else "right",
+                         no_wrap=col == "method")
+        for group in ("smooth", "intermittent", "all"):
+            for name in (BASELINE, "chosen", CANDIDATE):
+                o = self.by.get((group, name))
+                if o is None or not o.cycles:
+                    continue
+                daily = o.demand / rules.days
+                t.add_row(group, name, f"{self.keys[group]:,}",
+                          f"{1 - o.stocked_out / o.cycles:.1%}", f"{o.served / o.demand:.1%}",
+                          f"{o.on_hand / rules.days / daily:.1f}" if daily else "-",
+                          f"{o.orders / self.keys[group]:.1f}")
+        return t
+
+
+def _leave_interrupts_to_the_parent() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def main() -> int:
+    try:
+        return _run()
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+        return 130
+
+
+def _run() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--skus", type=int, default=334, help="SKUs, each in 3 warehouses")
+    ap.add_argument("--days", type=int, default=365, help="days of history to forecast from")
+    ap.add_argument("--seeds", default="1,2,3", help="histories to draw, comma-separated")
+    ap.add_argument("--lead-time", type=int, default=7)
+    ap.add_argument("--review", type=int, default=7)
+    ap.add_argument("--cycles", type=int, default=10, help="review periods played")
+    ap.add_argument("--service-level", type=float, default=0.95)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = ap.parse_args()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    rules = Play(args.lead_time, args.review, args.cycles, args.service_level)
+    console = Console(width=max(Console().width, 110))
+    keys = [f"SKU-{s:05d}@WH-{w}" for s in range(args.skus) for w in (1, 2, 3)]
+    overall = Totals()
+    ctx = multiprocessing.get_context("fork")  # workers inherit numpy and statsforecast
+    with ProcessPoolExecutor(args.workers, mp_context=ctx,
+                             initializer=_leave_interrupts_to_the_parent) as pool:
+        for seed in (int(s) for s in args.seeds.split(",")):
+            started = time.monotonic()
+            total = args.days + rules.days
+            pats = patterns(keys, total, seed)
+            with console.status(f"seed {seed}: drawing {len(keys):,} keys x {total} days"):
+                demand = daily_demand(pats, total, seed)
+            items = [(y[:args.days], y[args.days:]) for y in demand.values()]
+            chunks = [items[i:i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+            totals = Totals()
+            with console.status(f"seed {seed}: forecasting and playing {len(keys):,} keys"):
+                for got in pool.map(_chunk, chunks, [rules] * len(chunks)):
+                    for one in got:
+                        if one is not None:
+                            totals.add(*one)
+                            overall.add(*one)
+            console.print(totals.table(
+                f"seed {seed}: {totals.keys['all']:,} keys, {time.monotonic() - started:.0f} s",
+                rules))
+    console.print(overall.table(
+        f"seeds {args.seeds}: lead time {rules.lead_time} d, review {rules.review} d, "
+        f"{rules.cycles} cycles, target {rules.service_level:.0%}", rules))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
