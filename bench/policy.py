@@ -33,11 +33,11 @@ reorder point covers the lead time only, the safety stock is one day's error tim
 square root of the days); and `chosen, cover L+R`, a candidate rule (see `_level`): the
 chosen model's forecast, topped up at every review to a level that covers lead time plus
 review period. For a smooth key that level is the forecast's sum plus `k` times the
-spread of such sums (from the backtest's daily errors with their autocorrelation); `k`
-is the service level's quantile of the smooth keys' backtest sums, each over the spread
-the key's other backtest windows give (out of sample, as the level will be used),
-pooled over the keys of the run. For an intermittent key it is the service level's
-quantile of a year's rolling sums of its demand.
+spread of such sums (`stockflow.planning.reorder.cover_spread`, from the backtest's daily
+errors with their autocorrelation), `k` calibrated on the run's smooth keys' backtests
+(`calibrated_multiplier`: out of sample, as the level will be used). For an
+intermittent key it is the service level's quantile of a year's rolling sums of its
+demand.
 """
 
 from __future__ import annotations
@@ -63,7 +63,13 @@ from rich.table import Table
 
 from stockflow.devtools.backfill import patterns
 from stockflow.planning.forecast import BASELINE, forecast_key, forecast_with
-from stockflow.planning.reorder import Suggestion, demand_over, suggest
+from stockflow.planning.reorder import (
+    Suggestion,
+    calibrated_multiplier,
+    cover_spread,
+    demand_over,
+    suggest,
+)
 
 Series = npt.NDArray[np.float64]
 HORIZON = 14  # the forecast's, as `stockflow forecast` makes it
@@ -127,21 +133,11 @@ def play(demand: Series, policy: Callable[[int, int], Suggestion], rules: Play,
     return out
 
 
-def _sum_spread(errors: Series, cover: int) -> float:
-    """The spread of the forecast's errors summed over `cover` days, from its backtest's
-    daily errors (a row per origin) and their autocorrelation; moments about 0, so a bias
-    counts."""
-    var = cover * float((errors * errors).mean())
-    for k in range(1, min(cover, errors.shape[1])):
-        var += 2 * (cover - k) * float((errors[:, k:] * errors[:, :-k]).mean())
-    return math.sqrt(max(var, 0.0))
-
-
 def _level(mean: list[float], errors: Series, recent: Series, cover: int,
            service_level: float, kind: str, k: float) -> int:
     """The candidate rule's order-up-to level over `cover` days (lead time plus review):
     for a smooth key the forecast's sum over them plus `k` times the spread of such sums
-    (`_sum_spread`); for an intermittent key the `service_level` quantile of the sums of
+    (`cover_spread`); for an intermittent key the `service_level` quantile of the sums of
     `cover` days of its recent demand, at least the forecast's."""
     demand = demand_over(mean, cover)
     if kind == "intermittent":
@@ -149,27 +145,19 @@ def _level(mean: list[float], errors: Series, recent: Series, cover: int,
             return math.ceil(demand)
         sums = np.convolve(recent, np.ones(cover), mode="valid")
         return math.ceil(max(demand, float(np.quantile(sums, service_level))))
-    return math.ceil(demand + k * _sum_spread(errors, cover))
+    return math.ceil(demand + k * cover_spread(errors, cover))
 
 
-def _standardized(items: list[tuple[Series, Series]], rules: Play) -> list[float]:
-    """The smooth keys' backtest errors summed over lead time plus review, each over its
-    key's `_sum_spread`: pooled, their quantile is the candidate's `k` (a key alone has
-    too few such sums for a quantile of its own)."""
-    cover = rules.lead_time + rules.review
-    out: list[float] = []
+def _backtests(items: list[tuple[Series, Series]]) -> list[Series]:
+    """The smooth keys' backtest errors of their chosen models, for `k`."""
+    out: list[Series] = []
     for y, _ in items:
         try:
             first = forecast_key("key", y, HORIZON)
         except ValueError:
             continue
-        if first.kind != "smooth" or cover > HORIZON:
-            continue
-        _, errors = forecast_with(first.model, y, HORIZON)
-        for j in range(len(errors)):  # each sum over the spread the other windows give
-            spread = _sum_spread(np.delete(errors, j, axis=0), cover)
-            if spread > 0:
-                out.append(float(errors[j, :cover].sum()) / spread)
+        if first.kind == "smooth":
+            out.append(forecast_with(first.model, y, HORIZON)[1])
     return out
 
 
@@ -290,12 +278,12 @@ def _run() -> int:
             chunks = [items[i:i + _CHUNK] for i in range(0, len(items), _CHUNK)]
             totals = Totals()
             with console.status(f"seed {seed}: calibrating on {len(keys):,} backtests"):
-                pooled = [z for got in pool.map(_standardized, chunks, [rules] * len(chunks))
-                          for z in got]
-            k = float(np.quantile(pooled, rules.service_level)) if pooled else \
-                NormalDist().inv_cdf(rules.service_level)
-            console.print(f"seed {seed}: k = {k:.2f} from {len(pooled):,} sums "
-                          f"(the normal z: {NormalDist().inv_cdf(rules.service_level):.2f})")
+                backtests = [e for got in pool.map(_backtests, chunks) for e in got]
+            cover = rules.lead_time + rules.review
+            k = calibrated_multiplier(backtests, cover, rules.service_level)
+            console.print(f"seed {seed}: k = {k:.2f} from {len(backtests):,} smooth keys' "
+                          f"backtests (the normal z: "
+                          f"{NormalDist().inv_cdf(rules.service_level):.2f})")
             with console.status(f"seed {seed}: forecasting and playing {len(keys):,} keys"):
                 for got in pool.map(_chunk, chunks, [rules] * len(chunks), [k] * len(chunks)):
                     for one in got:

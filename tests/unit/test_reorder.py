@@ -4,12 +4,22 @@ and a worked example."""
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stockflow.planning.reorder import demand_over, lead_time, suggest
+from stockflow.planning.reorder import (
+    MIN_CALIBRATION_SUMS,
+    SMALL_SAMPLE_MULTIPLIER,
+    calibrated_multiplier,
+    cover_spread,
+    demand_over,
+    lead_time,
+    suggest,
+)
 
 means = st.lists(st.floats(0, 500, allow_nan=False), min_size=1, max_size=28)
 spreads = st.floats(0, 100, allow_nan=False)
@@ -71,3 +81,29 @@ def test_a_keys_lead_time_wins_over_its_warehouses() -> None:
     assert lead_time("B@WH-1", table) == 3
     assert lead_time("B@WH-2", table) == 7
     assert lead_time("B@WH-2", table, default=5) == 5
+
+
+def test_errors_that_move_together_add_up_by_the_day_not_its_square_root() -> None:
+    together = np.array([[1.0] * 14, [-1.0] * 14])
+    assert cover_spread(together, 14) == pytest.approx(14)  # the sum is 14 days' error
+    alternating = np.array([[1.0, -1.0] * 7, [-1.0, 1.0] * 7])
+    assert cover_spread(alternating, 14) == pytest.approx(0, abs=1e-9)  # they cancel
+    noise = np.random.default_rng(1).normal(0, 2, size=(400, 14))
+    assert cover_spread(noise, 9) == pytest.approx(2 * math.sqrt(9), rel=0.05)
+    assert cover_spread(np.zeros((4, 14)), 14) == 0
+    # a bias is an error too: moments about 0
+    assert cover_spread(np.full((4, 14), 3.0), 4) == pytest.approx(12)
+
+
+def test_the_multiplier_is_out_of_sample_and_falls_back_when_few_keys() -> None:
+    z = NormalDist().inv_cdf(0.95)
+    rng = np.random.default_rng(7)
+    few = [rng.normal(0, 1, size=(4, 14)) for _ in range(3)]
+    assert calibrated_multiplier(few, 14, 0.95) == pytest.approx(z * SMALL_SAMPLE_MULTIPLIER)
+    many = [rng.normal(0, 1, size=(4, 14)) for _ in range(MIN_CALIBRATION_SUMS)]
+    k95, k90 = (calibrated_multiplier(many, 14, level) for level in (0.95, 0.90))
+    # three windows estimate a spread poorly: the sums they did not see land further out
+    # than the normal quantile says, and the multiplier says how much
+    assert z < k95 < 3 * z and k90 < k95
+    biased = [e + 0.5 for e in many]
+    assert calibrated_multiplier(biased, 14, 0.95) > k95
