@@ -30,7 +30,7 @@ Methods: `weekday_avg`, the seed's method (the average of the same weekday over 
 90 days and its backtest error spread) under the current rule, and `chosen`, the model
 the backtest chooses, under the same rule (`stockflow.planning.reorder.suggest`: the
 reorder point covers the lead time only, the safety stock is one day's error times the
-square root of the days); and `chosen, cover L+R`, a candidate rule (see `_level`): the
+square root of the days); and `chosen, cover L+R`, the new rule (`reorder.top_up`): the
 chosen model's forecast, topped up at every review to a level that covers lead time plus
 review period. For a smooth key that level is the forecast's sum plus `k` times the
 spread of such sums (`stockflow.planning.reorder.cover_spread`, from the backtest's daily
@@ -43,7 +43,6 @@ demand.
 from __future__ import annotations
 
 import argparse
-import math
 import multiprocessing
 import os
 import signal
@@ -64,11 +63,11 @@ from rich.table import Table
 from stockflow.devtools.backfill import patterns
 from stockflow.planning.forecast import BASELINE, forecast_key, forecast_with
 from stockflow.planning.reorder import (
+    Outlook,
     Suggestion,
     calibrated_multiplier,
-    cover_spread,
-    demand_over,
     suggest,
+    top_up,
 )
 
 Series = npt.NDArray[np.float64]
@@ -133,21 +132,6 @@ def play(demand: Series, policy: Callable[[int, int], Suggestion], rules: Play,
     return out
 
 
-def _level(mean: list[float], errors: Series, recent: Series, cover: int,
-           service_level: float, kind: str, k: float) -> int:
-    """The candidate rule's order-up-to level over `cover` days (lead time plus review):
-    for a smooth key the forecast's sum over them plus `k` times the spread of such sums
-    (`cover_spread`); for an intermittent key the `service_level` quantile of the sums of
-    `cover` days of its recent demand, at least the forecast's."""
-    demand = demand_over(mean, cover)
-    if kind == "intermittent":
-        if len(recent) < cover:
-            return math.ceil(demand)
-        sums = np.convolve(recent, np.ones(cover), mode="valid")
-        return math.ceil(max(demand, float(np.quantile(sums, service_level))))
-    return math.ceil(demand + k * cover_spread(errors, cover))
-
-
 def _backtests(items: list[tuple[Series, Series]]) -> list[Series]:
     """The smooth keys' backtest errors of their chosen models, for `k`."""
     out: list[Series] = []
@@ -174,16 +158,13 @@ def _one(y: Series, held: Series, rules: Play, k: float) -> tuple[str, dict[str,
                            in_transit=0, lead_time_days=rules.lead_time,
                            review_days=rules.review, service_level=rules.service_level)
         got[name] = play(held, policy, rules, policy(0, 0).order_up_to)
-    cover = rules.lead_time + rules.review
-
     def candidate(day: int, position: int) -> Suggestion:
         seen = np.concatenate([y, held[:day]])
         mean, errors = forecast_with(first.model, seen, HORIZON)
-        level = _level(mean.tolist(), errors, seen[-_YEAR:], cover, rules.service_level,
-                       first.kind, k)
-        # reorder point = order-up-to: top up at every review (R, S)
-        return Suggestion(rules.lead_time, rules.review, rules.service_level, 0.0, 0, level,
-                          level, position, max(level - position, 0))
+        return top_up(Outlook(mean.tolist(), first.kind, errors, seen[-_YEAR:]),
+                      multiplier=k, available=position, in_transit=0,
+                      lead_time_days=rules.lead_time, review_days=rules.review,
+                      service_level=rules.service_level)
     got[CANDIDATE] = play(held, candidate, rules, candidate(0, 0).order_up_to)
     return first.kind, got  # its class as the forecast saw it: from its first demand on
 

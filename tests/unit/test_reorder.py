@@ -14,11 +14,13 @@ from hypothesis import strategies as st
 from stockflow.planning.reorder import (
     MIN_CALIBRATION_SUMS,
     SMALL_SAMPLE_MULTIPLIER,
+    Outlook,
     calibrated_multiplier,
     cover_spread,
     demand_over,
     lead_time,
     suggest,
+    top_up,
 )
 
 means = st.lists(st.floats(0, 500, allow_nan=False), min_size=1, max_size=28)
@@ -107,3 +109,40 @@ def test_the_multiplier_is_out_of_sample_and_falls_back_when_few_keys() -> None:
     assert z < k95 < 3 * z and k90 < k95
     biased = [e + 0.5 for e in many]
     assert calibrated_multiplier(biased, 14, 0.95) > k95
+
+
+def test_top_up_covers_lead_time_and_review_at_every_review() -> None:
+    errors = np.array([[2.0, -2.0] * 7, [-2.0, 2.0] * 7])  # they cancel over whole weeks
+    smooth = Outlook([10.0] * 14, "smooth", errors, np.zeros(0))
+    got = top_up(smooth, multiplier=2.0, available=50, in_transit=20, on_order=10,
+                 lead_time_days=7, review_days=7)
+    assert (got.order_up_to, got.reorder_point, got.safety_stock) == (140, 140, 0)
+    assert (got.position, got.suggested_quantity) == (80, 60)
+    assert got.lead_time_demand == 70
+    noisy = Outlook([10.0] * 14, "smooth", np.full((4, 14), 1.0), np.zeros(0))
+    got = top_up(noisy, multiplier=1.5, available=200, in_transit=0)
+    assert got.order_up_to == 140 + math.ceil(1.5 * 14) and got.suggested_quantity == 0
+
+
+def test_an_intermittent_key_is_topped_up_to_the_quantile_of_its_demand_sums() -> None:
+    # a spike of 9 every 10 days: 14-day sums are 9 or 18
+    recent = np.array(([0.0] * 9 + [9.0]) * 36)
+    slow = Outlook([0.9] * 14, "intermittent", np.zeros((4, 14)), recent)
+    got = top_up(slow, multiplier=99.0, available=0, in_transit=0, service_level=0.95)
+    assert got.order_up_to == 18 and got.safety_stock == 18 - math.ceil(0.9 * 14)
+
+
+@given(st.lists(st.floats(0, 50, allow_nan=False), min_size=1, max_size=21),
+       st.sampled_from(["smooth", "intermittent"]), st.floats(0, 4), units,
+       st.integers(0, 500), st.integers(1, 30), st.integers(1, 14), levels)
+def test_top_up_orders_exactly_what_takes_the_position_to_the_level(
+        mean: list[float], kind: str, k: float, available: int, in_transit: int,
+        lead: int, review: int, level: float) -> None:
+    rng = np.random.default_rng(len(mean))
+    outlook = Outlook(mean, kind, rng.normal(0, 3, size=(4, 14)),
+                      rng.poisson(2, size=365).astype(float))
+    got = top_up(outlook, multiplier=k, available=available, in_transit=in_transit,
+                 lead_time_days=lead, review_days=review, service_level=level)
+    assert got.reorder_point == got.order_up_to >= math.ceil(demand_over(mean, lead + review))
+    assert got.suggested_quantity == max(got.order_up_to - available - in_transit, 0)
+    assert got.safety_stock == got.order_up_to - math.ceil(demand_over(mean, lead + review))

@@ -15,6 +15,17 @@ errors), independent from day to day, so over `d` days it is `spread * sqrt(d)`.
   the suggestion is what brings it up to the order-up-to level; otherwise nothing.
 
 Units are whole: each figure is rounded up.
+
+Replayed on held-out demand (`bench/policy.py`), that rule keeps far less than its
+promise: its reorder point covers the lead time but not the review period, and its errors
+are not independent from day to day. `top_up` is the rule that keeps it: at every review
+the position is topped up to a level covering lead time plus review, the safety stock
+from the backtest errors summed over those days (`cover_spread`) times a multiplier
+calibrated out of sample on the keys' backtests (`calibrated_multiplier`), or, for an
+intermittent key, from the quantile of its recent demand summed over those days. On the
+backfill (3 seeds, 2,983 keys, a week's lead time and review) it delivers 96% of cycles
+without a stock-out for smooth keys and 95% for intermittent ones at a 95% target,
+against 30% and 84% for `suggest`.
 """
 
 from __future__ import annotations
@@ -28,8 +39,8 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = ["LEAD_TIME_DAYS", "MIN_CALIBRATION_SUMS", "REVIEW_DAYS", "SERVICE_LEVEL",
-           "SMALL_SAMPLE_MULTIPLIER", "Suggestion", "calibrated_multiplier", "cover_spread",
-           "demand_over", "lead_time", "suggest"]
+           "SMALL_SAMPLE_MULTIPLIER", "Outlook", "Suggestion", "calibrated_multiplier",
+           "cover_spread", "demand_over", "lead_time", "suggest", "top_up"]
 
 Series = npt.NDArray[np.float64]
 
@@ -104,6 +115,52 @@ def calibrated_multiplier(backtests: Iterable[Series], days: int, service_level:
     if len(ratios) < least:
         return z * SMALL_SAMPLE_MULTIPLIER
     return max(float(np.quantile(ratios, service_level)), z)
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """What a key's forecast says about the demand a level must cover: the forecast
+    (units a day), the key's class, the chosen model's backtest errors (a row per origin,
+    actual minus forecast) and its recent daily demand (a year, oldest first)."""
+
+    mean: Sequence[float]
+    kind: str  # "smooth" or "intermittent", as the forecast classified the key
+    errors: Series
+    recent: Series
+
+
+def top_up(outlook: Outlook, *, multiplier: float, available: int, in_transit: int,
+           on_order: int = 0, lead_time_days: int = LEAD_TIME_DAYS,
+           review_days: int = REVIEW_DAYS, service_level: float = SERVICE_LEVEL,
+           ) -> Suggestion:
+    """What to order now under the periodic review that keeps its service level: at each
+    review the position is topped up to a level that covers the lead time and the review
+    period, the time until the next order could arrive. That level is the forecast's sum
+    over those days plus a safety stock: for a smooth key `multiplier` (see
+    `calibrated_multiplier`) times `cover_spread`; for an intermittent key, whose demand
+    is rare spikes a normal spread misjudges, what takes the level to the service level's
+    quantile of its recent demand summed over as many days. The reorder point is the
+    level itself: a review that finds the position under it orders the difference."""
+    if not outlook.mean:
+        raise ValueError("a forecast of at least one day is needed")
+    if lead_time_days < 1 or review_days < 1:
+        raise ValueError("lead time and review period are at least a day")
+    if not 0.5 <= service_level < 1:
+        raise ValueError(f"service level: from 0.5 to under 1; got {service_level}")
+    cover = lead_time_days + review_days
+    expected = demand_over(outlook.mean, cover)
+    if outlook.kind == "intermittent":
+        recent = outlook.recent
+        sums = np.convolve(recent, np.ones(cover), mode="valid") if len(recent) >= cover \
+            else np.zeros(1)
+        level = math.ceil(max(expected, float(np.quantile(sums, service_level))))
+    else:
+        level = math.ceil(expected + max(multiplier, 0.0) * cover_spread(outlook.errors, cover))
+    position = available + in_transit + on_order
+    return Suggestion(lead_time_days, review_days, service_level,
+                      round(demand_over(outlook.mean, lead_time_days), 3),
+                      max(level - math.ceil(expected), 0), level, level, position,
+                      max(level - position, 0))
 
 
 def suggest(mean: Sequence[float], spread: float, *, available: int, in_transit: int,
