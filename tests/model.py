@@ -24,7 +24,8 @@ KIND_OF = {
     "return.received": "receipts", "transfer.incoming": "receipts",
     "transfer.received": "receipts", "stock.adjusted": "adjustments",
     "stock.counted": "adjustments", "stock.damaged": "adjustments",
-    "stock.thresholds-set": "adjustments",
+    "stock.thresholds-set": "adjustments", "purchase-order.placed": "receipts",
+    "purchase-order.cancelled": "receipts",
 }
 
 
@@ -38,6 +39,36 @@ class Key:
     safety_stock: int = 0
     lines: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     refs: dict[str, int] = field(default_factory=dict)
+    # po_id -> the purchase order's events at this key as they came: (type, line_id, units)
+    purchases: dict[str, list[tuple[str, str | None, int]]] = field(default_factory=dict)
+
+    @property
+    def on_order(self) -> int:
+        """Ordered and not received: each purchase order's events replayed in one fixed
+        order (placements, receipts naming a line, receipts naming none spread over the
+        lines in line-id order, then cancels), so their arrival order cannot matter."""
+        total = 0
+        for events in self.purchases.values():
+            ordered: dict[str, int] = {}
+            for t, line, q in events:
+                if t == "purchase-order.placed":
+                    ordered.setdefault(line or "", q)
+            open_ = dict(ordered)
+            for t, line, q in events:
+                if t == "receipt.received" and line is not None and line in open_:
+                    open_[line] = max(open_[line] - q, 0)
+            left = sum(q for t, line, q in events if t == "receipt.received" and line is None)
+            for line in sorted(open_):
+                taken = min(open_[line], left)
+                open_[line] -= taken
+                left -= taken
+            for t, line, _ in events:
+                if t == "purchase-order.cancelled":
+                    for name in open_ if line is None else [line]:
+                        if name in open_:
+                            open_[name] = 0
+            total += sum(open_.values())
+        return total
 
     def quantities(self) -> tuple[int, int, int, int]:
         return (self.on_hand, self.reserved, self.in_transit, self.damaged)
@@ -180,6 +211,12 @@ class Model:
                     s.damaged += d["quantity"]
                 else:
                     s.on_hand += d["quantity"]
+                if t == "receipt.received" and d.get("po_id"):
+                    s.purchases.setdefault(d["po_id"], []).append(
+                        (t, d.get("line_id"), d["quantity"]))
+        elif t in ("purchase-order.placed", "purchase-order.cancelled"):
+            s.purchases.setdefault(d["po_id"], []).append(
+                (t, d.get("line_id"), d.get("quantity", 0)))
         elif t == "stock.adjusted":
             if f"adj|{d['adjustment_id']}" in s.refs:
                 return True

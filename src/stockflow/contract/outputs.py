@@ -33,6 +33,7 @@ class Deltas(Data):
     reserved: int
     in_transit: int
     damaged: int
+    on_order: int
 
 
 class StockChanged(AtKey):
@@ -41,6 +42,7 @@ class StockChanged(AtKey):
     available: int
     in_transit: int
     damaged: int
+    on_order: int  # ordered from suppliers, not yet received (purchase orders)
     version: int
     delta: Deltas
     cause: Cause

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from stockflow.domain.effects import Decision, Outcome, Output
 from stockflow.domain.inputs import Event, OversellKind
-from stockflow.domain.state import Quantities, Reservation, StockState
+from stockflow.domain.state import PurchaseOrder, Quantities, Reservation, StockState
 
 __all__ = ["Change", "cause", "noop", "oversell", "reference", "rejected", "seen"]
 
@@ -26,6 +26,7 @@ class Change(NamedTuple):
     cost: tuple[Decimal, str] | None = None  # a receipt's unit cost and currency
     lost: int = 0  # units of demand turned away (a rejected reservation's quantity)
     remediated: int = 0  # reserved units oversell remediation released with a movement
+    po: PurchaseOrder | None = None  # the purchase order the event changed
 
 
 def reference(kind: str, ident: str, line: str | None = None) -> str:

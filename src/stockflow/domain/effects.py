@@ -8,7 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from stockflow.domain.state import Quantities, Reservation, StockState
+from stockflow.domain.state import PurchaseOrder, Quantities, Reservation, StockState
 
 __all__ = ["Decision", "LedgerEntry", "Outcome", "Output"]
 
@@ -55,5 +55,6 @@ class Decision(NamedTuple):
     ledger: LedgerEntry | None = None
     lines: tuple[Reservation, ...] = ()  # reservation lines created or changed
     refs: tuple[tuple[str, int], ...] = ()  # movement references now applied
+    po: PurchaseOrder | None = None  # the purchase order changed, if any
     message: str = ""  # why a rejection or no-op happened
     reason: str = "negative_result"  # a rejection's DLQ reason code

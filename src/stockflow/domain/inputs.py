@@ -251,6 +251,22 @@ class ReceiptReceived(AtKey):
         return self
 
 
+class PurchaseOrderPlaced(AtKey):
+    """Units ordered from a supplier for this key (contract v1.1, Purchase orders)."""
+
+    po_id: Ident
+    line_id: Ident | None = None
+    quantity: Quantity
+    expected_at: Instant | None = None
+
+
+class PurchaseOrderCancelled(AtKey):
+    """What is still open of a purchase order's line at this key, or of all its lines."""
+
+    po_id: Ident
+    line_id: Ident | None = None
+
+
 class ReturnReceived(AtKey):
     return_id: Ident
     line_id: Ident | None = None
@@ -282,7 +298,8 @@ class ThresholdsSet(AtKey):
 InputData = (
     OrderPlaced | OrderConfirmed | OrderCancelled | ReservationExpired | ShipmentDispatched
     | TransferDispatched | TransferIncoming | TransferReceived | ReceiptReceived
-    | ReturnReceived | StockAdjusted | StockCounted | StockDamaged | ThresholdsSet
+    | PurchaseOrderPlaced | PurchaseOrderCancelled | ReturnReceived | StockAdjusted
+    | StockCounted | StockDamaged | ThresholdsSet
 )
 
 

@@ -20,7 +20,7 @@ from stockflow.domain.inputs import (
     TransferReceived,
 )
 from stockflow.domain.reservations import consume, ship_line
-from stockflow.domain.state import Quantities, Reservation, StockState
+from stockflow.domain.state import Reservation, StockState
 
 __all__ = ["adjusted", "counted", "damaged", "received", "returned", "shipped", "thresholds",
            "transfer_dispatched", "transfer_incoming", "transfer_received"]
@@ -124,7 +124,7 @@ def counted(state: StockState, d: StockCounted) -> Change | Decision:
     if seen(state, [ref]):
         return noop(state, "count already applied")
     q = state.qty
-    return Change(Quantities(d.on_hand, q.reserved, q.in_transit, q.damaged),
+    return Change(q._replace(on_hand=d.on_hand),
                    refs=((ref, d.on_hand),),
                    reference=ref, note="cycle_count")
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import assert_never
 
 from stockflow.domain import movements as mv
+from stockflow.domain import purchase_orders as po
 from stockflow.domain import reservations as rs
 from stockflow.domain import valuation
 from stockflow.domain.change import Change, cause, reference
@@ -24,6 +25,8 @@ from stockflow.domain.inputs import (
     OrderCancelled,
     OrderConfirmed,
     OrderPlaced,
+    PurchaseOrderCancelled,
+    PurchaseOrderPlaced,
     ReceiptReceived,
     ReservationExpired,
     ReturnReceived,
@@ -46,7 +49,8 @@ from stockflow.domain.state import (
     severity_of,
 )
 
-__all__ = ["apply", "may_lower_on_hand", "order_of", "reference", "references_of"]
+__all__ = ["apply", "may_lower_on_hand", "order_of", "purchase_order_of", "reference",
+           "references_of"]
 
 
 def references_of(event: Event) -> tuple[str, ...]:
@@ -82,6 +86,14 @@ def order_of(event: Event) -> str | None:
     return d.order_id if isinstance(d, _ORDERED) else None
 
 
+def purchase_order_of(event: Event) -> str | None:
+    """The purchase order whose facts at this key `event` may read or change."""
+    d = event.data
+    if isinstance(d, PurchaseOrderPlaced | PurchaseOrderCancelled | ReceiptReceived):
+        return d.po_id
+    return None
+
+
 def apply(state: StockState, event: Event, policy: Policy) -> Decision:
     """Apply one event to one key's state."""
     d = event.data
@@ -107,6 +119,12 @@ def apply(state: StockState, event: Event, policy: Policy) -> Decision:
             cost = (d.unit_cost, d.currency) if d.unit_cost is not None and d.currency else None
             result = mv.received(state, reference("receipt", d.receipt_id, d.line_id),
                                  d.quantity, cost)
+            if d.po_id is not None and isinstance(result, Change):
+                result = po.receiving(state, d, result)
+        case PurchaseOrderPlaced():
+            result = po.placed(state, d)
+        case PurchaseOrderCancelled():
+            result = po.cancelled(state, d)
         case ReturnReceived():
             result = mv.returned(state, d)
         case StockAdjusted():
@@ -151,7 +169,7 @@ def settle(state: StockState, event: Event, change: Change) -> Decision:
     new = StockState(sku=state.sku, warehouse=state.warehouse, qty=qty, version=version,
                      reorder_point=reorder_point, safety_stock=safety_stock,
                      severity=severity, unit_cost=unit_cost, currency=currency, lines=lines,
-                     refs=refs)
+                     refs=refs, po=change.po or state.po)
     outputs: list[Output] = []
     caused_by = cause(event)
     key = state.key
@@ -159,11 +177,12 @@ def settle(state: StockState, event: Event, change: Change) -> Decision:
         outputs.append(Output("stock.changed", key, key, {
             "sku": state.sku, "warehouse": state.warehouse, "on_hand": qty.on_hand,
             "reserved": qty.reserved, "available": available, "in_transit": qty.in_transit,
-            "damaged": qty.damaged, "version": version,
+            "damaged": qty.damaged, "on_order": qty.on_order, "version": version,
             "delta": {"on_hand": qty.on_hand - old.on_hand,
                       "reserved": qty.reserved - old.reserved,
                       "in_transit": qty.in_transit - old.in_transit,
-                      "damaged": qty.damaged - old.damaged},
+                      "damaged": qty.damaged - old.damaged,
+                      "on_order": qty.on_order - old.on_order},
             "cause": caused_by}))
     outputs.extend(change.outputs)
     if severity != state.severity:
@@ -178,4 +197,5 @@ def settle(state: StockState, event: Event, change: Change) -> Decision:
                          actor=event.source or None, time=event.time, value=value,
                          unit_cost=unit_cost, lost=change.lost or None,
                          remediated=change.remediated or None)
-    return Decision(new, Outcome.APPLIED, tuple(outputs), ledger, change.lines, change.refs)
+    return Decision(new, Outcome.APPLIED, tuple(outputs), ledger, change.lines, change.refs,
+                    po=change.po)

@@ -19,7 +19,9 @@ __all__ = [
     "EMPTY_LINES",
     "EMPTY_REFS",
     "LineKey",
+    "PoLine",
     "Policy",
+    "PurchaseOrder",
     "Quantities",
     "Remediation",
     "Reservation",
@@ -61,15 +63,58 @@ class Quantities(NamedTuple):
     reserved: int = 0
     in_transit: int = 0
     damaged: int = 0
+    on_order: int = 0  # ordered from suppliers, not yet received (purchase orders)
 
     @property
     def available(self) -> int:
         return self.on_hand - self.reserved
 
     def add(self, on_hand: int = 0, reserved: int = 0, in_transit: int = 0,
-            damaged: int = 0) -> Quantities:
+            damaged: int = 0, on_order: int = 0) -> Quantities:
         return Quantities(self.on_hand + on_hand, self.reserved + reserved,
-                          self.in_transit + in_transit, self.damaged + damaged)
+                          self.in_transit + in_transit, self.damaged + damaged,
+                          self.on_order + on_order)
+
+
+class PoLine(NamedTuple):
+    """What is known of one purchase-order line at a key: how much was ordered (None until
+    its purchase-order.placed), the units receipts naming it brought, whether it was
+    cancelled (perhaps before it was placed)."""
+
+    ordered: int | None = None
+    received: int = 0
+    cancelled: bool = False
+    expected_at: datetime | None = None
+
+
+class PurchaseOrder(NamedTuple):
+    """One purchase order's facts at a key, each recorded as it came: its lines (a
+    placement without a line id is the line ""), the units of receipts that named the
+    order but no line, and whether the whole order was cancelled. `open` derives what is
+    still on order from them alone, so the order in which a purchase order's events and
+    its receipts arrive does not change it (CONTRACT, Purchase orders)."""
+
+    po_id: str
+    lines: Mapping[str, PoLine] = MappingProxyType({})
+    unnamed: int = 0
+    cancelled: bool = False
+
+    def open(self) -> int:
+        """Units still on order: each placed line's quantity less what receipts brought it,
+        never below 0; receipts that named no line fill the lines in line-id order; a
+        cancelled line (or order) has nothing open, though it still takes its share of
+        those receipts (so a cancel and a receipt give the same in either order)."""
+        left, total = self.unnamed, 0
+        for line_id in sorted(self.lines):
+            line = self.lines[line_id]
+            if line.ordered is None:
+                continue
+            room = max(line.ordered - line.received, 0)
+            taken = min(room, left)
+            left -= taken
+            if not (line.cancelled or self.cancelled):
+                total += room - taken
+        return total
 
 
 class Reservation(NamedTuple):
@@ -152,6 +197,7 @@ class StockState(NamedTuple):
     currency: str | None = None
     lines: Mapping[LineKey, Reservation] = EMPTY_LINES
     refs: Mapping[str, int] = EMPTY_REFS
+    po: PurchaseOrder | None = None  # the purchase order the event at hand names, if any
 
     @property
     def key(self) -> str:
@@ -161,12 +207,14 @@ class StockState(NamedTuple):
     def sellable(self) -> int:
         return self.qty.available - self.safety_stock
 
-    def view(self, lines: Mapping[LineKey, Reservation], refs: Mapping[str, int]) -> StockState:
-        """The same key state, seen with other lines and references (faster than
-        `_replace`, which goes through a generic mapping; the hot path calls it per event)."""
+    def view(self, lines: Mapping[LineKey, Reservation], refs: Mapping[str, int],
+             po: PurchaseOrder | None = None) -> StockState:
+        """The same key state, seen with other lines, references and purchase order (faster
+        than `_replace`, which goes through a generic mapping; the hot path calls it per
+        event)."""
         return StockState(self.sku, self.warehouse, self.qty, self.version, self.reorder_point,
                           self.safety_stock, self.severity, self.unit_cost, self.currency,
-                          lines, refs)
+                          lines, refs, po)
 
 
 def new_state(sku: str, warehouse: str, policy: Policy) -> StockState:

@@ -23,12 +23,18 @@ from typing import NamedTuple
 from stockflow.adapters.db import store
 from stockflow.domain.effects import Decision
 from stockflow.domain.inputs import Event
-from stockflow.domain.rules import may_lower_on_hand, order_of, references_of
+from stockflow.domain.rules import (
+    may_lower_on_hand,
+    order_of,
+    purchase_order_of,
+    references_of,
+)
 from stockflow.domain.state import (
     EMPTY_LINES,
     EMPTY_REFS,
     LineKey,
     Policy,
+    PurchaseOrder,
     Reservation,
     Status,
     StockState,
@@ -44,13 +50,15 @@ class Reads(NamedTuple):
     order: str | None  # the order whose lines at the key it may read or change
     refs: tuple[str, ...]  # the movement references it checks
     pending: bool = False  # whether it may release the key's pending lines (remediation)
+    po: str | None = None  # the purchase order whose facts at the key it may change
 
 
 class StateCache:
     """What this member knows of its keys: stock rows, reservation lines per (key, order),
-    movement references and processed event ids. `warm` fetches what a batch needs and the
-    cache lacks in one round trip; `state_for` hands an event its key's state with just the
-    lines and references it may read; `record` keeps what a decision changed."""
+    movement references, purchase orders per (key, po_id) and processed event ids. `warm`
+    fetches what a batch needs and the cache lacks in one round trip; `state_for` hands an
+    event its key's state with just the lines, references and purchase order it may read;
+    `record` keeps what a decision changed."""
 
     def __init__(self, policy: Policy, max_entries: int) -> None:
         self.policy = policy
@@ -62,13 +70,14 @@ class StateCache:
         self.states: dict[str, StockState] = {}
         self.lines: dict[tuple[str, str], dict[str, Reservation]] = {}
         self.refs: dict[tuple[str, str], int | None] = {}  # None: known not applied
+        self.pos: dict[tuple[str, str], PurchaseOrder] = {}  # (key, po_id)
         self.ids: set[str] = set()
         # remediation on: key -> its pending, non-backordered lines (for every cached key)
         self.pending: dict[str, dict[LineKey, Reservation]] = {}
 
     def size(self) -> int:
         return (len(self.states) + len(self.lines) + len(self.refs) + len(self.ids)
-                + len(self.pending))
+                + len(self.pending) + len(self.pos))
 
     def full(self) -> bool:
         return self.size() > self.max_entries
@@ -77,22 +86,26 @@ class StateCache:
         """Fetch, in one round trip, whatever `events` need that is not cached; returns
         what each event reads, for `state_for`."""
         if self.remediates:
-            reads = [Reads(order_of(e), references_of(e), may_lower_on_hand(e)) for e in events]
+            reads = [Reads(order_of(e), references_of(e), may_lower_on_hand(e),
+                           purchase_order_of(e)) for e in events]
         else:
-            reads = [Reads(order_of(e), references_of(e)) for e in events]
+            reads = [Reads(order_of(e), references_of(e), po=purchase_order_of(e))
+                     for e in events]
         keys = {e.key for e in events if e.key not in self.states}
         orders = {(e.key, r.order) for e, r in zip(events, reads, strict=True)
                   if r.order is not None and (e.key, r.order) not in self.lines}
         refs = {(e.key, ref) for e, r in zip(events, reads, strict=True) for ref in r.refs
                 if (e.key, ref) not in self.refs}
+        pos = {(e.key, r.po) for e, r in zip(events, reads, strict=True)
+               if r.po is not None and (e.key, r.po) not in self.pos}
         ids = [e.id for e in events if e.id not in self.ids]
-        if not (keys or orders or refs or ids):
+        if not (keys or orders or refs or ids or pos):
             return reads
         # A key not cached has nothing cached at all (its state and its groups come and go
         # together), so what Postgres has committed for it is all there is.
         pending_at = sorted(keys) if self.remediates else []
         got = store.fetch(conn, keys=sorted(keys), orders=sorted(orders), refs=sorted(refs),
-                          ids=ids, pending_at=pending_at)
+                          ids=ids, pending_at=pending_at, purchase_orders=sorted(pos))
         for key in keys:
             sku, _, warehouse = key.partition("@")
             self.states[key] = got.stock.get(key) or new_state(sku, warehouse, self.policy)
@@ -102,6 +115,8 @@ class StateCache:
             self._index_pending(pending_at, got.lines)
         for pair in refs:
             self.refs[pair] = got.refs.get(pair)
+        for pair in pos:
+            self.pos[pair] = got.purchase_orders.get(pair) or PurchaseOrder(pair[1])
         self.ids.update(got.seen)
         return reads
 
@@ -136,6 +151,8 @@ class StateCache:
             found = {r: q for r in reads.refs if (q := self.refs[(key, r)]) is not None}
             if found:
                 refs = MappingProxyType(found)
+        if reads.po is not None:
+            return base.view(lines, refs, self.pos[(key, reads.po)])
         return base.view(lines, refs) if lines or refs else base
 
     def record(self, event: Event, decision: Decision) -> None:
@@ -144,7 +161,7 @@ class StateCache:
         if decision.ledger is None:
             return
         key = event.key
-        self.states[key] = decision.state.view(EMPTY_LINES, EMPTY_REFS)
+        self.states[key] = decision.state.view(EMPTY_LINES, EMPTY_REFS)  # and no po
         for r in decision.lines:
             self.lines[(key, r.order_id)][r.line_id] = r
         if self.remediates and decision.lines:
@@ -156,3 +173,5 @@ class StateCache:
                     at.pop((r.order_id, r.line_id), None)
         for ref, q in decision.refs:
             self.refs[(key, ref)] = q
+        if decision.po is not None:
+            self.pos[(key, decision.po.po_id)] = decision.po

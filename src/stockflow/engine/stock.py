@@ -163,6 +163,8 @@ def _decide(
             writes.lines[(key, r.order_id, r.line_id)] = store.LineRow(r, msg.partition)
         for ref, q in decision.refs:
             writes.refs.append(store.RefRow(key, ref, q))
+        if decision.po is not None:
+            writes.purchase_orders[(key, decision.po.po_id)] = decision.po
         times.append(ev.time.timestamp())
         for out in decision.outputs:
             if out.type == "oversell.detected":

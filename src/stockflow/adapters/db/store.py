@@ -8,13 +8,24 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from stockflow.domain.effects import LedgerEntry
-from stockflow.domain.state import Quantities, Reservation, Severity, Status, StockState
+from stockflow.domain.state import (
+    PoLine,
+    PurchaseOrder,
+    Quantities,
+    Reservation,
+    Severity,
+    Status,
+    StockState,
+)
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]  # the HTTP API's
@@ -40,6 +51,7 @@ class Fetched:
     lines: dict[tuple[str, str], dict[str, Reservation]]  # (key, order_id) -> line_id -> r
     refs: dict[tuple[str, str], int]
     seen: set[str]
+    purchase_orders: dict[tuple[str, str], PurchaseOrder] = field(default_factory=dict)
 
 
 _LINE = ("r.key, r.order_id, line_id, quantity, remaining, status, expires_at, backordered,"
@@ -49,15 +61,18 @@ _LINE = ("r.key, r.order_id, line_id, quantity, remaining, status, expires_at, b
 def fetch(
     conn: Conn, *, keys: list[str], orders: list[tuple[str, str]],
     refs: list[tuple[str, str]], ids: list[str], pending_at: Sequence[str] = (),
+    purchase_orders: Sequence[tuple[str, str]] = (),
 ) -> Fetched:
     """Stock rows of `keys`, every reservation line of each (key, order_id), the quantity of
-    each applied (key, ref), and which of `ids` were processed: one pipelined round trip.
-    For each key of `pending_at`, every line of each order that has a pending,
-    non-backordered line there comes too (what oversell remediation may release)."""
+    each applied (key, ref), each (key, po_id)'s purchase order, and which of `ids` were
+    processed: one pipelined round trip. For each key of `pending_at`, every line of each
+    order that has a pending, non-backordered line there comes too (what oversell
+    remediation may release)."""
     with conn.pipeline():
         c_stock = conn.execute(
-            "SELECT key, on_hand, reserved, in_transit, damaged, version, reorder_point, "
-            "safety_stock, severity, unit_cost, currency FROM stock WHERE key = ANY(%s::text[])",
+            "SELECT key, on_hand, reserved, in_transit, damaged, on_order, version,"
+            " reorder_point, safety_stock, severity, unit_cost, currency FROM stock"
+            " WHERE key = ANY(%s::text[])",
             (_texts(keys),))
         # One primary-key probe per wanted pair (OFFSET 0 keeps the LATERAL subquery from
         # being flattened into a join). As a join, the planner hashed the whole table until
@@ -82,10 +97,17 @@ def fetch(
         c_seen = conn.execute(
             "SELECT event_id FROM processed_events WHERE event_id = ANY(%s::text[])",
             (_texts(ids),))
+        c_pos = conn.execute(
+            "SELECT p.key, p.po_id, p.lines, p.unnamed, p.cancelled FROM unnest(%s::text[],"
+            " %s::text[]) AS w(key, po), LATERAL (SELECT * FROM purchase_orders"
+            " WHERE key = w.key AND po_id = w.po OFFSET 0) p",
+            (_texts([k for k, _ in purchase_orders]),
+             _texts([p for _, p in purchase_orders]))) if purchase_orders else None
     stock = {}
-    for k, oh, res, it, dmg, ver, rp, ss, sev, cost, cur in c_stock.fetchall():
+    for k, oh, res, it, dmg, oo, ver, rp, ss, sev, cost, cur in c_stock.fetchall():
         sku, wh = k.split("@", 1)
-        stock[k] = StockState(sku=sku, warehouse=wh, qty=Quantities(oh, res, it, dmg), version=ver,
+        stock[k] = StockState(sku=sku, warehouse=wh, qty=Quantities(oh, res, it, dmg, oo),
+                              version=ver,
                               reorder_point=rp, safety_stock=ss, severity=Severity(sev),
                               unit_cost=cost, currency=cur)
     lines: dict[tuple[str, str], dict[str, Reservation]] = defaultdict(dict)
@@ -95,7 +117,12 @@ def fetch(
                                         status=Status(st), expires_at=exp, backordered=bo,
                                         line_count=lc, shipped=sh, placed_version=pv)
     found_refs = {(k, ref): q for k, ref, q in c_refs.fetchall()}
-    return Fetched(stock, dict(lines), found_refs, {r[0] for r in c_seen.fetchall()})
+    pos = {(k, po): PurchaseOrder(po, MappingProxyType({
+        line_id: PoLine(v["ordered"], v["received"], v["cancelled"],
+                        datetime.fromisoformat(v["expected_at"]) if v["expected_at"] else None)
+        for line_id, v in js.items()}), unnamed, cancelled)
+        for k, po, js, unnamed, cancelled in (c_pos.fetchall() if c_pos is not None else ())}
+    return Fetched(stock, dict(lines), found_refs, {r[0] for r in c_seen.fetchall()}, pos)
 
 
 class AlertRow(NamedTuple):
@@ -154,6 +181,7 @@ class Writes:
     ledger: list[LedgerRow] = field(default_factory=list)
     lines: dict[tuple[str, str, str], LineRow] = field(default_factory=dict)  # key, order, line
     refs: list[RefRow] = field(default_factory=list)
+    purchase_orders: dict[tuple[str, str], PurchaseOrder] = field(default_factory=dict)
     processed: list[ProcessedRow] = field(default_factory=list)
     rejected: list[RejectedRow] = field(default_factory=list)
 
@@ -162,14 +190,15 @@ class Writes:
             with cur.copy("COPY ledger (key, version, event_id, event_type, reference, note, "
                           "on_hand_before, on_hand_after, reserved_before, reserved_after, "
                           "in_transit_before, in_transit_after, damaged_before, damaged_after, "
-                          "actor, event_time, value, unit_cost, lost, remediated) FROM STDIN"
-                          ) as copy:
+                          "on_order_before, on_order_after, actor, event_time, value, "
+                          "unit_cost, lost, remediated) FROM STDIN") as copy:
                 for key, e in self.ledger:  # a LedgerRow
                     b, a = e.before, e.after
                     copy.write_row((key, e.version, e.event_id, e.event_type, e.reference,
                                     e.note, b.on_hand, a.on_hand, b.reserved, a.reserved,
-                                    b.in_transit, a.in_transit, b.damaged, a.damaged, e.actor,
-                                    e.time, e.value, e.unit_cost, e.lost, e.remediated))
+                                    b.in_transit, a.in_transit, b.damaged, a.damaged,
+                                    b.on_order, a.on_order, e.actor, e.time, e.value,
+                                    e.unit_cost, e.lost, e.remediated))
         if self.processed:
             with cur.copy('COPY processed_events (event_id, key, topic, partition, "offset", '
                           "outcome) FROM STDIN") as copy:
@@ -187,6 +216,8 @@ class Writes:
                 "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[])",
                 (_texts([r.key for r in self.refs]), _texts([r.ref for r in self.refs]),
                  _ints([r.quantity for r in self.refs])))
+        if self.purchase_orders:
+            _upsert_purchase_orders(conn, self.purchase_orders)
         if self.alerts_changed:
             _alerts(conn, self.alerts_changed)
         if self.rejected:
@@ -232,20 +263,22 @@ def record_rejected(conn: Conn, rows: list[RejectedRow]) -> None:
 def _upsert_stock(conn: Conn, states: list[StockState]) -> None:
     qty = [s.qty for s in states]
     conn.execute(
-        "INSERT INTO stock (key, sku, warehouse, on_hand, reserved, in_transit, damaged, version,"
-        " reorder_point, safety_stock, severity, unit_cost, currency) SELECT * FROM"
-        " unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],"
-        " %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::numeric[],"
-        " %s::text[]) ON CONFLICT (key) DO UPDATE SET"
+        "INSERT INTO stock (key, sku, warehouse, on_hand, reserved, in_transit, damaged,"
+        " on_order, version, reorder_point, safety_stock, severity, unit_cost, currency)"
+        " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[],"
+        " %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],"
+        " %s::bigint[], %s::text[], %s::numeric[], %s::text[]) ON CONFLICT (key) DO UPDATE SET"
         " on_hand = EXCLUDED.on_hand, reserved = EXCLUDED.reserved,"
         " in_transit = EXCLUDED.in_transit, damaged = EXCLUDED.damaged,"
+        " on_order = EXCLUDED.on_order,"
         " version = EXCLUDED.version, reorder_point = EXCLUDED.reorder_point,"
         " safety_stock = EXCLUDED.safety_stock, severity = EXCLUDED.severity,"
         " unit_cost = EXCLUDED.unit_cost, currency = EXCLUDED.currency, updated_at = now()",
         (_texts([s.key for s in states]), _texts([s.sku for s in states]),
          _texts([s.warehouse for s in states]), _ints(q.on_hand for q in qty),
          _ints(q.reserved for q in qty), _ints(q.in_transit for q in qty),
-         _ints(q.damaged for q in qty), _ints(s.version for s in states),
+         _ints(q.damaged for q in qty), _ints(q.on_order for q in qty),
+         _ints(s.version for s in states),
          _ints(s.reorder_point for s in states), _ints(s.safety_stock for s in states),
          _texts([s.severity for s in states]), _nullable(s.unit_cost for s in states),
          _nullable(s.currency for s in states)))
@@ -270,6 +303,22 @@ def _upsert_lines(conn: Conn, lines: dict[tuple[str, str, str], LineRow]) -> Non
          _nullable(r.expires_at for r in rs), _nullable(r.backordered for r in rs),
          _nullable(r.line_count for r in rs), _ints(row.partition for row in lines.values()),
          _ints(r.shipped for r in rs), _ints(r.placed_version for r in rs)))
+
+
+def _upsert_purchase_orders(conn: Conn,
+                            pos: dict[tuple[str, str], PurchaseOrder]) -> None:
+    """A few per batch at most (purchase orders are rare beside sales): plain parameters."""
+    rows = [(key, po.po_id, Jsonb({
+        line_id: {"ordered": ln.ordered, "received": ln.received, "cancelled": ln.cancelled,
+                  "expected_at": ln.expected_at.isoformat() if ln.expected_at else None}
+        for line_id, ln in po.lines.items()}), po.unnamed, po.cancelled)
+        for (key, _), po in pos.items()]
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO purchase_orders (key, po_id, lines, unnamed, cancelled)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (key, po_id) DO UPDATE SET"
+            " lines = EXCLUDED.lines, unnamed = EXCLUDED.unnamed,"
+            " cancelled = EXCLUDED.cancelled, updated_at = now()", rows)
 
 
 def _alerts(conn: Conn, changed: list[AlertRow]) -> None:
