@@ -1,23 +1,44 @@
-# One target per test tier; scripts/test is the whole suite (what CI runs).
-.PHONY: test test-unit test-integration test-e2e lint bench schemas
+# One target per script and per test tier; `make help` lists them. scripts/test is the whole
+# suite (what CI runs) and stays the default goal; each script also answers --help.
+.PHONY: test help bootstrap run test-unit test-integration test-e2e lint bench bench-decide \
+	bench-forecasts schemas lock
 
-test:
+test: ## the whole suite: static checks, all tiers, the unit tier's coverage (what CI runs)
 	scripts/test
 
-test-unit:
+help: ## list the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9-]+):.*## /\1\t/' | \
+		awk -F'\t' '{printf "  %-17s %s\n", $$1, $$2}'
+
+bootstrap: ## create or update .venv at the pinned versions (constraints.txt)
+	scripts/bootstrap
+
+run: ## the main job on local Kafka and Postgres with simulated traffic, until Ctrl-C
+	scripts/run
+
+test-unit: ## static checks, then the unit tier (no services, about a minute)
 	scripts/test tests/unit
 
-test-integration:
+test-integration: ## static checks, then the integration tier (starts Kafka and Postgres)
 	scripts/test tests/integration
 
-test-e2e:
+test-e2e: ## static checks, then the e2e tier (the CLI and the main job as processes)
 	scripts/test tests/e2e
 
-lint:
-	scripts/bootstrap && .venv/bin/ruff check src tests bench processors && .venv/bin/mypy && .venv/bin/lint-imports
+lint: ## the static checks alone: ruff, mypy --strict, import contracts
+	scripts/lint
 
-bench:
+bench: ## the benchmark: throughput, baselines, latency, memory (minutes; bench/run.py)
 	scripts/bootstrap && .venv/bin/python bench/run.py
 
-schemas:
+bench-decide: ## the CPU cost of deciding one event, no services (bench/decide.py)
+	scripts/bootstrap && .venv/bin/python bench/decide.py
+
+bench-forecasts: ## forecast accuracy against the generator's truth, no services
+	scripts/bootstrap && .venv/bin/python bench/forecasts.py
+
+schemas: ## write the contract's JSON Schemas and AsyncAPI document into schemas/
 	scripts/bootstrap && .venv/bin/python -m stockflow.contract.schemas schemas
+
+lock: ## re-resolve the dependencies and rewrite constraints.txt (scripts/lock)
+	scripts/lock

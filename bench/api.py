@@ -40,6 +40,7 @@ from typing import Any
 
 import aiohttp
 from common import committed, cpu_seconds, end_offsets, env_of, pct, prepare, say, settings_for
+from pydantic import SecretStr
 
 from stockflow.adapters.db import api_keys, store, warehouses
 from stockflow.adapters.kafka import produce_all, producer
@@ -128,6 +129,7 @@ async def _checkouts(base: str, token: str, keys: list[str], rate: float, second
     async def order(session: aiohttp.ClientSession, n: int) -> None:
         order_id = f"bench-{lines}-{rate:g}-{n}"
         sku, warehouse = random.choice(keys).split("@")
+        body: dict[str, object]
         if lines == 0:
             url, body = f"{base}/v1/events", {"type": "order.placed", "data": {
                 "order_id": order_id, "line_id": "1", "sku": sku, "warehouse": warehouse,
@@ -218,7 +220,7 @@ def main() -> int:
               "uvicorn process) and this client on it"]
     with local_services() as found:
         s = settings_for(Settings(kafka_bootstrap=found.kafka_bootstrap,
-                                  database_url=found.database_url), "api")
+                                  database_url=SecretStr(found.database_url)), "api")
         topics = prepare(s, 6)
         say(f"seeding {len(keys):,} keys")
         _seed(s, topics, keys)

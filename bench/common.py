@@ -15,9 +15,10 @@ from pathlib import Path
 
 import psycopg
 from confluent_kafka import Consumer, ConsumerGroupState, TopicPartition
-from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient
 
 from stockflow.adapters.db.migrate import migrate
+from stockflow.adapters.db.store import Conn
 from stockflow.adapters.kafka import admin, create_topics, produce_all, producer
 from stockflow.contract.emit import Message
 from stockflow.contract.topics import Topics
@@ -58,7 +59,7 @@ def env_of(s: Settings, **extra: str) -> dict[str, str]:
             "STOCKFLOW_METRICS_PORT": "0", "STOCKFLOW_LOG_LEVEL": "WARNING", **extra}
 
 
-_CONNS: dict[str, psycopg.Connection[tuple[object, ...]]] = {}
+_CONNS: dict[str, Conn] = {}
 
 
 def committed(s: Settings, topics: Topics) -> int:

@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 
 from common import committed, cpu_seconds, env_of, prepare, publish, say, settings_for
 from confluent_kafka import OFFSET_END, TIMESTAMP_LOG_APPEND_TIME, Consumer, TopicPartition
-from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+# re-exported by confluent_kafka.admin without __all__, so its stubs don't say they are
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from stockflow.adapters.kafka import admin, producer

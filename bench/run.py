@@ -46,6 +46,7 @@ from common import (
     say,
     settings_for,
 )
+from pydantic import SecretStr
 
 from stockflow.adapters.observer import STAGES
 from stockflow.contract.topics import Topics
@@ -100,7 +101,8 @@ def main() -> int:
         ap.error(f"unknown parts: {', '.join(sorted(unknown))}")
 
     with local_services() as found:
-        base = Settings(kafka_bootstrap=found.kafka_bootstrap, database_url=found.database_url)
+        base = Settings(kafka_bootstrap=found.kafka_bootstrap,
+                        database_url=SecretStr(found.database_url))
         wl = generate(events=args.events, skus=args.skus, warehouses=3, seed=3)
         run = Run(args, base, wl.setup + wl.stream, wl)
         out = ["stockflow benchmark",

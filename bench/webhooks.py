@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from common import env_of, pct, prepare, say, settings_for
+from pydantic import SecretStr
 
 from stockflow.adapters.db import store
 from stockflow.adapters.db import webhooks as hooks
@@ -192,7 +193,8 @@ def main() -> int:
     backlog = events * args.endpoints
 
     with local_services() as found:
-        base = Settings(kafka_bootstrap=found.kafka_bootstrap, database_url=found.database_url)
+        base = Settings(kafka_bootstrap=found.kafka_bootstrap,
+                        database_url=SecretStr(found.database_url))
         s = settings_for(base, "hooks")
         topics = prepare(s, args.partitions)
         port = free_port()

@@ -66,10 +66,12 @@ class Plan:
 
     @property
     def event_ids(self) -> list[str]:
+        """The ids of the events the rows become, one per good row."""
         return [_event_id(self.import_id, line) for line in self.lines]
 
     @property
     def rows(self) -> int:
+        """Data rows read, good and bad."""
         return len(self.messages) + len(self.bad)
 
     def refusal(self, allow_partial: bool) -> str | None:

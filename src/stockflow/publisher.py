@@ -125,6 +125,8 @@ class Publisher:
         return str(doc["id"])
 
     def send(self, doc: Mapping[str, Any], *, key: str | None = None) -> None:
+        """Validate and send one envelope (keyed by `key` when given); `flush()` waits for
+        delivery."""
         produce_all(self._producer, [self.prepare(doc, key)])
 
     def publish_order(self, order_id: str, lines: Iterable[Mapping[str, Any]], *,
@@ -230,12 +232,14 @@ class Publisher:
 
 
     def flush(self, timeout: float = 60.0) -> None:
+        """Wait for every event sent to be delivered; PublishError when some were not."""
         left = self._producer.flush(timeout)
         errors = self._failures.take()
         if left or errors:
             raise PublishError(f"{left} events undelivered; failures: {errors[:5]}")
 
     def close(self) -> None:
+        """Flush, then close the producer."""
         self.flush()
         if self._tx is not None:
             self._tx.flush(30)

@@ -67,6 +67,7 @@ class BrokerWatch:
 
     @property
     def ok(self) -> bool:
+        """Whether a broker is reachable now."""
         return self.link.up
 
     def config(self) -> dict[str, Any]:

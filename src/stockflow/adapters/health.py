@@ -32,12 +32,15 @@ class Health:
         self.trouble: str | None = None  # why batches are failing, while they are
 
     def tick(self) -> None:
+        """The loop is alive: called on each of its turns."""
         self.last_tick = time.monotonic()
 
     def live(self) -> bool:
+        """Whether the loop ticked within `stall_after` seconds."""
         return time.monotonic() - self.last_tick < self.stall_after
 
     def problems(self) -> list[str]:
+        """What keeps this process from being ready, one sentence each; none when it is."""
         found = []
         if not self.live():
             found.append("the processing loop is stalled")
@@ -52,6 +55,7 @@ class Health:
         return found
 
     def ready(self) -> bool:
+        """Whether nothing keeps this process from being ready."""
         return not self.problems()
 
 

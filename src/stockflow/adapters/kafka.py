@@ -140,6 +140,7 @@ class DeliveryFailures:
             self.messages.append(f"{msg.topic()}: {err}")
 
     def config(self) -> dict[str, Any]:
+        """The producer settings that report failed deliveries, and only those, here."""
         return {"delivery.report.only.error": True, "on_delivery": self}
 
     def take(self) -> list[str]:
@@ -202,6 +203,7 @@ def headers_of(raw: Any) -> list[tuple[str, bytes]]:
 
 
 def admin(settings: Settings, watch: BrokerWatch | None = None) -> AdminClient:
+    """An admin client on `settings`, its errors told to `watch`."""
     # Its log lines too go through Python logging: at destruction, an admin client left to
     # the garbage collector wrote a notice of its own on stderr ("Purging ... background
     # queue"), whenever the collector came by.

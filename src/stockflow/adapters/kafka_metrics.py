@@ -10,6 +10,9 @@ __all__ = ["KafkaMetrics"]
 
 
 class KafkaMetrics:
+    """The Prometheus metrics of a process's Kafka clients: errors by kind, and whether a
+    broker is reachable."""
+
     def __init__(self, registry: CollectorRegistry) -> None:
         self.errors = Counter(
             "stockflow_kafka_client_errors_total", "Errors this process's Kafka clients "
@@ -23,7 +26,9 @@ class KafkaMetrics:
             self.errors.labels(kind)
 
     def error(self, kind: str) -> None:
+        """Count one client error of `kind`."""
         self.errors.labels(kind).inc()
 
     def reachable(self, ok: bool) -> None:
+        """Whether a broker is reachable now."""
         self.up.set(1 if ok else 0)

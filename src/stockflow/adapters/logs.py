@@ -15,6 +15,9 @@ _FIELDS = ("event_id", "key", "topic", "partition", "offset", "reason")
 
 
 class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON object: time, level, logger, message, and the event id and
+    key it speaks of."""
+
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),

@@ -45,6 +45,7 @@ class BatchHistogram(Collector):
         self.lock = threading.Lock()
 
     def observe_all(self, values: Sequence[float]) -> None:
+        """Count a batch's values in their buckets, under one lock."""
         if not values:
             return
         bounds = self.bounds
@@ -80,6 +81,7 @@ class RecentQuantiles(Collector):
         self.lock = threading.Lock()
 
     def observe_all(self, values: Sequence[float]) -> None:
+        """Keep a batch's values, and drop those older than the span."""
         if not values:
             return
         now = self.clock()
@@ -111,6 +113,8 @@ class RecentQuantiles(Collector):
 
 
 class PrometheusObserver:
+    """The processor's observer that keeps its reports as Prometheus metrics in `registry`."""
+
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.events = PromCounter("stockflow_events_total", "Input events by topic, type and "

@@ -14,6 +14,8 @@ _SYSTEM_REASONS = frozenset({"insufficient_stock", "expired", "stock_lost", "par
 
 
 class OrderMetrics:
+    """The coordinator's `OrderWatch` as Prometheus metrics in `registry`."""
+
     def __init__(self, registry: CollectorRegistry) -> None:
         self.statuses = Counter(
             "stockflow_order_statuses", "Order statuses emitted, by type and reason",

@@ -30,6 +30,8 @@ REMIND = 30.0  # seconds between two lines about the same trouble
 
 
 class Line(NamedTuple):
+    """A line to log about an outage, and its level."""
+
     level: int  # a logging level
     text: str
 
@@ -51,6 +53,7 @@ class Link:
 
     @property
     def up(self) -> bool:
+        """Whether the service is reachable, as far as is known."""
         return self.down_since is None
 
     @property

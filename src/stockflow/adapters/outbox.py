@@ -38,6 +38,7 @@ def encode(messages: list[Message]) -> bytes:
 
 
 def decode(blob: bytes) -> list[Message]:
+    """The messages `encode` framed into `blob`."""
     view, pos, found = memoryview(blob), 0, []
 
     def take() -> bytes | None:

@@ -18,6 +18,8 @@ _SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60)
 
 
 class RelayMetrics:
+    """The webhook relay's Prometheus metrics in `registry`."""
+
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.read = Counter(

@@ -56,6 +56,7 @@ class Attempt:
 
     @property
     def delivered(self) -> bool:
+        """Whether the receiver answered with a 2xx."""
         return self.status is not None and 200 <= self.status < 300
 
 

@@ -24,6 +24,7 @@ class KeyToken(NamedTuple):
 
 
 def new_token() -> KeyToken:
+    """A new key's id and token; only the token's hash is stored."""
     key_id = secrets.token_hex(8)
     return KeyToken(key_id, f"sfk_{key_id}_{secrets.token_urlsafe(32)}")
 
@@ -35,6 +36,7 @@ def parse(token: str) -> str | None:
 
 
 def token_hash(token: str) -> bytes:
+    """The SHA-256 of `token`, as stored and compared."""
     return hashlib.sha256(token.encode()).digest()
 
 

@@ -25,6 +25,8 @@ _UNDECODED = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8 (surroga
 
 
 class Kind(NamedTuple):
+    """One kind of CSV file: the event its rows become, its columns, and which are integers."""
+
     type: str  # the input event each row becomes
     required: tuple[str, ...]
     optional: tuple[str, ...]
@@ -62,12 +64,16 @@ def _bounds(column: str, limits: Limits) -> _Bounds:
 
 
 class Row(NamedTuple):
+    """A good row: its line in the file, its event's data and time."""
+
     line: int  # in the file, the header being line 1
     data: dict[str, Any]  # the event's data
     time: str | None  # the event's time, if the row gives one
 
 
 class BadRow(NamedTuple):
+    """A row that cannot be published, and why."""
+
     line: int
     reason: str
 

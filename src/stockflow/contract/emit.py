@@ -38,6 +38,7 @@ _TOPIC_OF = {t: kind for t, (kind, _) in (*INPUT_MODELS.items(), *OUTPUT_MODELS.
 
 
 def topic_of(output_type: str) -> TopicKind:
+    """The topic an output event of this type goes to."""
     return _TOPIC_OF[output_type]
 
 SOURCE = "stockflow"

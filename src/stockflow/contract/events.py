@@ -127,6 +127,9 @@ ORDER_INPUT_MODELS: dict[str, tuple[TopicKind, type[Data]]] = {
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
+    """Why a message is not an event: its reason and message, and its id and type when they
+    could be read."""
+
     reason: Reason
     message: str
     event_id: str | None = None

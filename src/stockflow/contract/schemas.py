@@ -87,6 +87,8 @@ _CHANNELS = {
 
 
 def asyncapi(topics: Topics | None = None) -> dict[str, Any]:
+    """The AsyncAPI 3 document of every topic under `topics`' prefix and the events each
+    carries."""
     topics = topics or Topics()
     by_topic: dict[TopicKind, list[str]] = {
         k: [] for k in (*INPUTS, TopicKind.ORDER_REQUESTS, *OUTPUTS)}

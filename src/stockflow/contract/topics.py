@@ -38,6 +38,8 @@ COORDINATOR_INPUTS = (TopicKind.ORDER_REQUESTS, TopicKind.RESERVATIONS)
 
 @dataclass(frozen=True)
 class Topics:
+    """The contract's topic names under `prefix`."""
+
     prefix: str = "inventory."
 
     @cached_property
@@ -46,16 +48,20 @@ class Topics:
         return {k: f"{self.prefix}{k.value}" for k in TopicKind}
 
     def name(self, kind: TopicKind) -> str:
+        """The topic of `kind`."""
         return self._names[kind]
 
     def kind(self, name: str) -> TopicKind:
+        """The kind of the topic `name`."""
         return TopicKind(name.removeprefix(self.prefix))
 
     @property
     def inputs(self) -> list[str]:
+        """The topics the processor consumes."""
         return [self.name(k) for k in INPUTS]
 
     @property
     def all(self) -> list[str]:
+        """Every topic, each once: to create them."""
         # reservations are both the processor's output and the coordinator's input
         return [self.name(k) for k in dict.fromkeys((*INPUTS, *COORDINATOR_INPUTS, *OUTPUTS))]

@@ -28,6 +28,7 @@ _PATIENCE = 900.0  # seconds to wait for another filler: a first download on a s
 
 
 def cache_dir() -> Path:
+    """stockflow's cache folder, made if missing."""
     root = os.environ.get("STOCKFLOW_CACHE_DIR")
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     path = Path(root) if root else cache / "stockflow"

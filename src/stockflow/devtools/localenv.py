@@ -54,6 +54,8 @@ class Restartable:
 
 @dataclass(frozen=True)
 class LocalServices:
+    """Where Kafka and Postgres are, and how to stop and start each when started here."""
+
     kafka_bootstrap: str
     database_url: str
     kafka: Restartable | None = None  # None when configured from outside or in Docker

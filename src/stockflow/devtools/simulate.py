@@ -25,6 +25,8 @@ __all__ = ["Simulation", "Simulator"]
 
 @dataclass
 class Simulation:
+    """What to simulate: how many SKUs and warehouses, at what rate, from which seed."""
+
     skus: int = 2000
     warehouses: int = 3
     rate: float = 500.0  # offered events per second
@@ -40,6 +42,8 @@ class _Pending:
 
 @dataclass
 class Simulator:
+    """Publishes a simulated stream through `publisher`, counting what it published by type."""
+
     publisher: Publisher
     plan: Simulation = field(default_factory=Simulation)
     published: Counter[str] = field(default_factory=Counter)
@@ -178,4 +182,5 @@ class Simulator:
 
     @property
     def total(self) -> int:
+        """Events published so far."""
         return sum(self.published.values())

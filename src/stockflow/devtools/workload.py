@@ -28,6 +28,8 @@ HUGE = 900_000  # more than any key can ever hold in a generated stream
 
 @dataclass(frozen=True, slots=True)
 class Item:
+    """One message to publish, and what it must become (its id, type, or its DLQ reason)."""
+
     kind: TopicKind
     key: bytes | None
     value: bytes
@@ -38,12 +40,15 @@ class Item:
 
 @dataclass
 class Workload:
+    """A generated stream: the setup to publish first, the stream, and its keys."""
+
     setup: list[Item] = field(default_factory=list)
     stream: list[Item] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
 
     @property
     def expected_rejections(self) -> list[Item]:
+        """The stream's items that must end in the DLQ."""
         return [i for i in self.stream if i.reason is not None]
 
 

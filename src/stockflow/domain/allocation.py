@@ -93,6 +93,8 @@ _NOTHING_EXCLUDED: Mapping[str, AbstractSet[str]] = MappingProxyType({})
 
 @dataclass(frozen=True, slots=True)
 class LineRequest:
+    """An order line to allocate: its SKU and quantity, and the warehouse it is pinned to."""
+
     line_id: str
     sku: str
     quantity: int
@@ -101,6 +103,8 @@ class LineRequest:
 
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
+    """An order to allocate: its lines, the strategy, and where it ships to."""
+
     lines: tuple[LineRequest, ...]
     strategy: Strategy = "priority"
     ship_to: Location | None = None
@@ -108,12 +112,16 @@ class OrderRequest:
 
 @dataclass(frozen=True, slots=True)
 class Part:
+    """Units of a line served from one warehouse."""
+
     warehouse: str
     quantity: int
 
 
 @dataclass(frozen=True, slots=True)
 class LineAllocation:
+    """A line served in full, as parts across warehouses."""
+
     line_id: str
     sku: str
     quantity: int
@@ -122,11 +130,15 @@ class LineAllocation:
 
 @dataclass(frozen=True, slots=True)
 class Allocation:
+    """Every line of an order served in full."""
+
     lines: tuple[LineAllocation, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class LineShort:
+    """A line that cannot be served in full, and what could be given it."""
+
     line_id: str
     sku: str
     requested: int
@@ -135,6 +147,8 @@ class LineShort:
 
 @dataclass(frozen=True, slots=True)
 class Shortfall:
+    """Why an order cannot be allocated: its lines that cannot be served in full."""
+
     lines: tuple[LineShort, ...]
 
 

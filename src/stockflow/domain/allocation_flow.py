@@ -24,6 +24,8 @@ StockKey = tuple[str, str]  # (sku, warehouse)
 
 
 class Need(NamedTuple):
+    """Units of a SKU a line still needs."""
+
     line_id: str
     sku: str
     quantity: int

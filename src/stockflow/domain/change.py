@@ -35,18 +35,22 @@ def reference(kind: str, ident: str, line: str | None = None) -> str:
 
 
 def noop(state: StockState, why: str) -> Decision:
+    """A decision that changes nothing, and why."""
     return Decision(state, Outcome.NOOP, message=why)
 
 
 def rejected(state: StockState, why: str, reason: str = "negative_result") -> Decision:
+    """A rejection of the event, and why: nothing remembered, it goes to the DLQ."""
     return Decision(state, Outcome.REJECTED, message=why, reason=reason)
 
 
 def cause(event: Event) -> dict[str, str]:
+    """The `cause` of an output: the event that led to it."""
     return {"event_id": event.id, "type": event.type}
 
 
 def seen(state: StockState, refs: Iterable[str]) -> str | None:
+    """The first of `refs` the state has applied already, or None."""
     return next((r for r in refs if r in state.refs), None)
 
 
@@ -54,6 +58,7 @@ def oversell(
     state: StockState, event: Event, kind: OversellKind, requested: int, before: int, **ids: str
     | None,
 ) -> Output:
+    """An `oversell.detected` output: `requested` units against `before` available."""
     data: dict[str, object] = {
         "sku": state.sku, "warehouse": state.warehouse, "kind": kind, "requested": requested,
         "available_before": before, "shortfall": requested - max(before, 0),

@@ -14,6 +14,8 @@ __all__ = ["Decision", "LedgerEntry", "Outcome", "Output"]
 
 
 class Outcome(StrEnum):
+    """What became of an event: applied, a no-op, or rejected."""
+
     APPLIED = "applied"
     NOOP = "noop"  # a repeated reference or line, or nothing to act on
     REJECTED = "rejected"  # negative_result: nothing remembered, goes to the DLQ
@@ -31,6 +33,8 @@ class Output(NamedTuple):
 
 
 class LedgerEntry(NamedTuple):
+    """One ledger row: the event, the quantities before and after, and the key's new version."""
+
     event_id: str
     event_type: str
     before: Quantities
@@ -49,6 +53,9 @@ class LedgerEntry(NamedTuple):
 
 
 class Decision(NamedTuple):
+    """What applying an event decided: the new state, its outcome, outputs, ledger entry, and
+    the lines and references it changed."""
+
     state: StockState
     outcome: Outcome
     outputs: tuple[Output, ...] = ()

@@ -27,6 +27,8 @@ __all__ = ["adjusted", "counted", "damaged", "received", "returned", "shipped", 
 
 
 def shipped(state: StockState, event: Event, d: ShipmentDispatched) -> Change | Decision:
+    """A shipment: on_hand goes down, and what the order it names had reserved with it; more
+    than on hand is reported as an oversell."""
     ref = reference("shipment", d.shipment_id, d.line_id)
     if seen(state, [ref]):
         return noop(state, "shipment already applied")
@@ -51,6 +53,7 @@ def shipped(state: StockState, event: Event, d: ShipmentDispatched) -> Change | 
 def transfer_dispatched(
     state: StockState, event: Event, d: TransferDispatched,
 ) -> Change | Decision:
+    """A transfer out: on_hand goes down here."""
     ref = reference("transfer-dispatched", d.transfer_id)
     if seen(state, [ref]):
         return noop(state, "transfer already dispatched")
@@ -68,6 +71,7 @@ def transfer_dispatched(
 
 
 def transfer_incoming(state: StockState, d: TransferIncoming) -> Change | Decision:
+    """A transfer announced: in_transit goes up here."""
     ref = reference("transfer-incoming", d.transfer_id)
     received = reference("transfer-received", d.transfer_id)
     if seen(state, [ref, received]):
@@ -77,6 +81,7 @@ def transfer_incoming(state: StockState, d: TransferIncoming) -> Change | Decisi
 
 
 def transfer_received(state: StockState, d: TransferReceived) -> Change | Decision:
+    """A transfer in: on_hand goes up, and in_transit down by what was announced."""
     ref = reference("transfer-received", d.transfer_id)
     if seen(state, [ref]):
         return noop(state, "transfer already received")
@@ -99,6 +104,7 @@ def received(state: StockState, ref: str, quantity: int,
 
 
 def returned(state: StockState, d: ReturnReceived) -> Change | Decision:
+    """A return: resellable units back on hand, damaged ones counted as damaged."""
     ref = reference("return", d.return_id, d.line_id)
     if d.condition == "resellable":
         return received(state, ref, d.quantity)
@@ -109,6 +115,7 @@ def returned(state: StockState, d: ReturnReceived) -> Change | Decision:
 
 
 def adjusted(state: StockState, d: StockAdjusted) -> Change | Decision:
+    """An adjustment of on_hand by its delta, refused below zero."""
     ref = reference("adjustment", d.adjustment_id)
     if seen(state, [ref]):
         return noop(state, "adjustment already applied")
@@ -120,6 +127,7 @@ def adjusted(state: StockState, d: StockAdjusted) -> Change | Decision:
 
 
 def counted(state: StockState, d: StockCounted) -> Change | Decision:
+    """A cycle count: on_hand becomes what was counted."""
     ref = reference("count", d.count_id)
     if seen(state, [ref]):
         return noop(state, "count already applied")
@@ -130,6 +138,7 @@ def counted(state: StockState, d: StockCounted) -> Change | Decision:
 
 
 def damaged(state: StockState, d: StockDamaged) -> Change | Decision:
+    """Damage: units move from on_hand to damaged."""
     ref = reference("damage", d.damage_id)
     if seen(state, [ref]):
         return noop(state, "damage already applied")
@@ -140,6 +149,7 @@ def damaged(state: StockState, d: StockDamaged) -> Change | Decision:
 
 
 def thresholds(state: StockState, d: ThresholdsSet) -> Change | Decision:
+    """New reorder point and safety stock for the key."""
     wanted = (d.reorder_point, d.safety_stock)
     if wanted == (state.reorder_point, state.safety_stock):
         return noop(state, "thresholds unchanged")

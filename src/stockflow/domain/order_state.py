@@ -21,6 +21,8 @@ DEFAULT_TTL = timedelta(minutes=15)  # the contract's reservation TTL default
 
 
 class Phase(StrEnum):
+    """Where an order is in its life, as the coordinator sees it."""
+
     AWAITING = "awaiting"  # a cancel or confirm came before its order.requested
     ALLOCATING = "allocating"  # parts placed, not every line accepted in full yet
     ALLOCATED = "allocated"
@@ -66,10 +68,12 @@ class OrderPart:
 
     @property
     def id(self) -> str:
+        """The part's reservation line id, `LINE~k`."""
         return f"{self.line_id}{PART_SEPARATOR}{self.k}"
 
     @property
     def key(self) -> str:
+        """The part's key, SKU@WAREHOUSE."""
         return f"{self.sku}@{self.warehouse}"
 
 
@@ -84,6 +88,8 @@ class Ending:
 
 @dataclass(frozen=True, slots=True)
 class OrderState:
+    """One order as the coordinator knows it: its phase, request, deadline and parts."""
+
     order_id: str
     phase: Phase
     request: OrderRequested | None = None  # None while AWAITING

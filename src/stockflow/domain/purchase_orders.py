@@ -16,6 +16,8 @@ __all__ = ["cancelled", "placed", "receiving"]
 
 
 def placed(state: StockState, d: PurchaseOrderPlaced) -> Change | Decision:
+    """A purchase-order line placed: its quantity goes on order (less what receipts that
+    named it brought before); the same line placed again is a no-op."""
     po = _of(state, d.po_id)
     line_id = d.line_id or ""
     line = po.lines.get(line_id, PoLine())
@@ -27,6 +29,8 @@ def placed(state: StockState, d: PurchaseOrderPlaced) -> Change | Decision:
 
 
 def cancelled(state: StockState, d: PurchaseOrderCancelled) -> Change | Decision:
+    """A purchase-order line, or the whole order, cancelled: what it still had open is no
+    longer on order (a line not placed yet is remembered as cancelled)."""
     po = _of(state, d.po_id)
     if d.line_id is None:
         if po.cancelled:

@@ -23,6 +23,7 @@ def reservation_output(
     state: StockState, event: Event, word: str, r: Reservation, quantity: int,
     *, reason: str | None = None,
 ) -> Output:
+    """A `reservation.<word>` output for `quantity` units of the line `r`."""
     data: dict[str, object] = {
         "sku": state.sku, "warehouse": state.warehouse, "order_id": r.order_id,
         "line_id": r.line_id, "quantity": quantity, "backordered": r.backordered}
@@ -36,6 +37,7 @@ def reservation_output(
 
 
 def lines_of(state: StockState, order_id: str, line_id: str | None) -> list[Reservation]:
+    """The key's lines of an order (or its one line `line_id`), by line id."""
     return sorted(
         (r for r in state.lines.values()
          if r.order_id == order_id and (line_id is None or r.line_id == line_id)),
@@ -44,6 +46,7 @@ def lines_of(state: StockState, order_id: str, line_id: str | None) -> list[Rese
 
 
 def placed(state: StockState, event: Event, d: OrderPlaced, policy: Policy) -> Change | Decision:
+    """An order line placed: its units reserved, backordered or rejected."""
     known = state.lines.get((d.order_id, d.line_id))
     if known is not None and (known.placed or known.status is not Status.FULFILLED):
         return noop(state, f"line already recorded as {known.status.value}")
@@ -81,6 +84,7 @@ def placed(state: StockState, event: Event, d: OrderPlaced, policy: Policy) -> C
 
 
 def confirmed(state: StockState, event: Event, d: OrderConfirmed) -> Change | Decision:
+    """An order's pending lines here confirmed."""
     pending = [r for r in lines_of(state, d.order_id, d.line_id) if r.status is Status.PENDING]
     if not pending:
         return noop(state, "no pending reservation to confirm")
@@ -93,6 +97,7 @@ def release(
     state: StockState, event: Event, lines: Sequence[Reservation], status: Status, word: str,
     *, reason: str | None = None,
 ) -> Change:
+    """Release `lines`' remaining units, their status set to `status`."""
     freed = sum(r.remaining for r in lines)
     changed = tuple(r.settled(0, status) for r in lines)
     outputs = tuple(reservation_output(state, event, word, r, r.remaining, reason=reason)
@@ -102,6 +107,7 @@ def release(
 
 
 def cancelled(state: StockState, event: Event, d: OrderCancelled) -> Change | Decision:
+    """An order (or one line) cancelled: its active lines here released."""
     active = [r for r in lines_of(state, d.order_id, d.line_id) if r.active]
     if active:
         return release(state, event, active, Status.RELEASED, "released", reason=d.reason)
@@ -118,6 +124,7 @@ def cancelled(state: StockState, event: Event, d: OrderCancelled) -> Change | De
 
 
 def expired(state: StockState, event: Event, d: ReservationExpired) -> Change | Decision:
+    """A pending line released when its time has come."""
     r = state.lines.get((d.order_id, d.line_id))
     if r is None or r.status is not Status.PENDING:
         return noop(state, "reservation is not pending")

@@ -145,6 +145,8 @@ def apply(state: StockState, event: Event, policy: Policy) -> Decision:
 
 
 def settle(state: StockState, event: Event, change: Change) -> Decision:
+    """The decision of a change: the new state, its severity and version, the ledger entry and
+    the outputs."""
     reorder_point, safety_stock = change.thresholds or (state.reorder_point, state.safety_stock)
     old, qty = state.qty, change.qty
     available = qty.on_hand - qty.reserved

@@ -38,6 +38,8 @@ EMPTY_REFS: Mapping[str, int] = MappingProxyType({})
 
 
 class Status(StrEnum):
+    """A reservation line's status."""
+
     PENDING = "pending"
     CONFIRMED = "confirmed"
     REJECTED = "rejected"
@@ -59,6 +61,8 @@ class Severity(StrEnum):
 
 
 class Quantities(NamedTuple):
+    """A key's unit counts: on hand, reserved, in transit and damaged."""
+
     on_hand: int = 0
     reserved: int = 0
     in_transit: int = 0
@@ -67,10 +71,12 @@ class Quantities(NamedTuple):
 
     @property
     def available(self) -> int:
+        """Units on hand not reserved."""
         return self.on_hand - self.reserved
 
     def add(self, on_hand: int = 0, reserved: int = 0, in_transit: int = 0,
             damaged: int = 0, on_order: int = 0) -> Quantities:
+        """These quantities with the given amounts added."""
         return Quantities(self.on_hand + on_hand, self.reserved + reserved,
                           self.in_transit + in_transit, self.damaged + damaged,
                           self.on_order + on_order)
@@ -139,14 +145,17 @@ class Reservation(NamedTuple):
 
     @property
     def active(self) -> bool:
+        """Whether the line still holds units (pending or confirmed)."""
         return self.status in ACTIVE
 
     @property
     def line(self) -> LineKey:
+        """The line's key in its state: (order_id, line_id)."""
         return (self.order_id, self.line_id)
 
     @property
     def placed(self) -> bool:
+        """Whether the line's placement has been applied (a shipment may come first)."""
         return self.quantity > 0
 
     def settled(self, remaining: int, status: Status, shipped: int = 0) -> Reservation:
@@ -174,6 +183,7 @@ class Policy:
 
     @property
     def remediates(self) -> bool:
+        """Whether an oversell is remediated at all."""
         return self.oversell_remediation is not Remediation.NONE
 
 
@@ -201,10 +211,12 @@ class StockState(NamedTuple):
 
     @property
     def key(self) -> str:
+        """SKU@WAREHOUSE."""
         return f"{self.sku}@{self.warehouse}"
 
     @property
     def sellable(self) -> int:
+        """Units that can still be reserved: available less the safety stock."""
         return self.qty.available - self.safety_stock
 
     def view(self, lines: Mapping[LineKey, Reservation], refs: Mapping[str, int],
@@ -218,11 +230,13 @@ class StockState(NamedTuple):
 
 
 def new_state(sku: str, warehouse: str, policy: Policy) -> StockState:
+    """The state of a key no event has touched yet, with the policy's default thresholds."""
     return StockState(sku, warehouse, reorder_point=policy.default_reorder_point,
                       safety_stock=policy.default_safety_stock)
 
 
 def severity_of(available: int, reorder_point: int) -> Severity:
+    """The alert severity of `available` units against the reorder point."""
     if available <= 0:
         return Severity.OUT_OF_STOCK
     if available <= reorder_point:

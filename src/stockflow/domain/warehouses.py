@@ -60,6 +60,9 @@ def _check_priority(priority: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Warehouse:
+    """A warehouse orders are allocated across: its code, name, priority, whether active, and
+    where it is."""
+
     code: str
     name: str
     priority: int = DEFAULT_PRIORITY
@@ -75,6 +78,8 @@ class Warehouse:
 
 
 class Keep(enum.Enum):
+    """The sentinel of a `Patch` that leaves the location as it is."""
+
     KEEP = "keep"
 
 
@@ -98,6 +103,7 @@ class Patch:
 
     @property
     def empty(self) -> bool:
+        """Whether the patch changes nothing."""
         return (self.name is None and self.priority is None and self.active is None
                 and self.location is KEEP)
 

@@ -46,6 +46,8 @@ def matches(patterns: Iterable[str], value: str) -> bool:
 
 
 class Verdict(enum.Enum):
+    """What became of one delivery attempt."""
+
     DELIVERED = "delivered"  # a 2xx within the timeout
     FAILED = "failed"  # anything else: retried on the schedule
     GONE = "gone"  # 410: the receiver asked to stop; the endpoint is disabled
@@ -81,6 +83,7 @@ class RetryPolicy:
 
     @property
     def attempts(self) -> int:
+        """How many attempts a delivery gets in all."""
         return len(self.schedule)
 
     def next_wait(self, made: int, answer: Answer, draw: float) -> float | None:

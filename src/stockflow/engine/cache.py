@@ -67,6 +67,7 @@ class StateCache:
         self.clear()
 
     def clear(self) -> None:
+        """Forget everything cached; also how the cache starts out."""
         self.states: dict[str, StockState] = {}
         self.lines: dict[tuple[str, str], dict[str, Reservation]] = {}
         self.refs: dict[tuple[str, str], int | None] = {}  # None: known not applied
@@ -76,10 +77,12 @@ class StateCache:
         self.pending: dict[str, dict[LineKey, Reservation]] = {}
 
     def size(self) -> int:
+        """Entries held, of every kind."""
         return (len(self.states) + len(self.lines) + len(self.refs) + len(self.ids)
                 + len(self.pending) + len(self.pos))
 
     def full(self) -> bool:
+        """Whether more entries are held than `max_entries`."""
         return self.size() > self.max_entries
 
     def warm(self, conn: store.Conn, events: list[Event]) -> list[Reads]:

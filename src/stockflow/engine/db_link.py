@@ -32,6 +32,8 @@ T = TypeVar("T")
 
 
 class DbLink:
+    """One Postgres connection, opened by `connect` and opened again after an outage."""
+
     def __init__(self, connect: Callable[[], Conn], *, name: str, health: Health,
                  metrics: RelayMetrics, first_delay: float = 0.2,
                  longest_delay: float = 5.0) -> None:
@@ -72,6 +74,7 @@ class DbLink:
             return result
 
     async def close(self) -> None:
+        """Close the connection, if one is open."""
         conn, self.conn = self.conn, None
         if conn is not None:
             with contextlib.suppress(psycopg.Error):

@@ -57,6 +57,8 @@ class Directory:
         self.loaded = asyncio.Event()
 
     def refresh(self, rows: list[store.Endpoint], now: datetime) -> None:
+        """Take the endpoints as read, their secrets opened (a previous secret until its grace
+        ends)."""
         known = {}
         for ep in rows:
             aad = ep.id.encode()
@@ -68,6 +70,7 @@ class Directory:
         self.loaded.set()
 
     def endpoints(self) -> list[store.Endpoint]:
+        """The endpoints known now."""
         return [k.endpoint for k in self.known.values()]
 
 
@@ -92,6 +95,7 @@ class Dispatcher:
         self.wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Claim due deliveries and attempt them, within the limits, until `stop` is set."""
         tasks: set[asyncio.Task[None]] = set()
         refreshed = 0.0
         async with webhook_http.session() as http:

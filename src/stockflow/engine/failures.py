@@ -47,10 +47,14 @@ class StepError(StockflowError):
 
 
 class DecideError(StepError):
+    """Step 1, decide, failed."""
+
     step, name = 1, "decide"
 
 
 class CommitError(StepError):
+    """Step 2, commit, failed."""
+
     step, name = 2, "commit"
 
 
@@ -61,6 +65,8 @@ class EmitError(StepError):
 
 
 class MarkError(StepError):
+    """Step 4, marking the outbox emitted, failed."""
+
     step, name = 4, "mark emitted"
 
 
@@ -73,6 +79,8 @@ class GaveUpError(StockflowError):
 
 
 class Failure(StrEnum):
+    """What a failure is: an outage to wait out, a poison input, a fenced member, or fatal."""
+
     OUTAGE = "outage"
     POISON = "poison"
     FENCED = "fenced"
@@ -80,6 +88,7 @@ class Failure(StrEnum):
 
 
 def classify(exc: BaseException) -> Failure:
+    """What kind of failure `exc` is (a step's error is judged by its cause)."""
     if isinstance(exc, StepError) and exc.__cause__ is not None:
         return classify(exc.__cause__)
     if isinstance(exc, FencedError):

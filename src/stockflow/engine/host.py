@@ -65,9 +65,11 @@ class Host:
 
     @property
     def processed(self) -> int:
+        """Messages this member has decided so far."""
         return self.member.processed
 
     def close(self) -> None:
+        """Close the store's connections."""
         self.store.close()
 
     # --- the loop ----------------------------------------------------------------------

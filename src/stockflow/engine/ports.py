@@ -22,9 +22,13 @@ class BatchStore(Protocol):
 
     reads: Any
 
-    def positions(self, partitions: list[TP]) -> dict[TP, int]: ...
+    def positions(self, partitions: list[TP]) -> dict[TP, int]:
+        """The committed next offset of each partition."""
+        ...
 
-    def pending_outbox(self, partitions: list[int]) -> list[tuple[int, bytes]]: ...
+    def pending_outbox(self, partitions: list[int]) -> list[tuple[int, bytes]]:
+        """Outbox rows not emitted yet on `partitions`: their ids and blobs."""
+        ...
 
     def commit(self, rows: Rows, *, outbox: list[OutboxRow], offsets: Offsets,
                delete_outbox: list[int]) -> list[int]:
@@ -32,17 +36,25 @@ class BatchStore(Protocol):
         position moved under this member."""
         ...
 
-    def delete_outbox(self, ids: list[int]) -> None: ...
+    def delete_outbox(self, ids: list[int]) -> None:
+        """Delete emitted outbox rows."""
+        ...
 
     def backlog(self) -> tuple[int, float]:
         """Undelivered outbox rows, and the age of the oldest in seconds."""
         ...
 
-    def rollback(self) -> None: ...
+    def rollback(self) -> None:
+        """Roll back the transaction in progress."""
+        ...
 
-    def reconnect(self) -> None: ...
+    def reconnect(self) -> None:
+        """Drop the connections and open new ones (after an outage)."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Close the connections."""
+        ...
 
 
 class Decider(Protocol):
@@ -60,7 +72,9 @@ class Decider(Protocol):
         """Step 1 (raises DecideError): `dead` messages are dead-lettered, not applied."""
         ...
 
-    def forget(self) -> None: ...
+    def forget(self) -> None:
+        """Drop what is cached, so that the next batch reads its keys from the store again."""
+        ...
 
     def full(self) -> bool:
         """Its cache wants clearing (between batches)."""

@@ -19,6 +19,8 @@ InFlight = tuple[Future[Offsets], Prepared]
 
 
 class Writer:
+    """Steps 2 to 4 of each batch, on a thread of their own."""
+
     def __init__(self, checkpoint: Checkpoint, observer: Observer) -> None:
         self.checkpoint, self.observer = checkpoint, observer
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="stockflow-writer")
@@ -50,4 +52,5 @@ class Writer:
         return taken
 
     def shutdown(self) -> None:
+        """Wait for the batch in flight, then stop the thread."""
         self.pool.shutdown(wait=True)

@@ -165,6 +165,8 @@ def stop_on_signals(then: Callable[[], None] | None = None) -> Iterator[threadin
 
 
 class Serving(NamedTuple):
+    """A processor being served: its host, its metrics registry, and where /metrics is."""
+
     processor: Host
     registry: CollectorRegistry
     metrics_port: int  # where /metrics is: the configured port, or the one 0 picked

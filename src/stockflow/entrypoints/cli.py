@@ -324,6 +324,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the `stockflow` command line; the process's exit status."""
     args = parser().parse_args(argv)
     configure(args.log_level, args.log_format)
     try:

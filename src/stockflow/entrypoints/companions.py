@@ -32,6 +32,9 @@ __all__ = ["Companions", "companions"]
 
 @dataclass(frozen=True)
 class Companions:
+    """Where the companions of the main job are: the API, its read token, the metrics, the
+    settings file and the logs."""
+
     api_url: str
     read_token: str
     relay_metrics_url: str

@@ -21,6 +21,8 @@ __all__ = ["Snapshot", "View", "summary", "summary_table"]
 
 @dataclass
 class Snapshot:
+    """The processor's figures at one moment, read from its metrics."""
+
     at: float
     by_type: Counter[str] = field(default_factory=Counter)  # applied+noop events by type
     lag: float = 0.0
@@ -30,6 +32,7 @@ class Snapshot:
 
     @classmethod
     def take(cls, registry: CollectorRegistry) -> Snapshot:
+        """The figures in `registry` now."""
         snap = cls(time.monotonic())
         for fam in registry.collect():
             for s in fam.samples:
@@ -55,6 +58,8 @@ class Snapshot:
 
 @dataclass
 class View:
+    """The main job's live view: what it read last, and the lines shown above it."""
+
     registry: CollectorRegistry
     conn: Conn
     published: Counter[str]
@@ -62,6 +67,7 @@ class View:
     last: Snapshot | None = None
 
     def render(self, *, banner: bool = True) -> str:
+        """The view now, as text (with the banner unless told not to)."""
         snap = Snapshot.take(self.registry)
         prev, self.last = self.last, snap
         span = (snap.at - prev.at) if prev else 1.0
@@ -80,6 +86,7 @@ class View:
         return "\n".join(lines)
 
     def show(self) -> None:
+        """Print the view: in place on a terminal, appended otherwise."""
         if sys.stdout.isatty():  # redrawn in place, the banner included
             sys.stdout.write("\x1b[2J\x1b[H" + self.render() + "\n")
         else:  # appended: the banner once

@@ -45,6 +45,7 @@ def _behind(settings: Settings, conn: store.Conn) -> int:
 
 def run_simulated(settings: Settings, *, rate: float, duration: float | None, skus: int,
                   refresh: float = 1.0, as_json: bool = False) -> int:
+    """The main job with simulated traffic until `duration` or Ctrl-C; the exit status."""
     with serving(settings) as served, companions(settings) as beside:
         banner = beside.banner(f"http://127.0.0.1:{served.metrics_port}/metrics")
         return _drive(settings, served.processor, served.registry, banner, rate=rate,

@@ -39,6 +39,7 @@ def guard_policy(settings: Settings) -> ssrf.Policy:
 
 
 def secret_box(settings: Settings) -> SecretBox:
+    """The box that seals and opens webhook secrets with the configured key."""
     if settings.secret_key is None:
         raise StockflowError("STOCKFLOW_SECRET_KEY is not set: webhook secrets are stored "
                              "encrypted with it (make one with: openssl rand -base64 32)")

@@ -163,6 +163,9 @@ class _Ets:
 
 @dataclass
 class KeyForecast:
+    """One key's forecast: the chosen model, the mean and intervals per day, and the
+    backtest's errors."""
+
     key: str
     kind: Kind
     model: str  # the chosen one

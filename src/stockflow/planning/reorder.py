@@ -56,6 +56,9 @@ SMALL_SAMPLE_MULTIPLIER = 1.65
 
 @dataclass(frozen=True)
 class Suggestion:
+    """A reorder suggestion: safety stock, reorder point, order-up-to level and how much to
+    order now."""
+
     lead_time_days: int
     review_days: int
     service_level: float

@@ -48,9 +48,13 @@ class Rows(Protocol):
     """A decider's rows of one batch. `copy` runs first, for COPY (which cannot be
     pipelined); `queue` sends statements inside the batch's pipeline, unsynced."""
 
-    def copy(self, cur: psycopg.Cursor[tuple[Any, ...]]) -> None: ...
+    def copy(self, cur: psycopg.Cursor[tuple[Any, ...]]) -> None:
+        """COPY this batch's bulk rows in through `cur`, before the pipeline."""
+        ...
 
-    def queue(self, conn: Conn) -> None: ...
+    def queue(self, conn: Conn) -> None:
+        """Queue this batch's statements in the pipeline on `conn`, unsynced."""
+        ...
 
 
 def commit_batch(conn: Conn, group: str, rows: Rows, *, outbox: list[OutboxRow],

@@ -24,11 +24,15 @@ Days = npt.NDArray[np.float64]
 
 
 class Demand(NamedTuple):
+    """A key's daily demand, oldest day first: units shipped, and units turned away."""
+
     shipped: Days  # units a day, oldest first
     lost: Days
 
 
 class Position(NamedTuple):
+    """A key's stock and thresholds now, as a reorder suggestion starts from them."""
+
     on_hand: int
     available: int
     in_transit: int
@@ -105,6 +109,8 @@ def lead_times(conn: Conn) -> dict[str, int]:
 
 
 def set_lead_time(conn: Conn, scope: str, days: int) -> None:
+    """Set the lead time of `scope` (a warehouse, or a key SKU@WH, which wins over its
+    warehouse's) to `days`."""
     conn.execute("INSERT INTO lead_times (scope, days) VALUES (%s, %s) ON CONFLICT (scope)"
                  " DO UPDATE SET days = excluded.days, updated_at = now()", (scope, days))
 

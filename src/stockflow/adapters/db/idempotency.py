@@ -47,5 +47,6 @@ def claim(conn: Conn, key: str, fingerprint_: str) -> None:
 
 
 async def claim_async(conn: AsyncConn, key: str, fingerprint_: str) -> None:
+    """`claim` on the HTTP API's asynchronous connection."""
     cur = await conn.execute(_CLAIM, (key, fingerprint_))
     _checked(key, fingerprint_, await cur.fetchone())

@@ -14,6 +14,8 @@ MAX_LISTED = 100  # rejected rows listed by a progress report
 
 
 class Recorded(NamedTuple):
+    """An import as it is recorded before it is published: who sent which file, and its lines."""
+
     import_id: str
     kind: str
     actor: str
@@ -32,11 +34,14 @@ def record(conn: Conn, imp: Recorded) -> None:
 
 
 def published(conn: Conn, import_id: str) -> None:
+    """Mark the import published (the first time only: a retry keeps the first time)."""
     conn.execute("UPDATE imports SET published_at = coalesce(published_at, now())"
                  " WHERE id = %s", (import_id,))
 
 
 class Progress(NamedTuple):
+    """How far an import has come: its rows, and what the processor made of them so far."""
+
     import_id: str
     kind: str
     actor: str
@@ -52,6 +57,7 @@ class Progress(NamedTuple):
 
     @property
     def pending(self) -> int:
+        """Rows the processor has not decided yet."""
         return self.rows - self.applied - self.noop - self.rejected
 
 
@@ -89,6 +95,7 @@ def progress(conn: Conn, import_id: str) -> Progress | None:
 
 
 async def progress_async(conn: AsyncConn, import_id: str) -> Progress | None:
+    """`progress` on the HTTP API's asynchronous connection."""
     head = await (await conn.execute(_HEAD, (import_id,))).fetchone()
     outcomes = await (await conn.execute(_OUTCOMES, (import_id, MAX_LISTED))).fetchone()
     return _progress(head, outcomes)

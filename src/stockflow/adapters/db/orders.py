@@ -35,6 +35,9 @@ class InFlight(NamedTuple):
 
 @dataclass
 class Fetched:
+    """What the coordinator reads for a batch: order states, sellable units, parts in flight
+    and what the processor holds or voided."""
+
     states: dict[str, OrderState]
     sellable: dict[str, int]  # key -> on_hand - reserved - safety_stock
     in_flight: list[InFlight]
@@ -109,6 +112,8 @@ def backlog(conn: Conn) -> tuple[int, float]:
 
 
 class StatusRow(NamedTuple):
+    """An order status event the coordinator emitted, recorded as the order's history."""
+
     event_id: str
     order_id: str
     type: str

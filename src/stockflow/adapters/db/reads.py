@@ -34,6 +34,7 @@ async def _rows(conn: AsyncConn, query: str, params: tuple[Any, ...],
 
 
 async def stock(conn: AsyncConn, key: str) -> dict[str, Any] | None:
+    """One key's stock as the API answers it, or None when the key has none recorded."""
     rows = await _rows(conn, f"{_STOCK} WHERE key = %s", (key,), STOCK_FIELDS)
     return rows[0] if rows else None
 
@@ -82,6 +83,7 @@ async def stock_at(conn: AsyncConn, key: str, at: datetime) -> dict[str, Any] | 
 
 
 async def order_lines(conn: AsyncConn, order_id: str) -> list[dict[str, Any]]:
+    """An order's reservation lines across keys, by line id."""
     return await _rows(conn, f"SELECT {', '.join(_LINE_FIELDS)} FROM reservations"
                              " WHERE order_id = %s ORDER BY line_id, key", (order_id,),
                        _LINE_FIELDS)

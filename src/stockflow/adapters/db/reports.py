@@ -19,6 +19,8 @@ __all__ = ["REPORTS", "Filters", "Query", "query", "run", "run_async"]
 
 
 class Filters(NamedTuple):
+    """What a report is narrowed to: a warehouse, a time span, the low keys only."""
+
     warehouse: str | None = None
     since: datetime | None = None  # movements at or after
     until: datetime | None = None  # movements before; valuation as of (just before) then
@@ -26,6 +28,8 @@ class Filters(NamedTuple):
 
 
 class Query(NamedTuple):
+    """A report's SQL, its named parameters and the columns of its rows."""
+
     columns: tuple[str, ...]
     sql: str
     params: dict[str, Any]
@@ -120,10 +124,12 @@ def _rows(q: Query, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
 
 
 def run(conn: Conn, report: str, filters: Filters) -> list[dict[str, Any]]:
+    """The report's rows, as dicts of its columns."""
     q = query(report, filters)
     return _rows(q, conn.execute(q.sql, q.params).fetchall())
 
 
 async def run_async(conn: AsyncConn, report: str, filters: Filters) -> list[dict[str, Any]]:
+    """`run` on the HTTP API's asynchronous connection."""
     q = query(report, filters)
     return _rows(q, await (await conn.execute(q.sql, q.params)).fetchall())

@@ -133,6 +133,8 @@ class AlertRow(NamedTuple):
 
 
 class LedgerRow(NamedTuple):
+    """A ledger entry and the key it was written for."""
+
     key: str
     entry: LedgerEntry
 

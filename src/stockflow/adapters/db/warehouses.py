@@ -28,12 +28,16 @@ __all__ = ["Change", "Registered", "UnknownWarehouseError", "WarehouseExistsErro
 
 
 class WarehouseExistsError(StockflowError):
+    """A warehouse with this code is registered already."""
+
     def __init__(self, code: str) -> None:
         super().__init__(f"warehouse {code!r} is registered already")
         self.code = code
 
 
 class UnknownWarehouseError(StockflowError):
+    """No warehouse with this code is registered."""
+
     def __init__(self, code: str) -> None:
         super().__init__(f"no warehouse {code!r} is registered")
         self.code = code
@@ -41,6 +45,8 @@ class UnknownWarehouseError(StockflowError):
 
 @dataclass(frozen=True)
 class Registered:
+    """A registered warehouse, and when it was added and last changed."""
+
     warehouse: Warehouse
     created_at: datetime
     updated_at: datetime
@@ -53,6 +59,8 @@ class Registered:
 
 @dataclass(frozen=True)
 class Change:
+    """One recorded change of a warehouse: who added or changed what, and when."""
+
     id: int  # changes are numbered in the order they were made
     code: str
     actor: str
@@ -61,6 +69,7 @@ class Change:
     changes: dict[str, dict[str, Any]]  # field -> {"old": value, "new": value}
 
     def doc(self) -> dict[str, Any]:
+        """As JSON values: what `warehouses history --json` prints and the API answers."""
         return {**asdict(self), "changed_at": self.changed_at.isoformat()}
 
 
@@ -182,6 +191,7 @@ def add(conn: Conn, warehouse: Warehouse, *, actor: str) -> tuple[Registered, Ch
 
 async def add_async(conn: AsyncConn, warehouse: Warehouse, *,
                     actor: str) -> tuple[Registered, Change]:
+    """`add` on the HTTP API's asynchronous connection."""
     cur = await conn.execute(_ADD, _add_params(warehouse, actor))
     return _added(warehouse.code, await cur.fetchone())
 
@@ -195,6 +205,7 @@ def update(conn: Conn, code: str, patch: Patch, *,
 
 async def update_async(conn: AsyncConn, code: str, patch: Patch, *,
                        actor: str) -> tuple[Registered, Change | None]:
+    """`update` on the HTTP API's asynchronous connection."""
     cur = await conn.execute(_UPDATE, _update_params(code, patch, actor))
     return _updated(code, await cur.fetchone())
 
@@ -205,6 +216,7 @@ def listed(conn: Conn, *, inactive: bool = False) -> list[Registered]:
 
 
 async def listed_async(conn: AsyncConn, *, inactive: bool = False) -> list[Registered]:
+    """`listed` on the HTTP API's asynchronous connection."""
     cur = await conn.execute(_ALL if inactive else _ACTIVE)
     return [_registered(r) for r in await cur.fetchall()]
 
@@ -216,6 +228,7 @@ def active(conn: Conn) -> list[Warehouse]:
 
 
 async def one_async(conn: AsyncConn, code: str) -> Registered | None:
+    """The warehouse `code`, or None when none is registered with it."""
     cur = await conn.execute(_ONE, {"code": code})
     row = await cur.fetchone()
     return _registered(row) if row else None

@@ -39,6 +39,8 @@ _ENDPOINT_COLUMNS = ("id, url, description, event_patterns, key_patterns, state,
 
 @dataclass(frozen=True)
 class Endpoint:
+    """A registered webhook endpoint: what it wants, its state and its sealed secrets."""
+
     id: str
     url: str
     description: str
@@ -54,6 +56,7 @@ class Endpoint:
 
     @classmethod
     def of(cls, row: tuple[Any, ...]) -> Endpoint:
+        """The endpoint of one row, read in `_ENDPOINT_COLUMNS` order."""
         (id_, url, desc, events, keys, state, reason, failing, created, secret, prev,
          until) = row
         return cls(id_, url, desc, tuple(events), tuple(keys), state, reason, failing, created,
@@ -108,6 +111,8 @@ class QueueDepth(NamedTuple):
 
 @dataclass(frozen=True)
 class Delivery:
+    """One event's delivery to an endpoint: its status, attempts and when it is next due."""
+
     event_id: str
     type: str
     subject: str
@@ -123,18 +128,21 @@ class Delivery:
 
 def add_endpoint(conn: Conn, *, endpoint_id: str, url: str, events: list[str], keys: list[str],
                  description: str, sealed: bytes) -> None:
+    """Register an endpoint, its secret sealed by the caller."""
     conn.execute("INSERT INTO webhook_endpoints (id, url, description, event_patterns,"
                  " key_patterns, secret) VALUES (%s, %s, %s, %s, %s, %s)",
                  (endpoint_id, url, description, events, keys, sealed))
 
 
 def endpoints(conn: Conn) -> list[Endpoint]:
+    """Every registered endpoint, oldest first."""
     rows = conn.execute(f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY created_at,"
                         " id").fetchall()
     return [Endpoint.of(r) for r in rows]
 
 
 def endpoint(conn: Conn, endpoint_id: str) -> Endpoint | None:
+    """The endpoint `endpoint_id`, or None when there is none."""
     row = conn.execute(f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = %s",
                        (endpoint_id,)).fetchone()
     return Endpoint.of(row) if row else None

@@ -36,6 +36,8 @@ _bearer = HTTPBearer(auto_error=False, description="an API key: `stockflow apike
 
 @dataclass(frozen=True)
 class Caller:
+    """Who a request comes from: its key's id and name, and the key's scopes."""
+
     key_id: str
     name: str  # recorded as the actor of its writes
     scopes: frozenset[str]
@@ -59,6 +61,7 @@ class Gate:
     buckets: dict[str, _Bucket] = field(default_factory=dict)
 
     async def caller(self, token: str | None) -> Caller:
+        """The caller of `token`, or 401 when it is not a valid, unrevoked key."""
         key_id = parse(token) if token else None
         key = await self._key(key_id) if key_id else None
         if token is None or key is None or key.revoked_at is not None \
@@ -146,6 +149,7 @@ class Authenticated(APIRoute):
     nothing of what the route would accept."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The route's handler, behind the check of its caller and scope."""
         handler = super().get_route_handler()
         scope = _scope_of(self.dependant)
         if scope is None:

@@ -119,6 +119,7 @@ class ImportSender:
             publish(conn, self.publisher, found)
 
     def close(self) -> None:
+        """Close the publisher, delivering what it holds."""
         self.publisher.close()
 
 

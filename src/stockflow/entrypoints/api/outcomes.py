@@ -122,6 +122,7 @@ class Outcomes:
             await asyncio.sleep(TICK)
 
     async def close(self) -> None:
+        """Stop the poller."""
         if self.poller is not None:
             self.poller.cancel()
             await asyncio.gather(self.poller, return_exceptions=True)

@@ -95,6 +95,7 @@ class Sender:
             job.loop.call_soon_threadsafe(_settle, job.done, invalid.get(i, failed))
 
     def close(self) -> None:
+        """Finish the queued jobs, then close the publisher."""
         self.jobs.put(None)
         self.worker.join()
         self.publisher.close()

@@ -46,11 +46,13 @@ def figure(title: str, note: str | None = None) -> SubFigure:
 
 
 def save(chart: SubFigure, path: Path) -> None:
+    """Draw the chart as a PNG file at `path`."""
     FigureCanvasAgg(chart.figure)  # attaches itself to the figure: no backend, no display
     chart.figure.savefig(path, format="png", dpi=DPI)
 
 
 def no_data(path: Path, title: str, why: str) -> None:
+    """A chart that says there was no data, and why."""
     # an empty period is an answer too: the file exists and says so, rather than a
     # blank image or a missing file that looks like a failure
     fig = figure(title)
@@ -65,5 +67,6 @@ def no_data(path: Path, title: str, why: str) -> None:
 
 
 def legend_below(fig: SubFigure, handles: Sequence[Any], columns: int) -> None:
+    """The chart's legend below its plot, in `columns` columns."""
     fig.legend(handles=list(handles), loc="outside lower center", ncols=columns,
                frameon=False)

@@ -1,0 +1,191 @@
+"""bench/ without services: every module imports, every command answers --help, and the
+parts that compute figures from data run on tiny inputs.
+
+The benchmark itself needs Kafka and Postgres and minutes, so it is run by hand, not in
+the suite; this keeps it from rotting between runs (an import or an option that no longer
+exists, a report line that no longer formats) in a few seconds.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from stockflow.domain.effects import Outcome
+from stockflow.domain.rules import apply
+from stockflow.domain.state import Policy, new_state
+from stockflow.planning.reorder import Suggestion
+from stockflow.settings import Settings
+from tests.factories import event
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+MODULES = sorted(p.stem for p in BENCH.glob("*.py"))
+# Commands a person runs, with options; the children that run.py starts and configures
+# through the environment take no arguments at all (an unknown one is ignored, so --help
+# would start them on the default settings: not run here).
+COMMANDS = ("api", "decide", "forecasts", "policy", "run", "webhooks")
+CHILDREN = ("floor", "naive", "peer_faust")
+
+
+@pytest.fixture(scope="module")
+def bench() -> Iterator[dict[str, ModuleType]]:
+    """bench's modules, imported as its scripts import each other (by bare name from
+    bench/), then taken out of sys.modules so no later test sees a module named `run`."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        yield {name: __import__(name) for name in MODULES}
+    finally:
+        sys.path.remove(str(BENCH))
+        for name in MODULES:
+            sys.modules.pop(name, None)
+
+
+def test_every_script_is_a_command_or_a_child() -> None:
+    # a new script must be placed in one list or the other, so that its --help is tried
+    mains = {name for name in MODULES
+             if '__name__ == "__main__"' in (BENCH / f"{name}.py").read_text()}
+    assert mains == set(COMMANDS) | set(CHILDREN)
+
+
+def test_every_module_imports(bench: dict[str, ModuleType]) -> None:
+    for name, module in bench.items():
+        assert Path(module.__file__ or "").parent == BENCH, name
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_answers_help(name: str, bench: dict[str, ModuleType],
+                                    monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys, "argv", [f"{name}.py", "--help"])
+    with pytest.raises(SystemExit) as exited:
+        bench[name].main()
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: {name}.py")
+
+
+def test_decide_runs_as_a_script_on_a_tiny_workload() -> None:
+    # a child process: decide stubs the store's fetch and tunes the GC, process-wide
+    done = subprocess.run([sys.executable, str(BENCH / "decide.py"), "--events", "200",
+                           "--repeat", "1"], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("decide, us per event (")
+
+
+@pytest.mark.filterwarnings("error")  # a mean of nothing would print "nan" as a figure
+def test_forecast_accuracy_on_a_tiny_history(bench: dict[str, ModuleType]) -> None:
+    fc = bench["forecasts"]
+    keys = [f"SKU-{s:05d}@WH-{w}" for s in range(2) for w in (1, 2, 3)]
+    days, horizon, seed = 60, 7, 3  # seed 3 draws both smooth and intermittent keys here
+    pats = fc.patterns(keys, days, seed)
+    demand = fc.daily_demand(pats, days, seed)
+    assert sorted(demand) == keys
+    assert all(len(d) == days and (d >= 0).all() for d in demand.values())
+    got = fc.forecast_keys(list(demand.items()), horizon, 1)
+    results = [r for r in got.values() if isinstance(r, fc.KeyForecast)]
+    assert {r.kind for r in results} == {"smooth", "intermittent"}
+    scores = fc.Scores()
+    fc.score(scores, results, pats, demand)
+    scored = scores.mase["all"]
+    # every key scored has its baseline, its chosen model and both truths, all finite
+    for name in (fc.BASELINE, "chosen", fc.TRUTH, fc.NO_PROMOTIONS):
+        assert len(scored[name]) == len(scored[fc.BASELINE]) > 0, name
+        assert all(v >= 0 for v in scored[name]), name
+    out = io.StringIO()
+    console = Console(file=out, width=160)
+    for table in fc.tables(scores, "tiny"):
+        console.print(table)
+    shown = out.getvalue()
+    assert "tiny" in shown
+    assert "intermittent" in shown
+    assert "nan" not in shown
+
+
+def test_percentiles_and_runs_apart(bench: dict[str, ModuleType]) -> None:
+    common = bench["common"]
+    values = [float(v) for v in range(1, 101)]
+    assert common.pct(values, 0.5) == 51.0
+    assert common.pct(values, 0.99) == 100.0
+    assert common.pct([3.0], 0.95) == 3.0
+    a, b = (common.settings_for(Settings(), "x") for _ in range(2))
+    assert a.topic_prefix != b.topic_prefix
+    assert a.database_schema != b.database_schema
+    assert a.group_id != b.group_id
+    assert common.cpu_seconds()["driver"] > 0  # this process has used some CPU
+
+
+def test_report_lines(bench: dict[str, ModuleType]) -> None:
+    run, latency = bench["run"], bench["latency"]
+    # run.py's report lines: private to the script, and what a person reads of a run
+    ratio, latency_line, breakdown_of = (
+        run._ratio, run._latency_line, run._breakdown)  # noqa: SLF001
+    assert ratio(10.0, 4.0) == "2.5x"
+    assert ratio(10.0, 0.0) == "-"
+    got = latency.Latency(rate=1000, achieved=998.0, changed=[0.010, 0.020, 0.030],
+                          stages={"decide": (0.5, 100)}, gc={"0": (0.002, 4)},
+                          batch_messages=(1000.0, 100), cpu={"processor": 2.0, "broker": 0.0},
+                          offered_seconds=10.0)
+    line = latency_line("stockflow", got)
+    assert "stockflow at  1,000/s (offered 998)" in line
+    assert "20/30/30" in line
+    assert "-/-/-" in line  # nothing accepted
+    breakdown = breakdown_of([got])
+    assert "decide 5.0;" in breakdown[1]  # 0.5 s over 100 batches
+    assert "10 messages per batch; GC paused 2 ms in all" in breakdown[1]
+    assert "processor 200 " in breakdown[2]  # 2 s over 9,980 offered events
+    assert "broker" not in breakdown[2]
+
+
+def test_peer_rows_carry_what_the_rules_decided(bench: dict[str, ModuleType]) -> None:
+    peer = bench["peer_faust"]
+    policy = Policy()
+    state = new_state("SKU-1", "WH-1", policy)
+    for ev in (event("receipt.received", receipt_id="R1", quantity=5),
+               event("order.placed", order_id="O1", line_id="1", quantity=2)):
+        decision = apply(state, ev, policy)
+        assert decision.outcome is Outcome.APPLIED
+        assert decision.ledger is not None
+        state = peer.merged(state, decision)
+        ledger = peer.ledger_row(state.key, decision.ledger)
+        assert ledger[:4] == (state.key, state.version, ev.id, ev.type)
+    assert len(state.lines) == 1
+    row = peer.stock_row(state)
+    assert row[:6] == ("SKU-1@WH-1", "SKU-1", "WH-1", 5, 2, 0)
+
+
+def _up_to(level: int) -> Any:
+    """A policy that tops the position up to `level` at every review."""
+    def ask(_day: int, position: int) -> Suggestion:
+        return Suggestion(7, 7, 0.95, 0.0, 0, level, level, position, max(level - position, 0))
+    return ask
+
+
+def test_a_level_covering_lead_time_and_review_never_runs_out(
+        bench: dict[str, ModuleType]) -> None:
+    policy = bench["policy"]
+    rules = policy.Play(lead_time=7, review=7, cycles=10, service_level=0.95)
+    demand = np.full(rules.days, 10.0)
+    got = policy.play(demand, _up_to(140), rules, 140)
+    assert got.cycles == 8 and got.stocked_out == 0  # between arrivals on days 14, ..., 70
+    assert got.served == got.demand == 10.0 * rules.days
+    assert got.orders == 9  # every review but the first tops up a week's demand
+
+
+def test_a_level_short_of_lead_time_and_review_runs_out_again_and_again(
+        bench: dict[str, ModuleType]) -> None:
+    # orders alternate between 70 and 30 units: every other cycle starts with 30 on hand
+    # for a week's demand of 70
+    policy = bench["policy"]
+    rules = policy.Play(lead_time=7, review=7, cycles=10, service_level=0.95)
+    got = policy.play(np.full(rules.days, 10.0), _up_to(100), rules, 100)
+    assert (got.cycles, got.stocked_out) == (8, 4)
+    assert got.served < got.demand
