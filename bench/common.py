@@ -52,10 +52,8 @@ def publish(s: Settings, topics: Topics, items: list[Item]) -> None:
 
 def env_of(s: Settings, **extra: str) -> dict[str, str]:
     """The environment of a processor (or baseline, or peer) working on `s`."""
-    return {**os.environ, "STOCKFLOW_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
-            "STOCKFLOW_DATABASE_URL": s.dsn(), "STOCKFLOW_TOPIC_PREFIX": s.topic_prefix,
-            "STOCKFLOW_DATABASE_SCHEMA": s.database_schema, "STOCKFLOW_GROUP_ID": s.group_id,
-            "STOCKFLOW_METRICS_PORT": "0", "STOCKFLOW_LOG_LEVEL": "WARNING", **extra}
+    return {**os.environ, **s.environment(), "STOCKFLOW_METRICS_PORT": "0",
+            "STOCKFLOW_LOG_LEVEL": "WARNING", **extra}
 
 
 _CONNS: dict[str, psycopg.Connection[tuple[object, ...]]] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from enum import Enum
 from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
@@ -116,6 +117,18 @@ class Settings(BaseSettings):
         for messages that tell a person what to set."""
         return f"{cls.model_config['env_prefix']}{name.upper()}"
 
+    def environment(self) -> dict[str, str]:
+        """The `STOCKFLOW_*` variables that make `Settings()` in a child process equal to
+        this object: every setting that has a value, secrets in clear (a child needs them;
+        never log or print the result). A setting that is None is left out, so it is None
+        in the child only if the child's environment does not set it either."""
+        found: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is not None:
+                found[self.variable(name)] = _text(value)
+        return found
+
     @field_validator("webhook_retry_schedule")
     @classmethod
     def _schedule(cls, value: str) -> str:
@@ -169,3 +182,16 @@ class Settings(BaseSettings):
                 "options": " ".join(f"-c {k}={round(v * 1000)}" for k, v in ms.items()),
                 "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
                 "keepalives_count": 3}
+
+
+def _text(value: object) -> str:
+    """A setting's value as an environment variable spells it (pydantic parses it back)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, bool):  # before int: a bool is an int
+        return "true" if value else "false"
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, float):
+        return repr(value)  # the shortest text that parses back to the same float
+    return str(value)

@@ -148,10 +148,8 @@ def companions(settings: Settings) -> Iterator[Companions]:
            else base64.b64encode(secrets.token_bytes(32)).decode())  # for this run only
     workdir = Path(tempfile.mkdtemp(prefix="stockflow-up-"))
     env_file, log_file = workdir / "env", workdir / "companions.log"
-    names = ("KAFKA_BOOTSTRAP", "DATABASE_URL", "TOPIC_PREFIX", "DATABASE_SCHEMA")
-    child_env = {f"STOCKFLOW_{n}": os.environ[f"STOCKFLOW_{n}"] for n in names
-                 if f"STOCKFLOW_{n}" in os.environ}
-    child_env["STOCKFLOW_SECRET_KEY"] = key
+    # the children work on this job's settings, with the run's secret key
+    child_env = {**settings.environment(), Settings.variable("secret_key"): key}
     env_file.touch(mode=0o600)
     token = _demo_key(settings)
     with log_file.open("ab") as log:
