@@ -9,8 +9,11 @@ import logging
 import os
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from pydantic import SecretStr
 
 from stockflow import StockflowError
 from stockflow.adapters.logs import configure
@@ -22,16 +25,15 @@ log = logging.getLogger("stockflow")
 
 _LIVE_RATE, _BACKFILL_RATE = 500.0, 5000.0  # simulate's default offered events/s
 
+# What each subcommand runs: its parsed arguments and the process's one Settings in, the
+# exit status out. Only `main` reads the environment.
+Command = Callable[[argparse.Namespace, Settings], int]
 
-def _settings() -> Settings:
-    return Settings()
 
-
-def cmd_topics_create(args: argparse.Namespace) -> int:
+def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
     from stockflow.adapters.kafka import admin, create_topics  # noqa: PLC0415 - keeps --help fast
     from stockflow.contract.topics import Topics  # noqa: PLC0415
 
-    settings = _settings()
     topics = Topics(settings.topic_prefix)
     created = create_topics(admin(settings), topics.all, args.partitions, args.replication_factor)
     for name in topics.all:
@@ -39,27 +41,26 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_db_migrate(_: argparse.Namespace) -> int:
+def cmd_db_migrate(_: argparse.Namespace, settings: Settings) -> int:
     from stockflow.adapters.db.migrate import migrate  # noqa: PLC0415
 
-    settings = _settings()
     applied = migrate(settings.dsn(), settings.database_schema)
     print(f"schema {settings.database_schema}: "
           + (f"applied {', '.join(applied)}" if applied else "up to date"))
     return 0
 
 
-def cmd_process(_: argparse.Namespace) -> int:
+def cmd_process(_: argparse.Namespace, settings: Settings) -> int:
     from stockflow.entrypoints.app import run_processor  # noqa: PLC0415
 
-    run_processor(_settings())
+    run_processor(settings)
     return 0
 
 
-def cmd_coordinate(_: argparse.Namespace) -> int:
+def cmd_coordinate(_: argparse.Namespace, settings: Settings) -> int:
     from stockflow.entrypoints.app import run_coordinator  # noqa: PLC0415
 
-    run_coordinator(_settings())
+    run_coordinator(settings)
     return 0
 
 
@@ -70,13 +71,13 @@ def _progress(done: int, total: int) -> None:
           file=sys.stderr, flush=True)
 
 
-def cmd_publish(args: argparse.Namespace) -> int:
+def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
     from stockflow.publisher import Publisher, PublishError, envelope  # noqa: PLC0415
 
     path = Path(args.file)
     total = sum(1 for line in path.open() if line.strip())
     sent = failed = 0
-    with Publisher(_settings()) as pub:
+    with Publisher(settings) as pub:
         for n, line in enumerate(path.open(), 1):
             if not line.strip():
                 continue
@@ -95,10 +96,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def cmd_stock(args: argparse.Namespace) -> int:
+def cmd_stock(args: argparse.Namespace, settings: Settings) -> int:
     from stockflow.adapters.db import queries, store  # noqa: PLC0415
 
-    settings = _settings()
     with store.connect(settings.dsn(), settings.database_schema) as conn:
         doc = queries.stock_of(conn, args.key)
     if doc is None:
@@ -112,7 +112,7 @@ def cmd_stock(args: argparse.Namespace) -> int:
     return 0
 
 
-def _embedded_ports(settings: Settings, names: tuple[str, ...]) -> None:
+def _embedded_ports(settings: Settings, names: tuple[str, ...]) -> Settings:
     """The main job on its embedded default listens where it finds room, as its Kafka and
     Postgres do: each of the port settings `names` that the user did not set becomes 0 (a
     free port), so a second job, or a service already on 9108, 8080 or 9109, is no
@@ -120,15 +120,17 @@ def _embedded_ports(settings: Settings, names: tuple[str, ...]) -> None:
     Kafka and Postgres have started."""
     from stockflow.adapters.ports import require_free  # noqa: PLC0415
 
+    free: dict[str, Any] = {}
     for name in names:
         if name in settings.model_fields_set:
             host = settings.api_host if name == "api_port" else settings.metrics_host
             require_free(host, getattr(settings, name), Settings.variable(name))
         else:
-            os.environ[Settings.variable(name)] = "0"
+            free[name] = 0
+    return settings.model_copy(update=free)
 
 
-def cmd_up(args: argparse.Namespace) -> int:
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     """The main job: local Kafka and Postgres (or the configured ones), topics, migrations,
     the processor and, with --simulate, a simulated workload and a live view; until Ctrl-C
     (or --duration)."""
@@ -137,23 +139,24 @@ def cmd_up(args: argparse.Namespace) -> int:
     served = ("metrics_port", "api_port", "relay_metrics_port",
               "coordinator_metrics_port") if args.simulate else (
         "metrics_port",)
-    _embedded_ports(_settings(), served)
+    settings = _embedded_ports(settings, served)
     with local_services() as found:
-        os.environ["STOCKFLOW_KAFKA_BOOTSTRAP"] = found.kafka_bootstrap
-        os.environ["STOCKFLOW_DATABASE_URL"] = found.database_url
-        cmd_topics_create(args)
-        cmd_db_migrate(args)
+        settings = settings.model_copy(update={
+            "kafka_bootstrap": found.kafka_bootstrap,
+            "database_url": SecretStr(found.database_url)})
+        cmd_topics_create(args, settings)
+        cmd_db_migrate(args, settings)
         print(f"kafka {found.kafka_bootstrap}  postgres {found.database_url}\n"
               "Ctrl-C stops everything", file=sys.stderr)
         if not args.simulate:
-            return cmd_process(args)
+            return cmd_process(args, settings)
         from stockflow.entrypoints.main_job import run_simulated  # noqa: PLC0415
 
-        return run_simulated(_settings(), rate=args.rate or _LIVE_RATE, duration=args.duration,
+        return run_simulated(settings, rate=args.rate or _LIVE_RATE, duration=args.duration,
                              skus=args.skus, refresh=args.refresh, as_json=args.json)
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     """Publish simulated traffic to the configured Kafka until Ctrl-C or --duration."""
     import threading  # noqa: PLC0415
 
@@ -162,8 +165,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from stockflow.publisher import Publisher  # noqa: PLC0415
 
     if args.backfill_days:
-        return _backfill(args)
-    sim = Simulator(Publisher(_settings(), source="stockflow-simulator"),
+        return _backfill(args, settings)
+    sim = Simulator(Publisher(settings, source="stockflow-simulator"),
                     Simulation(skus=args.skus, rate=args.rate or _LIVE_RATE))
     if not args.no_seed:
         sim.seed_stock()
@@ -177,7 +180,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _backfill(args: argparse.Namespace) -> int:
+def _backfill(args: argparse.Namespace, settings: Settings) -> int:
     """Publish `--backfill-days` of demand history with past event times to a running
     processor, then exit. Nothing orders a key's events across input topics, so a shipment
     could be applied before the receipt that stocked it (and oversell, unvalued), however
@@ -205,7 +208,6 @@ def _backfill(args: argparse.Namespace) -> int:
     pats = patterns(keys, days, args.seed)
     now = datetime.now(UTC)
     first_day = (now - timedelta(days=days)).date()
-    settings = _settings()
     # per key, the topic of its events published since the processor last caught up
     unapplied: dict[str, TopicKind] = {}
     with (Publisher(settings, source="stockflow-backfill") as pub, stop_on_signals() as stop,
@@ -326,8 +328,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure(args.log_level, args.log_format)
+    command: Command = args.func
     try:
-        return int(args.func(args))
+        # read once, here: every command and what it wires get this one object
+        return command(args, Settings())
     except StockflowError as exc:  # a known refusal: the message says it all
         log.error("%s", exc)  # noqa: TRY400 - no traceback for a refusal
         return 2

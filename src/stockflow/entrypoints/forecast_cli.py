@@ -186,7 +186,7 @@ def _plot_key(conn: Any, path: Path, key: str, first: date, days: int, p: Planne
         safety_stock=float(p.suggestion.safety_stock)))
 
 
-def cmd_forecast(args: argparse.Namespace) -> int:
+def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
     import numpy as np  # noqa: PLC0415 - see the top
 
     from stockflow.adapters.db import demand  # noqa: PLC0415
@@ -194,7 +194,6 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 
     if args.warehouse and args.key:
         raise StockflowError("--warehouse goes with --all")
-    settings = Settings()
     as_of = datetime.now(UTC).date()  # today is not over: the history ends yesterday
     first = as_of - timedelta(days=args.days)
     started = time.monotonic()
@@ -294,10 +293,10 @@ def _print(planned: dict[str, Planned], skipped: dict[str, str], summary: Backte
           f"{timing['forecast_s']:.1f} s on {timing['workers']} processes", file=sys.stderr)
 
 
-def cmd_lead_time(args: argparse.Namespace) -> int:
+def cmd_lead_time(args: argparse.Namespace, settings: Settings) -> int:
     from stockflow.adapters.db import demand  # noqa: PLC0415 - see the top
 
-    with migrated_database(Settings()) as conn:
+    with migrated_database(settings) as conn:
         if args.action == "set":
             if not 1 <= args.days <= 365:
                 raise StockflowError("a lead time is 1 to 365 days")
@@ -364,9 +363,9 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction
     lt.set_defaults(func=_checked_lead_time)
 
 
-def _checked_lead_time(args: argparse.Namespace) -> int:
+def _checked_lead_time(args: argparse.Namespace, settings: Settings) -> int:
     if args.action != "list" and not args.scope:
         raise StockflowError(f"lead-time {args.action} needs a scope")
     if args.action == "set" and args.days is None:
         raise StockflowError("lead-time set needs the days")
-    return cmd_lead_time(args)
+    return cmd_lead_time(args, settings)

@@ -30,15 +30,14 @@ def _bar(console: Console) -> Progress:
                     TextColumn("rows"), TimeElapsedColumn(), console=console)
 
 
-def cmd_import(args: argparse.Namespace) -> int:
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     """SIGINT/SIGTERM while checking publishes nothing; while publishing, the transaction
     (seconds) is finished first; while following, the command just stops."""
     with stop_on_signals() as stop:
-        return _import(args, stop)
+        return _import(args, settings, stop)
 
 
-def _import(args: argparse.Namespace, stop: threading.Event) -> int:
-    settings = Settings()
+def _import(args: argparse.Namespace, settings: Settings, stop: threading.Event) -> int:
     out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)  # lines grep whole
     path = Path(args.file)
     data = path.read_bytes()

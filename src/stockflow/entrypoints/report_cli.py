@@ -54,8 +54,7 @@ def _print(rows: list[dict[str, Any]], columns: tuple[str, ...], form: str, titl
         show(table)
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    settings = Settings()
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     filters = reports.Filters(args.warehouse, args.since, args.until, args.low_only)
     if args.report != "movements" and args.since:
         raise StockflowError("--since applies to the movements report")

@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
@@ -28,13 +26,6 @@ from stockflow.settings import Settings
 __all__ = ["register"]
 
 
-@contextmanager
-def _db() -> Iterator[tuple[Settings, store.Conn]]:
-    settings = Settings()
-    with migrated_database(settings) as conn:
-        yield settings, conn
-
-
 def _patterns(text: str, what: str) -> list[str]:
     found = [p.strip() for p in text.split(",") if p.strip()]
     bad = [p for p in found if not valid_pattern(p)]
@@ -51,8 +42,8 @@ def _endpoint(conn: store.Conn, endpoint_id: str) -> hooks.Endpoint:
     return found
 
 
-def cmd_add(args: argparse.Namespace) -> int:
-    with _db() as (settings, conn):
+def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
+    with migrated_database(settings) as conn:
         try:
             ssrf.check_now(args.url, guard_policy(settings))
         except ssrf.UrlRefused as exc:
@@ -78,8 +69,8 @@ def _view(ep: hooks.Endpoint) -> dict[str, Any]:
             "created_at": ep.created_at.isoformat()}
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    with _db() as (_, conn):
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    with migrated_database(settings) as conn:
         views = [_view(ep) for ep in hooks.endpoints(conn)]
     if args.json:
         print(json.dumps(views, indent=2))
@@ -93,8 +84,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_rotate(args: argparse.Namespace) -> int:
-    with _db() as (settings, conn):
+def cmd_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    with migrated_database(settings) as conn:
         _endpoint(conn, args.id)
         secret = wire.new_secret()
         grace = timedelta(seconds=settings.webhook_rotation_grace)
@@ -103,17 +94,17 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_state(args: argparse.Namespace) -> int:
+def cmd_state(args: argparse.Namespace, settings: Settings) -> int:
     enabled = args.action == "enable"
-    with _db() as (_, conn):
+    with migrated_database(settings) as conn:
         _endpoint(conn, args.id)
         hooks.set_state(conn, args.id, enabled=enabled, reason="disabled by an operator")
     print(f"{args.id} {'enabled' if enabled else 'disabled'}")
     return 0
 
 
-def cmd_deliveries(args: argparse.Namespace) -> int:
-    with _db() as (_, conn):
+def cmd_deliveries(args: argparse.Namespace, settings: Settings) -> int:
+    with migrated_database(settings) as conn:
         _endpoint(conn, args.id)
         rows = hooks.deliveries(conn, args.id, failed_only=args.failed, limit=args.limit)
     if args.json:
@@ -126,8 +117,8 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
-    with _db() as (_, conn):
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    with migrated_database(settings) as conn:
         ep = _endpoint(conn, args.id)
         wanted = [event_id for event_id, type_, subject in
                   hooks.events_between(conn, args.since, args.until)
@@ -138,8 +129,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_relay(_: argparse.Namespace) -> int:
-    settings = Settings()
+def cmd_relay(_: argparse.Namespace, settings: Settings) -> int:
     require_free(settings.metrics_host, settings.relay_metrics_port,
                  Settings.variable("relay_metrics_port"))
     run_relay(settings)
