@@ -35,7 +35,8 @@ from stockflow.adapters.kafka_metrics import KafkaMetrics
 from stockflow.entrypoints.api import imports, reads, reports, warehouses, writes
 from stockflow.entrypoints.api.auth import Gate
 from stockflow.entrypoints.api.outcomes import Outcomes
-from stockflow.entrypoints.api.sender import Sender
+from stockflow.entrypoints.api.sender import ImportSender, Sender
+from stockflow.entrypoints.api.services import Services
 from stockflow.entrypoints.app import migrated_database, stop_on_signals
 from stockflow.settings import Settings
 
@@ -176,20 +177,19 @@ def build_app(settings: Settings) -> FastAPI:
     watch = BrokerWatch(counted=kafka.error, reachable=kafka.reachable)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Services]]:
         await pool.open(wait=False)
-        app.state.pool = pool
-        app.state.gate = Gate(pool, settings.api_rate_limit, settings.api_rate_burst)
-        app.state.settings = settings
-        app.state.sender = Sender(settings, watch)
-        app.state.import_sender = imports.ImportSender(settings, watch)
-        app.state.outcomes = Outcomes(pool)
+        services = Services(
+            settings=settings, pool=pool,
+            gate=Gate(pool, settings.api_rate_limit, settings.api_rate_burst),
+            sender=Sender(settings, watch), import_sender=ImportSender(settings, watch),
+            outcomes=Outcomes(pool))
         try:
-            yield
+            yield {"services": services}  # every request's state: see `services_of`
         finally:
-            await app.state.outcomes.close()
-            await asyncio.to_thread(app.state.sender.close)
-            await asyncio.to_thread(app.state.import_sender.close)
+            await services.outcomes.close()
+            await asyncio.to_thread(services.sender.close)
+            await asyncio.to_thread(services.import_sender.close)
             await pool.close()
 
     app = FastAPI(title="stockflow", version=__version__, lifespan=lifespan,

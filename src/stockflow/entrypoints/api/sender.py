@@ -1,5 +1,6 @@
-"""The API's transactional publisher: every write request's events go to Kafka in one
-transaction, validated first exactly as the processor will parse them."""
+"""The API's transactional publishers: every write request's events go to Kafka in one
+transaction, validated first exactly as the processor will parse them; a CSV import's rows
+go in one transaction of their own."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from typing import Any, NamedTuple
 from confluent_kafka import KafkaException
 from fastapi import HTTPException
 
+from stockflow import StockflowError
 from stockflow.adapters.broker_watch import BrokerWatch
+from stockflow.entrypoints.app import database
+from stockflow.importer import Plan, publish
 from stockflow.publisher import Publisher, PublishError
 from stockflow.settings import Settings
 
-__all__ = ["Sender"]
+__all__ = ["ImportSender", "Sender"]
 
 log = logging.getLogger("stockflow.api")
 
@@ -107,3 +111,33 @@ def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
         done.set_result(None)
     else:
         done.set_exception(error)
+
+
+class ImportSender:
+    """Imports' own transactional publisher (an import's transaction lasts seconds: writes
+    do not wait behind it), one import at a time."""
+
+    def __init__(self, settings: Settings, watch: BrokerWatch | None = None) -> None:
+        self.settings = settings
+        self.publisher = Publisher(settings, source="stockflow-import", watch=watch)
+        self.lock = asyncio.Lock()
+
+    async def send(self, found: Plan) -> None:
+        """Record the import and publish its rows; 422 if its id named another file, 503
+        when Kafka did not take them."""
+        async with self.lock:
+            try:
+                await asyncio.to_thread(self._send, found)
+            except (PublishError, KafkaException) as exc:
+                raise HTTPException(503, f"Kafka did not take the rows: {exc}; nothing was "
+                                         "published (retry with the same Idempotency-Key)"
+                                    ) from None
+            except StockflowError as exc:
+                raise HTTPException(422, str(exc)) from None
+
+    def _send(self, found: Plan) -> None:
+        with database(self.settings) as conn:
+            publish(conn, self.publisher, found)
+
+    def close(self) -> None:
+        self.publisher.close()
