@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import sys
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -160,8 +159,8 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     """Publish simulated traffic to the configured Kafka until Ctrl-C or --duration."""
     import threading  # noqa: PLC0415
 
+    from stockflow.adapters.signals import stop_on_signals  # noqa: PLC0415
     from stockflow.devtools.simulate import Simulation, Simulator  # noqa: PLC0415
-    from stockflow.entrypoints.app import stop_on_signals  # noqa: PLC0415
     from stockflow.publisher import Publisher  # noqa: PLC0415
 
     if args.backfill_days:
@@ -182,34 +181,27 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _backfill(args: argparse.Namespace, settings: Settings) -> int:
     """Publish `--backfill-days` of demand history with past event times to a running
-    processor, then exit. Nothing orders a key's events across input topics, so a shipment
-    could be applied before the receipt that stocked it (and oversell, unvalued), however
-    slowly it was published: before publishing an event of a key whose earlier events went
-    to another topic, it waits until the processor has applied everything published so far
-    (three short waits a day at most). It gives up when nothing is applied for a minute.
-    `--rate` (default 5,000/s) caps the publishing between waits."""
-    import time  # noqa: PLC0415
+    processor, then exit, waiting for the processor where a key's events change topic (see
+    `usecases.backfill`: three short waits a day at most). It gives up when nothing is
+    applied for a minute. `--rate` (default 5,000/s) caps the publishing between waits."""
     from datetime import UTC, datetime, timedelta  # noqa: PLC0415
 
     from rich.progress import Progress  # noqa: PLC0415
 
     from stockflow.adapters.kafka import admin  # noqa: PLC0415
-    from stockflow.contract.events import INPUT_MODELS  # noqa: PLC0415
-    from stockflow.contract.topics import TopicKind  # noqa: PLC0415
+    from stockflow.adapters.signals import stop_on_signals  # noqa: PLC0415
     from stockflow.devtools.applied import AppliedWatch  # noqa: PLC0415
     from stockflow.devtools.backfill import history, patterns  # noqa: PLC0415
-    from stockflow.entrypoints.app import migrated_database, stop_on_signals  # noqa: PLC0415
+    from stockflow.entrypoints.app import migrated_database  # noqa: PLC0415
     from stockflow.publisher import Publisher  # noqa: PLC0415
+    from stockflow.usecases.backfill import publish_history  # noqa: PLC0415
 
     keys = [f"SKU-{s:05d}@WH-{w}" for s in range(args.skus)
             for w in range(1, args.warehouses + 1)]
-    days, published, waits = args.backfill_days, Counter[str](), 0
-    rate, started = args.rate or _BACKFILL_RATE, time.monotonic()
+    days = args.backfill_days
     pats = patterns(keys, days, args.seed)
     now = datetime.now(UTC)
     first_day = (now - timedelta(days=days)).date()
-    # per key, the topic of its events published since the processor last caught up
-    unapplied: dict[str, TopicKind] = {}
     with (Publisher(settings, source="stockflow-backfill") as pub, stop_on_signals() as stop,
           migrated_database(settings) as conn, Progress(transient=True) as bar):
         watch = AppliedWatch(admin(settings), conn, settings.group_id, pub.topics.inputs)
@@ -220,26 +212,16 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
             bar.update(task, description=f"waiting {seconds:.0f} s for the processor to "
                                          f"apply {behind:,} events")
 
-        for type_, data, at in history(pats, days, now, args.seed):
-            key, kind = f"{data['sku']}@{data['warehouse']}", INPUT_MODELS[type_][0]
-            if unapplied.setdefault(key, kind) != kind:
-                pub.flush()
-                started += watch.wait(stop, waiting=waiting)  # no burst to catch up after
-                bar.update(task, description=label)
-                unapplied, waits = {key: kind}, waits + 1
-            if stop.is_set():
-                break
-            ident = data.get("shipment_id") or data.get("receipt_id") or data.get("order_id")
-            pub.publish(type_, data, id_=str(ident), time=at)
-            published[type_] += 1
-            if (ahead := published.total() / rate - (time.monotonic() - started)) > 0.01:
-                stop.wait(ahead)
-            bar.update(task, completed=(at.date() - first_day).days)
-        pub.flush()
+        def progress(at: datetime) -> None:
+            bar.update(task, description=label, completed=(at.date() - first_day).days)
+
+        done = publish_history(pub, watch, history(pats, days, now, args.seed),
+                               rate=args.rate or _BACKFILL_RATE, stop=stop,
+                               progress=progress, waiting=waiting)
     shares = {kind: sum(p.kind == kind for p in pats.values()) for kind in ("smooth",
                                                                           "intermittent")}
-    print(json.dumps({"published": dict(published), "keys": shares, "days": days,
-                      "waits": waits}))
+    print(json.dumps({"published": dict(done.published), "keys": shares, "days": days,
+                      "waits": done.waits}))
     return 0
 
 

@@ -7,7 +7,6 @@ import argparse
 import csv
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -16,25 +15,13 @@ from stockflow import StockflowError
 from stockflow.adapters.db import reports
 from stockflow.contract.instants import INSTANT_HELP
 from stockflow.entrypoints.app import migrated_database
-from stockflow.entrypoints.arguments import instant
+from stockflow.entrypoints.arguments import instant, png_path
 from stockflow.entrypoints.tables import add_column, show
 from stockflow.settings import Settings
 
-__all__ = ["png_path", "register"]
+__all__ = ["register"]
 
 _TEXT = frozenset({"warehouse", "key", "event_type", "severity", "currency"})  # not numbers
-
-
-def png_path(text: str) -> Path:
-    """An argparse type for `--plot FILE.png`."""
-    # refused before the query runs, rather than after it, with the report lost
-    path = Path(text)
-    if path.suffix.lower() != ".png":
-        raise argparse.ArgumentTypeError(f"{text!r}: the chart is a PNG; name it *.png")
-    if not path.parent.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r}: no directory {str(path.parent)!r} to "
-                                         "write the chart in")
-    return path
 
 
 def _print(rows: list[dict[str, Any]], columns: tuple[str, ...], form: str, title: str) -> None:

@@ -1,6 +1,6 @@
 """CSV imports over HTTP: `POST /v1/imports` (scope `write`, multipart) checks every row
 and publishes them in one Kafka transaction; `GET /v1/imports/{id}` (scope `read`) says how
-many the processor has applied. See `stockflow.importer`."""
+many the processor has applied. See `stockflow.usecases.importer`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from stockflow.entrypoints.api.auth import Authenticated, Caller, require
 from stockflow.entrypoints.api.models import Problem, problems
 from stockflow.entrypoints.api.services import ApiSettings, ImportPublisher, Pool
 from stockflow.entrypoints.api.writes import IdempotencyKey, claim_idempotency_key
-from stockflow.importer import IMPORT_ID, MAX_BYTES, Plan, new_import_id, plan
+from stockflow.usecases.importer import IMPORT_ID, MAX_BYTES, Plan, new_import_id, plan
 
 __all__ = ["router"]
 

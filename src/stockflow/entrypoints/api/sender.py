@@ -16,9 +16,9 @@ from fastapi import HTTPException
 from stockflow import StockflowError
 from stockflow.adapters.broker_watch import BrokerWatch
 from stockflow.entrypoints.app import database
-from stockflow.importer import Plan, publish
 from stockflow.publisher import Publisher, PublishError
 from stockflow.settings import Settings
+from stockflow.usecases.importer import Plan, publish
 
 __all__ = ["ImportSender", "Sender"]
 
