@@ -19,10 +19,10 @@ from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
 
 from stockflow.adapters.db.migrate import migrate
 from stockflow.adapters.kafka import admin, create_topics, produce_all, producer
+from stockflow.adapters.settings import Settings
 from stockflow.contract.emit import Message
 from stockflow.contract.topics import Topics
 from stockflow.devtools.workload import Item
-from stockflow.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -28,13 +28,13 @@ from stockflow.adapters.kafka import (
     produce_all,
     producer,
 )
+from stockflow.adapters.settings import Settings
 from stockflow.contract.emit import Message
 from stockflow.contract.topics import INPUTS, TopicKind, Topics
 from stockflow.devtools.localenv import LocalServices
 from stockflow.devtools.workload import Item
 from stockflow.engine.host import Host
 from stockflow.entrypoints.app import build_processor
-from stockflow.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
+from stockflow.adapters.settings import Settings
 from stockflow.domain.state import Remediation
-from stockflow.settings import Settings
 
 
 def _clean(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,9 +9,9 @@ from typing import Any
 from stockflow import StockflowError
 from stockflow.adapters.db import api_keys
 from stockflow.adapters.ports import require_free
+from stockflow.adapters.settings import Settings
 from stockflow.contract.api_keys import SCOPES, new_token, token_hash
 from stockflow.entrypoints.app import migrated_database
-from stockflow.settings import Settings
 
 __all__ = ["register"]
 

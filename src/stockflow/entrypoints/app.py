@@ -28,6 +28,7 @@ from stockflow.adapters.kafka_metrics import KafkaMetrics
 from stockflow.adapters.metrics import PrometheusObserver
 from stockflow.adapters.observer import NullObserver, Observer
 from stockflow.adapters.order_metrics import OrderMetrics
+from stockflow.adapters.settings import Settings
 from stockflow.adapters.signals import stop_on_signals
 from stockflow.contract.topics import Topics
 from stockflow.engine.checkpoint import Checkpoint
@@ -36,7 +37,6 @@ from stockflow.engine.host import Host
 from stockflow.engine.ports import Decider
 from stockflow.engine.stock import StockDecider
 from stockflow.engine.writer import Writer
-from stockflow.settings import Settings
 
 __all__ = ["Serving", "build_coordinator", "build_processor", "database", "migrated_database",
            "run_coordinator", "run_processor",

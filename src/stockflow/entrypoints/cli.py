@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from stockflow import StockflowError
 from stockflow.adapters.logs import configure
-from stockflow.settings import Settings
+from stockflow.adapters.settings import Settings
 
 __all__ = ["main"]
 
@@ -71,7 +71,7 @@ def _progress(done: int, total: int) -> None:
 
 
 def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
-    from stockflow.publisher import Publisher, PublishError, envelope  # noqa: PLC0415
+    from stockflow.adapters.publisher import Publisher, PublishError, envelope  # noqa: PLC0415
 
     path = Path(args.file)
     total = sum(1 for line in path.open() if line.strip())
@@ -159,9 +159,9 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     """Publish simulated traffic to the configured Kafka until Ctrl-C or --duration."""
     import threading  # noqa: PLC0415
 
+    from stockflow.adapters.publisher import Publisher  # noqa: PLC0415
     from stockflow.adapters.signals import stop_on_signals  # noqa: PLC0415
     from stockflow.devtools.simulate import Simulation, Simulator  # noqa: PLC0415
-    from stockflow.publisher import Publisher  # noqa: PLC0415
 
     if args.backfill_days:
         return _backfill(args, settings)
@@ -189,11 +189,11 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
     from rich.progress import Progress  # noqa: PLC0415
 
     from stockflow.adapters.kafka import admin  # noqa: PLC0415
+    from stockflow.adapters.publisher import Publisher  # noqa: PLC0415
     from stockflow.adapters.signals import stop_on_signals  # noqa: PLC0415
     from stockflow.devtools.applied import AppliedWatch  # noqa: PLC0415
     from stockflow.devtools.backfill import history, patterns  # noqa: PLC0415
     from stockflow.entrypoints.app import migrated_database  # noqa: PLC0415
-    from stockflow.publisher import Publisher  # noqa: PLC0415
     from stockflow.usecases.backfill import publish_history  # noqa: PLC0415
 
     keys = [f"SKU-{s:05d}@WH-{w}" for s in range(args.skus)

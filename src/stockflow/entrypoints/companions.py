@@ -23,9 +23,9 @@ from typing import IO
 from stockflow import StockflowError
 from stockflow.adapters.db import api_keys
 from stockflow.adapters.ports import free_port, in_use
+from stockflow.adapters.settings import Settings
 from stockflow.contract.api_keys import new_token, token_hash
 from stockflow.entrypoints.app import database
-from stockflow.settings import Settings
 
 __all__ = ["Companions", "companions"]
 

@@ -20,11 +20,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeE
 from rich.table import Table
 
 from stockflow import StockflowError
+from stockflow.adapters.settings import Settings
 from stockflow.entrypoints.app import migrated_database
 from stockflow.entrypoints.arguments import png_path
 from stockflow.entrypoints.tables import add_column, show
 from stockflow.planning import reorder
-from stockflow.settings import Settings
 from stockflow.usecases.forecasting import Forecasts, Planned, forecast_stock
 
 if TYPE_CHECKING:

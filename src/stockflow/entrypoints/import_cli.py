@@ -16,11 +16,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from stockflow import StockflowError
 from stockflow.adapters.db import imports, store
+from stockflow.adapters.publisher import Publisher
+from stockflow.adapters.settings import Settings
 from stockflow.adapters.signals import stop_on_signals
 from stockflow.contract.csv_rows import KINDS
 from stockflow.entrypoints.app import migrated_database
-from stockflow.publisher import Publisher
-from stockflow.settings import Settings
 from stockflow.usecases.importer import new_import_id, plan, publish
 
 __all__ = ["register"]

@@ -14,6 +14,8 @@ from prometheus_client import CollectorRegistry
 
 from stockflow.adapters.db import queries, store
 from stockflow.adapters.kafka import consumer
+from stockflow.adapters.publisher import Publisher
+from stockflow.adapters.settings import Settings
 from stockflow.adapters.signals import stop_on_signals
 from stockflow.contract.topics import Topics
 from stockflow.devtools.simulate import Simulation, Simulator
@@ -22,8 +24,6 @@ from stockflow.entrypoints.app import database, serving
 from stockflow.entrypoints.companions import companions
 from stockflow.entrypoints.console import View, summary, summary_table
 from stockflow.entrypoints.tables import show
-from stockflow.publisher import Publisher
-from stockflow.settings import Settings
 
 __all__ = ["run_simulated"]
 

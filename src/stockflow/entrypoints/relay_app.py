@@ -19,9 +19,9 @@ from stockflow.adapters.kafka import watch_brokers
 from stockflow.adapters.kafka_metrics import KafkaMetrics
 from stockflow.adapters.relay_metrics import RelayMetrics
 from stockflow.adapters.secrets import SecretBox
+from stockflow.adapters.settings import Settings
 from stockflow.contract.topics import Topics
 from stockflow.entrypoints.app import database, migrated_database
-from stockflow.settings import Settings
 
 __all__ = ["guard_policy", "run_relay", "secret_box"]
 

@@ -13,11 +13,11 @@ from rich.table import Table
 
 from stockflow import StockflowError
 from stockflow.adapters.db import reports
+from stockflow.adapters.settings import Settings
 from stockflow.contract.instants import INSTANT_HELP
 from stockflow.entrypoints.app import migrated_database
 from stockflow.entrypoints.arguments import instant, png_path
 from stockflow.entrypoints.tables import add_column, show
-from stockflow.settings import Settings
 
 __all__ = ["register"]
 

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from stockflow import StockflowError
 from stockflow.adapters.db import warehouses as registry
+from stockflow.adapters.settings import Settings
 from stockflow.domain.warehouses import (
     DEFAULT_PRIORITY,
     KEEP,
@@ -28,7 +29,6 @@ from stockflow.domain.warehouses import (
 from stockflow.entrypoints.app import migrated_database
 from stockflow.entrypoints.arguments import location
 from stockflow.entrypoints.tables import add_column, show
-from stockflow.settings import Settings
 
 __all__ = ["describe", "register"]
 

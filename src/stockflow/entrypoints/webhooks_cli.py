@@ -15,13 +15,13 @@ from stockflow.adapters import ssrf
 from stockflow.adapters.db import store
 from stockflow.adapters.db import webhooks as hooks
 from stockflow.adapters.ports import require_free
+from stockflow.adapters.settings import Settings
 from stockflow.contract import webhooks as wire
 from stockflow.contract.instants import INSTANT_HELP
 from stockflow.domain.webhooks import matches, valid_pattern
 from stockflow.entrypoints.app import migrated_database
 from stockflow.entrypoints.arguments import instant
 from stockflow.entrypoints.relay_app import guard_policy, run_relay, secret_box
-from stockflow.settings import Settings
 
 __all__ = ["register"]
 

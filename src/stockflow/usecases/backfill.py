@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from stockflow.adapters.publisher import Publisher
 from stockflow.contract.events import INPUT_MODELS
 from stockflow.contract.topics import TopicKind
-from stockflow.publisher import Publisher
 
 __all__ = ["AppliedWait", "Backfilled", "publish_history"]
 

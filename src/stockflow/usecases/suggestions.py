@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+from stockflow.adapters.publisher import Publisher
+from stockflow.adapters.settings import Settings
 from stockflow.contract.emit import Message, output_message
 from stockflow.contract.events import envelope
 from stockflow.contract.outputs import ReorderSuggested
 from stockflow.contract.topics import Topics
 from stockflow.domain.effects import Output
-from stockflow.publisher import Publisher
-from stockflow.settings import Settings
 from stockflow.usecases.forecasting import Planned
 
 __all__ = ["publish_suggestions"]

@@ -32,6 +32,7 @@ from stockflow import __version__
 from stockflow.adapters.broker_watch import BrokerWatch
 from stockflow.adapters.db.store import AsyncConn
 from stockflow.adapters.kafka_metrics import KafkaMetrics
+from stockflow.adapters.settings import Settings
 from stockflow.adapters.signals import stop_on_signals
 from stockflow.entrypoints.api import imports, reads, reports, warehouses, writes
 from stockflow.entrypoints.api.auth import Gate
@@ -39,7 +40,6 @@ from stockflow.entrypoints.api.outcomes import Outcomes
 from stockflow.entrypoints.api.sender import ImportSender, Sender
 from stockflow.entrypoints.api.services import Services
 from stockflow.entrypoints.app import migrated_database
-from stockflow.settings import Settings
 
 __all__ = ["build_app", "run_api"]
 

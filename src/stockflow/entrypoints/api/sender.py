@@ -15,9 +15,9 @@ from fastapi import HTTPException
 
 from stockflow import StockflowError
 from stockflow.adapters.broker_watch import BrokerWatch
+from stockflow.adapters.publisher import Publisher, PublishError
+from stockflow.adapters.settings import Settings
 from stockflow.entrypoints.app import database
-from stockflow.publisher import Publisher, PublishError
-from stockflow.settings import Settings
 from stockflow.usecases.importer import Plan, publish
 
 __all__ = ["ImportSender", "Sender"]

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 from psycopg_pool import AsyncConnectionPool
 
+from stockflow.adapters.settings import Settings
 from stockflow.entrypoints.api.outcomes import Outcomes
 from stockflow.entrypoints.api.sender import ImportSender, Sender
-from stockflow.settings import Settings
 
 if TYPE_CHECKING:  # auth finds the gate through `services_of`: imported the other way round
     from stockflow.entrypoints.api.auth import Gate
