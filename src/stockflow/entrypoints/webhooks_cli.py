@@ -5,23 +5,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
 from dataclasses import asdict
-from datetime import timedelta
 from typing import Any
 
 from stockflow import StockflowError
-from stockflow.adapters import ssrf
 from stockflow.adapters.db import store
 from stockflow.adapters.db import webhooks as hooks
 from stockflow.adapters.ports import require_free
 from stockflow.adapters.settings import Settings
-from stockflow.contract import webhooks as wire
 from stockflow.contract.instants import INSTANT_HELP
 from stockflow.domain.webhooks import matches, valid_pattern
 from stockflow.entrypoints.app import migrated_database
 from stockflow.entrypoints.arguments import instant
-from stockflow.entrypoints.relay_app import guard_policy, run_relay, secret_box
+from stockflow.entrypoints.relay_app import run_relay
+from stockflow.usecases.webhooks import add_endpoint, rotate_secret
 
 __all__ = ["register"]
 
@@ -44,20 +41,11 @@ def _endpoint(conn: store.Conn, endpoint_id: str) -> hooks.Endpoint:
 
 def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     with migrated_database(settings) as conn:
-        try:
-            ssrf.check_now(args.url, guard_policy(settings))
-        except ssrf.UrlRefused as exc:
-            # the message names the host only: a URL's path may carry a receiver's token
-            raise StockflowError(f"the URL is refused: {exc}") from None
-        box = secret_box(settings)
-        endpoint_id = "ep_" + secrets.token_hex(8)
-        secret = wire.new_secret()
-        hooks.add_endpoint(conn, endpoint_id=endpoint_id, url=args.url,
-                           events=_patterns(args.events, "events"),
-                           keys=_patterns(args.keys, "keys"), description=args.description,
-                           sealed=box.seal(secret, endpoint_id.encode()))
-    print(f"endpoint {endpoint_id}")
-    print(f"secret   {secret}   (shown once: the receiver verifies signatures with it)")
+        made = add_endpoint(conn, settings, url=args.url,
+                            events=_patterns(args.events, "events"),
+                            keys=_patterns(args.keys, "keys"), description=args.description)
+    print(f"endpoint {made.endpoint_id}")
+    print(f"secret   {made.secret}   (shown once: the receiver verifies signatures with it)")
     return 0
 
 
@@ -87,10 +75,9 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_rotate(args: argparse.Namespace, settings: Settings) -> int:
     with migrated_database(settings) as conn:
         _endpoint(conn, args.id)
-        secret = wire.new_secret()
-        grace = timedelta(seconds=settings.webhook_rotation_grace)
-        hooks.rotate(conn, args.id, secret_box(settings).seal(secret, args.id.encode()), grace)
-    print(f"secret   {secret}   (shown once; the previous secret also signs for {grace})")
+        made = rotate_secret(conn, settings, args.id)
+    print(f"secret   {made.secret}   (shown once; the previous secret also signs for "
+          f"{made.grace})")
     return 0
 
 
