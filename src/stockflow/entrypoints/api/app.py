@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from functools import partial
 
 import psycopg
 from fastapi import FastAPI, Request, Response
@@ -37,9 +38,9 @@ from stockflow.adapters.signals import stop_on_signals
 from stockflow.entrypoints.api import imports, reads, reports, warehouses, writes
 from stockflow.entrypoints.api.auth import Gate
 from stockflow.entrypoints.api.outcomes import Outcomes
-from stockflow.entrypoints.api.sender import ImportSender, Sender
 from stockflow.entrypoints.api.services import Services
-from stockflow.entrypoints.app import migrated_database
+from stockflow.entrypoints.app import database, migrated_database
+from stockflow.usecases.sender import ImportSender, Sender
 
 __all__ = ["build_app", "run_api"]
 
@@ -183,7 +184,8 @@ def build_app(settings: Settings) -> FastAPI:
         services = Services(
             settings=settings, pool=pool,
             gate=Gate(pool, settings.api_rate_limit, settings.api_rate_burst),
-            sender=Sender(settings, watch), import_sender=ImportSender(settings, watch),
+            sender=Sender(settings, watch),
+            import_sender=ImportSender(settings, partial(database, settings), watch),
             outcomes=Outcomes(pool))
         try:
             yield {"services": services}  # every request's state: see `services_of`

@@ -8,12 +8,14 @@ import asyncio
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from confluent_kafka import KafkaException
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from stockflow import StockflowError
 from stockflow.adapters.db import imports
+from stockflow.adapters.publisher import PublishError
 from stockflow.entrypoints.api.auth import Authenticated, Caller, require
 from stockflow.entrypoints.api.models import Problem, problems
 from stockflow.entrypoints.api.services import ApiSettings, ImportPublisher, Pool
@@ -126,7 +128,13 @@ async def post_import(
         return JSONResponse(Imported(**checked, published=0).model_dump(mode="json"), 200)
     await claim_idempotency_key(pool, request.url.path, caller, idempotency_key,
                                 {"kind": kind, "file": found.digest})
-    await sender.send(found)
+    try:
+        await sender.send(found)
+    except (PublishError, KafkaException) as exc:
+        raise HTTPException(503, f"Kafka did not take the rows: {exc}; nothing was "
+                                 "published (retry with the same Idempotency-Key)") from None
+    except StockflowError as exc:  # its id named another file
+        raise HTTPException(422, str(exc)) from None
     return Imported(**{**checked, "import_id": found.import_id},
                     published=len(found.messages))
 

@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from stockflow.adapters.settings import Settings
 from stockflow.entrypoints.api.outcomes import Outcomes
-from stockflow.entrypoints.api.sender import ImportSender, Sender
+from stockflow.usecases.sender import ImportSender, Sender
 
 if TYPE_CHECKING:  # auth finds the gate through `services_of`: imported the other way round
     from stockflow.entrypoints.api.auth import Gate

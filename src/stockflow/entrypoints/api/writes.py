@@ -20,12 +20,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+from confluent_kafka import KafkaException
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query, Request
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field, ValidationError
 
 from stockflow.adapters.db import idempotency, reads
 from stockflow.adapters.db import warehouses as warehouses_db
+from stockflow.adapters.publisher import PublishError
 from stockflow.contract.events import envelope
 from stockflow.domain.order_inputs import OrderRequested, fingerprint
 from stockflow.entrypoints.api.auth import Authenticated, Caller, require
@@ -40,6 +42,7 @@ from stockflow.entrypoints.api.bodies import (
 )
 from stockflow.entrypoints.api.models import Problem, problems
 from stockflow.entrypoints.api.services import ApiServices, Services
+from stockflow.usecases.sender import Sender
 
 __all__ = ["IdempotencyKey", "claim_idempotency_key", "router"]
 
@@ -127,8 +130,21 @@ def _docs(caller: Caller, idempotency_key: str | None,
             for ident, (type_, data) in zip(ids, events, strict=True)]
 
 
+async def _send(sender: Sender, docs: list[dict[str, Any]]) -> None:
+    """Publish a request's events in one transaction: 422 for an invalid one (nothing of
+    the request is published), 503 when Kafka did not take them."""
+    try:
+        await sender.send(docs)
+    except PublishError as exc:
+        if exc.reason is None:
+            raise HTTPException(503, f"Kafka did not take the events: {exc}") from None
+        raise HTTPException(422, f"{exc} (nothing was published)") from None
+    except KafkaException as exc:
+        raise HTTPException(503, f"Kafka did not take the events: {exc}") from None
+
+
 async def _publish(services: Services, docs: list[dict[str, Any]], wait: float) -> Accepted:
-    await services.sender.send(docs)
+    await _send(services.sender, docs)
     ids = [str(d["id"]) for d in docs]
     if not wait:
         return Accepted(event_ids=ids)
@@ -218,7 +234,7 @@ async def post_order(body: OrderRequest, request: Request, caller: Writer,
     await _check_order(services.pool, data)
     await claim_idempotency_key(services.pool, request.url.path, caller, idempotency_key, data)
     docs = _docs(caller, idempotency_key, [("order.requested", data)])
-    await services.sender.send(docs)
+    await _send(services.sender, docs)
     ident, order_id = str(docs[0]["id"]), str(data["order_id"])
     if not wait:
         return OrderAnswer(order_id=order_id, event_id=ident, status="pending")
