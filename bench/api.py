@@ -44,13 +44,13 @@ from pydantic import SecretStr
 
 from stockflow.adapters.db import api_keys, store, warehouses
 from stockflow.adapters.kafka import produce_all, producer
+from stockflow.adapters.settings import Settings
 from stockflow.contract.api_keys import new_token, token_hash
 from stockflow.contract.emit import Message
 from stockflow.contract.events import envelope
 from stockflow.contract.topics import TopicKind, Topics
 from stockflow.devtools.localenv import free_port, local_services
 from stockflow.domain.warehouses import Warehouse
-from stockflow.settings import Settings
 
 WARMUP = 3.0
 

@@ -17,9 +17,9 @@ from confluent_kafka import Consumer
 
 from stockflow.adapters.db.migrate import migrate
 from stockflow.adapters.kafka import admin, create_topics, produce_all, producer
+from stockflow.adapters.settings import Settings
 from stockflow.contract.emit import Message
 from stockflow.contract.topics import Topics
-from stockflow.settings import Settings
 
 TABLES = ("ledger", "processed_events", "reservations", "stock")
 _CHUNK = 10_000

@@ -20,10 +20,10 @@ from confluent_kafka.admin import AdminClient
 from stockflow.adapters.db.migrate import migrate
 from stockflow.adapters.db.store import Conn
 from stockflow.adapters.kafka import admin, create_topics, produce_all, producer
+from stockflow.adapters.settings import Settings
 from stockflow.contract.emit import Message
 from stockflow.contract.topics import Topics
 from stockflow.devtools.workload import Item
-from stockflow.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,10 +53,8 @@ def publish(s: Settings, topics: Topics, items: list[Item]) -> None:
 
 def env_of(s: Settings, **extra: str) -> dict[str, str]:
     """The environment of a processor (or baseline, or peer) working on `s`."""
-    return {**os.environ, "STOCKFLOW_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
-            "STOCKFLOW_DATABASE_URL": s.dsn(), "STOCKFLOW_TOPIC_PREFIX": s.topic_prefix,
-            "STOCKFLOW_DATABASE_SCHEMA": s.database_schema, "STOCKFLOW_GROUP_ID": s.group_id,
-            "STOCKFLOW_METRICS_PORT": "0", "STOCKFLOW_LOG_LEVEL": "WARNING", **extra}
+    return {**os.environ, **s.environment(), "STOCKFLOW_METRICS_PORT": "0",
+            "STOCKFLOW_LOG_LEVEL": "WARNING", **extra}
 
 
 _CONNS: dict[str, Conn] = {}

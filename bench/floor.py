@@ -18,8 +18,8 @@ import psycopg
 from confluent_kafka import TopicPartition
 
 from stockflow.adapters.kafka import consumer, producer, take_arrived
+from stockflow.adapters.settings import Settings
 from stockflow.contract.topics import TopicKind, Topics
-from stockflow.settings import Settings
 
 _ID = b'"id"'
 

@@ -36,8 +36,8 @@ from rich.table import Table
 
 from stockflow import StockflowError
 from stockflow.devtools.backfill import Pattern, history, patterns
-from stockflow.entrypoints.forecast_cli import forecast_keys
 from stockflow.planning.forecast import BASELINE, MODELS, KeyForecast
+from stockflow.usecases.forecasting import forecast_keys
 
 Series = npt.NDArray[np.float64]
 TRUTH, NO_PROMOTIONS = "truth", "truth, no promotions"

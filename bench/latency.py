@@ -34,10 +34,10 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from prometheus_client.parser import text_string_to_metric_families
 
 from stockflow.adapters.kafka import admin, producer
+from stockflow.adapters.settings import Settings
 from stockflow.contract.topics import TopicKind, Topics
 from stockflow.devtools.localenv import free_port
 from stockflow.devtools.workload import Item, generate
-from stockflow.settings import Settings
 
 _TICK = 0.001  # the paced producer's step, seconds
 _CAUSE = b'"event_id":"'

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from common import committed, end_offsets, env_of, prepare, publish, say, settings_for
 
+from stockflow.adapters.settings import Settings
 from stockflow.devtools.localenv import free_port
 from stockflow.devtools.workload import generate
-from stockflow.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ import faust
 import psycopg
 
 from stockflow.adapters.kafka import admin, require_copartitioned
+from stockflow.adapters.settings import Settings
 from stockflow.contract.emit import Message, output_message
 from stockflow.contract.events import parse
 from stockflow.contract.topics import Topics
@@ -37,7 +38,6 @@ from stockflow.domain.effects import Decision, LedgerEntry, Outcome
 from stockflow.domain.inputs import Event
 from stockflow.domain.rules import apply
 from stockflow.domain.state import StockState, new_state
-from stockflow.settings import Settings
 
 log = logging.getLogger("peer_faust")
 

@@ -49,10 +49,10 @@ from common import (
 from pydantic import SecretStr
 
 from stockflow.adapters.observer import STAGES
+from stockflow.adapters.settings import Settings
 from stockflow.contract.topics import Topics
 from stockflow.devtools.localenv import local_services
 from stockflow.devtools.workload import Item, Workload, generate
-from stockflow.settings import Settings
 
 PROCESSOR = [sys.executable, "-m", "stockflow", "process"]
 NAIVE = [sys.executable, str(ROOT / "bench" / "naive.py")]

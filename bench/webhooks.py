@@ -37,11 +37,11 @@ from stockflow.adapters.db import store
 from stockflow.adapters.db import webhooks as hooks
 from stockflow.adapters.kafka import produce_all, producer
 from stockflow.adapters.secrets import SecretBox
+from stockflow.adapters.settings import Settings
 from stockflow.contract.emit import Message
 from stockflow.contract.topics import TopicKind, Topics
 from stockflow.contract.webhooks import new_secret
 from stockflow.devtools.localenv import free_port, local_services
-from stockflow.settings import Settings
 
 KEY = base64.b64encode(secrets.token_bytes(32)).decode()
 

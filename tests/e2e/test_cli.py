@@ -16,9 +16,9 @@ from pathlib import Path
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
 from stockflow.adapters.kafka import admin
+from stockflow.adapters.settings import Settings
 from stockflow.contract.topics import Topics
 from stockflow.devtools.localenv import LocalServices, free_port
-from stockflow.settings import Settings
 from tests.integration.harness import make_env, wait_drained
 
 

@@ -28,13 +28,13 @@ from stockflow.adapters.kafka import (
     produce_all,
     producer,
 )
+from stockflow.adapters.settings import Settings
 from stockflow.contract.emit import Message
 from stockflow.contract.topics import INPUTS, TopicKind, Topics
 from stockflow.devtools.localenv import LocalServices
 from stockflow.devtools.workload import Item
 from stockflow.engine.host import Host
 from stockflow.entrypoints.app import build_processor
-from stockflow.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -44,15 +44,9 @@ class Env:
 
     @property
     def env_vars(self) -> dict[str, str]:
-        s = self.settings
-        return {"STOCKFLOW_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
-                "STOCKFLOW_DATABASE_URL": s.dsn(), "STOCKFLOW_TOPIC_PREFIX": s.topic_prefix,
-                "STOCKFLOW_DATABASE_SCHEMA": s.database_schema,
-                "STOCKFLOW_GROUP_ID": s.group_id, "STOCKFLOW_METRICS_PORT": "0",
-                "STOCKFLOW_COORDINATOR_GROUP_ID": s.coordinator_group_id,
-                "STOCKFLOW_COORDINATOR_METRICS_PORT": "0",
-                "STOCKFLOW_SESSION_TIMEOUT_MS": str(s.session_timeout_ms),
-                "STOCKFLOW_SWEEP_INTERVAL": str(s.sweep_interval)}
+        """The environment of a `stockflow` child working on these settings."""
+        return {**self.settings.environment(), "STOCKFLOW_METRICS_PORT": "0",
+                "STOCKFLOW_COORDINATOR_METRICS_PORT": "0"}
 
     def db(self) -> psycopg.Connection[tuple[object, ...]]:
         conn = psycopg.connect(self.settings.dsn(), autocommit=True)

@@ -17,10 +17,10 @@ from typing import Any, cast
 import httpx
 
 from stockflow.adapters.db import warehouses as warehouses_db
+from stockflow.adapters.publisher import Publisher
 from stockflow.devtools.localenv import LocalServices, free_port
 from stockflow.devtools.workload import generate
 from stockflow.entrypoints.app import build_coordinator
-from stockflow.publisher import Publisher
 from tests.factories import wh
 from tests.integration.harness import (
     Env,

@@ -27,12 +27,12 @@ import pytest
 from confluent_kafka import KafkaException
 
 from stockflow.adapters.kafka import produce_all, producer
+from stockflow.adapters.publisher import Publisher
+from stockflow.adapters.settings import Settings
 from stockflow.contract.emit import Message
 from stockflow.contract.topics import TopicKind
 from stockflow.devtools.localenv import LocalServices, free_port
 from stockflow.devtools.workload import generate
-from stockflow.publisher import Publisher
-from stockflow.settings import Settings
 from tests.factories import envelope
 from tests.integration.harness import (
     Env,

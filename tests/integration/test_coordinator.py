@@ -14,12 +14,12 @@ from prometheus_client import CollectorRegistry
 from stockflow.adapters.db import warehouses as warehouses_db
 from stockflow.adapters.kafka import produce_all, producer
 from stockflow.adapters.order_metrics import OrderMetrics
+from stockflow.adapters.publisher import Publisher, PublishError
 from stockflow.contract.emit import Message
 from stockflow.contract.events import envelope
 from stockflow.contract.topics import TopicKind
 from stockflow.devtools.localenv import LocalServices
 from stockflow.entrypoints.app import build_coordinator
-from stockflow.publisher import Publisher, PublishError
 from tests.factories import wh
 from tests.integration.harness import Env, make_env, processor_thread, read_topic
 

@@ -20,11 +20,11 @@ import jsonschema
 import numpy as np
 
 from stockflow.adapters.db import demand
+from stockflow.adapters.publisher import Publisher
 from stockflow.contract.topics import TopicKind
 from stockflow.devtools.backfill import history, patterns
 from stockflow.devtools.localenv import LocalServices
 from stockflow.planning.forecast import MODELS
-from stockflow.publisher import Publisher
 from tests.images import assert_meaningful_png
 from tests.integration.harness import Env, make_env, processor_thread, read_topic, wait_drained
 

@@ -38,6 +38,7 @@ from stockflow.adapters.db.migrate import migrate
 from stockflow.adapters.health import Health
 from stockflow.adapters.kafka import DeliveryFailures
 from stockflow.adapters.observer import NullObserver
+from stockflow.adapters.publisher import prepare
 from stockflow.contract.emit import Message
 from stockflow.contract.events import envelope
 from stockflow.contract.topics import COORDINATOR_INPUTS, INPUTS, TP, TopicKind, Topics
@@ -52,7 +53,6 @@ from stockflow.engine.host import Host
 from stockflow.engine.ports import Decider
 from stockflow.engine.stock import StockDecider
 from stockflow.engine.writer import Writer
-from stockflow.publisher import prepare
 from tests.fake_kafka import Broker, Crash, FakeConsumer, FakeProducer, Life, Record
 from tests.integration.checks import assert_orders_hold
 from tests.order_kit import pins, registries

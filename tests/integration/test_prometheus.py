@@ -12,8 +12,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from stockflow.adapters.publisher import Publisher
 from stockflow.devtools.localenv import LocalServices, free_port
-from stockflow.publisher import Publisher
 from tests.integration.harness import log_of, make_env, spawn, wait_drained
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"

@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+from stockflow.adapters.publisher import Publisher
 from stockflow.devtools.localenv import LocalServices
-from stockflow.publisher import Publisher
 from tests.integration.harness import Env, make_env, processor_thread, wait_drained
 from tests.integration.test_api import api_server, bearer, new_key
 

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from stockflow.adapters.publisher import Publisher, PublishError
 from stockflow.contract.events import Reason
 from stockflow.contract.topics import TopicKind
 from stockflow.devtools.localenv import LocalServices
-from stockflow.publisher import Publisher, PublishError
 from tests.integration.harness import (
     Env,
     db_quantities,

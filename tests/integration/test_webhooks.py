@@ -23,6 +23,7 @@ from standardwebhooks.webhooks import Webhook
 
 from stockflow.adapters.db import warehouses as warehouses_db
 from stockflow.adapters.db import webhooks as hooks
+from stockflow.adapters.publisher import Publisher
 from stockflow.adapters.secrets import SecretBox
 from stockflow.contract.topics import TopicKind
 from stockflow.contract.webhooks import new_secret
@@ -30,7 +31,6 @@ from stockflow.devtools.localenv import LocalServices, free_port
 from stockflow.devtools.workload import _Builder, generate
 from stockflow.domain.webhooks import matches
 from stockflow.engine.relay import RELAYED, read_event
-from stockflow.publisher import Publisher
 from tests.factories import wh
 from tests.integration.harness import (
     Env,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from stockflow.settings import Settings
+from stockflow.adapters.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

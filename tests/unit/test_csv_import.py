@@ -10,8 +10,8 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stockflow.importer import Plan, new_import_id, plan
-from stockflow.settings import Settings
+from stockflow.adapters.settings import Settings
+from stockflow.usecases.importer import Plan, new_import_id, plan
 
 SETTINGS = Settings()
 

@@ -136,7 +136,7 @@ def test_summary_counts_every_key_once() -> None:
 
 
 def test_the_process_pool_gives_each_key_its_own_forecast() -> None:
-    from stockflow.entrypoints.forecast_cli import forecast_keys  # noqa: PLC0415
+    from stockflow.usecases.forecasting import forecast_keys  # noqa: PLC0415
 
     rng = np.random.default_rng(6)
     # chunks finish out of order on two processes; every fifth key is too short to forecast

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from stockflow.adapters.settings import Settings
 from stockflow.domain.effects import Decision
 from stockflow.domain.inputs import Event
 from stockflow.domain.rules import apply, may_lower_on_hand
 from stockflow.domain.state import Policy, Remediation, Status, StockState, new_state
-from stockflow.settings import Settings
 from tests.factories import event
 
 ON = Policy(oversell_remediation=Remediation.RELEASE_NEWEST_PENDING)

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from stockflow.adapters.settings import Settings
 from stockflow.domain.warehouses import (
     DEFAULT_PRIORITY,
     KEEP,
@@ -26,7 +27,6 @@ from stockflow.entrypoints.api.warehouses import WarehouseIn, WarehousePatch
 from stockflow.entrypoints.arguments import location
 from stockflow.entrypoints.cli import parser
 from stockflow.entrypoints.warehouses_cli import describe
-from stockflow.settings import Settings
 
 
 @pytest.mark.parametrize(("lat", "lon"), [(-90, -180), (90, 180), (0, 0), (52.52, 13.405)])

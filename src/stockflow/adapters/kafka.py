@@ -21,9 +21,9 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from stockflow import StockflowError
 from stockflow.adapters.broker_watch import BrokerWatch
+from stockflow.adapters.settings import Settings
 from stockflow.contract.emit import Message as Outgoing
 from stockflow.contract.topics import TP
-from stockflow.settings import Settings
 
 __all__ = [
     "DeliveryFailures",

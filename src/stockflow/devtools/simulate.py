@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from stockflow.publisher import Publisher
+from stockflow.adapters.publisher import Publisher
 
 __all__ = ["Simulation", "Simulator"]
 

@@ -7,17 +7,13 @@ import json
 from typing import Any
 
 from stockflow import StockflowError
-from stockflow.adapters.db import api_keys, store
+from stockflow.adapters.db import api_keys
 from stockflow.adapters.ports import require_free
+from stockflow.adapters.settings import Settings
 from stockflow.contract.api_keys import SCOPES, new_token, token_hash
 from stockflow.entrypoints.app import migrated_database
-from stockflow.settings import Settings
 
 __all__ = ["register"]
-
-
-def _connect() -> store.Conn:
-    return migrated_database(Settings())
 
 
 def _scopes(text: str) -> list[str]:
@@ -28,12 +24,12 @@ def _scopes(text: str) -> list[str]:
     return found
 
 
-def cmd_create(args: argparse.Namespace) -> int:
+def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
     scopes = _scopes(args.scopes)
     if not 1 <= len(args.name) <= 100:
         raise StockflowError("--name: 1 to 100 characters")
     made = new_token()
-    with _connect() as conn:
+    with migrated_database(settings) as conn:
         api_keys.add(conn, key_id=made.id, name=args.name, digest=token_hash(made.token),
                      scopes=scopes)
     print(f"key      {made.id}")
@@ -41,8 +37,8 @@ def cmd_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    with _connect() as conn:
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    with migrated_database(settings) as conn:
         rows = api_keys.keys(conn)
     listed: list[dict[str, Any]] = [{"id": k.id, "name": k.name, "scopes": sorted(k.scopes),
                "created_at": k.created_at.isoformat(),
@@ -57,16 +53,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_revoke(args: argparse.Namespace) -> int:
-    with _connect() as conn:
+def cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    with migrated_database(settings) as conn:
         if not api_keys.revoke(conn, args.id):
             raise StockflowError(f"no active API key {args.id!r}")
     print(f"{args.id} revoked (servers stop accepting it within seconds)")
     return 0
 
 
-def cmd_api(_: argparse.Namespace) -> int:
-    settings = Settings()
+def cmd_api(_: argparse.Namespace, settings: Settings) -> int:
     require_free(settings.api_host, settings.api_port, Settings.variable("api_port"))
     from stockflow.entrypoints.api.app import run_api  # noqa: PLC0415 - FastAPI loads here only
 

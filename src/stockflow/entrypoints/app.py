@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import gc
 import logging
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from types import FrameType
 from typing import NamedTuple
 
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -31,6 +28,8 @@ from stockflow.adapters.kafka_metrics import KafkaMetrics
 from stockflow.adapters.metrics import PrometheusObserver
 from stockflow.adapters.observer import NullObserver, Observer
 from stockflow.adapters.order_metrics import OrderMetrics
+from stockflow.adapters.settings import Settings
+from stockflow.adapters.signals import stop_on_signals
 from stockflow.contract.topics import Topics
 from stockflow.engine.checkpoint import Checkpoint
 from stockflow.engine.coordinator import CoordinatorDecider, OrderWatch
@@ -38,11 +37,10 @@ from stockflow.engine.host import Host
 from stockflow.engine.ports import Decider
 from stockflow.engine.stock import StockDecider
 from stockflow.engine.writer import Writer
-from stockflow.settings import Settings
 
 __all__ = ["Serving", "build_coordinator", "build_processor", "database", "migrated_database",
            "run_coordinator", "run_processor",
-           "serving", "stop_on_signals"]
+           "serving"]
 
 # seconds a batch's outputs may take to be delivered before it counts as an outage
 FLUSH_TIMEOUT = 30.0
@@ -142,26 +140,6 @@ def _hosting(settings: Settings, decider: Decider, group: str, observer: Observe
         batch_max=settings.batch_max_messages, idle_wait=settings.idle_wait,
         sweep_interval=settings.sweep_interval, give_up=settings.outage_give_up,
     )
-
-
-@contextmanager
-def stop_on_signals(then: Callable[[], None] | None = None) -> Iterator[threading.Event]:
-    """A stop flag set by SIGINT/SIGTERM, which also call `then`; the previous handlers
-    come back afterwards."""
-    stop = threading.Event()
-
-    def handle(signum: int, _frame: FrameType | None) -> None:
-        log.info("%s received: finishing the work in hand", signal.Signals(signum).name)
-        stop.set()
-        if then is not None:
-            then()
-
-    old = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 class Serving(NamedTuple):

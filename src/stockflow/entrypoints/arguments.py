@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime
+from pathlib import Path
 
 from stockflow.contract.instants import parse_instant
 from stockflow.domain.warehouses import Location
 
-__all__ = ["instant", "location"]
+__all__ = ["instant", "location", "png_path"]
 
 
 def instant(text: str) -> datetime:
@@ -37,3 +38,15 @@ def _degrees(text: str) -> float:
         return float(text)
     except ValueError:
         raise ValueError(f"{text.strip()!r} is not a number of degrees") from None
+
+
+def png_path(text: str) -> Path:
+    """An argparse type for `--plot FILE.png`."""
+    # refused before the query runs, rather than after it, with the report lost
+    path = Path(text)
+    if path.suffix.lower() != ".png":
+        raise argparse.ArgumentTypeError(f"{text!r}: the chart is a PNG; name it *.png")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r}: no directory {str(path.parent)!r} to "
+                                         "write the chart in")
+    return path

@@ -8,13 +8,15 @@ import json
 import logging
 import os
 import sys
-from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from stockflow import StockflowError
 from stockflow.adapters.logs import configure
-from stockflow.settings import Settings
+from stockflow.adapters.settings import Settings
 
 __all__ = ["main"]
 
@@ -22,16 +24,15 @@ log = logging.getLogger("stockflow")
 
 _LIVE_RATE, _BACKFILL_RATE = 500.0, 5000.0  # simulate's default offered events/s
 
+# What each subcommand runs: its parsed arguments and the process's one Settings in, the
+# exit status out. Only `main` reads the environment.
+Command = Callable[[argparse.Namespace, Settings], int]
 
-def _settings() -> Settings:
-    return Settings()
 
-
-def cmd_topics_create(args: argparse.Namespace) -> int:
+def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
     from stockflow.adapters.kafka import admin, create_topics  # noqa: PLC0415 - keeps --help fast
     from stockflow.contract.topics import Topics  # noqa: PLC0415
 
-    settings = _settings()
     topics = Topics(settings.topic_prefix)
     created = create_topics(admin(settings), topics.all, args.partitions, args.replication_factor)
     for name in topics.all:
@@ -39,27 +40,26 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_db_migrate(_: argparse.Namespace) -> int:
+def cmd_db_migrate(_: argparse.Namespace, settings: Settings) -> int:
     from stockflow.adapters.db.migrate import migrate  # noqa: PLC0415
 
-    settings = _settings()
     applied = migrate(settings.dsn(), settings.database_schema)
     print(f"schema {settings.database_schema}: "
           + (f"applied {', '.join(applied)}" if applied else "up to date"))
     return 0
 
 
-def cmd_process(_: argparse.Namespace) -> int:
+def cmd_process(_: argparse.Namespace, settings: Settings) -> int:
     from stockflow.entrypoints.app import run_processor  # noqa: PLC0415
 
-    run_processor(_settings())
+    run_processor(settings)
     return 0
 
 
-def cmd_coordinate(_: argparse.Namespace) -> int:
+def cmd_coordinate(_: argparse.Namespace, settings: Settings) -> int:
     from stockflow.entrypoints.app import run_coordinator  # noqa: PLC0415
 
-    run_coordinator(_settings())
+    run_coordinator(settings)
     return 0
 
 
@@ -70,13 +70,13 @@ def _progress(done: int, total: int) -> None:
           file=sys.stderr, flush=True)
 
 
-def cmd_publish(args: argparse.Namespace) -> int:
-    from stockflow.publisher import Publisher, PublishError, envelope  # noqa: PLC0415
+def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
+    from stockflow.adapters.publisher import Publisher, PublishError, envelope  # noqa: PLC0415
 
     path = Path(args.file)
     total = sum(1 for line in path.open() if line.strip())
     sent = failed = 0
-    with Publisher(_settings()) as pub:
+    with Publisher(settings) as pub:
         for n, line in enumerate(path.open(), 1):
             if not line.strip():
                 continue
@@ -95,10 +95,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def cmd_stock(args: argparse.Namespace) -> int:
+def cmd_stock(args: argparse.Namespace, settings: Settings) -> int:
     from stockflow.adapters.db import queries, store  # noqa: PLC0415
 
-    settings = _settings()
     with store.connect(settings.dsn(), settings.database_schema) as conn:
         doc = queries.stock_of(conn, args.key)
     if doc is None:
@@ -112,7 +111,7 @@ def cmd_stock(args: argparse.Namespace) -> int:
     return 0
 
 
-def _embedded_ports(settings: Settings, names: tuple[str, ...]) -> None:
+def _embedded_ports(settings: Settings, names: tuple[str, ...]) -> Settings:
     """The main job on its embedded default listens where it finds room, as its Kafka and
     Postgres do: each of the port settings `names` that the user did not set becomes 0 (a
     free port), so a second job, or a service already on 9108, 8080 or 9109, is no
@@ -120,15 +119,17 @@ def _embedded_ports(settings: Settings, names: tuple[str, ...]) -> None:
     Kafka and Postgres have started."""
     from stockflow.adapters.ports import require_free  # noqa: PLC0415
 
+    free: dict[str, Any] = {}
     for name in names:
         if name in settings.model_fields_set:
             host = settings.api_host if name == "api_port" else settings.metrics_host
             require_free(host, getattr(settings, name), Settings.variable(name))
         else:
-            os.environ[Settings.variable(name)] = "0"
+            free[name] = 0
+    return settings.model_copy(update=free)
 
 
-def cmd_up(args: argparse.Namespace) -> int:
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     """The main job: local Kafka and Postgres (or the configured ones), topics, migrations,
     the processor and, with --simulate, a simulated workload and a live view; until Ctrl-C
     (or --duration)."""
@@ -137,33 +138,34 @@ def cmd_up(args: argparse.Namespace) -> int:
     served = ("metrics_port", "api_port", "relay_metrics_port",
               "coordinator_metrics_port") if args.simulate else (
         "metrics_port",)
-    _embedded_ports(_settings(), served)
+    settings = _embedded_ports(settings, served)
     with local_services() as found:
-        os.environ["STOCKFLOW_KAFKA_BOOTSTRAP"] = found.kafka_bootstrap
-        os.environ["STOCKFLOW_DATABASE_URL"] = found.database_url
-        cmd_topics_create(args)
-        cmd_db_migrate(args)
+        settings = settings.model_copy(update={
+            "kafka_bootstrap": found.kafka_bootstrap,
+            "database_url": SecretStr(found.database_url)})
+        cmd_topics_create(args, settings)
+        cmd_db_migrate(args, settings)
         print(f"kafka {found.kafka_bootstrap}  postgres {found.database_url}\n"
               "Ctrl-C stops everything", file=sys.stderr)
         if not args.simulate:
-            return cmd_process(args)
+            return cmd_process(args, settings)
         from stockflow.entrypoints.main_job import run_simulated  # noqa: PLC0415
 
-        return run_simulated(_settings(), rate=args.rate or _LIVE_RATE, duration=args.duration,
+        return run_simulated(settings, rate=args.rate or _LIVE_RATE, duration=args.duration,
                              skus=args.skus, refresh=args.refresh, as_json=args.json)
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     """Publish simulated traffic to the configured Kafka until Ctrl-C or --duration."""
     import threading  # noqa: PLC0415
 
+    from stockflow.adapters.publisher import Publisher  # noqa: PLC0415
+    from stockflow.adapters.signals import stop_on_signals  # noqa: PLC0415
     from stockflow.devtools.simulate import Simulation, Simulator  # noqa: PLC0415
-    from stockflow.entrypoints.app import stop_on_signals  # noqa: PLC0415
-    from stockflow.publisher import Publisher  # noqa: PLC0415
 
     if args.backfill_days:
-        return _backfill(args)
-    sim = Simulator(Publisher(_settings(), source="stockflow-simulator"),
+        return _backfill(args, settings)
+    sim = Simulator(Publisher(settings, source="stockflow-simulator"),
                     Simulation(skus=args.skus, rate=args.rate or _LIVE_RATE))
     if not args.no_seed:
         sim.seed_stock()
@@ -177,37 +179,29 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _backfill(args: argparse.Namespace) -> int:
+def _backfill(args: argparse.Namespace, settings: Settings) -> int:
     """Publish `--backfill-days` of demand history with past event times to a running
-    processor, then exit. Nothing orders a key's events across input topics, so a shipment
-    could be applied before the receipt that stocked it (and oversell, unvalued), however
-    slowly it was published: before publishing an event of a key whose earlier events went
-    to another topic, it waits until the processor has applied everything published so far
-    (three short waits a day at most). It gives up when nothing is applied for a minute.
-    `--rate` (default 5,000/s) caps the publishing between waits."""
-    import time  # noqa: PLC0415
+    processor, then exit, waiting for the processor where a key's events change topic (see
+    `usecases.backfill`: three short waits a day at most). It gives up when nothing is
+    applied for a minute. `--rate` (default 5,000/s) caps the publishing between waits."""
     from datetime import UTC, datetime, timedelta  # noqa: PLC0415
 
     from rich.progress import Progress  # noqa: PLC0415
 
     from stockflow.adapters.kafka import admin  # noqa: PLC0415
-    from stockflow.contract.events import INPUT_MODELS  # noqa: PLC0415
-    from stockflow.contract.topics import TopicKind  # noqa: PLC0415
+    from stockflow.adapters.publisher import Publisher  # noqa: PLC0415
+    from stockflow.adapters.signals import stop_on_signals  # noqa: PLC0415
     from stockflow.devtools.applied import AppliedWatch  # noqa: PLC0415
     from stockflow.devtools.backfill import history, patterns  # noqa: PLC0415
-    from stockflow.entrypoints.app import migrated_database, stop_on_signals  # noqa: PLC0415
-    from stockflow.publisher import Publisher  # noqa: PLC0415
+    from stockflow.entrypoints.app import migrated_database  # noqa: PLC0415
+    from stockflow.usecases.backfill import publish_history  # noqa: PLC0415
 
     keys = [f"SKU-{s:05d}@WH-{w}" for s in range(args.skus)
             for w in range(1, args.warehouses + 1)]
-    days, published, waits = args.backfill_days, Counter[str](), 0
-    rate, started = args.rate or _BACKFILL_RATE, time.monotonic()
+    days = args.backfill_days
     pats = patterns(keys, days, args.seed)
     now = datetime.now(UTC)
     first_day = (now - timedelta(days=days)).date()
-    settings = _settings()
-    # per key, the topic of its events published since the processor last caught up
-    unapplied: dict[str, TopicKind] = {}
     with (Publisher(settings, source="stockflow-backfill") as pub, stop_on_signals() as stop,
           migrated_database(settings) as conn, Progress(transient=True) as bar):
         watch = AppliedWatch(admin(settings), conn, settings.group_id, pub.topics.inputs)
@@ -218,26 +212,16 @@ def _backfill(args: argparse.Namespace) -> int:
             bar.update(task, description=f"waiting {seconds:.0f} s for the processor to "
                                          f"apply {behind:,} events")
 
-        for type_, data, at in history(pats, days, now, args.seed):
-            key, kind = f"{data['sku']}@{data['warehouse']}", INPUT_MODELS[type_][0]
-            if unapplied.setdefault(key, kind) != kind:
-                pub.flush()
-                started += watch.wait(stop, waiting=waiting)  # no burst to catch up after
-                bar.update(task, description=label)
-                unapplied, waits = {key: kind}, waits + 1
-            if stop.is_set():
-                break
-            ident = data.get("shipment_id") or data.get("receipt_id") or data.get("order_id")
-            pub.publish(type_, data, id_=str(ident), time=at)
-            published[type_] += 1
-            if (ahead := published.total() / rate - (time.monotonic() - started)) > 0.01:
-                stop.wait(ahead)
-            bar.update(task, completed=(at.date() - first_day).days)
-        pub.flush()
+        def progress(at: datetime) -> None:
+            bar.update(task, description=label, completed=(at.date() - first_day).days)
+
+        done = publish_history(pub, watch, history(pats, days, now, args.seed),
+                               rate=args.rate or _BACKFILL_RATE, stop=stop,
+                               progress=progress, waiting=waiting)
     shares = {kind: sum(p.kind == kind for p in pats.values()) for kind in ("smooth",
                                                                           "intermittent")}
-    print(json.dumps({"published": dict(published), "keys": shares, "days": days,
-                      "waits": waits}))
+    print(json.dumps({"published": dict(done.published), "keys": shares, "days": days,
+                      "waits": done.waits}))
     return 0
 
 
@@ -327,8 +311,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the `stockflow` command line; the process's exit status."""
     args = parser().parse_args(argv)
     configure(args.log_level, args.log_format)
+    command: Command = args.func
     try:
-        return int(args.func(args))
+        # read once, here: every command and what it wires get this one object
+        return command(args, Settings())
     except StockflowError as exc:  # a known refusal: the message says it all
         log.error("%s", exc)  # noqa: TRY400 - no traceback for a refusal
         return 2

@@ -23,9 +23,9 @@ from typing import IO
 from stockflow import StockflowError
 from stockflow.adapters.db import api_keys
 from stockflow.adapters.ports import free_port, in_use
+from stockflow.adapters.settings import Settings
 from stockflow.contract.api_keys import new_token, token_hash
 from stockflow.entrypoints.app import database
-from stockflow.settings import Settings
 
 __all__ = ["Companions", "companions"]
 
@@ -151,10 +151,8 @@ def companions(settings: Settings) -> Iterator[Companions]:
            else base64.b64encode(secrets.token_bytes(32)).decode())  # for this run only
     workdir = Path(tempfile.mkdtemp(prefix="stockflow-up-"))
     env_file, log_file = workdir / "env", workdir / "companions.log"
-    names = ("KAFKA_BOOTSTRAP", "DATABASE_URL", "TOPIC_PREFIX", "DATABASE_SCHEMA")
-    child_env = {f"STOCKFLOW_{n}": os.environ[f"STOCKFLOW_{n}"] for n in names
-                 if f"STOCKFLOW_{n}" in os.environ}
-    child_env["STOCKFLOW_SECRET_KEY"] = key
+    # the children work on this job's settings, with the run's secret key
+    child_env = {**settings.environment(), Settings.variable("secret_key"): key}
     env_file.touch(mode=0o600)
     token = _demo_key(settings)
     with log_file.open("ab") as log:

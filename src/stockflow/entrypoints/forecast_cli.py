@@ -8,96 +8,36 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
-import signal
 import sys
-import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn
 from rich.table import Table
 
 from stockflow import StockflowError
-from stockflow.contract.emit import Message, output_message
-from stockflow.contract.events import envelope
-from stockflow.contract.outputs import ReorderSuggested
-from stockflow.contract.topics import Topics
-from stockflow.domain.effects import Output
-from stockflow.entrypoints.app import migrated_database, stop_on_signals
-from stockflow.entrypoints.report_cli import png_path
+from stockflow.adapters.settings import Settings
+from stockflow.entrypoints.app import migrated_database
+from stockflow.entrypoints.arguments import png_path
 from stockflow.entrypoints.tables import add_column, show
 from stockflow.planning import reorder
-from stockflow.settings import Settings
+from stockflow.usecases.forecasting import Forecasts, Planned, forecast_stock
 
 if TYPE_CHECKING:
     from stockflow.adapters.db import demand
-    from stockflow.planning.forecast import Backtest, KeyForecast
+    from stockflow.planning.forecast import Backtest
 
 # numpy, and the demand and forecast modules on it, are imported where they are used:
 # every `stockflow` command registers this one, and numpy would add 0.12 s to the start
 # of each, the processor's included
 
-__all__ = ["forecast_keys", "register"]
+__all__ = ["register"]
 
-_CHUNK = 100  # keys per task handed to a worker process: progress moves, overhead stays low
 _SHOWN = 40  # suggestions listed in the table; --json has them all
-
-
-class Planned(NamedTuple):
-    forecast: KeyForecast
-    position: demand.Position
-    suggestion: reorder.Suggestion
-
-
-def forecast_keys(histories: list[tuple[str, Any]], horizon: int, workers: int,
-                  ) -> dict[str, KeyForecast | str]:
-    """Each key's forecast, or why it has none: forecast_many over chunks of the keys on
-    `workers` processes, with a progress bar. SIGINT/SIGTERM stop it (StockflowError)."""
-    from stockflow.planning.forecast import forecast_many  # noqa: PLC0415 - see the top
-
-    chunks = [histories[i:i + _CHUNK] for i in range(0, len(histories), _CHUNK)]
-    got: dict[str, KeyForecast | str] = {}
-
-    def take(chunk: list[tuple[str, Any]], results: list[KeyForecast | str]) -> None:
-        got.update(zip((key for key, _ in chunk), results, strict=True))
-        bar.advance(task, len(chunk))
-
-    with (stop_on_signals() as stop,
-          Progress(*_columns(), transient=True, console=Console(stderr=True)) as bar):
-        task = bar.add_task(f"forecasting on {workers} process(es)", total=len(histories))
-        if workers <= 1 or len(chunks) <= 1:
-            for chunk in chunks:
-                if stop.is_set():
-                    break
-                take(chunk, forecast_many(chunk, horizon))
-        else:
-            # fork: the workers inherit numpy and statsforecast already imported instead
-            # of importing them again (seconds); they touch neither Postgres nor Kafka
-            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                       initializer=_leave_interrupts_to_the_parent)
-            pending: dict[Future[list[KeyForecast | str]], list[tuple[str, Any]]] = {
-                pool.submit(forecast_many, c, horizon): c for c in chunks}
-            try:
-                while pending and not stop.is_set():
-                    done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                    for f in done:
-                        take(pending.pop(f), f.result())
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
-    if stop.is_set():
-        raise StockflowError(f"stopped after {len(got):,} of {len(histories):,} keys")
-    return got
-
-
-def _leave_interrupts_to_the_parent() -> None:
-    # Ctrl-C reaches the whole process group: the parent stops the pool cleanly
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _columns() -> tuple[Any, ...]:
@@ -105,53 +45,18 @@ def _columns() -> tuple[Any, ...]:
             TimeElapsedColumn())
 
 
-def _suggestion_message(topics: Topics, key: str, as_of: date, p: Planned, now: str,
-                        ) -> Message:
-    sku, _, warehouse = key.partition("@")
-    s = p.suggestion
-    data = ReorderSuggested(
-        sku=sku, warehouse=warehouse, as_of=as_of, model=p.forecast.model,
-        lead_time_days=s.lead_time_days, review_days=s.review_days,
-        service_level=s.service_level, lead_time_demand=s.lead_time_demand,
-        safety_stock=s.safety_stock, reorder_point=s.reorder_point,
-        order_up_to=s.order_up_to, on_hand=p.position.on_hand,
-        available=p.position.available, in_transit=p.position.in_transit,
-        position=s.position, suggested_quantity=s.suggested_quantity,
-    ).model_dump(mode="json")
-    # the same suggestion made again the same day carries the same id: de-duplicable
-    line = f"{s.reorder_point}/{s.order_up_to}/{s.suggested_quantity}"
-    return output_message(topics, f"forecast/{key}/{as_of.isoformat()}",
-                          Output("reorder.suggested", key, line, data), now)
+class _Bar:
+    """The forecast's progress bar on stderr, shown once the keys to forecast are known."""
 
+    def __init__(self, bar: Progress, workers: int) -> None:
+        self.bar, self.workers, self.task = bar, workers, TaskID(-1)
 
-def _publish(settings: Settings, planned: dict[str, Planned], as_of: date, *,
-             suggestions: bool, thresholds: bool) -> tuple[int, int]:
-    """Suggestions (where there is something to order) and reorder points (where they
-    change), all in one Kafka transaction; (suggestions, thresholds) sent. The keys'
-    safety stock is left as it is: in the contract it holds units back from sale, which
-    is not what a forecast's safety stock means."""
-    from stockflow.publisher import Publisher  # noqa: PLC0415 - only when publishing
+    def started(self, keys: int) -> None:
+        self.task = self.bar.add_task(f"forecasting on {self.workers} process(es)",
+                                      total=keys)
 
-    topics, now = Topics(settings.topic_prefix), datetime.now(UTC).isoformat()
-    messages, counts = [], [0, 0]
-    with Publisher(settings, source="stockflow-forecast") as pub:
-        for key, p in planned.items():
-            if suggestions and p.suggestion.suggested_quantity > 0:
-                messages.append(_suggestion_message(topics, key, as_of, p, now))
-                counts[0] += 1
-            wanted = p.suggestion.reorder_point
-            if thresholds and wanted != p.position.reorder_point:
-                sku, _, warehouse = key.partition("@")
-                messages.append(pub.prepare(envelope(
-                    "stock.thresholds-set",
-                    {"sku": sku, "warehouse": warehouse, "reorder_point": wanted,
-                     "safety_stock": p.position.safety_stock},
-                    id_=f"forecast/{key}/{as_of.isoformat()}/reorder-point/{wanted}",
-                    source=pub.source)))
-                counts[1] += 1
-        if messages:
-            pub.transact(messages)
-    return counts[0], counts[1]
+    def progress(self, done: int) -> None:
+        self.bar.advance(self.task, done)
 
 
 def _backtest_table(summary: Backtest) -> Table:
@@ -186,62 +91,32 @@ def _plot_key(conn: Any, path: Path, key: str, first: date, days: int, p: Planne
         safety_stock=float(p.suggestion.safety_stock)))
 
 
-def cmd_forecast(args: argparse.Namespace) -> int:
-    import numpy as np  # noqa: PLC0415 - see the top
-
-    from stockflow.adapters.db import demand  # noqa: PLC0415
-    from stockflow.planning.forecast import summarise  # noqa: PLC0415
-
+def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
     if args.warehouse and args.key:
         raise StockflowError("--warehouse goes with --all")
-    settings = Settings()
-    as_of = datetime.now(UTC).date()  # today is not over: the history ends yesterday
-    first = as_of - timedelta(days=args.days)
-    started = time.monotonic()
     with migrated_database(settings) as conn:
-        held = demand.positions(conn, key=args.key, warehouse=args.warehouse)
-        if args.key and args.key not in held:
-            raise StockflowError(f"no stock recorded for {args.key}")
-        history = demand.daily_demand(conn, first, args.days, key=args.key,
-                                      warehouse=args.warehouse)
-        lead_times = demand.lead_times(conn)
-        read = time.monotonic() - started
-        zero = demand.Demand(np.zeros(args.days), np.zeros(args.days))
-        series = [(k, (h := history.get(k, zero)).shipped + h.lost) for k in held]
-        results = forecast_keys(series, args.horizon, args.workers)
-        modelled = time.monotonic() - started - read
-        planned: dict[str, Planned] = {}
-        skipped: dict[str, str] = {}
-        for key, _ in series:
-            got = results[key]
-            if isinstance(got, str):
-                skipped[key] = got
-                continue
-            pos = held[key]
-            planned[key] = Planned(got, pos, reorder.suggest(
-                got.mean, got.spread, available=pos.available, in_transit=pos.in_transit,
-                lead_time_days=reorder.lead_time(key, lead_times),
-                review_days=args.review_days, service_level=args.service_level))
-        summary = summarise([p.forecast for p in planned.values()])
+        with Progress(*_columns(), transient=True, console=Console(stderr=True)) as bar:
+            shown = _Bar(bar, args.workers)
+            found = forecast_stock(
+                conn, key=args.key, warehouse=args.warehouse, days=args.days,
+                horizon=args.horizon, workers=args.workers, review_days=args.review_days,
+                service_level=args.service_level, started=shown.started,
+                progress=shown.progress)
         if args.plot:
-            if args.key and args.key in planned:
-                _plot_key(conn, args.plot, args.key, first, args.days,
-                          planned[args.key], history.get(args.key, zero))
-            elif args.key:
-                raise StockflowError(f"--plot: {skipped[args.key]}")
-            else:
-                from stockflow.entrypoints.charts import backtest_chart  # noqa: PLC0415
-                backtest_chart(args.plot, summary)
-            print(f"chart written to {args.plot}", file=sys.stderr)
+            _plot(conn, args, found)
     sent = (0, 0)
     if args.publish or args.apply:
-        sent = _publish(settings, planned, as_of, suggestions=args.publish,
-                        thresholds=args.apply)
-    timing = {"keys": len(held), "read_s": round(read, 2), "forecast_s": round(modelled, 2),
-              "workers": args.workers}
+        # Kafka's client loads only when publishing
+        from stockflow.usecases.suggestions import publish_suggestions  # noqa: PLC0415
+
+        sent = publish_suggestions(settings, found.planned, found.as_of,
+                                   suggestions=args.publish, thresholds=args.apply)
+    timing = {"keys": len(found.held), "read_s": round(found.read_s, 2),
+              "forecast_s": round(found.forecast_s, 2), "workers": args.workers}
+    planned, skipped, summary = found.planned, found.skipped, found.summary
     if args.json:
         doc: dict[str, Any] = {
-            "as_of": as_of.isoformat(), "horizon": args.horizon,
+            "as_of": found.as_of.isoformat(), "horizon": args.horizon,
             "keys": [{"key": k, **asdict(p.forecast), **asdict(p.suggestion),
                       "on_hand": p.position.on_hand, "available": p.position.available,
                       "in_transit": p.position.in_transit} for k, p in planned.items()],
@@ -256,6 +131,24 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     else:
         _print(planned, skipped, summary, args, sent, timing)
     return 0
+
+
+def _plot(conn: Any, args: argparse.Namespace, found: Forecasts) -> None:
+    """The chart --plot asks for: the key's, or with --all the backtest's."""
+    if args.key and args.key in found.planned:
+        import numpy as np  # noqa: PLC0415 - see the top
+
+        from stockflow.adapters.db import demand  # noqa: PLC0415
+
+        zero = demand.Demand(np.zeros(args.days), np.zeros(args.days))
+        _plot_key(conn, args.plot, args.key, found.first, args.days,
+                  found.planned[args.key], found.history.get(args.key, zero))
+    elif args.key:
+        raise StockflowError(f"--plot: {found.skipped[args.key]}")
+    else:
+        from stockflow.entrypoints.charts import backtest_chart  # noqa: PLC0415
+        backtest_chart(args.plot, found.summary)
+    print(f"chart written to {args.plot}", file=sys.stderr)
 
 
 def _print(planned: dict[str, Planned], skipped: dict[str, str], summary: Backtest,
@@ -294,10 +187,10 @@ def _print(planned: dict[str, Planned], skipped: dict[str, str], summary: Backte
           f"{timing['forecast_s']:.1f} s on {timing['workers']} processes", file=sys.stderr)
 
 
-def cmd_lead_time(args: argparse.Namespace) -> int:
+def cmd_lead_time(args: argparse.Namespace, settings: Settings) -> int:
     from stockflow.adapters.db import demand  # noqa: PLC0415 - see the top
 
-    with migrated_database(Settings()) as conn:
+    with migrated_database(settings) as conn:
         if args.action == "set":
             if not 1 <= args.days <= 365:
                 raise StockflowError("a lead time is 1 to 365 days")
@@ -364,9 +257,9 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction
     lt.set_defaults(func=_checked_lead_time)
 
 
-def _checked_lead_time(args: argparse.Namespace) -> int:
+def _checked_lead_time(args: argparse.Namespace, settings: Settings) -> int:
     if args.action != "list" and not args.scope:
         raise StockflowError(f"lead-time {args.action} needs a scope")
     if args.action == "set" and args.days is None:
         raise StockflowError("lead-time set needs the days")
-    return cmd_lead_time(args)
+    return cmd_lead_time(args, settings)

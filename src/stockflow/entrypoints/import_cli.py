@@ -16,11 +16,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from stockflow import StockflowError
 from stockflow.adapters.db import imports, store
+from stockflow.adapters.publisher import Publisher
+from stockflow.adapters.settings import Settings
+from stockflow.adapters.signals import stop_on_signals
 from stockflow.contract.csv_rows import KINDS
-from stockflow.entrypoints.app import migrated_database, stop_on_signals
-from stockflow.importer import new_import_id, plan, publish
-from stockflow.publisher import Publisher
-from stockflow.settings import Settings
+from stockflow.entrypoints.app import migrated_database
+from stockflow.usecases.importer import new_import_id, plan, publish
 
 __all__ = ["register"]
 
@@ -30,15 +31,14 @@ def _bar(console: Console) -> Progress:
                     TextColumn("rows"), TimeElapsedColumn(), console=console)
 
 
-def cmd_import(args: argparse.Namespace) -> int:
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     """SIGINT/SIGTERM while checking publishes nothing; while publishing, the transaction
     (seconds) is finished first; while following, the command just stops."""
     with stop_on_signals() as stop:
-        return _import(args, stop)
+        return _import(args, settings, stop)
 
 
-def _import(args: argparse.Namespace, stop: threading.Event) -> int:
-    settings = Settings()
+def _import(args: argparse.Namespace, settings: Settings, stop: threading.Event) -> int:
     out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)  # lines grep whole
     path = Path(args.file)
     data = path.read_bytes()

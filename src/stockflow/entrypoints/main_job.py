@@ -14,15 +14,16 @@ from prometheus_client import CollectorRegistry
 
 from stockflow.adapters.db import queries, store
 from stockflow.adapters.kafka import consumer
+from stockflow.adapters.publisher import Publisher
+from stockflow.adapters.settings import Settings
+from stockflow.adapters.signals import stop_on_signals
 from stockflow.contract.topics import Topics
 from stockflow.devtools.simulate import Simulation, Simulator
 from stockflow.engine.host import Host
-from stockflow.entrypoints.app import database, serving, stop_on_signals
+from stockflow.entrypoints.app import database, serving
 from stockflow.entrypoints.companions import companions
 from stockflow.entrypoints.console import View, summary, summary_table
 from stockflow.entrypoints.tables import show
-from stockflow.publisher import Publisher
-from stockflow.settings import Settings
 
 __all__ = ["run_simulated"]
 

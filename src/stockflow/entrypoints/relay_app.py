@@ -1,16 +1,13 @@
 """Composition root of the webhook relay (`stockflow relay`): settings in, a running faust
-worker out. Also the helpers the `webhooks` commands share with it."""
+worker out."""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import tempfile
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 
-from stockflow import StockflowError
-from stockflow.adapters import ssrf
 from stockflow.adapters.aiokafka_logs import tell_errors_to
 from stockflow.adapters.broker_watch import BrokerWatch
 from stockflow.adapters.db import store
@@ -18,32 +15,14 @@ from stockflow.adapters.health import Health, serve
 from stockflow.adapters.kafka import watch_brokers
 from stockflow.adapters.kafka_metrics import KafkaMetrics
 from stockflow.adapters.relay_metrics import RelayMetrics
-from stockflow.adapters.secrets import SecretBox
+from stockflow.adapters.settings import Settings
 from stockflow.contract.topics import Topics
 from stockflow.entrypoints.app import database, migrated_database
-from stockflow.settings import Settings
+from stockflow.usecases.webhooks import guard_policy, secret_box
 
-__all__ = ["guard_policy", "run_relay", "secret_box"]
+__all__ = ["run_relay"]
 
 log = logging.getLogger("stockflow.relay")
-
-
-def guard_policy(settings: Settings) -> ssrf.Policy:
-    """The SSRF guard's policy: https only unless allowed, and the allow-listed networks."""
-    try:
-        networks = tuple(ipaddress.ip_network(part.strip(), strict=False)
-                         for part in settings.webhook_allow_networks.split(",") if part.strip())
-    except ValueError as exc:
-        raise StockflowError(f"STOCKFLOW_WEBHOOK_ALLOW_NETWORKS: {exc}") from None
-    return ssrf.Policy(allow_http=settings.webhook_allow_http, allow_networks=networks)
-
-
-def secret_box(settings: Settings) -> SecretBox:
-    """The box that seals and opens webhook secrets with the configured key."""
-    if settings.secret_key is None:
-        raise StockflowError("STOCKFLOW_SECRET_KEY is not set: webhook secrets are stored "
-                             "encrypted with it (make one with: openssl rand -base64 32)")
-    return SecretBox.from_setting(settings.secret_key.get_secret_value())
 
 
 def run_relay(settings: Settings) -> None:

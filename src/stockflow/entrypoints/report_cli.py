@@ -7,34 +7,21 @@ import argparse
 import csv
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
 from stockflow import StockflowError
 from stockflow.adapters.db import reports
+from stockflow.adapters.settings import Settings
 from stockflow.contract.instants import INSTANT_HELP
 from stockflow.entrypoints.app import migrated_database
-from stockflow.entrypoints.arguments import instant
+from stockflow.entrypoints.arguments import instant, png_path
 from stockflow.entrypoints.tables import add_column, show
-from stockflow.settings import Settings
 
-__all__ = ["png_path", "register"]
+__all__ = ["register"]
 
 _TEXT = frozenset({"warehouse", "key", "event_type", "severity", "currency"})  # not numbers
-
-
-def png_path(text: str) -> Path:
-    """An argparse type for `--plot FILE.png`."""
-    # refused before the query runs, rather than after it, with the report lost
-    path = Path(text)
-    if path.suffix.lower() != ".png":
-        raise argparse.ArgumentTypeError(f"{text!r}: the chart is a PNG; name it *.png")
-    if not path.parent.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r}: no directory {str(path.parent)!r} to "
-                                         "write the chart in")
-    return path
 
 
 def _print(rows: list[dict[str, Any]], columns: tuple[str, ...], form: str, title: str) -> None:
@@ -54,8 +41,7 @@ def _print(rows: list[dict[str, Any]], columns: tuple[str, ...], form: str, titl
         show(table)
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    settings = Settings()
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     filters = reports.Filters(args.warehouse, args.since, args.until, args.low_only)
     if args.report != "movements" and args.since:
         raise StockflowError("--since applies to the movements report")

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from stockflow import StockflowError
 from stockflow.adapters.db import warehouses as registry
+from stockflow.adapters.settings import Settings
 from stockflow.domain.warehouses import (
     DEFAULT_PRIORITY,
     KEEP,
@@ -28,7 +29,6 @@ from stockflow.domain.warehouses import (
 from stockflow.entrypoints.app import migrated_database
 from stockflow.entrypoints.arguments import location
 from stockflow.entrypoints.tables import add_column, show
-from stockflow.settings import Settings
 
 __all__ = ["describe", "register"]
 
@@ -43,13 +43,13 @@ def _summary(w: Warehouse) -> str:
             f"{'active' if w.active else 'inactive'}, {where}")
 
 
-def cmd_add(args: argparse.Namespace) -> int:
+def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     try:
         wanted = Warehouse(args.code, args.name, args.priority, not args.inactive,
                            args.location)
     except ValueError as exc:
         raise StockflowError(str(exc)) from None
-    with migrated_database(Settings()) as conn:
+    with migrated_database(settings) as conn:
         try:
             added, _ = registry.add(conn, wanted, actor=_actor(args))
         except registry.WarehouseExistsError as exc:
@@ -58,8 +58,8 @@ def cmd_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def _update(args: argparse.Namespace, patch: Patch) -> int:
-    with migrated_database(Settings()) as conn:
+def _update(args: argparse.Namespace, settings: Settings, patch: Patch) -> int:
+    with migrated_database(settings) as conn:
         after, change = registry.update(conn, args.code, patch, actor=_actor(args))
     if change is None:
         print(f"{args.code}: nothing to change, {_summary(after.warehouse)}")
@@ -68,7 +68,7 @@ def _update(args: argparse.Namespace, patch: Patch) -> int:
     return 0
 
 
-def cmd_set(args: argparse.Namespace) -> int:
+def cmd_set(args: argparse.Namespace, settings: Settings) -> int:
     where: Location | Keep | None = KEEP
     if args.location is not None or args.no_location:
         where = args.location
@@ -79,15 +79,15 @@ def cmd_set(args: argparse.Namespace) -> int:
     if patch.empty:
         raise StockflowError("nothing to set: give --name, --priority, --location or "
                              "--no-location")
-    return _update(args, patch)
+    return _update(args, settings, patch)
 
 
-def cmd_activity(args: argparse.Namespace) -> int:
-    return _update(args, Patch(active=args.action == "activate"))
+def cmd_activity(args: argparse.Namespace, settings: Settings) -> int:
+    return _update(args, settings, Patch(active=args.action == "activate"))
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    with migrated_database(Settings()) as conn:
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    with migrated_database(settings) as conn:
         found = registry.listed(conn, inactive=args.all)
     if args.json:
         print(json.dumps([r.doc() for r in found], indent=2))
@@ -134,8 +134,8 @@ def describe(changes: dict[str, dict[str, Any]]) -> str:
     return "; ".join(said)
 
 
-def cmd_history(args: argparse.Namespace) -> int:
-    with migrated_database(Settings()) as conn:
+def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
+    with migrated_database(settings) as conn:
         changes = registry.history(conn, args.code)
     if args.json:
         print(json.dumps([c.doc() for c in changes], indent=2))

@@ -5,34 +5,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import timedelta
 from typing import Any
 
 from stockflow import StockflowError
-from stockflow.adapters import ssrf
 from stockflow.adapters.db import store
 from stockflow.adapters.db import webhooks as hooks
 from stockflow.adapters.ports import require_free
-from stockflow.contract import webhooks as wire
+from stockflow.adapters.settings import Settings
 from stockflow.contract.instants import INSTANT_HELP
 from stockflow.domain.webhooks import matches, valid_pattern
 from stockflow.entrypoints.app import migrated_database
 from stockflow.entrypoints.arguments import instant
-from stockflow.entrypoints.relay_app import guard_policy, run_relay, secret_box
-from stockflow.settings import Settings
+from stockflow.entrypoints.relay_app import run_relay
+from stockflow.usecases.webhooks import add_endpoint, rotate_secret
 
 __all__ = ["register"]
-
-
-@contextmanager
-def _db() -> Iterator[tuple[Settings, store.Conn]]:
-    settings = Settings()
-    with migrated_database(settings) as conn:
-        yield settings, conn
 
 
 def _patterns(text: str, what: str) -> list[str]:
@@ -51,22 +39,13 @@ def _endpoint(conn: store.Conn, endpoint_id: str) -> hooks.Endpoint:
     return found
 
 
-def cmd_add(args: argparse.Namespace) -> int:
-    with _db() as (settings, conn):
-        try:
-            ssrf.check_now(args.url, guard_policy(settings))
-        except ssrf.UrlRefused as exc:
-            # the message names the host only: a URL's path may carry a receiver's token
-            raise StockflowError(f"the URL is refused: {exc}") from None
-        box = secret_box(settings)
-        endpoint_id = "ep_" + secrets.token_hex(8)
-        secret = wire.new_secret()
-        hooks.add_endpoint(conn, endpoint_id=endpoint_id, url=args.url,
-                           events=_patterns(args.events, "events"),
-                           keys=_patterns(args.keys, "keys"), description=args.description,
-                           sealed=box.seal(secret, endpoint_id.encode()))
-    print(f"endpoint {endpoint_id}")
-    print(f"secret   {secret}   (shown once: the receiver verifies signatures with it)")
+def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
+    with migrated_database(settings) as conn:
+        made = add_endpoint(conn, settings, url=args.url,
+                            events=_patterns(args.events, "events"),
+                            keys=_patterns(args.keys, "keys"), description=args.description)
+    print(f"endpoint {made.endpoint_id}")
+    print(f"secret   {made.secret}   (shown once: the receiver verifies signatures with it)")
     return 0
 
 
@@ -78,8 +57,8 @@ def _view(ep: hooks.Endpoint) -> dict[str, Any]:
             "created_at": ep.created_at.isoformat()}
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    with _db() as (_, conn):
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    with migrated_database(settings) as conn:
         views = [_view(ep) for ep in hooks.endpoints(conn)]
     if args.json:
         print(json.dumps(views, indent=2))
@@ -93,27 +72,26 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_rotate(args: argparse.Namespace) -> int:
-    with _db() as (settings, conn):
+def cmd_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    with migrated_database(settings) as conn:
         _endpoint(conn, args.id)
-        secret = wire.new_secret()
-        grace = timedelta(seconds=settings.webhook_rotation_grace)
-        hooks.rotate(conn, args.id, secret_box(settings).seal(secret, args.id.encode()), grace)
-    print(f"secret   {secret}   (shown once; the previous secret also signs for {grace})")
+        made = rotate_secret(conn, settings, args.id)
+    print(f"secret   {made.secret}   (shown once; the previous secret also signs for "
+          f"{made.grace})")
     return 0
 
 
-def cmd_state(args: argparse.Namespace) -> int:
+def cmd_state(args: argparse.Namespace, settings: Settings) -> int:
     enabled = args.action == "enable"
-    with _db() as (_, conn):
+    with migrated_database(settings) as conn:
         _endpoint(conn, args.id)
         hooks.set_state(conn, args.id, enabled=enabled, reason="disabled by an operator")
     print(f"{args.id} {'enabled' if enabled else 'disabled'}")
     return 0
 
 
-def cmd_deliveries(args: argparse.Namespace) -> int:
-    with _db() as (_, conn):
+def cmd_deliveries(args: argparse.Namespace, settings: Settings) -> int:
+    with migrated_database(settings) as conn:
         _endpoint(conn, args.id)
         rows = hooks.deliveries(conn, args.id, failed_only=args.failed, limit=args.limit)
     if args.json:
@@ -126,8 +104,8 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
-    with _db() as (_, conn):
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    with migrated_database(settings) as conn:
         ep = _endpoint(conn, args.id)
         wanted = [event_id for event_id, type_, subject in
                   hooks.events_between(conn, args.since, args.until)
@@ -138,8 +116,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_relay(_: argparse.Namespace) -> int:
-    settings = Settings()
+def cmd_relay(_: argparse.Namespace, settings: Settings) -> int:
     require_free(settings.metrics_host, settings.relay_metrics_port,
                  Settings.variable("relay_metrics_port"))
     run_relay(settings)

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from functools import partial
 
 import psycopg
 from fastapi import FastAPI, Request, Response
@@ -32,12 +33,14 @@ from stockflow import __version__
 from stockflow.adapters.broker_watch import BrokerWatch
 from stockflow.adapters.db.store import AsyncConn
 from stockflow.adapters.kafka_metrics import KafkaMetrics
+from stockflow.adapters.settings import Settings
+from stockflow.adapters.signals import stop_on_signals
 from stockflow.entrypoints.api import imports, reads, reports, warehouses, writes
 from stockflow.entrypoints.api.auth import Gate
 from stockflow.entrypoints.api.outcomes import Outcomes
-from stockflow.entrypoints.api.sender import Sender
-from stockflow.entrypoints.app import migrated_database, stop_on_signals
-from stockflow.settings import Settings
+from stockflow.entrypoints.api.services import Services
+from stockflow.entrypoints.app import database, migrated_database
+from stockflow.usecases.sender import ImportSender, Sender
 
 __all__ = ["build_app", "run_api"]
 
@@ -176,20 +179,20 @@ def build_app(settings: Settings) -> FastAPI:
     watch = BrokerWatch(counted=kafka.error, reachable=kafka.reachable)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Services]]:
         await pool.open(wait=False)
-        app.state.pool = pool
-        app.state.gate = Gate(pool, settings.api_rate_limit, settings.api_rate_burst)
-        app.state.settings = settings
-        app.state.sender = Sender(settings, watch)
-        app.state.import_sender = imports.ImportSender(settings, watch)
-        app.state.outcomes = Outcomes(pool)
+        services = Services(
+            settings=settings, pool=pool,
+            gate=Gate(pool, settings.api_rate_limit, settings.api_rate_burst),
+            sender=Sender(settings, watch),
+            import_sender=ImportSender(settings, partial(database, settings), watch),
+            outcomes=Outcomes(pool))
         try:
-            yield
+            yield {"services": services}  # every request's state: see `services_of`
         finally:
-            await app.state.outcomes.close()
-            await asyncio.to_thread(app.state.sender.close)
-            await asyncio.to_thread(app.state.import_sender.close)
+            await services.outcomes.close()
+            await asyncio.to_thread(services.sender.close)
+            await asyncio.to_thread(services.import_sender.close)
             await pool.close()
 
     app = FastAPI(title="stockflow", version=__version__, lifespan=lifespan,

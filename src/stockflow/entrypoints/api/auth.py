@@ -26,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from stockflow.adapters.db import api_keys
 from stockflow.contract.api_keys import parse, token_matches
+from stockflow.entrypoints.api.services import services_of
 
 __all__ = ["KEY_TTL", "Authenticated", "Caller", "Gate", "require"]
 
@@ -126,7 +127,7 @@ def require(scope: str) -> Callable[..., Awaitable[Caller]]:
 
 
 async def _check(request: Request, scope: str, token: str | None) -> Caller:
-    gate: Gate = request.app.state.gate
+    gate = services_of(request).gate
     caller = await gate.caller(token)
     if scope not in caller.scopes and "admin" not in caller.scopes:
         raise HTTPException(403, f"this API key lacks the {scope!r} scope")

@@ -1,6 +1,6 @@
 """CSV imports over HTTP: `POST /v1/imports` (scope `write`, multipart) checks every row
 and publishes them in one Kafka transaction; `GET /v1/imports/{id}` (scope `read`) says how
-many the processor has applied. See `stockflow.importer`."""
+many the processor has applied. See `stockflow.usecases.importer`."""
 
 from __future__ import annotations
 
@@ -14,17 +14,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from stockflow import StockflowError
-from stockflow.adapters.broker_watch import BrokerWatch
 from stockflow.adapters.db import imports
+from stockflow.adapters.publisher import PublishError
 from stockflow.entrypoints.api.auth import Authenticated, Caller, require
 from stockflow.entrypoints.api.models import Problem, problems
+from stockflow.entrypoints.api.services import ApiSettings, ImportPublisher, Pool
 from stockflow.entrypoints.api.writes import IdempotencyKey, claim_idempotency_key
-from stockflow.entrypoints.app import database
-from stockflow.importer import IMPORT_ID, MAX_BYTES, Plan, new_import_id, plan, publish
-from stockflow.publisher import Publisher, PublishError
-from stockflow.settings import Settings
+from stockflow.usecases.importer import IMPORT_ID, MAX_BYTES, Plan, new_import_id, plan
 
-__all__ = ["ImportSender", "router"]
+__all__ = ["router"]
 
 MAX_LISTED = 10_000  # bad rows listed in one answer (all are counted)
 _CHUNK = 1024 * 1024
@@ -92,37 +90,6 @@ async def _read(upload: UploadFile) -> bytes:
     return b"".join(chunks)
 
 
-class ImportSender:
-    """Imports' own transactional publisher (an import's transaction lasts seconds: writes
-    do not wait behind it), one import at a time."""
-
-    def __init__(self, settings: Settings, watch: BrokerWatch | None = None) -> None:
-        self.settings = settings
-        self.publisher = Publisher(settings, source="stockflow-import", watch=watch)
-        self.lock = asyncio.Lock()
-
-    async def send(self, found: Plan) -> None:
-        """Record the import and publish its rows; 422 if its id named another file, 503
-        when Kafka did not take them."""
-        async with self.lock:
-            try:
-                await asyncio.to_thread(self._send, found)
-            except (PublishError, KafkaException) as exc:
-                raise HTTPException(503, f"Kafka did not take the rows: {exc}; nothing was "
-                                         "published (retry with the same Idempotency-Key)"
-                                    ) from None
-            except StockflowError as exc:
-                raise HTTPException(422, str(exc)) from None
-
-    def _send(self, found: Plan) -> None:
-        with database(self.settings) as conn:
-            publish(conn, self.publisher, found)
-
-    def close(self) -> None:
-        """Close the publisher, delivering what it holds."""
-        self.publisher.close()
-
-
 @router.post("/imports", status_code=202, response_model=Imported, responses={
     200: {"model": Imported, "description": "dry run: checked, nothing published"},
     413: {"model": Problem, "description": "the file is too large"},
@@ -132,6 +99,7 @@ class ImportSender:
 })
 async def post_import(
     request: Request, caller: Annotated[Caller, Depends(require("write"))],
+    settings: ApiSettings, pool: Pool, sender: ImportPublisher,
     file: Annotated[UploadFile, File(description="CSV with a header row: UTF-8 (or UTF-16 "
                                                  "with a byte-order mark)")],
     kind: Annotated[Literal["counts", "receipts", "adjustments"], Form()],
@@ -144,7 +112,6 @@ async def post_import(
     all in one Kafka transaction; if any row is bad, nothing is published (unless
     `allow_partial`) and each bad row is listed with its line and reason. Only an import
     that publishes gets an `import_id` (to follow at `GET /v1/imports/{import_id}`)."""
-    settings: Settings = request.app.state.settings
     data = await _read(file)
     import_id = new_import_id(None if idempotency_key is None
                               else f"{caller.key_id}\n{idempotency_key}")
@@ -159,21 +126,26 @@ async def post_import(
         return JSONResponse(Refused(**checked, detail=refusal).model_dump(mode="json"), 422)
     if dry_run:
         return JSONResponse(Imported(**checked, published=0).model_dump(mode="json"), 200)
-    await claim_idempotency_key(request, caller, idempotency_key,
+    await claim_idempotency_key(pool, request.url.path, caller, idempotency_key,
                                 {"kind": kind, "file": found.digest})
-    sender: ImportSender = request.app.state.import_sender
-    await sender.send(found)
+    try:
+        await sender.send(found)
+    except (PublishError, KafkaException) as exc:
+        raise HTTPException(503, f"Kafka did not take the rows: {exc}; nothing was "
+                                 "published (retry with the same Idempotency-Key)") from None
+    except StockflowError as exc:  # its id named another file
+        raise HTTPException(422, str(exc)) from None
     return Imported(**{**checked, "import_id": found.import_id},
                     published=len(found.messages))
 
 
 @router.get("/imports/{import_id}", response_model=ImportProgress,
             responses={404: {"model": Problem, "description": "no such import"}})
-async def get_import(import_id: ImportId, request: Request,
+async def get_import(import_id: ImportId, pool: Pool,
                      _: Annotated[Caller, Depends(require("read"))]) -> Any:
     """How many of the import's rows the processor has applied, found already applied, or
     rejected so far."""
-    async with request.app.state.pool.connection() as conn:
+    async with pool.connection() as conn:
         got = await imports.progress_async(conn, import_id)
     if got is None:
         raise HTTPException(404, f"no import {import_id}")

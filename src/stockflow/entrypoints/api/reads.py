@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
-from psycopg_pool import AsyncConnectionPool
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response
 
 from stockflow.adapters.db import reads
 from stockflow.contract.events import split_key
@@ -23,6 +22,7 @@ from stockflow.entrypoints.api.models import (
     problems,
 )
 from stockflow.entrypoints.api.params import InstantParam
+from stockflow.entrypoints.api.services import Pool
 
 __all__ = ["router"]
 
@@ -40,11 +40,6 @@ KeyCursor = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9._@-]{1,129}$",
                                         description="the last page's `next_cursor`")]
 VersionCursor = Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$",
                                             description="the last page's `next_cursor`")]
-
-
-def _pool(request: Request) -> AsyncConnectionPool:
-    pool: AsyncConnectionPool = request.app.state.pool
-    return pool
 
 
 def _etag(version: int) -> str:
@@ -65,11 +60,11 @@ def _totals(rows: list[dict[str, Any]]) -> Totals:
 
 @router.get("/stock/{key}", response_model=Stock, responses={
     **_NOT_FOUND, 304: {"description": "the If-None-Match version is current"}})
-async def get_stock(key: KeyPath, request: Request, response: Response, _: Reader,
+async def get_stock(key: KeyPath, pool: Pool, response: Response, _: Reader,
                     if_none_match: Annotated[str | None, Header()] = None) -> Any:
     """One key's stock. Its `ETag` is its version: send it back in `If-None-Match` and an
     unchanged key answers 304 with no body."""
-    async with _pool(request).connection() as conn:
+    async with pool.connection() as conn:
         row = await reads.stock(conn, key)
     if row is None:
         raise HTTPException(404, f"no stock recorded for {key}")
@@ -82,7 +77,7 @@ async def get_stock(key: KeyPath, request: Request, response: Response, _: Reade
 
 @router.get("/stock", response_model=StockPage)
 async def list_stock(
-    request: Request, _: Reader,
+    pool: Pool, _: Reader,
     sku: Annotated[str | None, Query(pattern=_NAME)] = None,
     warehouse: Annotated[str | None, Query(pattern=_NAME)] = None,
     severity: Annotated[str | None, Query(pattern="^(ok|low|out_of_stock)$")] = None,
@@ -91,7 +86,7 @@ async def list_stock(
     """Keys in key order, filtered by SKU, warehouse and severity, a page at a time (the
     cursor is the last key listed: pages neither skip nor repeat a key, whatever is
     written meanwhile)."""
-    async with _pool(request).connection() as conn:
+    async with pool.connection() as conn:
         rows = await reads.stock_page(conn, sku=sku, warehouse=warehouse, severity=severity,
                                       after=cursor, limit=limit + 1)
     more = len(rows) > limit
@@ -100,10 +95,10 @@ async def list_stock(
 
 
 @router.get("/skus/{sku}", response_model=SkuStock, responses=_NOT_FOUND)
-async def get_sku(sku: Annotated[str, Path(pattern=_NAME)], request: Request,
+async def get_sku(sku: Annotated[str, Path(pattern=_NAME)], pool: Pool,
                   _: Reader) -> Any:
     """One SKU in every warehouse that has it, with totals."""
-    async with _pool(request).connection() as conn:
+    async with pool.connection() as conn:
         rows = await reads.sku(conn, sku)
     if not rows:
         raise HTTPException(404, f"no stock recorded for SKU {sku}")
@@ -112,7 +107,7 @@ async def get_sku(sku: Annotated[str, Path(pattern=_NAME)], request: Request,
 
 @router.get("/stock/{key}/ledger", response_model=Ledger, responses=_NOT_FOUND)
 async def get_ledger(
-    key: KeyPath, request: Request, _: Reader,
+    key: KeyPath, pool: Pool, _: Reader,
     since: Annotated[InstantParam | None, Query(
         description="happened (event time) at or after")] = None,
     until: Annotated[InstantParam | None, Query(
@@ -122,7 +117,7 @@ async def get_ledger(
     """The key's movements, oldest first: each with its cause (event id and type,
     reference, note) and the quantities before and after (the cursor is the last version
     listed)."""
-    async with _pool(request).connection() as conn:
+    async with pool.connection() as conn:
         if await reads.stock(conn, key) is None:
             raise HTTPException(404, f"no stock recorded for {key}")
         rows = await reads.ledger(conn, key, since=since, until=until,
@@ -134,11 +129,11 @@ async def get_ledger(
 
 
 @router.get("/stock/{key}/at", response_model=StockAt, responses=_NOT_FOUND)
-async def get_stock_at(key: KeyPath, request: Request, _: Reader,
+async def get_stock_at(key: KeyPath, pool: Pool, _: Reader,
                        time: Annotated[InstantParam, Query()]) -> Any:
     """The key's quantities and average unit cost at a past instant of business time (the
     cause events' own times), from the ledger (time travel)."""
-    async with _pool(request).connection() as conn:
+    async with pool.connection() as conn:
         if await reads.stock(conn, key) is None:
             raise HTTPException(404, f"no stock recorded for {key}")
         row = await reads.stock_at(conn, key, time)
@@ -150,10 +145,10 @@ async def get_stock_at(key: KeyPath, request: Request, _: Reader,
 
 @router.get("/orders/{order_id}", response_model=Order, responses=_NOT_FOUND)
 async def get_order(order_id: Annotated[str, Path(min_length=1, max_length=128)],
-                    request: Request, _: Reader) -> Any:
+                    pool: Pool, _: Reader) -> Any:
     """The order's lines across keys with their reservation statuses; for an order handed
     over whole, also the coordinator's phase, parts and status history."""
-    async with _pool(request).connection() as conn:
+    async with pool.connection() as conn:
         rows = await reads.order_lines(conn, order_id)
         whole = await reads.order(conn, order_id)
     if not rows and whole is None:
@@ -167,9 +162,9 @@ async def get_order(order_id: Annotated[str, Path(min_length=1, max_length=128)]
 
 
 @router.get("/alerts", response_model=Alerts)
-async def list_alerts(request: Request, _: Reader,
+async def list_alerts(pool: Pool, _: Reader,
                       warehouse: Annotated[str | None, Query(pattern=_NAME)] = None,
                       limit: Limit = 100) -> Any:
     """Open low-stock alerts, most critical first: out of stock, then least available."""
-    async with _pool(request).connection() as conn:
+    async with pool.connection() as conn:
         return {"items": await reads.alerts(conn, warehouse=warehouse, limit=limit)}

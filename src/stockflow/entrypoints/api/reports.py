@@ -5,13 +5,15 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
+from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
 from stockflow.adapters.db import reports
 from stockflow.entrypoints.api.auth import Authenticated, Caller, require
 from stockflow.entrypoints.api.models import problems
 from stockflow.entrypoints.api.params import InstantParam
+from stockflow.entrypoints.api.services import Pool
 
 __all__ = ["router"]
 
@@ -66,40 +68,40 @@ class Valuation(BaseModel):
     average_unit_cost: Decimal | None
 
 
-async def _run(request: Request, report: str, filters: reports.Filters) -> Any:
-    async with request.app.state.pool.connection() as conn:
+async def _run(pool: AsyncConnectionPool, report: str, filters: reports.Filters) -> Any:
+    async with pool.connection() as conn:
         return await reports.run_async(conn, report, filters)
 
 
 @router.get("/stock", response_model=list[WarehouseStock])
-async def stock_report(request: Request, _: Reader, warehouse: Warehouse = None) -> Any:
+async def stock_report(pool: Pool, _: Reader, warehouse: Warehouse = None) -> Any:
     """Stock by warehouse: keys, quantity totals, and how many keys are low or out."""
-    return await _run(request, "stock", reports.Filters(warehouse))
+    return await _run(pool, "stock", reports.Filters(warehouse))
 
 
 @router.get("/stock/low", response_model=list[LowKey])
-async def low_stock_report(request: Request, _: Reader, warehouse: Warehouse = None) -> Any:
+async def low_stock_report(pool: Pool, _: Reader, warehouse: Warehouse = None) -> Any:
     """The low and out-of-stock keys, out of stock first, then the least available."""
-    return await _run(request, "stock", reports.Filters(warehouse, low_only=True))
+    return await _run(pool, "stock", reports.Filters(warehouse, low_only=True))
 
 
 @router.get("/movements", response_model=list[Movements])
 async def movements_report(
-    request: Request, _: Reader, warehouse: Warehouse = None,
+    pool: Pool, _: Reader, warehouse: Warehouse = None,
     since: Annotated[InstantParam | None, Query(description="event time, at or after")] = None,
     until: Annotated[InstantParam | None, Query(description="event time, before")] = None,
 ) -> Any:
     """Movements by warehouse and event type over a period of business time: how many,
     and the units in, out and net (on hand)."""
-    return await _run(request, "movements", reports.Filters(warehouse, since, until))
+    return await _run(pool, "movements", reports.Filters(warehouse, since, until))
 
 
 @router.get("/valuation", response_model=list[Valuation])
 async def valuation_report(
-    request: Request, _: Reader, warehouse: Warehouse = None,
+    pool: Pool, _: Reader, warehouse: Warehouse = None,
     until: Annotated[InstantParam | None, Query(
         description="as of just before this instant of event time; now when absent")] = None,
 ) -> Any:
     """Valuation by warehouse and currency: on-hand units times each key's perpetual
     weighted-average unit cost, now or as of a past instant."""
-    return await _run(request, "valuation", reports.Filters(warehouse, until=until))
+    return await _run(pool, "valuation", reports.Filters(warehouse, until=until))

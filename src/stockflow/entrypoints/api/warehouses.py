@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,6 +23,7 @@ from stockflow.domain import warehouses as domain
 from stockflow.domain.inputs import NAME_PATTERN, Name, Whole
 from stockflow.entrypoints.api.auth import Authenticated, Caller, require
 from stockflow.entrypoints.api.models import Problem, problems
+from stockflow.entrypoints.api.services import Pool
 
 __all__ = ["router"]
 
@@ -160,20 +161,20 @@ def _actor(caller: Caller) -> str:
 
 @router.get("", response_model=Warehouses, responses=_READ)
 async def list_warehouses(
-    request: Request, _: Reader,
+    pool: Pool, _: Reader,
     inactive: Annotated[bool, Query(alias="all", description="inactive ones too")] = False,
 ) -> Any:
     """The registered warehouses allocation may choose from (with `all=true`, inactive ones
     too), in the order the `priority` strategy ranks them."""
-    async with request.app.state.pool.connection() as conn:
+    async with pool.connection() as conn:
         found = await registry.listed_async(conn, inactive=inactive)
     return {"items": [r.doc() for r in found]}
 
 
 @router.get("/{code}", response_model=Warehouse, responses={**_READ, **_NOT_FOUND})
-async def get_warehouse(code: Code, request: Request, _: Reader) -> Any:
+async def get_warehouse(code: Code, pool: Pool, _: Reader) -> Any:
     """One warehouse, active or not."""
-    async with request.app.state.pool.connection() as conn:
+    async with pool.connection() as conn:
         found = await registry.one_async(conn, code)
     if found is None:
         raise HTTPException(404, str(registry.UnknownWarehouseError(code)))
@@ -182,10 +183,10 @@ async def get_warehouse(code: Code, request: Request, _: Reader) -> Any:
 
 @router.get("/{code}/history", response_model=History, response_model_exclude_unset=True,
             responses={**_READ, **_NOT_FOUND})
-async def get_history(code: Code, request: Request, _: Reader) -> Any:
+async def get_history(code: Code, pool: Pool, _: Reader) -> Any:
     """Every change of the warehouse, from its addition on: who, when, and each field's
     value before and after."""
-    async with request.app.state.pool.connection() as conn:
+    async with pool.connection() as conn:
         changes = await registry.history_async(conn, code)
     if not changes:  # each warehouse has at least its addition
         raise HTTPException(404, str(registry.UnknownWarehouseError(code)))
@@ -195,7 +196,7 @@ async def get_history(code: Code, request: Request, _: Reader) -> Any:
 @router.post("", status_code=201, response_model=Warehouse, responses={
     **_CHANGE, 409: {"model": Problem, "description": "a warehouse has this code already "
                                                      "(nothing changed)"}})
-async def add_warehouse(body: WarehouseIn, request: Request, response: Response,
+async def add_warehouse(body: WarehouseIn, pool: Pool, response: Response,
                         caller: Admin) -> Any:
     """Register a warehouse. A code that is taken is a conflict, never an update."""
     try:
@@ -203,7 +204,7 @@ async def add_warehouse(body: WarehouseIn, request: Request, response: Response,
                                   body.location.value() if body.location else None)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    async with request.app.state.pool.connection() as conn:
+    async with pool.connection() as conn:
         try:
             added, _ = await registry.add_async(conn, wanted, actor=_actor(caller))
         except registry.WarehouseExistsError as exc:
@@ -213,7 +214,7 @@ async def add_warehouse(body: WarehouseIn, request: Request, response: Response,
 
 
 @router.patch("/{code}", response_model=Warehouse, responses={**_CHANGE, **_NOT_FOUND})
-async def change_warehouse(code: Code, body: WarehousePatch, request: Request,
+async def change_warehouse(code: Code, body: WarehousePatch, pool: Pool,
                            caller: Admin) -> Any:
     """Change some of a warehouse's fields: `active: false` deactivates it (nothing is
     ever deleted), `location: null` forgets where it is. A change that changes nothing
@@ -222,7 +223,7 @@ async def change_warehouse(code: Code, body: WarehousePatch, request: Request,
         patch = body.patch()
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    async with request.app.state.pool.connection() as conn:
+    async with pool.connection() as conn:
         try:
             after, _ = await registry.update_async(conn, code, patch, actor=_actor(caller))
         except registry.UnknownWarehouseError as exc:

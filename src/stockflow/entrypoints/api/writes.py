@@ -20,11 +20,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+from confluent_kafka import KafkaException
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query, Request
+from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field, ValidationError
 
 from stockflow.adapters.db import idempotency, reads
 from stockflow.adapters.db import warehouses as warehouses_db
+from stockflow.adapters.publisher import PublishError
 from stockflow.contract.events import envelope
 from stockflow.domain.order_inputs import OrderRequested, fingerprint
 from stockflow.entrypoints.api.auth import Authenticated, Caller, require
@@ -38,8 +41,8 @@ from stockflow.entrypoints.api.bodies import (
     Transfer,
 )
 from stockflow.entrypoints.api.models import Problem, problems
-from stockflow.entrypoints.api.outcomes import Outcomes
-from stockflow.entrypoints.api.sender import Sender
+from stockflow.entrypoints.api.services import ApiServices, Services
+from stockflow.usecases.sender import Sender
 
 __all__ = ["IdempotencyKey", "claim_idempotency_key", "router"]
 
@@ -101,18 +104,17 @@ def _ids(caller: Caller, idempotency_key: str | None, n: int) -> list[str]:
             for i in range(n)]
 
 
-async def claim_idempotency_key(request: Request, caller: Caller,
+async def claim_idempotency_key(pool: AsyncConnectionPool, path: str, caller: Caller,
                                 idempotency_key: str | None, asked: Any) -> None:
-    """Claim the Idempotency-Key for this request (`asked`: what it asks for, as JSON
-    values), or answer 422 when the key came with a different request before."""
+    """Claim the Idempotency-Key for this request to `path` (`asked`: what it asks for, as
+    JSON values), or answer 422 when the key came with a different request before."""
     if idempotency_key is None:
         return
     canonical = json.dumps(asked, sort_keys=True, separators=(",", ":"), default=str)
     key = f"api:{caller.key_id}:{idempotency_key}"
     try:
-        async with request.app.state.pool.connection() as conn:
-            await idempotency.claim_async(
-                conn, key, idempotency.fingerprint(request.url.path, canonical))
+        async with pool.connection() as conn:
+            await idempotency.claim_async(conn, key, idempotency.fingerprint(path, canonical))
     except idempotency.KeyReused:
         raise HTTPException(422, f"Idempotency-Key {idempotency_key!r} was used before for a "
                                  "different request; send a new request under a new key "
@@ -128,79 +130,99 @@ def _docs(caller: Caller, idempotency_key: str | None,
             for ident, (type_, data) in zip(ids, events, strict=True)]
 
 
-async def _publish(request: Request, docs: list[dict[str, Any]], wait: float) -> Accepted:
-    sender: Sender = request.app.state.sender
-    await sender.send(docs)
+async def _send(sender: Sender, docs: list[dict[str, Any]]) -> None:
+    """Publish a request's events in one transaction: 422 for an invalid one (nothing of
+    the request is published), 503 when Kafka did not take them."""
+    try:
+        await sender.send(docs)
+    except PublishError as exc:
+        if exc.reason is None:
+            raise HTTPException(503, f"Kafka did not take the events: {exc}") from None
+        raise HTTPException(422, f"{exc} (nothing was published)") from None
+    except KafkaException as exc:
+        raise HTTPException(503, f"Kafka did not take the events: {exc}") from None
+
+
+async def _publish(services: Services, docs: list[dict[str, Any]], wait: float) -> Accepted:
+    await _send(services.sender, docs)
     ids = [str(d["id"]) for d in docs]
     if not wait:
         return Accepted(event_ids=ids)
-    outcomes: Outcomes = request.app.state.outcomes
-    done = await outcomes.wait(ids, wait)
+    done = await services.outcomes.wait(ids, wait)
     return Accepted(event_ids=ids, outcomes=[
         Outcome(event_id=i, outcome=done[i][0], reason=done[i][1])  # type: ignore[arg-type]
         if i in done else Outcome(event_id=i, outcome="pending") for i in ids])
 
 
-async def _one(request: Request, caller: Caller, idempotency_key: str | None, wait: float,
-               type_: str, body: BaseModel, ref: str | None = None) -> Accepted:
+async def _one(request: Request, services: Services, caller: Caller,
+               idempotency_key: str | None, wait: float, type_: str, body: BaseModel,
+               ref: str | None = None) -> Accepted:
     """One event of `type_` with `body` as its data; `ref`, the movement's reference,
     defaults to the event id."""
     given = body.model_dump()
-    await claim_idempotency_key(request, caller, idempotency_key, given)
+    await claim_idempotency_key(services.pool, request.url.path, caller, idempotency_key,
+                                given)
     docs = _docs(caller, idempotency_key, [(type_, given)])
     docs[0]["data"].pop("phase", None)  # the transfer route's, not the event's
     if ref is not None:
         docs[0]["data"].setdefault(ref, docs[0]["id"])
-    return await _publish(request, docs, wait)
+    return await _publish(services, docs, wait)
 
 
 @router.post("/receipts", status_code=202, response_model=Accepted)
 async def post_receipt(body: Receipt, request: Request, caller: Writer,
-                       idempotency_key: IdempotencyKey = None, wait: Wait = 0) -> Any:
+                       services: ApiServices, idempotency_key: IdempotencyKey = None,
+                       wait: Wait = 0) -> Any:
     """Goods received: on hand grows; with `unit_cost` and `currency`, the key's average
     unit cost follows."""
-    return await _one(request, caller, idempotency_key, wait, "receipt.received", body,
-                      "receipt_id")
+    return await _one(request, services, caller, idempotency_key, wait,
+                      "receipt.received", body, "receipt_id")
 
 
 @router.post("/shipments", status_code=202, response_model=Accepted)
 async def post_shipment(body: Shipment, request: Request, caller: Writer,
-                        idempotency_key: IdempotencyKey = None, wait: Wait = 0) -> Any:
+                        services: ApiServices, idempotency_key: IdempotencyKey = None,
+                        wait: Wait = 0) -> Any:
     """Goods shipped: on hand shrinks (never refused: it happened); with an order id, the
     order's reservations at the key are consumed."""
-    return await _one(request, caller, idempotency_key, wait, "shipment.dispatched", body,
-                      "shipment_id")
+    return await _one(request, services, caller, idempotency_key, wait,
+                      "shipment.dispatched", body, "shipment_id")
 
 
 @router.post("/adjustments", status_code=202, response_model=Accepted)
 async def post_adjustment(body: Adjustment, request: Request, caller: Writer,
-                          idempotency_key: IdempotencyKey = None, wait: Wait = 0) -> Any:
+                          services: ApiServices, idempotency_key: IdempotencyKey = None,
+                          wait: Wait = 0) -> Any:
     """On hand changed by `delta` (refused by the processor below zero)."""
-    return await _one(request, caller, idempotency_key, wait, "stock.adjusted", body,
-                      "adjustment_id")
+    return await _one(request, services, caller, idempotency_key, wait,
+                      "stock.adjusted", body, "adjustment_id")
 
 
 @router.post("/counts", status_code=202, response_model=Accepted)
 async def post_count(body: Count, request: Request, caller: Writer,
-                     idempotency_key: IdempotencyKey = None, wait: Wait = 0) -> Any:
+                     services: ApiServices, idempotency_key: IdempotencyKey = None,
+                     wait: Wait = 0) -> Any:
     """An absolute count (what external systems sync by): on hand is set to it."""
-    return await _one(request, caller, idempotency_key, wait, "stock.counted", body,
-                      "count_id")
+    return await _one(request, services, caller, idempotency_key, wait,
+                      "stock.counted", body, "count_id")
 
 
 @router.post("/transfers", status_code=202, response_model=Accepted)
 async def post_transfer(body: Transfer, request: Request, caller: Writer,
-                        idempotency_key: IdempotencyKey = None, wait: Wait = 0) -> Any:
+                        services: ApiServices, idempotency_key: IdempotencyKey = None,
+                        wait: Wait = 0) -> Any:
     """A transfer between warehouses: `dispatched` at the source (the destination sees it
     in transit), then `received` at the destination."""
     phase = body.model_dump()["phase"]
-    return await _one(request, caller, idempotency_key, wait, f"transfer.{phase}", body)
+    return await _one(request, services, caller, idempotency_key, wait,
+                      f"transfer.{phase}", body)
 
 
 @router.post("/orders", status_code=202, response_model=OrderAnswer, responses={
     409: {"model": Problem, "description": "another order is known under this order_id"}})
 async def post_order(body: OrderRequest, request: Request, caller: Writer,
-                     idempotency_key: IdempotencyKey = None, wait: Wait = 0) -> Any:
+                     services: ApiServices, idempotency_key: IdempotencyKey = None,
+                     wait: Wait = 0) -> Any:
     """Hand over a whole order: the order coordinator allocates every line across the
     warehouses (by `strategy`; a line with a `warehouse` is pinned there) and reserves all
     of it or nothing. With `?wait`, its answer: `allocated` with each line's allocations,
@@ -209,15 +231,14 @@ async def post_order(body: OrderRequest, request: Request, caller: Writer,
     `order_id` is a 409. Lines of one key can still be reserved one by one as
     `order.placed` events through `POST /v1/events`."""
     data = body.model_dump(mode="json", exclude_none=True)
-    await _check_order(request, data)
-    await claim_idempotency_key(request, caller, idempotency_key, data)
+    await _check_order(services.pool, data)
+    await claim_idempotency_key(services.pool, request.url.path, caller, idempotency_key, data)
     docs = _docs(caller, idempotency_key, [("order.requested", data)])
-    await request.app.state.sender.send(docs)
+    await _send(services.sender, docs)
     ident, order_id = str(docs[0]["id"]), str(data["order_id"])
     if not wait:
         return OrderAnswer(order_id=order_id, event_id=ident, status="pending")
-    outcomes: Outcomes = request.app.state.outcomes
-    found = (await outcomes.wait_orders({order_id: ident}, wait)).get(order_id)
+    found = (await services.outcomes.wait_orders({order_id: ident}, wait)).get(order_id)
     if found is None:
         return OrderAnswer(order_id=order_id, event_id=ident, status="pending")
     type_, status, refused = found
@@ -230,14 +251,14 @@ async def post_order(body: OrderRequest, request: Request, caller: Writer,
                        reason=status.get("reason"), lines=status.get("lines"))
 
 
-async def _check_order(request: Request, data: dict[str, Any]) -> None:
+async def _check_order(pool: AsyncConnectionPool, data: dict[str, Any]) -> None:
     """What the coordinator would dead-letter, said now: a line pinned to a warehouse that
     is not registered or not active (422), another order under a known order_id (409)."""
     try:
         asked = fingerprint(OrderRequested.model_validate(data))
     except ValidationError:
         return  # refused when sent, in the coordinator's own words (as the DLQ would say)
-    async with request.app.state.pool.connection() as conn:
+    async with pool.connection() as conn:
         registry = {r.warehouse.code: r.warehouse
                     for r in await warehouses_db.listed_async(conn, inactive=True)}
         known = await reads.order_fingerprint(conn, str(data["order_id"]))
@@ -254,31 +275,33 @@ async def _check_order(request: Request, data: dict[str, Any]) -> None:
 
 @router.post("/orders/{order_id}/confirm", status_code=202, response_model=Accepted)
 async def confirm_order(order_id: OrderId, request: Request, caller: Writer,
-                        idempotency_key: IdempotencyKey = None) -> Any:
+                        services: ApiServices, idempotency_key: IdempotencyKey = None) -> Any:
     """Confirm every part of an order (held until the order is allocated); the order's
     `order.confirmed` follows once every part is."""
-    await claim_idempotency_key(request, caller, idempotency_key, {"confirm": order_id})
+    await claim_idempotency_key(services.pool, request.url.path, caller, idempotency_key,
+                                {"confirm": order_id})
     docs = _docs(caller, idempotency_key,
                  [("order.confirm-requested", {"order_id": order_id})])
-    return await _publish(request, docs, 0)
+    return await _publish(services, docs, 0)
 
 
 @router.post("/orders/{order_id}/cancel", status_code=202, response_model=Accepted)
 async def cancel_order(order_id: OrderId, request: Request, caller: Writer,
-                       body: Annotated[Cancel | None, Body()] = None,
+                       services: ApiServices, body: Annotated[Cancel | None, Body()] = None,
                        idempotency_key: IdempotencyKey = None) -> Any:
     """Release every part of an order (remembered if the order has not come yet); its
     `order.cancelled` follows once every part is released. A confirmed order can still be
     cancelled this way; the system never cancels one by itself."""
     given = {"order_id": order_id, **(body.model_dump(exclude_none=True) if body else {})}
-    await claim_idempotency_key(request, caller, idempotency_key, given)
+    await claim_idempotency_key(services.pool, request.url.path, caller, idempotency_key,
+                                given)
     docs = _docs(caller, idempotency_key, [("order.cancel-requested", given)])
-    return await _publish(request, docs, 0)
+    return await _publish(services, docs, 0)
 
 
 @router.post("/events", status_code=202, response_model=Accepted)
 async def post_events(
-    request: Request, caller: Writer,
+    request: Request, services: ApiServices, caller: Writer,
     body: Annotated[dict[str, Any] | list[dict[str, Any]], Body(description=(
         "one CloudEvents 1.0 event or an array of up to 1000, as on the input topics; "
         "`id` may be left out (then made, or derived from the Idempotency-Key), `source` "
@@ -290,10 +313,11 @@ async def post_events(
     events = body if isinstance(body, list) else [body]
     if not 1 <= len(events) <= MAX_EVENTS:
         raise HTTPException(422, f"send 1 to {MAX_EVENTS} events")
-    await claim_idempotency_key(request, caller, idempotency_key, events)
+    await claim_idempotency_key(services.pool, request.url.path, caller, idempotency_key,
+                                events)
     ids = _ids(caller, idempotency_key, len(events))
     now = datetime.now(UTC).isoformat()
     docs = [{"specversion": "1.0", "time": now, **ev, "id": ev.get("id") or ident,
              "source": f"api-key:{caller.name}"}
             for ev, ident in zip(events, ids, strict=True)]
-    return await _publish(request, docs, wait)
+    return await _publish(services, docs, wait)

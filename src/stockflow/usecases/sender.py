@@ -1,5 +1,7 @@
-"""The API's transactional publisher: every write request's events go to Kafka in one
-transaction, validated first exactly as the processor will parse them."""
+"""Transactional publishers for a server's concurrent requests (the HTTP API's): every
+request's events go to Kafka in one transaction, validated first exactly as the processor
+will parse them; a CSV import's rows go in one transaction of their own. Failures come out
+as PublishError, KafkaException or StockflowError for the server to answer in its terms."""
 
 from __future__ import annotations
 
@@ -7,16 +9,18 @@ import asyncio
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from confluent_kafka import KafkaException
-from fastapi import HTTPException
 
 from stockflow.adapters.broker_watch import BrokerWatch
-from stockflow.publisher import Publisher, PublishError
-from stockflow.settings import Settings
+from stockflow.adapters.db.store import Conn
+from stockflow.adapters.publisher import Publisher, PublishError
+from stockflow.adapters.settings import Settings
+from stockflow.usecases.importer import Plan, publish
 
-__all__ = ["Sender"]
+__all__ = ["ImportSender", "Sender"]
 
 log = logging.getLogger("stockflow.api")
 
@@ -28,12 +32,12 @@ class _Job(NamedTuple):
 
 
 class Sender:
-    """The API's transactional publisher, with group commit: the requests that arrive while
-    one Kafka transaction commits go out together in the next. Each request's events are in
+    """A transactional publisher with group commit: the requests that arrive while one
+    Kafka transaction commits go out together in the next. Each request's events are in
     one transaction, so a request is still all or none; a transaction that fails fails
-    every request in it (503: a retry with the same Idempotency-Key is safe). One at a time,
-    a transaction per request capped writes at ~30/s (the commit's round trips; measured).
-    """
+    every request in it (the API answers 503: a retry with the same Idempotency-Key is
+    safe). One at a time, a transaction per request capped the API's writes at ~30/s (the
+    commit's round trips; measured)."""
 
     def __init__(self, settings: Settings, watch: BrokerWatch | None = None) -> None:
         self.publisher = Publisher(settings, source="stockflow-api", watch=watch)
@@ -42,20 +46,14 @@ class Sender:
         self.worker.start()
 
     async def send(self, docs: list[dict[str, Any]]) -> None:
-        """Validate the events as the processor would and publish them in a transaction;
-        422 for an invalid one (nothing of the request is published), 503 when Kafka did
-        not take them."""
+        """Validate the events as the processor would and publish them in a transaction.
+        PublishError with a reason for an invalid one (nothing of the request is
+        published); PublishError without one, or KafkaException, when Kafka did not take
+        them."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         self.jobs.put(_Job(docs, loop, done))
-        try:
-            await done
-        except PublishError as exc:
-            if exc.reason is None:
-                raise HTTPException(503, f"Kafka did not take the events: {exc}") from None
-            raise HTTPException(422, f"{exc} (nothing was published)") from None
-        except KafkaException as exc:
-            raise HTTPException(503, f"Kafka did not take the events: {exc}") from None
+        await done
 
     def _work(self) -> None:
         try:
@@ -108,3 +106,28 @@ def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
         done.set_result(None)
     else:
         done.set_exception(error)
+
+
+class ImportSender:
+    """Imports' own transactional publisher (an import's transaction lasts seconds: writes
+    do not wait behind it), one import at a time; `connect` opens a database connection."""
+
+    def __init__(self, settings: Settings, connect: Callable[[], Conn],
+                 watch: BrokerWatch | None = None) -> None:
+        self.connect = connect
+        self.publisher = Publisher(settings, source="stockflow-import", watch=watch)
+        self.lock = asyncio.Lock()
+
+    async def send(self, found: Plan) -> None:
+        """Record the import and publish its rows: PublishError or KafkaException when
+        Kafka did not take them, StockflowError if its id named another file."""
+        async with self.lock:
+            await asyncio.to_thread(self._send, found)
+
+    def _send(self, found: Plan) -> None:
+        with self.connect() as conn:
+            publish(conn, self.publisher, found)
+
+    def close(self) -> None:
+        """Close the publisher, delivering what it holds."""
+        self.publisher.close()

@@ -24,12 +24,12 @@ from datetime import UTC, datetime
 from stockflow import StockflowError
 from stockflow.adapters.db import idempotency, imports
 from stockflow.adapters.db.store import Conn
+from stockflow.adapters.publisher import Publisher, PublishError, prepare
+from stockflow.adapters.settings import Settings
 from stockflow.contract.csv_rows import KINDS, BadRow, read
 from stockflow.contract.emit import Message
 from stockflow.contract.events import envelope
 from stockflow.contract.topics import Topics
-from stockflow.publisher import Publisher, PublishError, prepare
-from stockflow.settings import Settings
 
 __all__ = ["IMPORT_ID", "MAX_BYTES", "Plan", "new_import_id", "plan", "publish"]
 

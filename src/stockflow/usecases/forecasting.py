@@ -1,0 +1,143 @@
+"""Forecast keys' demand from the ledger and suggest their reorders: each key's model chosen
+by a rolling-origin backtest (`planning.forecast`), its suggestion from its position and
+lead time (`planning.reorder`), many keys at once on worker processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from stockflow import StockflowError
+from stockflow.adapters.db.store import Conn
+from stockflow.adapters.signals import stop_on_signals
+from stockflow.planning import reorder
+
+if TYPE_CHECKING:
+    from stockflow.adapters.db import demand
+    from stockflow.planning.forecast import Backtest, KeyForecast
+
+# numpy, and the demand and forecast modules on it, are imported where they are used:
+# every `stockflow` command registers the forecast command, which imports this module, and
+# numpy would add 0.12 s to the start of each, the processor's included
+
+__all__ = ["Forecasts", "Planned", "forecast_keys", "forecast_stock"]
+
+_CHUNK = 100  # keys per task handed to a worker process: progress moves, overhead stays low
+
+
+class Planned(NamedTuple):
+    """A key's forecast, its position, and the reorder suggestion made from both."""
+
+    forecast: KeyForecast
+    position: demand.Position
+    suggestion: reorder.Suggestion
+
+
+@dataclass(frozen=True)
+class Forecasts:
+    """What `forecast_stock` found: the keys planned and the ones that could not be."""
+
+    as_of: date  # today: the history ends the day before
+    first: date  # the history's first day
+    held: dict[str, demand.Position]  # every key asked about
+    history: dict[str, demand.Demand]  # keys with ledger rows in the history
+    planned: dict[str, Planned]
+    skipped: dict[str, str]  # key -> why it has no forecast (the reason starts with it)
+    summary: Backtest
+    read_s: float  # seconds reading the ledger
+    forecast_s: float  # seconds forecasting
+
+
+def forecast_keys(histories: list[tuple[str, Any]], horizon: int, workers: int, *,
+                  progress: Callable[[int], None] | None = None,
+                  ) -> dict[str, KeyForecast | str]:
+    """Each key's forecast, or why it has none: forecast_many over chunks of the keys on
+    `workers` processes; `progress` hears how many more keys are done. SIGINT/SIGTERM
+    stop it (StockflowError)."""
+    from stockflow.planning.forecast import forecast_many  # noqa: PLC0415 - see the top
+
+    chunks = [histories[i:i + _CHUNK] for i in range(0, len(histories), _CHUNK)]
+    got: dict[str, KeyForecast | str] = {}
+
+    def take(chunk: list[tuple[str, Any]], results: list[KeyForecast | str]) -> None:
+        got.update(zip((key for key, _ in chunk), results, strict=True))
+        if progress is not None:
+            progress(len(chunk))
+
+    with stop_on_signals() as stop:
+        if workers <= 1 or len(chunks) <= 1:
+            for chunk in chunks:
+                if stop.is_set():
+                    break
+                take(chunk, forecast_many(chunk, horizon))
+        else:
+            # fork: the workers inherit numpy and statsforecast already imported instead
+            # of importing them again (seconds); they touch neither Postgres nor Kafka
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                       initializer=_leave_interrupts_to_the_parent)
+            pending: dict[Future[list[KeyForecast | str]], list[tuple[str, Any]]] = {
+                pool.submit(forecast_many, c, horizon): c for c in chunks}
+            try:
+                while pending and not stop.is_set():
+                    done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        take(pending.pop(f), f.result())
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+    if stop.is_set():
+        raise StockflowError(f"stopped after {len(got):,} of {len(histories):,} keys")
+    return got
+
+
+def _leave_interrupts_to_the_parent() -> None:
+    # Ctrl-C reaches the whole process group: the parent stops the pool cleanly
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def forecast_stock(conn: Conn, *, key: str | None, warehouse: str | None, days: int,
+                   horizon: int, workers: int, review_days: int, service_level: float,
+                   progress: Callable[[int], None] | None = None,
+                   started: Callable[[int], None] | None = None) -> Forecasts:
+    """Forecast `key`, or every key (of `warehouse`), from its last `days` days of demand
+    (shipped plus turned away), and suggest its reorder. `started` hears how many keys are
+    to be forecast once the ledger is read; `progress`, see `forecast_keys`."""
+    import numpy as np  # noqa: PLC0415 - see the top
+
+    from stockflow.adapters.db import demand  # noqa: PLC0415
+    from stockflow.planning.forecast import summarise  # noqa: PLC0415
+
+    as_of = datetime.now(UTC).date()  # today is not over: the history ends yesterday
+    first = as_of - timedelta(days=days)
+    began = time.monotonic()
+    held = demand.positions(conn, key=key, warehouse=warehouse)
+    if key and key not in held:
+        raise StockflowError(f"no stock recorded for {key}")
+    history = demand.daily_demand(conn, first, days, key=key, warehouse=warehouse)
+    lead_times = demand.lead_times(conn)
+    read = time.monotonic() - began
+    zero = demand.Demand(np.zeros(days), np.zeros(days))
+    series = [(k, (h := history.get(k, zero)).shipped + h.lost) for k in held]
+    if started is not None:
+        started(len(series))
+    results = forecast_keys(series, horizon, workers, progress=progress)
+    modelled = time.monotonic() - began - read
+    planned: dict[str, Planned] = {}
+    skipped: dict[str, str] = {}
+    for k, _ in series:
+        got = results[k]
+        if isinstance(got, str):
+            skipped[k] = got
+            continue
+        pos = held[k]
+        planned[k] = Planned(got, pos, reorder.suggest(
+            got.mean, got.spread, available=pos.available, in_transit=pos.in_transit,
+            lead_time_days=reorder.lead_time(k, lead_times),
+            review_days=review_days, service_level=service_level))
+    summary = summarise([p.forecast for p in planned.values()])
+    return Forecasts(as_of, first, held, history, planned, skipped, summary, read, modelled)
