@@ -124,8 +124,9 @@ def test_the_tour_runs_as_written(services: LocalServices) -> None:
     assert re.search(r"created tour\d+\.orders", out), out  # topics
     assert "applied 0001_stock.sql" in out  # migrations
     assert re.search(r"^endpoint ep_[0-9a-f]+$", out, re.MULTILINE)  # the webhook endpoint
-    assert re.search(r"^\s+on_hand\s+40$", out, re.MULTILINE), out  # the stock lookup
-    assert '"key":"TOUR-1@WH-1"' in out and '"currency":"EUR"' in out  # the HTTP call
+    for field, value in (("on_hand", 40), ("reserved", 5), ("available", 35)):
+        assert re.search(rf"^\s+{field}\s+{value}$", out, re.MULTILINE), out  # the stock lookup
+    assert '"key":"TOUR-1@WH-1"' in out and '"reserved":5' in out  # the HTTP call
     assert re.search(r"^webhook stock\.changed TOUR-1@WH-1 id=\S+$", out, re.MULTILINE), out
     assert "stock by warehouse" in out  # the report
     chart = re.search(r"^chart: (\S+)$", out, re.MULTILINE)
