@@ -35,7 +35,7 @@ from stockflow.contract.webhooks import (
 )
 
 # Where the receiver section lives; the fenced blocks defining the verifiers are run.
-RECEIVER_DOC = Path(__file__).resolve().parents[2] / "README.md"
+RECEIVER_DOC = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
 
 Verifier = Callable[[str, Mapping[str, str], bytes], bool]
 FUZZ_CASES = 10_000

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     reservation_ttl: float = Field(default=DEFAULT_POLICY.reservation_ttl.total_seconds(), gt=0,
                                    le=100 * 365.25 * 86400, description="seconds")
     # What a physical movement that takes available below 0 does to pending reservations
-    # (none, or release_newest_pending: see the README's "Oversell remediation").
+    # (none, or release_newest_pending: see docs/contract.md, "Oversell remediation").
     oversell_remediation: Remediation = DEFAULT_POLICY.oversell_remediation
     # Both bounds keep every sum of quantities and levels far inside Postgres' bigint.
     max_quantity: int = Field(default=DEFAULT_LIMITS.max_quantity, ge=1, le=10**12)

@@ -107,7 +107,7 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction
     p = sub.add_parser("import", help="import a CSV file of counts, receipts or adjustments",
                        description="Check every row, then publish all of them in one Kafka "
                                    "transaction (nothing, if any row is bad).")
-    p.add_argument("file", help="CSV with a header row; see the README for the columns")
+    p.add_argument("file", help="CSV with a header row; its columns: docs/api.md, CSV imports")
     p.add_argument("--kind", required=True, choices=sorted(KINDS))
     p.add_argument("--dry-run", action="store_true", help="check only; publish nothing")
     p.add_argument("--allow-partial", action="store_true",
