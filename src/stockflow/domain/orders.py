@@ -41,6 +41,8 @@ nothing of the order is reserved any more. Where the contract is silent:
   the placement was a no-op; the shell reads that as `context.voided`) is released by
   someone else: the sweeper notices it and sends order.expired, which then treats it as
   a release the coordinator did not ask for (above), whatever the deadline.
+- Reservation events for lines without `~`, for unknown orders or parts, and those that
+  would move a part backwards (a redelivery) are no-ops.
 """
 
 from __future__ import annotations
