@@ -81,7 +81,11 @@ def test_publish_process_stock_metrics_and_sigterm(services: LocalServices, uniq
                                               "warehouse": "WH", "quantity": 40}},
         {"specversion": "1.0", "id": "full-envelope-1", "source": "test", "type": "order.placed",
          "time": datetime.now(UTC).isoformat(), "data": {"order_id": "O1", "line_id": "1",
-                                                 "sku": "CLI-1", "warehouse": "WH", "quantity": 5}},
+                                                 "sku": "CLI-1", "warehouse": "WH", "quantity": 5,
+                                                 # applied before or after the receipt (two
+                                                 # topics: either may come first), it
+                                                 # reserves 5 of the 40
+                                                 "allow_backorder": True}},
         {"type": "stock.damaged", "data": {"damage_id": "D1", "sku": "CLI-1", "warehouse": "WH",
                                            "quantity": 0}},
     ]
