@@ -25,9 +25,7 @@ from stockflow.devtools.workload import generate
 from tests.integration.harness import make_env, processor_thread, publish
 from tests.integration.test_api import api_server, new_key
 
-# 12 per route in the suite (25 took 85-88 s of a suite that must stay under 20 minutes;
-# the boundary-coverage phase, which does not depend on this count, finds most)
-EXAMPLES = int(os.environ.get("STOCKFLOW_API_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("STOCKFLOW_API_EXAMPLES", "25"))
 SEED = os.environ.get("STOCKFLOW_API_SEED", "24")  # fixed in CI: the same cases every run
 
 
