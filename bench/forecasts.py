@@ -45,6 +45,20 @@ _MEANINGFUL = -0.02  # an attainable gain smaller than this makes a share of it 
 _END = datetime(2026, 1, 1, tzinfo=UTC)  # any day: the generator's draws do not depend on it
 
 
+def history_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options that say which histories to draw, and on how many processes to work:
+    the same for every benchmark that draws the backfill's demand."""
+    ap.add_argument("--skus", type=int, default=334, help="SKUs, each in 3 warehouses")
+    ap.add_argument("--days", type=int, default=365, help="days of history")
+    ap.add_argument("--seeds", default="1,2,3", help="histories to draw, comma-separated")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+
+
+def keys_of(skus: int) -> list[str]:
+    """The drawn keys: each SKU in 3 warehouses, as `simulate --backfill-days` names them."""
+    return [f"SKU-{s:05d}@WH-{w}" for s in range(skus) for w in (1, 2, 3)]
+
+
 def pattern_of(p: Pattern) -> str:
     if p.kind == "intermittent":
         return "slow mover"
@@ -148,14 +162,11 @@ def main() -> int:
 
 def _run() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--skus", type=int, default=334, help="SKUs, each in 3 warehouses")
-    ap.add_argument("--days", type=int, default=365)
-    ap.add_argument("--seeds", default="1,2,3", help="histories to draw, comma-separated")
+    history_arguments(ap)
     ap.add_argument("--horizon", type=int, default=14)
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args()
     console = Console(width=max(Console().width, 120))  # the tables fit unwrapped
-    keys = [f"SKU-{s:05d}@WH-{w}" for s in range(args.skus) for w in (1, 2, 3)]
+    keys = keys_of(args.skus)
     overall = Scores()
     for seed in (int(s) for s in args.seeds.split(",")):
         started = time.monotonic()

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import signal
 import sys
 import time
@@ -56,7 +55,7 @@ from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
-from forecasts import daily_demand
+from forecasts import daily_demand, history_arguments, keys_of
 from rich.console import Console
 from rich.table import Table
 
@@ -232,19 +231,16 @@ def main() -> int:
 
 def _run() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--skus", type=int, default=334, help="SKUs, each in 3 warehouses")
-    ap.add_argument("--days", type=int, default=365, help="days of history to forecast from")
-    ap.add_argument("--seeds", default="1,2,3", help="histories to draw, comma-separated")
+    history_arguments(ap)
     ap.add_argument("--lead-time", type=int, default=7)
     ap.add_argument("--review", type=int, default=7)
     ap.add_argument("--cycles", type=int, default=10, help="review periods played")
     ap.add_argument("--service-level", type=float, default=0.95)
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     rules = Play(args.lead_time, args.review, args.cycles, args.service_level)
     console = Console(width=max(Console().width, 110))
-    keys = [f"SKU-{s:05d}@WH-{w}" for s in range(args.skus) for w in (1, 2, 3)]
+    keys = keys_of(args.skus)
     overall = Totals()
     ctx = multiprocessing.get_context("fork")  # workers inherit numpy and statsforecast
     with ProcessPoolExecutor(args.workers, mp_context=ctx,
