@@ -83,7 +83,7 @@ def test_queue_gauges_count_only_what_enabled_endpoints_will_attempt(
             assert (figures[PENDING], figures[OLDEST]) == (2, 0)
             # enabled again, its held deliveries are due and sent; the gauges follow
             cli(env, "webhooks", "enable", off)
-            until_received(rx, "/off", {e.event_id for e in events}, [rel])
+            until_received(env, rx, "/off", {e.event_id for e in events}, [rel])
             figures = _until_scraped(port, lambda f: (f.get(HELD), f.get(PENDING)) == (0, 2),
                                      rel)
             assert figures[OLDEST] == 0
@@ -110,19 +110,19 @@ def test_every_relay_log_line_is_json(services: LocalServices, unique: str) -> N
             "time": datetime.now(UTC).isoformat(), "subject": e.subject, "data": {}}).encode())
             for e in events]
         items.append(Item(TopicKind.STOCK_CHANGED, b"k", b"not an output event"))  # a warning
+        # at DEBUG, aiokafka's own lines are written too (at INFO only its warnings)
         rel = start_logged("relay", {**_vars(env), "STOCKFLOW_LOG_FORMAT": "json",
+                                     "STOCKFLOW_LOG_LEVEL": "DEBUG",
                                      "STOCKFLOW_RELAY_METRICS_PORT": str(free_port())},
                            with_stdout=True)
         try:
             publish(env, items)
-            until_received(rx, "/all", {e.event_id for e in events}, [rel])
+            until_received(env, rx, "/all", {e.event_id for e in events}, [rel])
         finally:
             stop(rel)
     lines = log_of(rel, tail=None).splitlines()
     assert [line for line in lines if _not_json(line)] == []
     loggers = {json.loads(line)["logger"] for line in lines}
-    # faust's and mode's own lines went through stockflow's JSON logging too (aiokafka's
-    # are warnings and worse, which a run without trouble does not have)
+    # aiokafka's and aiohttp's own lines went through stockflow's JSON logging too
     assert {"stockflow.relay", "stockflow.engine.relay"} <= loggers
-    assert any(name.startswith("faust") for name in loggers), loggers
-    assert any(name.startswith("mode") for name in loggers), loggers
+    assert any(name.startswith("aiokafka") for name in loggers), loggers

@@ -101,8 +101,8 @@ def expected(values: list[bytes], events: str, keys: str) -> dict[str, bytes]:
     return want
 
 
-def until_received(rx: Receiver, path: str, ids: set[str], alive: list[subprocess.Popen[bytes]],
-                   timeout: float = 120) -> None:
+def until_received(env: Env, rx: Receiver, path: str, ids: set[str],
+                   alive: list[subprocess.Popen[bytes]], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for p in alive:
@@ -111,8 +111,19 @@ def until_received(rx: Receiver, path: str, ids: set[str], alive: list[subproces
             return
         time.sleep(0.3)
     missing = ids - {r.headers["webhook-id"] for r in rx.to(path)}
-    raise AssertionError(f"{len(missing)} of {len(ids)} never delivered to {path}; "
+    raise AssertionError(f"{len(missing)} of {len(ids)} never delivered to {path}"
+                         f"{where(env, missing)}; "
                          f"relay: {log_of(alive[-1])[-1500:] if alive else ''}")
+
+
+def where(env: Env, missing: set[str]) -> str:
+    """Where undelivered events stopped: never taken in, or queued and in which state."""
+    with env.db() as conn:
+        rows = conn.execute("SELECT status, count(*) FROM webhook_deliveries"
+                            " WHERE event_id = ANY(%s) GROUP BY status",
+                            [list(missing)]).fetchall()
+    queued = {str(status): int(str(n)) for status, n in rows}
+    return f" (queued: {queued}, never taken in: {len(missing) - sum(queued.values())})"
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -139,8 +150,8 @@ def test_every_matching_output_is_delivered_signed(services: LocalServices,
             want_a = expected(values, "stock.changed,low-stock.*", "*")
             want_b = expected(values, "reservation.*,oversell.detected", "SKU-0001*@*")
             assert len(want_a) > 2000 and want_b  # thousands (interleaving varies the count)
-            until_received(rx, "/a", set(want_a), [rel])
-            until_received(rx, "/b", set(want_b), [rel])
+            until_received(env, rx, "/a", set(want_a), [rel])
+            until_received(env, rx, "/b", set(want_b), [rel])
         finally:
             stop(rel)
             stop(proc)
@@ -182,7 +193,7 @@ def test_relay_killed_mid_stream_loses_nothing(services: LocalServices, unique: 
             assert kills >= 3
             wait_drained(env, alive=[proc])
             want = expected(outputs(env), "*", "*")
-            until_received(rx, "/all", set(want), [rel], timeout=180)
+            until_received(env, rx, "/all", set(want), [rel], timeout=180)
         finally:
             stop(rel)
             stop(proc)
@@ -203,7 +214,7 @@ def test_deliveries_are_listed_and_replayed(services: LocalServices, unique: str
             publish(env, generate(events=200, skus=5, warehouses=1, seed=41).setup)
             wait_drained(env, alive=[proc])
             want = expected(outputs(env), "stock.changed", "*")
-            until_received(rx, "/r", set(want), [rel])
+            until_received(env, rx, "/r", set(want), [rel])
             listed = json.loads(cli(env, "webhooks", "deliveries", ep, "--json"))
             assert {d["event_id"] for d in listed} == set(want)
             assert {d["status"] for d in listed} == {"delivered"}
@@ -256,9 +267,9 @@ def test_failing_receivers_follow_the_policy(services: LocalServices, unique: st
             publish(env, workload.setup + workload.stream)
             wait_drained(env, alive=[proc])
             want = expected(outputs(env), "stock.changed", "*")
-            until_received(rx, "/fast", set(want), [rel], timeout=60)
+            until_received(env, rx, "/fast", set(want), [rel], timeout=60)
             fast_done = time.monotonic()
-            until_received(rx, "/flaky", set(want), [rel], timeout=60)
+            until_received(env, rx, "/flaky", set(want), [rel], timeout=60)
             # /slow and /moved use up their four attempts (and /slow its 1 s timeouts)
             until_exhausted(env, [ids["/slow"], ids["/moved"]], len(want), [rel])
         finally:
@@ -342,7 +353,7 @@ def test_relay_waits_out_a_postgres_outage(services: LocalServices, unique: str)
             back = _until(lambda: ready(port), 120, [rel], "ready after the outage")
             wait_drained(env, alive=[proc])
             want = expected(outputs(env), "*", "*")
-            until_received(rx, "/all", set(want), [rel], timeout=180)
+            until_received(env, rx, "/all", set(want), [rel], timeout=180)
             figures = scrape(port)
         finally:
             stop(rel)
@@ -384,7 +395,7 @@ def test_refused_addresses_are_refused_again_at_delivery(services: LocalServices
             publish(env, generate(events=60, skus=3, warehouses=1, seed=53).setup)
             wait_drained(env, alive=[proc])
             want = expected(outputs(env), "*", "*")
-            until_received(rx, "/ok", set(want), [rel])
+            until_received(env, rx, "/ok", set(want), [rel])
             until_exhausted(env, ids, len(want), [rel])
             figures = scrape(port)
         finally:
@@ -421,7 +432,7 @@ def test_order_statuses_can_be_subscribed_to(services: LocalServices, unique: st
                 assert time.monotonic() < deadline, "no order statuses"
                 time.sleep(0.3)
             want = {json.loads(v)["id"]: v for v in statuses}
-            until_received(rx, "/orders", set(want), [rel])
+            until_received(env, rx, "/orders", set(want), [rel])
         finally:
             for p in (rel, coordinator, proc):
                 stop(p)

@@ -1,4 +1,4 @@
-"""aiokafka's connection errors (the relay's faust client), told as an outage instead of
+"""aiokafka's connection errors (the relay's Kafka client), told as an outage instead of
 line by line: aiokafka logs every failed attempt, some 80 lines a second during a broker
 outage. Its records of those errors go to a `BrokerWatch`, which counts them and says the
 outage once; everything else aiokafka logs passes untouched."""

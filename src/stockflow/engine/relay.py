@@ -1,38 +1,42 @@
-"""The webhook relay: a faust-streaming app, apart from the processor's exactly-once path.
+"""The webhook relay: an asyncio service apart from the processor's exactly-once path.
 
-Intake (a faust agent over the output topics, in batches): each output event is matched
-against the endpoints' event and key patterns and, in one Postgres transaction, stored
-and queued once per matching enabled endpoint (`ON CONFLICT DO NOTHING`: a batch read
-again after a crash or rebalance queues nothing twice). faust commits the batch's offsets
-only after that, so nothing read is lost: at least once into an idempotent queue.
-A Postgres outage holds the intake where it is (`DbLink`) until the batch is written.
-An endpoint receives the events emitted since it was added; older stored events can be
-replayed to it (`stockflow webhooks replay`).
+Intake (`Intake`, an aiokafka consumer group over the output topics, committed outputs
+only): each batch read is matched against the endpoints' event and key patterns and, in
+one Postgres transaction, stored and queued once per matching enabled endpoint
+(`ON CONFLICT DO NOTHING`: a batch read again after a crash or rebalance queues nothing
+twice). Its offsets are committed only after that, by the same loop that reads, so no
+batch is ever half taken in when a rebalance comes: at least once into an idempotent
+queue. A Postgres outage holds the intake where it is (`DbLink`) until the batch is
+written. An endpoint receives the events emitted since it was added; older stored events
+can be replayed to it (`stockflow webhooks replay`).
 
-Delivery (a faust task running `Dispatcher`): see `stockflow.engine.dispatch`.
+Delivery (`Dispatcher`, beside it on the same event loop): see `stockflow.engine.dispatch`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
 
-import faust
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
 
 from stockflow.adapters.db import webhooks as store
 from stockflow.adapters.db.store import Conn
 from stockflow.adapters.health import Health
 from stockflow.adapters.relay_metrics import RelayMetrics
-from stockflow.contract.topics import TopicKind, Topics
+from stockflow.contract.topics import TopicKind
 from stockflow.domain.webhooks import matches
 from stockflow.engine.db_link import DbLink
 from stockflow.engine.dispatch import Directory, Dispatcher
 
-__all__ = ["RELAYED", "build_relay", "matched", "read_event"]
+__all__ = ["RELAYED", "Intake", "matched", "read_event", "run"]
 
 log = logging.getLogger("stockflow.engine.relay")
 
@@ -41,7 +45,8 @@ log = logging.getLogger("stockflow.engine.relay")
 # HTTP learns of an order rejected as stock_lost).
 RELAYED = (TopicKind.STOCK_CHANGED, TopicKind.LOW_STOCK, TopicKind.OVERSELL,
            TopicKind.RESERVATIONS, TopicKind.ORDER_STATUS)
-BATCH, WITHIN = 500, 0.02  # events per intake transaction, seconds to wait for a fuller one
+BATCH = 500  # events per intake transaction at most
+WAIT_MS = 500  # how long a read waits for the first event (the loop ticks between reads)
 
 
 def read_event(value: bytes) -> store.OutEvent | None:
@@ -80,64 +85,105 @@ def matched(endpoints: list[store.Endpoint], events: list[store.OutEvent]) -> tu
     return list(keep.values()), pairs
 
 
-def build_relay(*, app_id: str, bootstrap: str, topics: Topics, db: DbLink,
-                directory: Directory, dispatcher: Dispatcher, metrics: RelayMetrics,
-                health: Health, datadir: str, session_timeout: float) -> faust.App:
-    """The relay app: intake agent (its Postgres calls through `db`) and delivery task
-    (see the module docstring). `session_timeout` (seconds): how soon a relay that died
-    loses its partitions."""
-    app = faust.App(app_id, broker=[f"kafka://{h}" for h in bootstrap.split(",")],
-                    store="memory://", consumer_auto_offset_reset="earliest",
-                    broker_commit_interval=1.0, web_enabled=False, autodiscover=False,
-                    broker_session_timeout=session_timeout,
-                    # as the processor: Kafka's 3 s at most, so a rebalance is heard soon
-                    broker_heartbeat_interval=min(3.0, max(0.5, session_timeout / 5)),
-                    datadir=datadir,
-                    # faust-streaming can drop a stream's in-flight messages when a rebalance
-                    # follows right after start-up (its issue #596); start streams only once
-                    # an assignment has held for 4 s (what the benchmark's faust peer needed).
-                    stream_recovery_delay=4.0)
-    source = app.topic(*(topics.name(k) for k in RELAYED), key_type=bytes, value_type=bytes,
-                       key_serializer="raw", value_serializer="raw")
-    async def on_assigned(_app: Any, /, *args: Any, signal: Any, **_: Any) -> None:  # noqa: ARG001
-        health.assigned = bool(args and args[0])
+class Intake(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Reads the output topics and queues what endpoints want, until `stop` is set. One
+    loop reads a batch, writes it, commits its offsets, and only then reads again.
 
-    app.on_partitions_assigned.connect(on_assigned)
+    `consumer`: an aiokafka consumer, not started; the intake subscribes it to `topics`
+    with itself as the rebalance listener."""
 
-    @app.agent(source, concurrency=1)
-    async def intake(stream: faust.StreamT[bytes]) -> None:
+    def __init__(self, consumer: Any, topics: Sequence[str], *, db: DbLink,
+                 directory: Directory, dispatcher: Dispatcher, metrics: RelayMetrics,
+                 health: Health) -> None:
+        self.consumer, self.topics, self.db = consumer, list(topics), db
+        self.directory, self.dispatcher = directory, dispatcher
+        self.metrics, self.health = metrics, health
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        """Nothing to hand over: a batch's offsets are committed before the next is read,
+        and one in flight is read again by whoever gets its partitions."""
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        """Readiness follows the assignment; said once per rebalance."""
+        self.health.assigned = bool(assigned)
+        log.info("partitions assigned: %d", len(assigned))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Read, queue and commit batches until `stop` is set."""
+        self.consumer.subscribe(self.topics, listener=self)
         try:
-            await directory.loaded.wait()
-            # take_events (whole events: their topic, partition and offset) is in faust-streaming
-            # but not in its StreamT stubs
-            async for batch in stream.take_events(  # type: ignore[attr-defined]
-                    BATCH, within=WITHIN):
-                events = []
-                for ev in batch:
-                    got = read_event(ev.message.value or b"")
-                    if got is None:
-                        log.warning("not an output event at %s[%d]@%d: skipped",
-                                    ev.message.topic, ev.message.partition, ev.message.offset)
-                    else:
-                        events.append(got)
-                keep, pairs = matched(directory.endpoints(), events)
-                metrics.read.labels("unreadable").inc(len(batch) - len(events))
-                metrics.read.labels("matched").inc(len(keep))
-                metrics.read.labels("unmatched").inc(len(events) - len(keep))
-                if keep:
-                    metrics.queued.inc(await db.call(partial(_enqueue, events=keep,
-                                                             pairs=pairs)))
-                    dispatcher.poke()
+            await self.directory.loaded.wait()
+            while not stop.is_set():
+                self.health.tick()
+                records: Mapping[Any, list[Any]] = await self.consumer.getmany(
+                    timeout_ms=WAIT_MS, max_records=BATCH)
+                if records:
+                    await self._take(records)
         finally:
-            await db.close()
+            await self.db.close()
 
-    @app.task  # type: ignore[untyped-decorator]
-    async def deliver() -> None:
-        # faust cancels its tasks when the worker stops: the dispatcher then writes back
-        # what its attempts in flight got before it returns
-        await dispatcher.run(asyncio.Event())
+    async def _take(self, records: Mapping[Any, list[Any]]) -> None:
+        batch = [m for messages in records.values() for m in messages]
+        events = []
+        for m in batch:
+            got = read_event(m.value or b"")
+            if got is None:
+                log.warning("not an output event at %s[%d]@%d: skipped", m.topic,
+                            m.partition, m.offset)
+            else:
+                events.append(got)
+        keep, pairs = matched(self.directory.endpoints(), events)
+        self.metrics.read.labels("unreadable").inc(len(batch) - len(events))
+        self.metrics.read.labels("matched").inc(len(keep))
+        self.metrics.read.labels("unmatched").inc(len(events) - len(keep))
+        if keep:
+            self.metrics.queued.inc(await self.db.call(partial(_enqueue, events=keep,
+                                                               pairs=pairs)))
+            self.dispatcher.poke()
+        try:
+            await self.consumer.commit({tp: messages[-1].offset + 1
+                                        for tp, messages in records.items()})
+        except KafkaError as exc:
+            # the batch is queued; a rebalance or a broker outage kept its offsets from
+            # being committed, so it is read again later and queues nothing twice
+            log.info("offsets of a queued batch not committed (%s): read again later", exc)
 
-    return app
+
+async def run(new_consumer: Callable[[], Any], intake: Callable[[Any], Intake],
+                dispatcher: Dispatcher, stop: asyncio.Event, retry_every: float = 1.0) -> None:
+    """Run the intake and the delivery until `stop` is set. The consumer (`new_consumer()`)
+    is started again, a new one each time, until a broker answers (an outage at start is
+    waited out, as later ones are)."""
+    delivery = asyncio.create_task(dispatcher.run(stop))
+    consumer = None
+    try:
+        while consumer is None and not stop.is_set():
+            candidate = new_consumer()
+            try:
+                await candidate.start()
+                consumer = candidate
+            except KafkaError as exc:
+                log.debug("no broker answered at start: %s", exc)
+                with contextlib.suppress(KafkaError):
+                    await candidate.stop()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), retry_every)
+        if consumer is not None:
+            reading = asyncio.create_task(intake(consumer).run(stop))
+            try:
+                await asyncio.wait({reading, asyncio.create_task(stop.wait())},
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if reading.done():
+                    reading.result()  # the intake failed: raise it here
+            finally:
+                # a batch being written when stopped is read again by the next owner
+                reading.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reading
+                await consumer.stop()
+    finally:
+        stop.set()
+        await delivery
 
 
 def _enqueue(conn: Conn, events: list[store.OutEvent], pairs: list[tuple[str, str]]) -> int:

@@ -1,10 +1,11 @@
-"""Composition root of the webhook relay (`stockflow relay`): settings in, a running faust
-worker out."""
+"""Composition root of the webhook relay (`stockflow relay`): settings in, the intake and
+the delivery running on one event loop until SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import tempfile
+import signal
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 
@@ -14,6 +15,7 @@ from stockflow.adapters.db import store
 from stockflow.adapters.health import Health, serve
 from stockflow.adapters.kafka import watch_brokers
 from stockflow.adapters.kafka_metrics import KafkaMetrics
+from stockflow.adapters.relay_consumer import relay_consumer
 from stockflow.adapters.relay_metrics import RelayMetrics
 from stockflow.adapters.settings import Settings
 from stockflow.contract.topics import Topics
@@ -28,12 +30,10 @@ log = logging.getLogger("stockflow.relay")
 def run_relay(settings: Settings) -> None:
     """Run the relay until SIGTERM or SIGINT, with /metrics, /healthz and /readyz on
     STOCKFLOW_RELAY_METRICS_PORT."""
-    # faust and aiohttp load only here: the other commands stay quick to start
-    import faust  # noqa: PLC0415
-
+    # aiohttp and aiokafka load only here: the other commands stay quick to start
     from stockflow.engine.db_link import DbLink  # noqa: PLC0415
     from stockflow.engine.dispatch import Directory, Dispatcher  # noqa: PLC0415
-    from stockflow.engine.relay import build_relay  # noqa: PLC0415
+    from stockflow.engine.relay import BATCH, RELAYED, Intake, run  # noqa: PLC0415
 
     def connect() -> store.Conn:
         return database(settings)
@@ -41,15 +41,16 @@ def run_relay(settings: Settings) -> None:
     migrated_database(settings).close()
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
-    # Readiness: live, partitions assigned, Postgres and a broker reachable. faust's own
-    # client waits broker outages out; its errors are told to the watch, which says an
-    # outage once and counts them, and probes the brokers while none answers.
+    # Readiness: live, partitions assigned, Postgres and a broker reachable. aiokafka waits
+    # broker outages out; its errors are told to the watch, which says an outage once and
+    # counts them, and probes the brokers while none answers.
     kafka = KafkaMetrics(registry)
     watch = watch_brokers(settings, BrokerWatch(counted=kafka.error,
                                                 reachable=kafka.reachable))
     tell_errors_to(watch)
     # aiokafka's informational lines narrate its group protocol, a line per retry (ten in
-    # the second after a broker restart); faust says the same changes once. At DEBUG, all.
+    # the second after a broker restart); the intake says each assignment once. At DEBUG,
+    # all.
     level = logging.getLogger().level
     logging.getLogger("aiokafka").setLevel(level if level <= logging.DEBUG
                                            else max(logging.WARNING, level))
@@ -67,19 +68,20 @@ def run_relay(settings: Settings) -> None:
     server = serve(settings.metrics_host, settings.relay_metrics_port, registry, health,
                    setting=Settings.variable("relay_metrics_port"))
     log.info("relaying; metrics on :%d/metrics", server.server_address[1])
+    topics = Topics(settings.topic_prefix)
+    names = [topics.name(k) for k in RELAYED]
+
+    def intake(consumer: object) -> Intake:
+        return Intake(consumer, names, db=link("intake"), directory=directory,
+                      dispatcher=dispatcher, metrics=metrics, health=health)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        await run(lambda: relay_consumer(settings, BATCH), intake, dispatcher, stop)
+
     try:
-        with tempfile.TemporaryDirectory(prefix="stockflow-relay-") as datadir:
-            app = build_relay(app_id=settings.relay_group_id,
-                              bootstrap=settings.kafka_bootstrap,
-                              topics=Topics(settings.topic_prefix), db=link("intake"),
-                              directory=directory, dispatcher=dispatcher, metrics=metrics,
-                              health=health, datadir=datadir,
-                              session_timeout=settings.session_timeout_ms / 1000)
-            # faust/mode would replace the root logger's handlers with their own plain-text
-            # (colorlog) ones and redirect stdout into logging: stockflow's logging, set up
-            # by the CLI, stays the only one, so every line is formatted the same way.
-            worker = faust.Worker(app, quiet=True, override_logging=False)
-            worker.spinner = None  # a terminal spinner, drawn on stdout while stopping
-            worker.execute_from_commandline()
+        asyncio.run(main())
     finally:
         server.shutdown()
