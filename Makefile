@@ -1,7 +1,7 @@
 # One target per script and per test tier; `make help` lists them. scripts/test is the whole
 # suite (what CI runs) and stays the default goal; each script also answers --help.
 .PHONY: test help bootstrap run test-unit test-integration test-e2e lint bench bench-decide \
-	bench-forecasts schemas lock
+	bench-forecasts bench-policy bench-api bench-webhooks schemas lock
 
 test: ## the whole suite: static checks, all tiers, the unit tier's coverage (what CI runs)
 	scripts/test
@@ -36,6 +36,15 @@ bench-decide: ## the CPU cost of deciding one event, no services (bench/decide.p
 
 bench-forecasts: ## forecast accuracy against the generator's truth, no services
 	scripts/bootstrap && .venv/bin/python bench/forecasts.py
+
+bench-policy: ## what the reorder suggestions deliver on held-out demand, no services
+	scripts/bootstrap && .venv/bin/python bench/policy.py
+
+bench-api: ## the HTTP API: reads, checkout latency, a CSV import (starts its services)
+	scripts/bootstrap && .venv/bin/python bench/api.py
+
+bench-webhooks: ## webhook deliveries a second and their latency (starts its services)
+	scripts/bootstrap && .venv/bin/python bench/webhooks.py
 
 schemas: ## write the contract's JSON Schemas and AsyncAPI document into schemas/
 	scripts/bootstrap && .venv/bin/python -m stockflow.contract.schemas schemas

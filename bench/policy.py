@@ -62,6 +62,7 @@ from rich.table import Table
 from stockflow.devtools.backfill import patterns
 from stockflow.planning.forecast import BASELINE, forecast_key, forecast_with
 from stockflow.planning.reorder import (
+    RECENT_DEMAND_DAYS,
     Outlook,
     Suggestion,
     calibrated_multiplier,
@@ -73,7 +74,6 @@ Series = npt.NDArray[np.float64]
 HORIZON = 14  # the forecast's, as `stockflow forecast` makes it
 CANDIDATE = "chosen, cover L+R"
 _CHUNK = 50  # keys per task of the process pool
-_YEAR = 365  # days of an intermittent key's demand the candidate reads
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ def _one(y: Series, held: Series, rules: Play, k: float) -> tuple[str, dict[str,
     def candidate(day: int, position: int) -> Suggestion:
         seen = np.concatenate([y, held[:day]])
         mean, errors = forecast_with(first.model, seen, HORIZON)
-        return top_up(Outlook(mean.tolist(), first.kind, errors, seen[-_YEAR:]),
+        return top_up(Outlook(mean.tolist(), first.kind, errors, seen[-RECENT_DEMAND_DAYS:]),
                       multiplier=k, available=position, in_transit=0,
                       lead_time_days=rules.lead_time, review_days=rules.review,
                       service_level=rules.service_level)

@@ -119,6 +119,7 @@ def _write_meanwhile(api_port: int, token: str) -> threading.Thread:
     return thread
 
 
+@pytest.mark.exclusive
 def test_a_broker_restart_costs_seconds_and_a_few_log_lines(services: LocalServices,
                                                            unique: str) -> None:
     kafka = services.kafka

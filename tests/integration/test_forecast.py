@@ -1,5 +1,6 @@
 """`stockflow forecast` on a backfilled ledger: the demand it reads equals the history that
-was published, every key gets a forecast and a suggestion that follow its lead time,
+was published, every key gets a forecast and a suggestion that follow its lead time and
+service-level target, what is on order counts in its position,
 `--publish` emits valid `reorder.suggested` events, and `--apply` moves the reorder points
 through the processor, so the low-stock alerts follow."""
 
@@ -57,6 +58,10 @@ def test_forecasts_suggestions_and_applied_reorder_points(services: LocalService
         wait_drained(env)
         stockflow(env, "lead-time", "set", "WH-1", "3")
         stockflow(env, "lead-time", "set", "SKU-00000@WH-2", "12")
+        stockflow(env, "service-level", "set", "WH-2", "90%")
+        stockflow(env, "service-level", "set", "SKU-00001@WH-2", "0.99")
+        listed = stockflow(env, "service-level", "list").stdout
+        assert "WH-2" in listed and "90.0%" in listed and "99.0%" in listed
 
         # the demand read from the ledger is the published history, day by day
         keys = [f"SKU-{s:05d}@WH-{w}" for s in range(3) for w in (1, 2)]
@@ -97,8 +102,13 @@ def test_forecasts_suggestions_and_applied_reorder_points(services: LocalService
             assert k["model"] in MODELS and len(k["mean"]) == 14
             assert k["lead_time_days"] == (12 if key == "SKU-00000@WH-2"
                                            else 3 if key.endswith("@WH-1") else 7)
-            assert k["reorder_point"] == math.ceil(k["lead_time_demand"]) + k["safety_stock"]
-            assert k["position"] == before[key].available + before[key].in_transit
+            assert k["service_level"] == (0.99 if key == "SKU-00001@WH-2"
+                                          else 0.9 if key.endswith("@WH-2") else 0.95)
+            # topped up at each review to a level covering lead time and review period
+            assert k["reorder_point"] == k["order_up_to"] >= math.ceil(k["lead_time_demand"])
+            assert k["suggested_quantity"] == max(k["order_up_to"] - k["position"], 0)
+            assert k["position"] == (before[key].available + before[key].in_transit
+                                     + before[key].on_order)
         backtest = doc["backtest"]
         assert backtest["keys"]["all"] == len(planned)
         assert set(backtest["coverage"]) == {"80", "95"}
@@ -136,6 +146,24 @@ def test_forecasts_suggestions_and_applied_reorder_points(services: LocalService
         assert again["published"]["stock.thresholds-set"] == 0
         ids = [json.loads(v or b"")["id"] for _, v, _ in read_topic(env, TopicKind.REORDER)]
         assert len(set(ids)) == len(ordering) and len(ids) == 2 * len(ordering)
+
+        # what was ordered from a supplier counts: the next day's --publish (here: the same
+        # day's, run again) does not suggest that need again
+        key = next(iter(ordering))
+        sku, _, warehouse = key.partition("@")
+        with Publisher(env.settings) as pub:
+            pub.publish("purchase-order.placed", {
+                "po_id": "PO-1", "line_id": "1", "sku": sku, "warehouse": warehouse,
+                "quantity": planned[key]["suggested_quantity"]})
+        wait_drained(env)
+        ordered = json.loads(stockflow(env, "forecast", "--all", "--days", str(DAYS),
+                                       "--json", "--publish").stdout)
+        k = next(k for k in ordered["keys"] if k["key"] == key)
+        assert k["on_order"] == planned[key]["suggested_quantity"]
+        assert k["suggested_quantity"] == 0
+        subjects = [json.loads(v or b"")["subject"] for _, v, _ in read_topic(
+            env, TopicKind.REORDER)]
+        assert subjects.count(key) == 2  # the two runs before the purchase order
 
         # the pictures a user would open
         chart, summary = tmp_path / "key.png", tmp_path / "backtest.png"

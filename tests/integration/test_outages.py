@@ -10,6 +10,8 @@ import subprocess
 import time
 from collections.abc import Callable
 
+import pytest
+
 from stockflow.contract.topics import TopicKind
 from stockflow.devtools.localenv import LocalServices, Restartable, free_port
 from stockflow.devtools.workload import generate
@@ -71,10 +73,12 @@ def _outage_mid_stream(services: LocalServices, unique: str, service: Restartabl
     assert all(h["stockflow.error.reason"] != b"processing_error" for _, _, h in dlq)
 
 
+@pytest.mark.exclusive
 def test_postgres_stopped_for_30_seconds_mid_stream(services: LocalServices,
                                                     unique: str) -> None:
     _outage_mid_stream(services, unique, services.postgres, down_for=30, seed=41)
 
 
+@pytest.mark.exclusive
 def test_broker_restarted_mid_stream(services: LocalServices, unique: str) -> None:
     _outage_mid_stream(services, unique, services.kafka, down_for=10, seed=43)

@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks.webhooks import Webhook
 
@@ -332,6 +333,7 @@ def scrape(port: int) -> dict[str, float]:
             for fam in text_string_to_metric_families(text) for s in fam.samples}
 
 
+@pytest.mark.exclusive
 def test_relay_waits_out_a_postgres_outage(services: LocalServices, unique: str) -> None:
     postgres = services.postgres
     assert postgres is not None, "outage tests need the Postgres the suite starts"

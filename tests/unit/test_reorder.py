@@ -19,6 +19,7 @@ from stockflow.planning.reorder import (
     cover_spread,
     demand_over,
     lead_time,
+    scoped,
     suggest,
     top_up,
 )
@@ -83,6 +84,13 @@ def test_a_keys_lead_time_wins_over_its_warehouses() -> None:
     assert lead_time("B@WH-1", table) == 3
     assert lead_time("B@WH-2", table) == 7
     assert lead_time("B@WH-2", table, default=5) == 5
+
+
+def test_a_keys_target_wins_over_its_warehouses_and_both_over_the_default() -> None:
+    table = {"WH-2": 0.9, "A@WH-2": 0.99}
+    assert scoped("A@WH-2", table, 0.95) == 0.99
+    assert scoped("B@WH-2", table, 0.95) == 0.9
+    assert scoped("A@WH-1", table, 0.95) == 0.95
 
 
 def test_errors_that_move_together_add_up_by_the_day_not_its_square_root() -> None:

@@ -82,8 +82,8 @@ class ReservationEvent(AtKey):
 
 class ReorderSuggested(AtKey):
     """A reorder suggestion from `stockflow forecast --publish` (not from the processor):
-    when the key's inventory position (available + in transit) is at or under its reorder
-    point, order `suggested_quantity` to bring it up to `order_up_to`."""
+    when the key's inventory position (available + in transit + on order) is under its
+    reorder point, order `suggested_quantity` to bring it up to `order_up_to`."""
 
     as_of: date  # the forecast's history ends the day before
     model: str
@@ -97,6 +97,7 @@ class ReorderSuggested(AtKey):
     on_hand: int
     available: int
     in_transit: int
+    on_order: int = 0  # v1.1: ordered from suppliers, not yet received
     position: int
     suggested_quantity: int
 

@@ -31,7 +31,7 @@ from stockflow.adapters.ports import free_port
 from stockflow.devtools.cache import cache_dir, filled_once
 
 __all__ = ["KAFKA_VERSION", "LocalServices", "ProvisionError", "Restartable", "free_port",
-           "local_services"]
+           "local_services", "main"]
 
 KAFKA_VERSION = "4.3.1"
 PG_MAJOR = "15"
@@ -344,3 +344,21 @@ def local_services(kafka: bool = True, postgres: bool = True) -> Iterator[LocalS
             if need_pg:
                 pg_url, pg_ctl = stack.enter_context(postgres_server(workdir))
         yield LocalServices(kafka_url or "", pg_url or "", kafka_ctl, pg_ctl)
+
+
+def main() -> int:
+    """`python -m stockflow.devtools.localenv`: start the services, print the variables
+    that point at them (`NAME=value` lines, for `set -a; . FILE`), and keep them until
+    SIGTERM or SIGINT. The suite's parallel tier shares one Kafka and one Postgres this
+    way (scripts/test)."""
+    from stockflow.adapters.signals import stop_on_signals  # noqa: PLC0415
+
+    with stop_on_signals() as stop, local_services() as found:
+        print(f"STOCKFLOW_KAFKA_BOOTSTRAP={found.kafka_bootstrap}\n"
+              f"STOCKFLOW_DATABASE_URL={found.database_url}", flush=True)
+        stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

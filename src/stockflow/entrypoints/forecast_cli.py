@@ -10,10 +10,12 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn
@@ -29,7 +31,7 @@ from stockflow.usecases.forecasting import Forecasts, Planned, forecast_stock
 
 if TYPE_CHECKING:
     from stockflow.adapters.db import demand
-    from stockflow.planning.forecast import Backtest
+    from stockflow.planning.forecast import Backtest, KeyForecast
 
 # numpy, and the demand and forecast modules on it, are imported where they are used:
 # every `stockflow` command registers this one, and numpy would add 0.12 s to the start
@@ -117,9 +119,10 @@ def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         doc: dict[str, Any] = {
             "as_of": found.as_of.isoformat(), "horizon": args.horizon,
-            "keys": [{"key": k, **asdict(p.forecast), **asdict(p.suggestion),
+            "keys": [{"key": k, **_reported(p.forecast), **asdict(p.suggestion),
                       "on_hand": p.position.on_hand, "available": p.position.available,
-                      "in_transit": p.position.in_transit} for k, p in planned.items()],
+                      "in_transit": p.position.in_transit, "on_order": p.position.on_order}
+                     for k, p in planned.items()],
             "skipped": skipped, "published": {"reorder.suggested": sent[0],
                                               "stock.thresholds-set": sent[1]},
             "timing": timing}
@@ -131,6 +134,12 @@ def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
     else:
         _print(planned, skipped, summary, args, sent, timing)
     return 0
+
+
+def _reported(forecast: KeyForecast) -> dict[str, Any]:
+    """A forecast's fields as --json reports them: not its outlook (a year of demand and
+    the backtest's errors, the reorder rule's input)."""
+    return {name: value for name, value in asdict(forecast).items() if name != "outlook"}
 
 
 def _plot(conn: Any, args: argparse.Namespace, found: Forecasts) -> None:
@@ -190,19 +199,46 @@ def _print(planned: dict[str, Planned], skipped: dict[str, str], summary: Backte
 def cmd_lead_time(args: argparse.Namespace, settings: Settings) -> int:
     from stockflow.adapters.db import demand  # noqa: PLC0415 - see the top
 
+    _keep_scoped(args, settings, demand.lead_times, demand.set_lead_time,
+                 demand.clear_lead_time, what="lead time", default=reorder.LEAD_TIME_DAYS,
+                 shown=lambda days: f"{days:>4} d")
+    return 0
+
+
+def cmd_service_level(args: argparse.Namespace, settings: Settings) -> int:
+    from stockflow.adapters.db import demand  # noqa: PLC0415 - see the top
+
+    _keep_scoped(args, settings, demand.service_levels, demand.set_service_level,
+                 demand.clear_service_level, what="service-level target",
+                 default=reorder.SERVICE_LEVEL, shown=lambda level: f"{level:>6.1%}")
+    return 0
+
+
+V = TypeVar("V")
+
+
+def _keep_scoped(args: argparse.Namespace, settings: Settings,
+                 read: Callable[[Any], dict[str, V]], put: Callable[[Any, str, V], None],
+                 clear: Callable[[Any, str], bool], *, what: str, default: V,
+                 shown: Callable[[V], str]) -> None:
+    """Set or clear a warehouse's or a key's setting as `args` ask, then list them all."""
     with migrated_database(settings) as conn:
         if args.action == "set":
-            if not 1 <= args.days <= 365:
-                raise StockflowError("a lead time is 1 to 365 days")
-            demand.set_lead_time(conn, args.scope, args.days)
-        elif args.action == "clear" and not demand.clear_lead_time(conn, args.scope):
-            raise StockflowError(f"{args.scope} has no lead time of its own")
+            put(conn, args.scope, args.value)
+        elif args.action == "clear" and not clear(conn, args.scope):
+            raise StockflowError(f"{args.scope} has no {what} of its own")
         conn.commit()
-        table = demand.lead_times(conn)
+        table = read(conn)
     for scope in sorted(table):
-        print(f"{scope:<40} {table[scope]:>4} d")
-    print(f"{'(default)':<40} {reorder.LEAD_TIME_DAYS:>4} d")
-    return 0
+        print(f"{scope:<40} {shown(table[scope])}")
+    print(f"{'(default)':<40} {shown(default)}")
+
+
+def _lead_time_days(text: str) -> int:
+    days = int(text)
+    if not 1 <= days <= 365:
+        raise argparse.ArgumentTypeError(f"a lead time is 1 to 365 days: {text}")
+    return days
 
 
 def _service_level(text: str) -> float:
@@ -220,7 +256,7 @@ def _positive(text: str) -> int:
 
 
 def register(sub: Any) -> None:  # argparse's _SubParsersAction
-    """Add `forecast` and `lead-time` to the CLI's subcommands."""
+    """Add `forecast`, `lead-time` and `service-level` to the CLI's subcommands."""
     p = sub.add_parser("forecast", help="demand forecasts and reorder suggestions from the "
                                         "ledger")
     which = p.add_mutually_exclusive_group(required=True)
@@ -249,17 +285,25 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction
                    help="processes (default: one per core)")
     p.set_defaults(func=cmd_forecast)
 
-    lt = sub.add_parser("lead-time", help="the lead times reorder suggestions use")
-    lt.add_argument("action", choices=("list", "set", "clear"))
-    lt.add_argument("scope", nargs="?", help="a warehouse, or a key SKU@WH (wins over its "
-                                             "warehouse's)")
-    lt.add_argument("days", nargs="?", type=int)
-    lt.set_defaults(func=_checked_lead_time)
+    for name, command, value, metavar, meaning in (
+            ("lead-time", cmd_lead_time, _lead_time_days, "DAYS",
+             "days from ordering to receiving"),
+            ("service-level", cmd_service_level, _service_level, "LEVEL",
+             "share of replenishment cycles without a stock-out, e.g. 90%% or 0.9")):
+        scoped = sub.add_parser(name, help=f"the {name.replace('-', ' ')}s reorder "
+                                           f"suggestions use, per warehouse or key")
+        scoped.add_argument("action", choices=("list", "set", "clear"))
+        scoped.add_argument("scope", nargs="?", help="a warehouse, or a key SKU@WH (wins "
+                                                     "over its warehouse's)")
+        scoped.add_argument("value", nargs="?", type=value, metavar=metavar,
+                            help=f"with set: {meaning}")
+        scoped.set_defaults(func=partial(_checked_scoped, command))
 
 
-def _checked_lead_time(args: argparse.Namespace, settings: Settings) -> int:
+def _checked_scoped(command: Callable[[argparse.Namespace, Settings], int],
+                    args: argparse.Namespace, settings: Settings) -> int:
     if args.action != "list" and not args.scope:
-        raise StockflowError(f"lead-time {args.action} needs a scope")
-    if args.action == "set" and args.days is None:
-        raise StockflowError("lead-time set needs the days")
-    return cmd_lead_time(args, settings)
+        raise StockflowError(f"{args.action} needs a scope")
+    if args.action == "set" and args.value is None:
+        raise StockflowError("set needs a value")
+    return command(args, settings)

@@ -46,6 +46,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from stockflow.planning.reorder import RECENT_DEMAND_DAYS, Outlook
+
 __all__ = ["DEFAULT", "INTERMITTENT", "LEVELS", "MODELS", "ORIGINS", "SMOOTH", "SWITCH",
            "Backtest", "KeyForecast", "Kind", "choose", "classify", "forecast_key",
            "forecast_many", "forecast_with", "needed", "summarise"]
@@ -175,6 +177,9 @@ class KeyForecast:
     scale: float  # the MASE denominator; 0: none
     covered: dict[int, tuple[int, int]]  # level -> (actuals inside, actuals), held out
     spread: float  # standard deviation of the chosen model's daily backtest errors
+    # what a reorder level must cover (`reorder.top_up`): the forecast, the class, the
+    # chosen model's backtest errors and the recent demand
+    outlook: Outlook
 
     def mase(self, error: float) -> float | None:
         """MASE of `error`, a total absolute error over the held-out window (as long as
@@ -264,9 +269,11 @@ def forecast_key(key: str, y: Series, horizon: int) -> KeyForecast:
     everything = np.concatenate(own)
     intervals = {lv: (low.round(_DECIMALS).tolist(), high.round(_DECIMALS).tolist())
                  for lv, (low, high) in _intervals(kind, y, len(y), mean, own).items()}
-    return KeyForecast(key, kind, chosen, mean.round(_DECIMALS).tolist(), intervals,
+    rounded = mean.round(_DECIMALS).tolist()
+    return KeyForecast(key, kind, chosen, rounded, intervals,
                        {n: (held[n], total) for n in names}, scale, covered,
-                       float(everything.std()))
+                       float(everything.std()),
+                       Outlook(rounded, kind, np.array(own), y[-RECENT_DEMAND_DAYS:].copy()))
 
 
 def forecast_with(name: str, y: Series, horizon: int) -> tuple[Series, Series]:

@@ -34,15 +34,18 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["LEAD_TIME_DAYS", "MIN_CALIBRATION_SUMS", "REVIEW_DAYS", "SERVICE_LEVEL",
+__all__ = ["LEAD_TIME_DAYS", "MIN_CALIBRATION_SUMS", "RECENT_DEMAND_DAYS", "REVIEW_DAYS",
+           "SERVICE_LEVEL",
            "SMALL_SAMPLE_MULTIPLIER", "Outlook", "Suggestion", "calibrated_multiplier",
-           "cover_spread", "demand_over", "lead_time", "suggest", "top_up"]
+           "cover_spread", "demand_over", "lead_time", "scoped", "suggest", "top_up"]
 
 Series = npt.NDArray[np.float64]
+T = TypeVar("T")
 
 SERVICE_LEVEL = 0.95
 LEAD_TIME_DAYS = 7  # where neither the key nor its warehouse has one
@@ -52,6 +55,7 @@ MIN_CALIBRATION_SUMS = 200  # backtest sums below which the multiplier is not es
 # The pooled multiplier over the normal quantile on the backfill (bench/policy.py, 3 seeds,
 # 95%: 2.75-3.00 against 1.64; 90%: 1.86-2.02 against 1.28): used for a run of few keys.
 SMALL_SAMPLE_MULTIPLIER = 1.65
+RECENT_DEMAND_DAYS = 365  # an intermittent key's level reads a year of its demand
 
 
 @dataclass(frozen=True)
@@ -66,13 +70,21 @@ class Suggestion:
     safety_stock: int
     reorder_point: int
     order_up_to: int
-    position: int  # available + in transit
+    position: int  # available + in transit + on order
     suggested_quantity: int  # 0: the position is above the reorder point
+
+
+def scoped(key: str, table: Mapping[str, T], default: T) -> T:
+    """The key's own setting in `table`, else its warehouse's, else `default`."""
+    for scope in (key, key.partition("@")[2]):
+        if scope in table:
+            return table[scope]
+    return default
 
 
 def lead_time(key: str, table: Mapping[str, int], default: int = LEAD_TIME_DAYS) -> int:
     """The key's own lead time, else its warehouse's, else `default`."""
-    return table.get(key) or table.get(key.partition("@")[2]) or default
+    return scoped(key, table, default)
 
 
 def demand_over(mean: Sequence[float], days: int) -> float:
@@ -124,7 +136,7 @@ def calibrated_multiplier(backtests: Iterable[Series], days: int, service_level:
 class Outlook:
     """What a key's forecast says about the demand a level must cover: the forecast
     (units a day), the key's class, the chosen model's backtest errors (a row per origin,
-    actual minus forecast) and its recent daily demand (a year, oldest first)."""
+    actual minus forecast) and its recent daily demand (`RECENT_DEMAND_DAYS`, oldest first)."""
 
     mean: Sequence[float]
     kind: str  # "smooth" or "intermittent", as the forecast classified the key

@@ -1,6 +1,8 @@
 """Forecast keys' demand from the ledger and suggest their reorders: each key's model chosen
-by a rolling-origin backtest (`planning.forecast`), its suggestion from its position and
-lead time (`planning.reorder`), many keys at once on worker processes."""
+by a rolling-origin backtest (`planning.forecast`), its suggestion from its position (on
+order included), lead time and review period under the rule that keeps its service level
+(`planning.reorder.top_up`, its safety multiplier calibrated on this run's backtests),
+many keys at once on worker processes."""
 
 from __future__ import annotations
 
@@ -105,8 +107,10 @@ def forecast_stock(conn: Conn, *, key: str | None, warehouse: str | None, days: 
                    progress: Callable[[int], None] | None = None,
                    started: Callable[[int], None] | None = None) -> Forecasts:
     """Forecast `key`, or every key (of `warehouse`), from its last `days` days of demand
-    (shipped plus turned away), and suggest its reorder. `started` hears how many keys are
-    to be forecast once the ledger is read; `progress`, see `forecast_keys`."""
+    (shipped plus turned away), and suggest its reorder for its service-level target
+    (`service_level` where neither the key nor its warehouse has one). `started` hears
+    how many keys are to be forecast once the ledger is read; `progress`, see
+    `forecast_keys`."""
     import numpy as np  # noqa: PLC0415 - see the top
 
     from stockflow.adapters.db import demand  # noqa: PLC0415
@@ -119,7 +123,7 @@ def forecast_stock(conn: Conn, *, key: str | None, warehouse: str | None, days: 
     if key and key not in held:
         raise StockflowError(f"no stock recorded for {key}")
     history = demand.daily_demand(conn, first, days, key=key, warehouse=warehouse)
-    lead_times = demand.lead_times(conn)
+    lead_times, targets = demand.lead_times(conn), demand.service_levels(conn)
     read = time.monotonic() - began
     zero = demand.Demand(np.zeros(days), np.zeros(days))
     series = [(k, (h := history.get(k, zero)).shipped + h.lost) for k in held]
@@ -127,17 +131,21 @@ def forecast_stock(conn: Conn, *, key: str | None, warehouse: str | None, days: 
         started(len(series))
     results = forecast_keys(series, horizon, workers, progress=progress)
     modelled = time.monotonic() - began - read
+    skipped = {k: got for k, _ in series if isinstance(got := results[k], str)}
+    forecasts = {k: got for k, _ in series if not isinstance(got := results[k], str)}
+    # each key's lead time and target: its own, else its warehouse's, else the default
+    rules = {k: (reorder.lead_time(k, lead_times), reorder.scoped(k, targets, service_level))
+             for k in forecasts}
+    smooth = [f.outlook.errors for f in forecasts.values() if f.kind == "smooth"]
+    multipliers = {(lead, target): reorder.calibrated_multiplier(smooth, lead + review_days,
+                                                                 target)
+                   for lead, target in set(rules.values())}
     planned: dict[str, Planned] = {}
-    skipped: dict[str, str] = {}
-    for k, _ in series:
-        got = results[k]
-        if isinstance(got, str):
-            skipped[k] = got
-            continue
-        pos = held[k]
-        planned[k] = Planned(got, pos, reorder.suggest(
-            got.mean, got.spread, available=pos.available, in_transit=pos.in_transit,
-            lead_time_days=reorder.lead_time(k, lead_times),
-            review_days=review_days, service_level=service_level))
+    for k, got in forecasts.items():
+        pos, (lead, target) = held[k], rules[k]
+        planned[k] = Planned(got, pos, reorder.top_up(
+            got.outlook, multiplier=multipliers[lead, target], available=pos.available,
+            in_transit=pos.in_transit, on_order=pos.on_order, lead_time_days=lead,
+            review_days=review_days, service_level=target))
     summary = summarise([p.forecast for p in planned.values()])
     return Forecasts(as_of, first, held, history, planned, skipped, summary, read, modelled)

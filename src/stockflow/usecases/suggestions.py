@@ -28,6 +28,7 @@ def _suggestion_message(topics: Topics, key: str, as_of: date, p: Planned, now: 
         safety_stock=s.safety_stock, reorder_point=s.reorder_point,
         order_up_to=s.order_up_to, on_hand=p.position.on_hand,
         available=p.position.available, in_transit=p.position.in_transit,
+        on_order=p.position.on_order,
         position=s.position, suggested_quantity=s.suggested_quantity,
     ).model_dump(mode="json")
     # the same suggestion made again the same day carries the same id: de-duplicable

@@ -1,5 +1,6 @@
 """What forecasts and reorder suggestions read from Postgres: daily demand per key from
-the ledger, a key's on hand day by day, the keys' stock positions, and lead times.
+the ledger, a key's on hand day by day, the keys' stock positions, and the lead times and
+service-level targets set per warehouse or key.
 
 Days are UTC days of business time (`reads.BUSINESS_TIME`). A day's demand is what was
 shipped (`shipment.dispatched`'s units off the shelf) and, apart, what was turned away
@@ -17,8 +18,9 @@ import numpy.typing as npt
 from stockflow.adapters.db.reads import BUSINESS_TIME
 from stockflow.adapters.db.store import Conn
 
-__all__ = ["Demand", "Position", "clear_lead_time", "daily_demand", "lead_times",
-           "on_hand_by_day", "positions", "set_lead_time"]
+__all__ = ["Demand", "Position", "clear_lead_time", "clear_service_level", "daily_demand",
+           "lead_times", "on_hand_by_day", "positions", "service_levels", "set_lead_time",
+           "set_service_level"]
 
 Days = npt.NDArray[np.float64]
 
@@ -36,6 +38,7 @@ class Position(NamedTuple):
     on_hand: int
     available: int
     in_transit: int
+    on_order: int  # ordered from suppliers, not yet received
     reorder_point: int
     safety_stock: int
 
@@ -97,7 +100,8 @@ def positions(conn: Conn, *, key: str | None = None,
               warehouse: str | None = None) -> dict[str, Position]:
     """The stock position of each key (of `key`, or of a warehouse's keys)."""
     rows = conn.execute(
-        "SELECT key, on_hand, available, in_transit, reorder_point, safety_stock FROM stock"
+        "SELECT key, on_hand, available, in_transit, on_order, reorder_point, safety_stock"
+        " FROM stock"
         " WHERE true" + _scope(key, warehouse) + " ORDER BY key",
         {"key": key, "warehouse": warehouse}).fetchall()
     return {str(r[0]): Position(*map(int, r[1:])) for r in rows}
@@ -118,3 +122,21 @@ def set_lead_time(conn: Conn, scope: str, days: int) -> None:
 def clear_lead_time(conn: Conn, scope: str) -> bool:
     """Forget a scope's lead time; False if it had none."""
     return conn.execute("DELETE FROM lead_times WHERE scope = %s", (scope,)).rowcount > 0
+
+
+def service_levels(conn: Conn) -> dict[str, float]:
+    """Scope (a warehouse, or a key) -> service-level target."""
+    return {str(s): float(v) for s, v in conn.execute("SELECT scope, level FROM service_levels")}
+
+
+def set_service_level(conn: Conn, scope: str, level: float) -> None:
+    """Set the service-level target of `scope` (a warehouse, or a key SKU@WH, which wins
+    over its warehouse's)."""
+    conn.execute("INSERT INTO service_levels (scope, level) VALUES (%s, %s)"
+                 " ON CONFLICT (scope) DO UPDATE SET level = excluded.level, updated_at = now()",
+                 (scope, level))
+
+
+def clear_service_level(conn: Conn, scope: str) -> bool:
+    """Forget a scope's service-level target; False if it had none."""
+    return conn.execute("DELETE FROM service_levels WHERE scope = %s", (scope,)).rowcount > 0

@@ -4,10 +4,8 @@ processor stays the only writer of stock.
 - Each request's events are validated exactly as the processor would (an invalid one is a
   422 naming its DLQ reason, and nothing is published), then sent in one Kafka transaction:
   all of them or none. The answer is 202 with their ids.
-- The events' `source` is `api-key:<the key's name>`: who did it, whatever the body says.
-- `Idempotency-Key`: the event ids (and the movement references made from them) derive
-  from the key's id and this value, so a retried request carries the same ids and the
-  processor counts it as a duplicate instead of moving stock twice.
+- The events' `source` is the API key, and their ids derive from an `Idempotency-Key`
+  (`stockflow.usecases.requests`): a retried request is a counted duplicate.
 - `?wait=SECONDS` (up to 30): the answer waits until the processor has applied or
   rejected the events (or the time is up) and says what became of each; for a whole
   order (`POST /v1/orders`), the order coordinator's first answer.
@@ -16,8 +14,6 @@ processor stays the only writer of stock.
 from __future__ import annotations
 
 import json
-import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from confluent_kafka import KafkaException
@@ -28,7 +24,6 @@ from pydantic import BaseModel, Field, ValidationError
 from stockflow.adapters.db import idempotency, reads
 from stockflow.adapters.db import warehouses as warehouses_db
 from stockflow.adapters.publisher import PublishError
-from stockflow.contract.events import envelope
 from stockflow.domain.order_inputs import OrderRequested, fingerprint
 from stockflow.entrypoints.api.auth import Authenticated, Caller, require
 from stockflow.entrypoints.api.bodies import (
@@ -42,11 +37,11 @@ from stockflow.entrypoints.api.bodies import (
 )
 from stockflow.entrypoints.api.models import Problem, problems
 from stockflow.entrypoints.api.services import ApiServices, Services
+from stockflow.usecases.requests import Requester, completed, events_of
 from stockflow.usecases.sender import Sender
 
 __all__ = ["IdempotencyKey", "claim_idempotency_key", "router"]
 
-_NAMESPACE = uuid.UUID("6f1c3a52-6d0e-4c8e-9d61-2b7f0c1e5a90")  # of idempotent event ids
 MAX_WAIT = 30.0
 MAX_EVENTS = 1000  # per request
 
@@ -97,13 +92,6 @@ class OrderAnswer(BaseModel):
         "quantity}; rejected, each line's requested and allocatable units"))
 
 
-def _ids(caller: Caller, idempotency_key: str | None, n: int) -> list[str]:
-    if idempotency_key is None:
-        return [str(uuid.uuid4()) for _ in range(n)]
-    return [str(uuid.uuid5(_NAMESPACE, f"{caller.key_id}\n{idempotency_key}\n{i}"))
-            for i in range(n)]
-
-
 async def claim_idempotency_key(pool: AsyncConnectionPool, path: str, caller: Caller,
                                 idempotency_key: str | None, asked: Any) -> None:
     """Claim the Idempotency-Key for this request to `path` (`asked`: what it asks for, as
@@ -123,11 +111,7 @@ async def claim_idempotency_key(pool: AsyncConnectionPool, path: str, caller: Ca
 
 def _docs(caller: Caller, idempotency_key: str | None,
           events: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    ids = _ids(caller, idempotency_key, len(events))
-    return [envelope(type_, {k: v.isoformat() if isinstance(v, datetime) else v
-                             for k, v in data.items() if v is not None},
-                     id_=ident, source=f"api-key:{caller.name}")
-            for ident, (type_, data) in zip(ids, events, strict=True)]
+    return events_of(Requester(caller.key_id, caller.name, idempotency_key), events)
 
 
 async def _send(sender: Sender, docs: list[dict[str, Any]]) -> None:
@@ -315,9 +299,5 @@ async def post_events(
         raise HTTPException(422, f"send 1 to {MAX_EVENTS} events")
     await claim_idempotency_key(services.pool, request.url.path, caller, idempotency_key,
                                 events)
-    ids = _ids(caller, idempotency_key, len(events))
-    now = datetime.now(UTC).isoformat()
-    docs = [{"specversion": "1.0", "time": now, **ev, "id": ev.get("id") or ident,
-             "source": f"api-key:{caller.name}"}
-            for ev, ident in zip(events, ids, strict=True)]
+    docs = completed(Requester(caller.key_id, caller.name, idempotency_key), events)
     return await _publish(services, docs, wait)
