@@ -7,14 +7,18 @@ counts it as a duplicate instead of moving stock twice; without one they are ran
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from psycopg_pool import AsyncConnectionPool
+
+from stockflow.adapters.db import idempotency
 from stockflow.contract.events import envelope
 
-__all__ = ["Requester", "completed", "events_of"]
+__all__ = ["Requester", "claim", "completed", "events_of"]
 
 _NAMESPACE = uuid.UUID("6f1c3a52-6d0e-4c8e-9d61-2b7f0c1e5a90")  # of idempotent event ids
 
@@ -56,3 +60,15 @@ def completed(requester: Requester, events: list[dict[str, Any]]) -> list[dict[s
     return [{"specversion": "1.0", "time": now, **ev, "id": ev.get("id") or ident,
              "source": requester.source}
             for ev, ident in zip(events, requester.ids(len(events)), strict=True)]
+
+
+async def claim(pool: AsyncConnectionPool, path: str, requester: Requester, asked: Any) -> None:
+    """Claim the requester's Idempotency-Key for this request to `path` (`asked`: what it
+    asks for, as JSON values); `idempotency.KeyReused` when the key came with a different
+    request before. Without a key, nothing to claim."""
+    if requester.idempotency_key is None:
+        return
+    canonical = json.dumps(asked, sort_keys=True, separators=(",", ":"), default=str)
+    async with pool.connection() as conn:
+        await idempotency.claim_async(conn, f"api:{requester.key_id}:{requester.idempotency_key}",
+                                      idempotency.fingerprint(path, canonical))

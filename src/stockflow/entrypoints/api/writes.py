@@ -13,7 +13,6 @@ processor stays the only writer of stock.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from confluent_kafka import KafkaException
@@ -37,7 +36,7 @@ from stockflow.entrypoints.api.bodies import (
 )
 from stockflow.entrypoints.api.models import Problem, problems
 from stockflow.entrypoints.api.services import ApiServices, Services
-from stockflow.usecases.requests import Requester, completed, events_of
+from stockflow.usecases.requests import Requester, claim, completed, events_of
 from stockflow.usecases.sender import Sender
 
 __all__ = ["IdempotencyKey", "claim_idempotency_key", "router"]
@@ -94,15 +93,10 @@ class OrderAnswer(BaseModel):
 
 async def claim_idempotency_key(pool: AsyncConnectionPool, path: str, caller: Caller,
                                 idempotency_key: str | None, asked: Any) -> None:
-    """Claim the Idempotency-Key for this request to `path` (`asked`: what it asks for, as
-    JSON values), or answer 422 when the key came with a different request before."""
-    if idempotency_key is None:
-        return
-    canonical = json.dumps(asked, sort_keys=True, separators=(",", ":"), default=str)
-    key = f"api:{caller.key_id}:{idempotency_key}"
+    """Claim the Idempotency-Key for this request (`usecases.requests.claim`), or answer
+    422 when the key came with a different request before."""
     try:
-        async with pool.connection() as conn:
-            await idempotency.claim_async(conn, key, idempotency.fingerprint(path, canonical))
+        await claim(pool, path, Requester(caller.key_id, caller.name, idempotency_key), asked)
     except idempotency.KeyReused:
         raise HTTPException(422, f"Idempotency-Key {idempotency_key!r} was used before for a "
                                  "different request; send a new request under a new key "
