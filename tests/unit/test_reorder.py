@@ -119,6 +119,18 @@ def test_the_multiplier_is_out_of_sample_and_falls_back_when_few_keys() -> None:
     assert calibrated_multiplier(biased, 14, 0.95) > k95
 
 
+def test_the_excess_over_the_normal_quantile_is_scaled_from_three_windows_to_four() -> None:
+    # sums over a spread from 3 windows (held out), used with a spread from all 4: the
+    # excess that an estimated spread adds shrinks with the windows, first order as 1/n
+    rng = np.random.default_rng(11)
+    many = [rng.normal(0, 1, size=(4, 14)) for _ in range(MIN_CALIBRATION_SUMS)]
+    ratios = [float(e[j].sum()) / cover_spread(np.delete(e, j, axis=0), 14)
+              for e in many for j in range(4)]
+    z = NormalDist().inv_cdf(0.95)
+    held_out = float(np.quantile(ratios, 0.95))
+    assert calibrated_multiplier(many, 14, 0.95) == pytest.approx(z + (held_out - z) * 3 / 4)
+
+
 def test_top_up_covers_lead_time_and_review_at_every_review() -> None:
     errors = np.array([[2.0, -2.0] * 7, [-2.0, 2.0] * 7])  # they cancel over whole weeks
     smooth = Outlook([10.0] * 14, "smooth", errors, np.zeros(0))
