@@ -37,7 +37,8 @@ spread of such sums (`stockflow.planning.reorder.cover_spread`, from the backtes
 errors with their autocorrelation), `k` calibrated on the run's smooth keys' backtests
 (`calibrated_multiplier`: out of sample, as the level will be used). For an
 intermittent key it is the service level's quantile of a year's rolling sums of its
-demand.
+demand. `weekday_avg, cover L+R` is the seed's method under the new rule, `k` calibrated
+on its own backtests: what the model choice adds at the same rule.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ from stockflow.planning.reorder import (
 Series = npt.NDArray[np.float64]
 HORIZON = 14  # the forecast's, as `stockflow forecast` makes it
 CANDIDATE = "chosen, cover L+R"
+SEEDS_RULE = f"{BASELINE}, cover L+R"  # the seed's method under the new rule
 _CHUNK = 50  # keys per task of the process pool
 
 
@@ -131,22 +133,25 @@ def play(demand: Series, policy: Callable[[int, int], Suggestion], rules: Play,
     return out
 
 
-def _backtests(items: list[tuple[Series, Series]]) -> list[Series]:
-    """The smooth keys' backtest errors of their chosen models, for `k`."""
-    out: list[Series] = []
+def _backtests(items: list[tuple[Series, Series]]) -> list[tuple[Series, Series]]:
+    """The smooth keys' backtest errors of their chosen models and of the seed's method,
+    for the `k` of each."""
+    out: list[tuple[Series, Series]] = []
     for y, _ in items:
         try:
             first = forecast_key("key", y, HORIZON)
         except ValueError:
             continue
         if first.kind == "smooth":
-            out.append(forecast_with(first.model, y, HORIZON)[1])
+            out.append((forecast_with(first.model, y, HORIZON)[1],
+                        forecast_with(BASELINE, y, HORIZON)[1]))
     return out
 
 
-def _one(y: Series, held: Series, rules: Play, k: float) -> tuple[str, dict[str, Outcome]]:
-    """A key's class and its outcome under each method; ValueError if it cannot be
-    forecast (too short a history)."""
+def _one(y: Series, held: Series, rules: Play, k: dict[str, float],
+         ) -> tuple[str, dict[str, Outcome]]:
+    """A key's class and its outcome under each method (`k`: the new rule's multiplier
+    per model); ValueError if it cannot be forecast (too short a history)."""
     first = forecast_key("key", y, HORIZON)
     models = {BASELINE: BASELINE, "chosen": first.model}
     got = {}
@@ -157,18 +162,22 @@ def _one(y: Series, held: Series, rules: Play, k: float) -> tuple[str, dict[str,
                            in_transit=0, lead_time_days=rules.lead_time,
                            review_days=rules.review, service_level=rules.service_level)
         got[name] = play(held, policy, rules, policy(0, 0).order_up_to)
-    def candidate(day: int, position: int) -> Suggestion:
-        seen = np.concatenate([y, held[:day]])
-        mean, errors = forecast_with(first.model, seen, HORIZON)
-        return top_up(Outlook(mean.tolist(), first.kind, errors, seen[-RECENT_DEMAND_DAYS:]),
-                      multiplier=k, available=position, in_transit=0,
-                      lead_time_days=rules.lead_time, review_days=rules.review,
-                      service_level=rules.service_level)
-    got[CANDIDATE] = play(held, candidate, rules, candidate(0, 0).order_up_to)
+    for name, model, calibrated in ((CANDIDATE, first.model, "chosen"),
+                                    (SEEDS_RULE, BASELINE, BASELINE)):
+        def candidate(day: int, position: int, model: str = model,
+                      multiplier: float = k[calibrated]) -> Suggestion:
+            seen = np.concatenate([y, held[:day]])
+            mean, errors = forecast_with(model, seen, HORIZON)
+            return top_up(Outlook(mean.tolist(), first.kind, errors,
+                                  seen[-RECENT_DEMAND_DAYS:]),
+                          multiplier=multiplier, available=position, in_transit=0,
+                          lead_time_days=rules.lead_time, review_days=rules.review,
+                          service_level=rules.service_level)
+        got[name] = play(held, candidate, rules, candidate(0, 0).order_up_to)
     return first.kind, got  # its class as the forecast saw it: from its first demand on
 
 
-def _chunk(items: list[tuple[Series, Series]], rules: Play, k: float,
+def _chunk(items: list[tuple[Series, Series]], rules: Play, k: dict[str, float],
            ) -> list[tuple[str, dict[str, Outcome]] | None]:
     out: list[tuple[str, dict[str, Outcome]] | None] = []
     for y, held in items:
@@ -205,7 +214,7 @@ class Totals:
             t.add_column(col, justify="left" if col in ("class", "method") else "right",
                          no_wrap=col == "method")
         for group in ("smooth", "intermittent", "all"):
-            for name in (BASELINE, "chosen", CANDIDATE):
+            for name in (BASELINE, "chosen", SEEDS_RULE, CANDIDATE):
                 o = self.by.get((group, name))
                 if o is None or not o.cycles:
                     continue
@@ -257,10 +266,12 @@ def _run() -> int:
             with console.status(f"seed {seed}: calibrating on {len(keys):,} backtests"):
                 backtests = [e for got in pool.map(_backtests, chunks) for e in got]
             cover = rules.lead_time + rules.review
-            k = calibrated_multiplier(backtests, cover, rules.service_level)
-            console.print(f"seed {seed}: k = {k:.2f} from {len(backtests):,} smooth keys' "
-                          f"backtests (the normal z: "
-                          f"{NormalDist().inv_cdf(rules.service_level):.2f})")
+            k = {model: calibrated_multiplier([b[i] for b in backtests], cover,
+                                              rules.service_level)
+                 for i, model in enumerate(("chosen", BASELINE))}
+            console.print(f"seed {seed}: k = {k['chosen']:.2f} (chosen), {k[BASELINE]:.2f} "
+                          f"({BASELINE}) from {len(backtests):,} smooth keys' backtests "
+                          f"(the normal z: {NormalDist().inv_cdf(rules.service_level):.2f})")
             with console.status(f"seed {seed}: forecasting and playing {len(keys):,} keys"):
                 for got in pool.map(_chunk, chunks, [rules] * len(chunks), [k] * len(chunks)):
                     for one in got:

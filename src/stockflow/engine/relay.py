@@ -150,7 +150,7 @@ class Intake(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 async def run(new_consumer: Callable[[], Any], intake: Callable[[Any], Intake],
-                dispatcher: Dispatcher, stop: asyncio.Event, retry_every: float = 1.0) -> None:
+              dispatcher: Dispatcher, stop: asyncio.Event, retry_every: float = 1.0) -> None:
     """Run the intake and the delivery until `stop` is set. The consumer (`new_consumer()`)
     is started again, a new one each time, until a broker answers (an outage at start is
     waited out, as later ones are)."""
