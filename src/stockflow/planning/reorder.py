@@ -40,8 +40,8 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = ["LEAD_TIME_DAYS", "MIN_CALIBRATION_SUMS", "RECENT_DEMAND_DAYS", "REVIEW_DAYS",
-           "SERVICE_LEVEL",
-           "SMALL_SAMPLE_MULTIPLIER", "Outlook", "Suggestion", "calibrated_multiplier",
+           "SERVICE_LEVEL", "SMALL_SAMPLE_MULTIPLIER", "Outlook", "Suggestion",
+           "calibrated_multiplier", "calibrated_multipliers",
            "cover_spread", "demand_over", "lead_time", "scoped", "suggest", "top_up"]
 
 Series = npt.NDArray[np.float64]
@@ -122,7 +122,15 @@ def calibrated_multiplier(backtests: Iterable[Series], days: int, service_level:
     (measured on the backfill: 96.1% of cycles without a stock-out at a 95% target
     before, 95.3% after). With fewer than `least` such sums, the normal quantile times
     `SMALL_SAMPLE_MULTIPLIER` (what the pooled quantile was on the backfill)."""
-    z = NormalDist().inv_cdf(service_level)
+    return calibrated_multipliers(backtests, days, [service_level], least=least)[
+        service_level]
+
+
+def calibrated_multipliers(backtests: Iterable[Series], days: int,
+                           service_levels: Iterable[float], *,
+                           least: int = MIN_CALIBRATION_SUMS) -> dict[float, float]:
+    """`calibrated_multiplier` for each of `service_levels`, the backtests' held-out sums
+    computed once for them all."""
     ratios: list[float] = []
     windows: list[int] = []
     for errors in backtests:
@@ -133,11 +141,16 @@ def calibrated_multiplier(backtests: Iterable[Series], days: int, service_level:
             if spread > 0:
                 ratios.append(float(errors[j, :days].sum()) / spread)
                 windows.append(errors.shape[0])
-    if len(ratios) < least:
-        return z * SMALL_SAMPLE_MULTIPLIER
-    n = float(np.median(windows))
-    held_out = max(float(np.quantile(ratios, service_level)), z)
-    return z + (held_out - z) * (n - 1) / n
+    got = {}
+    for level in service_levels:
+        z = NormalDist().inv_cdf(level)
+        if len(ratios) < least:
+            got[level] = z * SMALL_SAMPLE_MULTIPLIER
+            continue
+        n = float(np.median(windows))
+        held_out = max(float(np.quantile(ratios, level)), z)
+        got[level] = z + (held_out - z) * (n - 1) / n
+    return got
 
 
 @dataclass(frozen=True)
