@@ -6,11 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+from typing import get_args
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from stockflow.adapters.settings import Settings
+from stockflow.contract.csv_rows import KINDS
+from stockflow.entrypoints.api.imports import ImportKind
 from stockflow.usecases.importer import Plan, new_import_id, plan
 
 SETTINGS = Settings()
@@ -37,6 +40,26 @@ def test_a_valid_file_becomes_one_event_per_row() -> None:
     assert all(d["source"] == "csv-import:tester" for d in docs)
     assert [d["id"] for d in docs] == found.event_ids
     assert all(d["data"]["count_id"] == d["id"] for d in docs)  # the default reference
+
+
+def test_a_purchase_order_file_places_its_lines() -> None:
+    found = checked("po_id,sku,warehouse,quantity,line_id,expected_at\n"
+                    "PO-1,A,W1,40,1,2026-12-20T00:00:00Z\n"
+                    "PO-1,B,W1,0,2,\n"  # the processor refuses 0 units
+                    "PO-1,B,W1,12,,\n", "purchase-orders")
+    assert bad_lines(found) == {3: "quantity_out_of_range: purchase-order.placed.data.quantity:"
+                                   " 0 is outside 1..1000000"}
+    docs = [json.loads(m.value or b"") for m in found.messages]
+    assert [(d["type"], d["data"]) for d in docs] == [
+        ("purchase-order.placed", {"po_id": "PO-1", "sku": "A", "warehouse": "W1",
+                                   "quantity": 40, "line_id": "1",
+                                   "expected_at": "2026-12-20T00:00:00Z"}),
+        ("purchase-order.placed", {"po_id": "PO-1", "sku": "B", "warehouse": "W1",
+                                   "quantity": 12})]
+
+
+def test_the_api_offers_every_kind_of_file() -> None:
+    assert set(get_args(ImportKind)) == set(KINDS)
 
 
 def test_event_ids_derive_from_the_import_id_and_the_line() -> None:

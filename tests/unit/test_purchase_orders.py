@@ -65,6 +65,15 @@ def test_a_purchase_order_through_its_receipts_and_a_cancel() -> None:
     assert [d["on_order"] for d in deltas] == [5, 3, -2, -4, -2, 10, -10]
 
 
+def test_each_lines_open_units_add_up_to_the_orders() -> None:
+    state, _ = play([placed("P1", 5, "L1"), placed("P1", 3, "L2"), placed("P1", 4, "L3"),
+                     received("R1", 6, "P1"),  # no line: L1 takes 5, L2 1
+                     cancelled("P1", "L3")])
+    assert state.po is not None
+    assert state.po.open_lines() == {"L1": 0, "L2": 2, "L3": 0}
+    assert state.po.open() == state.qty.on_order == 2
+
+
 OPS = st.one_of(
     st.tuples(st.just("placed"), st.sampled_from(["P1", "P2"]),
               st.sampled_from([None, "L1", "L2", "L3"]), st.integers(1, 9)),
@@ -113,6 +122,9 @@ def test_on_order_does_not_depend_on_the_order_of_a_purchase_orders_events(
     second, _ = play(shuffled)
     assert first.qty == second.qty
     assert first.qty.on_order >= 0
+    for po in (po for po in (first.po, second.po) if po is not None):
+        assert all(units >= 0 for units in po.open_lines().values())
+        assert sum(po.open_lines().values()) == po.open()
     assert sum(d["on_order"] for d in deltas) == first.qty.on_order
     model = _model(shuffled)
     assert model.key(KEY).on_order == first.qty.on_order

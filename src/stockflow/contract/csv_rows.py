@@ -31,7 +31,7 @@ class Kind(NamedTuple):
     required: tuple[str, ...]
     optional: tuple[str, ...]
     integers: frozenset[str]
-    reference: str  # the data field that names the movement; default: the event id
+    reference: str | None  # the data field that names the movement; default: the event id
 
 
 KINDS = {
@@ -43,6 +43,9 @@ KINDS = {
                      "receipt_id"),
     "adjustments": Kind("stock.adjusted", ("sku", "warehouse", "delta", "reason"),
                         ("adjustment_id", "time"), frozenset({"delta"}), "adjustment_id"),
+    # a purchase order's lines, one row each: the (po_id, line_id) is the reference
+    "purchase-orders": Kind("purchase-order.placed", ("po_id", "sku", "warehouse", "quantity"),
+                            ("line_id", "expected_at", "time"), frozenset({"quantity"}), None),
 }
 
 

@@ -110,7 +110,12 @@ class PurchaseOrder(NamedTuple):
         never below 0; receipts that named no line fill the lines in line-id order; a
         cancelled line (or order) has nothing open, though it still takes its share of
         those receipts (so a cancel and a receipt give the same in either order)."""
-        left, total = self.unnamed, 0
+        return sum(self.open_lines().values())
+
+    def open_lines(self) -> dict[str, int]:
+        """What `open` counts, per placed line (by line id; "" for a placement without
+        one)."""
+        left, opened = self.unnamed, {}
         for line_id in sorted(self.lines):
             line = self.lines[line_id]
             if line.ordered is None:
@@ -118,9 +123,8 @@ class PurchaseOrder(NamedTuple):
             room = max(line.ordered - line.received, 0)
             taken = min(room, left)
             left -= taken
-            if not (line.cancelled or self.cancelled):
-                total += room - taken
-        return total
+            opened[line_id] = 0 if line.cancelled or self.cancelled else room - taken
+        return opened
 
 
 class Reservation(NamedTuple):

@@ -1,6 +1,6 @@
-"""`stockflow import FILE.csv --kind counts|receipts|adjustments`: check every row, then
-publish them all in one Kafka transaction, with a progress bar; `--wait` follows the
-processor applying them."""
+"""`stockflow import FILE.csv --kind counts|receipts|adjustments|purchase-orders`: check
+every row, then publish them all in one Kafka transaction, with a progress bar; `--wait`
+follows the processor applying them."""
 
 from __future__ import annotations
 

@@ -87,7 +87,7 @@ class Plan:
 
 def plan(data: bytes, kind: str, *, import_id: str, actor: str, file_name: str,
          settings: Settings, progress: Callable[[int], None] | None = None) -> Plan:
-    """Check every row of a CSV file of `kind` (counts, receipts or adjustments).
+    """Check every row of a CSV file of `kind` (`csv_rows.KINDS`).
     `progress` hears how many more rows were checked, every few thousand."""
     spec = KINDS.get(kind)
     if spec is None:
@@ -107,8 +107,8 @@ def plan(data: bytes, kind: str, *, import_id: str, actor: str, file_name: str,
             found.bad.append(row)
             continue
         ident = _event_id(import_id, row.line)
-        doc = envelope(spec.type, {spec.reference: ident, **row.data}, id_=ident, time=now,
-                       source=actor)
+        made = {spec.reference: ident} if spec.reference else {}
+        doc = envelope(spec.type, {**made, **row.data}, id_=ident, time=now, source=actor)
         if row.time is not None:
             doc["time"] = row.time
         try:

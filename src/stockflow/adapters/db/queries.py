@@ -13,7 +13,7 @@ __all__ = ["committed_positions", "due_reservations", "most_critical", "open_ale
            "stock_of", "totals"]
 
 _STOCK_FIELDS = ("sku", "warehouse", "on_hand", "reserved", "available", "in_transit",
-                 "damaged", "version", "reorder_point", "safety_stock", "severity",
+                 "damaged", "on_order", "version", "reorder_point", "safety_stock", "severity",
                  "updated_at")
 
 

@@ -7,18 +7,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from stockflow.adapters.db import store
 from stockflow.adapters.db.store import AsyncConn
 
-__all__ = ["STOCK_FIELDS", "alerts", "event_outcomes", "ledger", "order_lines", "sku", "stock",
-           "stock_at", "stock_page"]
+__all__ = ["STOCK_FIELDS", "alerts", "event_outcomes", "ledger", "order_lines",
+           "purchase_order", "sku", "stock", "stock_at", "stock_page"]
 
 STOCK_FIELDS = ("key", "sku", "warehouse", "on_hand", "reserved", "available", "in_transit",
-                "damaged", "version", "reorder_point", "safety_stock", "severity",
+                "damaged", "on_order", "version", "reorder_point", "safety_stock", "severity",
                 "unit_cost", "currency", "updated_at")
 _STOCK = f"SELECT {', '.join(STOCK_FIELDS)} FROM stock"
 _LEDGER_FIELDS = ("version", "event_id", "event_type", "reference", "note", "on_hand_before",
                   "on_hand_after", "reserved_before", "reserved_after", "in_transit_before",
-                  "in_transit_after", "damaged_before", "damaged_after", "actor", "event_time",
+                  "in_transit_after", "damaged_before", "damaged_after", "on_order_before",
+                  "on_order_after", "actor", "event_time",
                   "recorded_at", "value", "unit_cost", "lost")
 # When a movement happened in business time: its cause's own time; for rows from before
 # migration 0007, which kept none, when it was recorded.
@@ -75,11 +77,32 @@ async def stock_at(conn: AsyncConn, key: str, at: datetime) -> dict[str, Any] | 
     append-only and holds every applied event). None when the key had none then."""
     rows = await _rows(
         conn, "SELECT version, on_hand_after, reserved_after, in_transit_after,"
-        f" damaged_after, unit_cost, event_time, recorded_at FROM ledger WHERE key = %s"
-        f" AND {BUSINESS_TIME} <= %s ORDER BY version DESC LIMIT 1", (key, at),
-        ("version", "on_hand", "reserved", "in_transit", "damaged", "unit_cost", "event_time",
-         "recorded_at"))
+        " damaged_after, on_order_after, unit_cost, event_time, recorded_at FROM ledger"
+        f" WHERE key = %s AND {BUSINESS_TIME} <= %s ORDER BY version DESC LIMIT 1", (key, at),
+        ("version", "on_hand", "reserved", "in_transit", "damaged", "on_order", "unit_cost",
+         "event_time", "recorded_at"))
     return rows[0] if rows else None
+
+
+async def purchase_order(conn: AsyncConn, po_id: str) -> list[dict[str, Any]]:
+    """A purchase order at every key it is recorded at, by key: each key's lines as
+    placed, received and cancelled, with what each still has open."""
+    cur = await conn.execute("SELECT key, lines, unnamed, cancelled, updated_at"
+                             " FROM purchase_orders WHERE po_id = %s ORDER BY key", (po_id,))
+    found = []
+    for key, lines, unnamed, cancelled, updated_at in await cur.fetchall():
+        po = store.purchase_order(po_id, lines, unnamed, cancelled)
+        opened = po.open_lines()
+        sku, warehouse = key.split("@", 1)
+        found.append({
+            "key": key, "sku": sku, "warehouse": warehouse, "cancelled": cancelled,
+            "received_unnamed": unnamed, "on_order": sum(opened.values()),
+            "updated_at": updated_at,
+            "lines": [{"line_id": line_id or None, "ordered": line.ordered,
+                       "received": line.received, "cancelled": line.cancelled,
+                       "expected_at": line.expected_at, "open": opened.get(line_id, 0)}
+                      for line_id, line in sorted(po.lines.items())]})
+    return found
 
 
 async def order_lines(conn: AsyncConn, order_id: str) -> list[dict[str, Any]]:

@@ -31,7 +31,8 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]  # the HTTP API's
 
 __all__ = ["AlertRow", "AsyncConn", "Conn", "Fetched", "LedgerRow", "LineRow", "ProcessedRow",
-           "RefRow", "RejectedRow", "Writes", "connect", "fetch", "record_rejected"]
+           "RefRow", "RejectedRow", "Writes", "connect", "fetch", "purchase_order",
+           "record_rejected"]
 
 def connect(dsn: str, schema: str, *, autocommit: bool = False, **params: Any) -> Conn:
     """A connection whose search path is `schema`; `params` are added libpq parameters
@@ -117,12 +118,18 @@ def fetch(
                                         status=Status(st), expires_at=exp, backordered=bo,
                                         line_count=lc, shipped=sh, placed_version=pv)
     found_refs = {(k, ref): q for k, ref, q in c_refs.fetchall()}
-    pos = {(k, po): PurchaseOrder(po, MappingProxyType({
+    pos = {(k, po): purchase_order(po, js, unnamed, cancelled)
+           for k, po, js, unnamed, cancelled in (c_pos.fetchall() if c_pos is not None else ())}
+    return Fetched(stock, dict(lines), found_refs, {r[0] for r in c_seen.fetchall()}, pos)
+
+
+def purchase_order(po_id: str, lines: dict[str, Any], unnamed: int,
+                   cancelled: bool) -> PurchaseOrder:
+    """A `purchase_orders` row as the domain's purchase order (`lines` as stored)."""
+    return PurchaseOrder(po_id, MappingProxyType({
         line_id: PoLine(v["ordered"], v["received"], v["cancelled"],
                         datetime.fromisoformat(v["expected_at"]) if v["expected_at"] else None)
-        for line_id, v in js.items()}), unnamed, cancelled)
-        for k, po, js, unnamed, cancelled in (c_pos.fetchall() if c_pos is not None else ())}
-    return Fetched(stock, dict(lines), found_refs, {r[0] for r in c_seen.fetchall()}, pos)
+        for line_id, v in lines.items()}), unnamed, cancelled)
 
 
 class AlertRow(NamedTuple):

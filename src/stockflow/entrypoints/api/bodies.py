@@ -18,6 +18,8 @@ from pydantic.fields import FieldInfo
 
 from stockflow.domain.inputs import (
     Data,
+    PurchaseOrderCancelled,
+    PurchaseOrderPlaced,
     ReceiptReceived,
     ShipmentDispatched,
     StockAdjusted,
@@ -33,9 +35,10 @@ from stockflow.domain.order_inputs import (
     ShipTo,
 )
 
-__all__ = ["Adjustment", "Cancel", "Count", "OrderRequest", "Receipt", "Shipment", "Transfer",
-           "body_of"]
+__all__ = ["MAX_EVENTS", "Adjustment", "Cancel", "Count", "OrderRequest", "PurchaseOrderCancel",
+           "PurchaseOrderRequest", "Receipt", "Shipment", "Transfer", "body_of"]
 
+MAX_EVENTS = 1000  # per request: what one Kafka transaction of the API carries at most
 _FORBID = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -68,6 +71,8 @@ if TYPE_CHECKING:  # made at import time: to mypy, each is just a pydantic model
     Transfer: TypeAlias = BaseModel
     OrderRequest: TypeAlias = BaseModel
     Cancel: TypeAlias = BaseModel
+    PurchaseOrderRequest: TypeAlias = BaseModel
+    PurchaseOrderCancel: TypeAlias = BaseModel
 else:
     Receipt = body_of(ReceiptReceived, "Receipt", optional={"receipt_id": _THE_EVENT_ID})
     Shipment = body_of(ShipmentDispatched, "Shipment",
@@ -93,3 +98,21 @@ else:
             default=None, description="where the order goes: `nearest` needs it, "
             "`fewest_shipments` breaks ties by it")))
     Cancel = body_of(CancelRequested, "Cancel", filled=frozenset({"order_id"}))
+    # A purchase order's lines, one purchase-order.placed each (the key is the line's):
+    # what the event says of a line, the po_id said once for all of them.
+    PurchaseOrderRequest = body_of(
+        PurchaseOrderCancelled, "PurchaseOrderRequest",
+        filled=frozenset({"sku", "warehouse", "line_id"}),
+        lines=(list[body_of(PurchaseOrderPlaced, "PurchaseOrderRequestLine",  # type: ignore[misc]
+                            filled=frozenset({"po_id"}))],
+               Field(min_length=1, max_length=MAX_EVENTS, description=(
+                   f"1 to {MAX_EVENTS:,} lines, each at its key (sku, warehouse); a key's "
+                   "line ids unique, and at most one line without an id per key"))))
+    PurchaseOrderCancel = body_of(
+        PurchaseOrderCancelled, "PurchaseOrderCancel",
+        filled=frozenset({"po_id", "sku", "warehouse", "line_id"}),
+        lines=(list[body_of(PurchaseOrderCancelled,  # type: ignore[misc]
+                            "PurchaseOrderCancelLine", filled=frozenset({"po_id"}))] | None,
+               Field(default=None, min_length=1, max_length=MAX_EVENTS, description=(
+                   "what to cancel: a line (with `line_id`) or all of the purchase order at "
+                   "a key (without); left out, all of it at every key it is recorded at"))))

@@ -22,7 +22,7 @@ from stockflow.entrypoints.api.services import ApiSettings, ImportPublisher, Poo
 from stockflow.entrypoints.api.writes import IdempotencyKey, claim_idempotency_key
 from stockflow.usecases.importer import IMPORT_ID, MAX_BYTES, Plan, new_import_id, plan
 
-__all__ = ["router"]
+__all__ = ["ImportKind", "router"]
 
 MAX_LISTED = 10_000  # bad rows listed in one answer (all are counted)
 _CHUNK = 1024 * 1024
@@ -30,6 +30,8 @@ _CHUNK = 1024 * 1024
 router = APIRouter(prefix="/v1", tags=["imports"], route_class=Authenticated, responses={
     **problems("write"), 400: {"model": Problem, "description": "the form could not be read"}})
 ImportId = Annotated[str, Path(pattern=IMPORT_ID)]
+# `csv_rows.KINDS`, spelt out for the OpenAPI document (a unit test keeps them equal)
+ImportKind = Literal["counts", "receipts", "adjustments", "purchase-orders"]
 
 
 class BadLine(BaseModel):
@@ -102,7 +104,7 @@ async def post_import(
     settings: ApiSettings, pool: Pool, sender: ImportPublisher,
     file: Annotated[UploadFile, File(description="CSV with a header row: UTF-8 (or UTF-16 "
                                                  "with a byte-order mark)")],
-    kind: Annotated[Literal["counts", "receipts", "adjustments"], Form()],
+    kind: Annotated[ImportKind, Form()],
     allow_partial: Annotated[bool, Form(description="publish the valid rows even if some "
                                                     "are bad")] = False,
     dry_run: Annotated[bool, Form(description="check only")] = False,

@@ -10,8 +10,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 __all__ = ["Alert", "Alerts", "FieldError", "Ledger", "Movement", "Order", "OrderLine",
-           "OrderPart", "OrderStatusEvent", "Problem",
-           "SkuStock", "Stock", "StockAt", "StockPage", "Totals", "problems"]
+           "OrderPart", "OrderStatusEvent", "Problem", "PurchaseOrder", "PurchaseOrderAtKey",
+           "PurchaseOrderLine", "SkuStock", "Stock", "StockAt", "StockPage", "Totals",
+           "problems"]
 
 Severity = Literal["ok", "low", "out_of_stock"]
 
@@ -50,6 +51,8 @@ class Totals(BaseModel):
     available: int
     in_transit: int
     damaged: int
+    on_order: int = Field(description="ordered from suppliers, not yet received (purchase "
+                                      "orders)")
 
 
 class Stock(Totals):
@@ -93,6 +96,8 @@ class Movement(BaseModel):
     in_transit_after: int
     damaged_before: int
     damaged_after: int
+    on_order_before: int
+    on_order_after: int
     actor: str | None = Field(
         description="who caused it: the cause event's source (`api-key:<name>` for writes "
                     "through this API); null for movements recorded before actors were kept")
@@ -158,6 +163,36 @@ class Order(BaseModel):
     parts: list[OrderPart] | None = None
     history: list[OrderStatusEvent] | None = Field(default=None, description=(
         "every status the coordinator gave it, oldest first"))
+
+
+class PurchaseOrderLine(BaseModel):
+    line_id: str | None = Field(description="null: placed without a line id")
+    ordered: int | None = Field(description="null: known from a cancel or a receipt, not "
+                                            "placed yet")
+    received: int = Field(description="units receipts naming this line brought")
+    cancelled: bool
+    expected_at: datetime | None
+    open: int = Field(description="still on order: ordered less received (receipts naming "
+                                  "no line fill the lines in line-id order); 0 once "
+                                  "cancelled")
+
+
+class PurchaseOrderAtKey(BaseModel):
+    key: str
+    sku: str
+    warehouse: str
+    lines: list[PurchaseOrderLine]
+    received_unnamed: int = Field(description="units of receipts that named the purchase "
+                                              "order but no line")
+    cancelled: bool = Field(description="the whole purchase order cancelled at this key")
+    on_order: int = Field(description="what the purchase order adds to the key's on_order")
+    updated_at: datetime
+
+
+class PurchaseOrder(BaseModel):
+    po_id: str
+    keys: list[PurchaseOrderAtKey] = Field(description="every key it was recorded at, by key")
+    on_order: int = Field(description="units still on order over all its keys")
 
 
 class Alert(BaseModel):

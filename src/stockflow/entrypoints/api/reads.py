@@ -14,6 +14,7 @@ from stockflow.entrypoints.api.models import (
     Ledger,
     Order,
     Problem,
+    PurchaseOrder,
     SkuStock,
     Stock,
     StockAt,
@@ -139,7 +140,7 @@ async def get_stock_at(key: KeyPath, pool: Pool, _: Reader,
         row = await reads.stock_at(conn, key, time)
     if row is None:  # before the key's first event
         row = {"version": 0, "on_hand": 0, "reserved": 0, "in_transit": 0, "damaged": 0,
-               "unit_cost": None, "event_time": None, "recorded_at": None}
+               "on_order": 0, "unit_cost": None, "event_time": None, "recorded_at": None}
     return {**row, "key": key, "time": time, "available": row["on_hand"] - row["reserved"]}
 
 
@@ -159,6 +160,18 @@ async def get_order(order_id: Annotated[str, Path(min_length=1, max_length=128)]
         sku, warehouse = parts if parts else (r["key"], "")
         lines.append({**r, "sku": sku, "warehouse": warehouse})
     return {"order_id": order_id, "lines": lines, **(whole or {})}
+
+
+@router.get("/purchase-orders/{po_id}", response_model=PurchaseOrder, responses=_NOT_FOUND)
+async def get_purchase_order(po_id: Annotated[str, Path(min_length=1, max_length=128)],
+                             pool: Pool, _: Reader) -> Any:
+    """A purchase order at every key it was recorded at: each line as placed, received and
+    cancelled, and what it still has on order (what the keys' `on_order` counts)."""
+    async with pool.connection() as conn:
+        keys = await reads.purchase_order(conn, po_id)
+    if not keys:
+        raise HTTPException(404, f"no purchase order {po_id} recorded")
+    return {"po_id": po_id, "keys": keys, "on_order": sum(k["on_order"] for k in keys)}
 
 
 @router.get("/alerts", response_model=Alerts)

@@ -26,10 +26,13 @@ from stockflow.adapters.publisher import PublishError
 from stockflow.domain.order_inputs import OrderRequested, fingerprint
 from stockflow.entrypoints.api.auth import Authenticated, Caller, require
 from stockflow.entrypoints.api.bodies import (
+    MAX_EVENTS,
     Adjustment,
     Cancel,
     Count,
     OrderRequest,
+    PurchaseOrderCancel,
+    PurchaseOrderRequest,
     Receipt,
     Shipment,
     Transfer,
@@ -42,7 +45,6 @@ from stockflow.usecases.sender import Sender
 __all__ = ["IdempotencyKey", "claim_idempotency_key", "router"]
 
 MAX_WAIT = 30.0
-MAX_EVENTS = 1000  # per request
 
 router = APIRouter(prefix="/v1", tags=["writes"], route_class=Authenticated, responses={
     **problems("write"),
@@ -59,6 +61,7 @@ IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=200, desc
     "makes the event ids deterministic: a retry is a counted duplicate; the same key with "
     "a different request is refused (422)"))]
 OrderId = Annotated[str, Path(min_length=1, max_length=128, description="the order_id")]
+PoId = Annotated[str, Path(min_length=1, max_length=128, description="the po_id")]
 Wait = Annotated[float, Query(ge=0, le=MAX_WAIT, description=(
     "seconds to wait for the processor's outcome (0: answer at once)"))]
 
@@ -275,6 +278,60 @@ async def cancel_order(order_id: OrderId, request: Request, caller: Writer,
                                 given)
     docs = _docs(caller, idempotency_key, [("order.cancel-requested", given)])
     return await _publish(services, docs, 0)
+
+
+@router.post("/purchase-orders", status_code=202, response_model=Accepted)
+async def post_purchase_order(body: PurchaseOrderRequest, request: Request, caller: Writer,
+                              services: ApiServices, idempotency_key: IdempotencyKey = None,
+                              wait: Wait = 0) -> Any:
+    """Units ordered from a supplier: one `purchase-order.placed` per line, all published
+    together or none. Each line's key gains it as `on_order` until receipts naming the
+    `po_id` bring it in (or it is cancelled); the reorder suggestions count it. A line
+    placed again is a no-op."""
+    data = body.model_dump(mode="json", exclude_none=True)
+    _distinct_lines(data["lines"])
+    await claim_idempotency_key(services.pool, request.url.path, caller, idempotency_key, data)
+    docs = _docs(caller, idempotency_key, [("purchase-order.placed", {
+        "po_id": data["po_id"], **line}) for line in data["lines"]])
+    return await _publish(services, docs, wait)
+
+
+@router.post("/purchase-orders/{po_id}/cancel", status_code=202, response_model=Accepted,
+             responses={404: {"model": Problem, "description": (
+                 "no lines named and the purchase order is recorded at no key")}})
+async def cancel_purchase_order(
+        po_id: PoId, request: Request, caller: Writer, services: ApiServices,
+        body: Annotated[PurchaseOrderCancel | None, Body()] = None,
+        idempotency_key: IdempotencyKey = None, wait: Wait = 0) -> Any:
+    """Cancel what is still open of a purchase order: the lines named, or all of it at
+    every key it is recorded at (`GET /v1/purchase-orders/{po_id}`). Units already
+    received stay; a line cancelled before it is placed stays cancelled."""
+    lines = (body.model_dump(exclude_none=True).get("lines") if body else None)
+    if lines is None:
+        async with services.pool.connection() as conn:
+            known = await reads.purchase_order(conn, po_id)
+        if not known:
+            raise HTTPException(404, f"no purchase order {po_id} recorded yet: name the "
+                                     "lines to cancel (nothing was published)")
+        lines = [{"sku": k["sku"], "warehouse": k["warehouse"]} for k in known]
+    _distinct_lines(lines)
+    await claim_idempotency_key(services.pool, request.url.path, caller, idempotency_key,
+                                {"po_id": po_id, "lines": lines})
+    docs = _docs(caller, idempotency_key, [("purchase-order.cancelled", {
+        "po_id": po_id, **line}) for line in lines])
+    return await _publish(services, docs, wait)
+
+
+def _distinct_lines(lines: list[dict[str, Any]]) -> None:
+    """422 for a line named twice in one request: the second would be a silent no-op."""
+    seen: set[tuple[str, str, str | None]] = set()
+    for line in lines:
+        name = (line["sku"], line["warehouse"], line.get("line_id"))
+        if name in seen:
+            shown = f"line {name[2]!r}" if name[2] else "a line without line_id"
+            raise HTTPException(422, f"{shown} at {name[0]}@{name[1]} is named twice "
+                                     "(nothing was published)")
+        seen.add(name)
 
 
 @router.post("/events", status_code=202, response_model=Accepted)
