@@ -100,6 +100,14 @@ class Settings(BaseSettings):
         "seconds a request waits for a free Postgres connection before it is answered 503"))
     api_rate_limit: float = Field(default=100.0, gt=0, description="requests/s per API key")
     api_rate_burst: int = Field(default=200, ge=1, description="requests at once per key")
+    # The console (`/console`, served by the API): a sign-in lasts while it is used, up to
+    # a working day.
+    console_idle_timeout: float = Field(default=30 * 60, gt=0, description=(
+        "seconds a console session lasts unused"))
+    console_session_lifetime: float = Field(default=12 * 3600, gt=0, description=(
+        "seconds a console session lasts at most, used or not"))
+    console_refresh: int = Field(default=15, ge=1, description=(
+        "seconds between the console overview's reloads"))
 
     # Kafka security, passed through to librdkafka untouched.
     kafka_security_protocol: str | None = None

@@ -10,7 +10,7 @@ from typing import Any
 from stockflow.adapters.db import store
 from stockflow.adapters.db.store import AsyncConn
 
-__all__ = ["STOCK_FIELDS", "alerts", "event_outcomes", "ledger", "order_lines",
+__all__ = ["STOCK_FIELDS", "alerts", "event_outcomes", "ledger", "ledger_newest", "order_lines",
            "purchase_order", "sku", "stock", "stock_at", "stock_page"]
 
 STOCK_FIELDS = ("key", "sku", "warehouse", "on_hand", "reserved", "available", "in_transit",
@@ -42,15 +42,17 @@ async def stock(conn: AsyncConn, key: str) -> dict[str, Any] | None:
 
 
 async def stock_page(conn: AsyncConn, *, sku: str | None, warehouse: str | None,
-                     severity: str | None, after: str | None,
-                     limit: int) -> list[dict[str, Any]]:
-    """Keys in key order after `after`, filtered; `limit` rows at most."""
+                     severity: str | None, after: str | None, limit: int,
+                     sku_prefix: str | None = None) -> list[dict[str, Any]]:
+    """Keys in key order after `after`, filtered (a key begins with its SKU, so a SKU
+    prefix is a key prefix: the scan starts there); `limit` rows at most."""
     return await _rows(
         conn, f"{_STOCK} WHERE (%s::text IS NULL OR sku = %s)"
         " AND (%s::text IS NULL OR warehouse = %s) AND (%s::text IS NULL OR severity = %s)"
-        " AND (%s::text IS NULL OR key > %s) ORDER BY key LIMIT %s",
-        (sku, sku, warehouse, warehouse, severity, severity, after, after, limit),
-        STOCK_FIELDS)
+        " AND (%s::text IS NULL OR key > %s)"
+        " AND (%s::text IS NULL OR (key >= %s AND starts_with(key, %s))) ORDER BY key LIMIT %s",
+        (sku, sku, warehouse, warehouse, severity, severity, after, after, sku_prefix,
+         sku_prefix, sku_prefix, limit), STOCK_FIELDS)
 
 
 async def sku(conn: AsyncConn, sku_: str) -> list[dict[str, Any]]:
@@ -69,6 +71,12 @@ async def ledger(conn: AsyncConn, key: str, *, since: datetime | None,
         f" AND version > %s AND (%s::timestamptz IS NULL OR {BUSINESS_TIME} >= %s)"
         f" AND (%s::timestamptz IS NULL OR {BUSINESS_TIME} < %s) ORDER BY version LIMIT %s",
         (key, after or 0, since, since, until, until, limit), _LEDGER_FIELDS)
+
+
+async def ledger_newest(conn: AsyncConn, key: str, limit: int) -> list[dict[str, Any]]:
+    """The key's `limit` newest movements, newest first."""
+    return await _rows(conn, f"SELECT {', '.join(_LEDGER_FIELDS)} FROM ledger WHERE key = %s"
+                             " ORDER BY version DESC LIMIT %s", (key, limit), _LEDGER_FIELDS)
 
 
 async def stock_at(conn: AsyncConn, key: str, at: datetime) -> dict[str, Any] | None:

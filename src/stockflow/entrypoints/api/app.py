@@ -40,6 +40,7 @@ from stockflow.entrypoints.api.auth import Gate
 from stockflow.entrypoints.api.outcomes import Outcomes
 from stockflow.entrypoints.api.services import Services
 from stockflow.entrypoints.app import database, migrated_database
+from stockflow.entrypoints.web.pages import install as install_console
 from stockflow.usecases.sender import ImportSender, Sender
 
 __all__ = ["build_app", "run_api"]
@@ -203,6 +204,7 @@ def build_app(settings: Settings) -> FastAPI:
     app.include_router(imports.router)
     app.include_router(reports.router)
     app.include_router(warehouses.router)
+    install_console(app)
 
     app.add_middleware(_HeadersBounded)
     app.add_middleware(_Measured, registry=registry)  # outermost: it counts every answer

@@ -64,7 +64,7 @@ class Gate:
     async def caller(self, token: str | None) -> Caller:
         """The caller of `token`, or 401 when it is not a valid, unrevoked key."""
         key_id = parse(token) if token else None
-        key = await self._key(key_id) if key_id else None
+        key = await self.key(key_id) if key_id else None
         if token is None or key is None or key.revoked_at is not None \
                 or not token_matches(token, key.token_hash):
             raise HTTPException(401, "a valid API key is required: Authorization: Bearer "
@@ -83,7 +83,7 @@ class Gate:
                                 headers={"Retry-After": str(max(1, wait))})
         b.tokens -= 1
 
-    async def _key(self, key_id: str) -> api_keys.ApiKey | None:
+    async def key(self, key_id: str) -> api_keys.ApiKey | None:
         """The key's row, read at most once per `KEY_TTL`: requests that arrive together
         share one read (a burst of a new key's requests would otherwise each take a pooled
         connection for the same row)."""

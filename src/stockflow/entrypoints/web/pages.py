@@ -1,0 +1,185 @@
+"""The console's pages (`/console`): sign-in and sign-out, the overview, the stock list
+and a key's page. Each reads Postgres through the same queries as the HTTP API; what a
+person may see and do follows their API key's scopes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+
+from stockflow.adapters.db import reads, reports
+from stockflow.entrypoints.api.params import InstantParam
+from stockflow.entrypoints.api.services import services_of
+from stockflow.entrypoints.web.headers import ConsoleHeaders
+from stockflow.entrypoints.web.render import page
+from stockflow.entrypoints.web.session import (
+    SignInNeeded,
+    Visitor,
+    check_origin,
+    check_posted,
+    sign_in,
+    sign_out,
+    visitor,
+)
+from stockflow.entrypoints.web.stock_chart import Point, stock_svg
+
+__all__ = ["install"]
+
+PAGE_SIZE = 50
+LEDGER_SHOWN = 50  # the newest movements on a key's page
+CHART_MOVEMENTS = 2000  # the newest movements its chart draws
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+Who = Annotated[Visitor, Depends(visitor)]
+_NAME = r"^[A-Za-z0-9._-]{0,64}$"
+_KEY = re.compile(r"[A-Za-z0-9._-]{1,64}@[A-Za-z0-9._-]{1,64}")
+
+
+def install(app: FastAPI) -> None:
+    """Serve the console from `app`: its pages, its stylesheet and its headers."""
+    app.include_router(router)
+    app.mount("/console/static", StaticFiles(packages=[("stockflow.entrypoints.web",
+                                                        "static")]), name="console-static")
+    app.add_middleware(ConsoleHeaders)
+    app.add_exception_handler(SignInNeeded, _to_sign_in)
+
+
+async def _to_sign_in(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SignInNeeded)
+    return RedirectResponse(f"/console/sign-in?{urlencode({'next': exc.path})}", 303)
+
+
+def _safe_next(target: str | None) -> str:
+    """Where to go after signing in: a console page, never another site."""
+    if target and target.startswith("/console") and not target.startswith("//"):
+        return target
+    return "/console"
+
+
+@router.get("/sign-in")
+async def sign_in_form(request: Request, next: str | None = None) -> Response:
+    return page(request, "sign_in.html", next=_safe_next(next), error=None, who=None)
+
+
+@router.post("/sign-in")
+async def sign_in_posted(request: Request) -> Response:
+    check_origin(request)
+    form = await request.form()
+    token, target = form.get("token"), _safe_next(str(form.get("next") or ""))
+    answer = RedirectResponse(target, 303)
+    try:
+        await sign_in(request, answer, str(token or "").strip())
+    except HTTPException as exc:
+        if exc.status_code != 401:
+            raise
+        return page(request, "sign_in.html", 401, next=target, who=None,
+                    error="That is not a valid API key. Ask an administrator for one "
+                          "(stockflow apikeys create).")
+    return answer
+
+
+@router.post("/sign-out")
+async def sign_out_posted(request: Request, who: Who) -> Response:
+    check_posted(request, who, await request.form())
+    answer = RedirectResponse("/console/sign-in", 303)
+    await sign_out(request, answer)
+    return answer
+
+
+@router.get("")
+async def overview(request: Request, who: Who) -> Response:
+    async with services_of(request).pool.connection() as conn:
+        warehouses = await reports.run_async(conn, "stock", reports.Filters())
+        critical = await reads.alerts(conn, warehouse=None, limit=10)
+    for w in warehouses:
+        w["healthy"] = w["keys"] - w["low"] - w["out_of_stock"]
+    figures = ("keys", "healthy", "low", "out_of_stock", "on_hand", "reserved", "available")
+    totals = {f: sum(w[f] for w in warehouses) for f in figures}
+    return page(request, "overview.html", who=who, warehouses=warehouses, totals=totals,
+                critical=critical, refresh=services_of(request).settings.console_refresh,
+                now=datetime.now(UTC))
+
+
+Prefix = Annotated[str | None, Query(pattern=_NAME, max_length=64)]
+Warehouse = Annotated[str | None, Query(pattern=_NAME, max_length=64)]
+Severity = Annotated[str | None, Query(pattern="^(|ok|low|out_of_stock)$")]
+
+
+@router.get("/stock")
+async def stock(request: Request, who: Who, sku: Prefix = None, warehouse: Warehouse = None,
+                severity: Severity = None,
+                after: Annotated[str | None, Query(max_length=129)] = None) -> Response:
+    filters = {"sku": sku or None, "warehouse": warehouse or None,
+               "severity": severity or None}
+    async with services_of(request).pool.connection() as conn:
+        rows = await reads.stock_page(conn, sku=None, warehouse=filters["warehouse"],
+                                      severity=filters["severity"], after=after or None,
+                                      limit=PAGE_SIZE + 1, sku_prefix=filters["sku"])
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    asked = {k: v for k, v in filters.items() if v}
+    return page(request, "stock.html", who=who, rows=rows, filters=filters,
+                query=urlencode(asked),
+                next_page=urlencode({**asked, "after": rows[-1]["key"]}) if more else None)
+
+
+_CSV_COLUMNS = ("key", "sku", "warehouse", "on_hand", "reserved", "available", "in_transit",
+                "damaged", "on_order", "reorder_point", "safety_stock", "severity",
+                "updated_at")
+
+
+@router.get("/stock.csv")
+async def stock_csv(request: Request, _: Who, sku: Prefix = None,
+                    warehouse: Warehouse = None, severity: Severity = None) -> Response:
+    pool = services_of(request).pool
+
+    async def lines() -> AsyncIterator[str]:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(_CSV_COLUMNS)
+        after = None
+        while True:
+            async with pool.connection() as conn:
+                rows = await reads.stock_page(conn, sku=None, warehouse=warehouse or None,
+                                              severity=severity or None, after=after,
+                                              limit=1000, sku_prefix=sku or None)
+            for r in rows:
+                writer.writerow([r[c] for c in _CSV_COLUMNS])
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+            if len(rows) < 1000:
+                return
+            after = rows[-1]["key"]
+
+    return StreamingResponse(lines(), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": 'attachment; filename="stock.csv"'})
+
+
+@router.get("/keys/{key}")
+async def key_page(request: Request, who: Who, key: str,
+                   at: Annotated[InstantParam | None, Query()] = None) -> Response:
+    if not _KEY.fullmatch(key):
+        raise HTTPException(404, "no such key")
+    async with services_of(request).pool.connection() as conn:
+        row = await reads.stock(conn, key)
+        if row is None:
+            return page(request, "missing.html", 404, who=who, what=f"No stock is recorded "
+                        f"for {key}.")
+        newest = await reads.ledger_newest(conn, key, CHART_MOVEMENTS)
+        then = await reads.stock_at(conn, key, at) if at is not None else None
+    points = [Point(m["event_time"] or m["recorded_at"], m["on_hand_after"],
+                    m["reserved_after"]) for m in reversed(newest)]
+    now = datetime.now(UTC)
+    return page(request, "key.html", who=who, stock=row, chart=stock_svg(points, now),
+                ledger=newest[:LEDGER_SHOWN], movements=len(newest), at=at, then=then,
+                now=now)

@@ -1,0 +1,146 @@
+"""The console (`/console`) in Debian's headless Chromium, through a real uvicorn server on
+the session's Kafka and Postgres: sign-in, the overview updating by itself, search, a
+key's page and chart; and its locks: escaped text, cross-site posts refused, sessions
+that end at sign-out and expiry, no token in any page or log."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from stockflow.devtools.localenv import LocalServices
+from tests.integration.browser import chromium, screenshot
+from tests.integration.harness import make_env, processor_thread
+from tests.integration.test_api import api_server, bearer, new_key
+
+HOSTILE = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>'
+
+
+def until(check: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
+    """`check()`'s first truthy answer within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what or check}"
+        time.sleep(0.2)
+    return found
+
+
+def _write(api: httpx.Client, token: str, path: str, **body: Any) -> None:
+    got = api.post(path, json=body, headers=bearer(token), params={"wait": 15})
+    assert got.status_code == 202, got.text
+    assert [o["outcome"] for o in got.json()["outcomes"]] == ["applied"], got.text
+
+
+def _seed(api: httpx.Client, writer: str) -> None:
+    for sku, warehouse, units in (("CON-1", "WH-1", 120), ("CON-2", "WH-1", 8),
+                                  ("OTHER-1", "WH-2", 4000)):
+        _write(api, writer, "/v1/receipts", sku=sku, warehouse=warehouse, quantity=units)
+    _write(api, writer, "/v1/shipments", sku="CON-2", warehouse="WH-1", quantity=8)
+    _write(api, writer, "/v1/adjustments", sku="CON-1", warehouse="WH-1", delta=-3,
+           reason=HOSTILE)
+
+
+def _sign_in(browser: WebDriver, base: str, token: str, then: str = "/console") -> None:
+    browser.get(base + then)
+    assert "/console/sign-in" in browser.current_url  # a page needs a session
+    browser.find_element(By.ID, "token").send_keys(token)
+    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    until(lambda: "/console/sign-in" not in browser.current_url, what="signing in")
+
+
+def _text(browser: WebDriver, css: str) -> str:
+    return str(browser.find_element(By.CSS_SELECTOR, css).text)
+
+
+def test_sign_in_overview_search_and_a_keys_page(services: LocalServices,
+                                                 unique: str) -> None:
+    env = make_env(services, unique)
+    _, writer = new_key(env, "console-writer", "write")
+    _, reader = new_key(env, "merchant", "read")
+    with api_server(env, STOCKFLOW_CONSOLE_REFRESH="2") as api, \
+            processor_thread(env) as running, chromium() as browser:
+        base = str(api.base_url).rstrip("/")
+        _seed(api, writer)
+        browser.get(base + "/console")
+        browser.find_element(By.ID, "token").send_keys("sfk_not_a_key")
+        browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+        assert "not a valid API key" in _text(browser, ".error")
+        screenshot(browser, "sign-in-refused")
+
+        _sign_in(browser, base, reader)
+        assert "merchant" in _text(browser, "form.who")
+        rows = _text(browser, "#warehouses tbody")
+        assert "WH-1" in rows and "WH-2" in rows
+        assert "CON-2@WH-1" in _text(browser, "#critical")  # out of stock
+        screenshot(browser, "overview")
+
+        # the overview follows the stock by itself
+        _write(api, writer, "/v1/receipts", sku="NEW-1", warehouse="WH-3", quantity=77)
+        until(lambda: "WH-3" in _text(browser, "#warehouses tbody"), 20,
+              "the overview to show a new warehouse")
+
+        # search by SKU prefix, then open a key
+        browser.find_element(By.CSS_SELECTOR, "a[href='/console/stock']").click()
+        field = browser.find_element(By.NAME, "sku")
+        field.send_keys("CON")
+        field.submit()
+        listed = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#stock tbody td a")]
+        assert listed == ["CON-1@WH-1", "CON-2@WH-1"]
+        screenshot(browser, "stock")
+        browser.find_element(By.LINK_TEXT, "CON-1@WH-1").click()
+        assert "117" in _text(browser, "#quantities")  # 120 received, 3 adjusted away
+        chart = browser.find_element(By.CSS_SELECTOR, "svg.chart")
+        assert len(chart.find_elements(By.TAG_NAME, "path")) == 3  # on hand, available, reserved
+        # a hostile reason is text on the page, never markup
+        assert HOSTILE in _text(browser, "#ledger")
+        assert browser.title != "pwned" and not browser.find_elements(
+            By.CSS_SELECTOR, "#ledger img, #ledger script")
+        assert "console-writer" in _text(browser, "#ledger")  # who did it
+        screenshot(browser, "key")
+        running.check()
+
+
+def test_sessions_end_and_cross_site_posts_are_refused(services: LocalServices,
+                                                       unique: str) -> None:
+    env = make_env(services, unique)
+    _, reader = new_key(env, "merchant", "read")
+    with api_server(env, STOCKFLOW_CONSOLE_IDLE_TIMEOUT="3") as api:
+        page = api.get("/console")
+        assert page.status_code == 303 and page.headers["location"].startswith(
+            "/console/sign-in")
+        sign_in = api.get("/console/sign-in")
+        policy = sign_in.headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "script" not in policy
+        assert sign_in.headers["x-frame-options"] == "DENY"
+        cross = api.post("/console/sign-in", data={"token": reader},
+                         headers={"Origin": "https://evil.example"})
+        assert cross.status_code == 403
+
+        signed = api.post("/console/sign-in", data={"token": reader})
+        assert signed.status_code == 303
+        cookie = signed.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+        assert reader not in cookie
+        overview = api.get("/console")
+        assert overview.status_code == 200 and reader not in overview.text
+        csrf = overview.text.split('name="csrf" value="')[1].split('"')[0]
+
+        # sign-out from another site, or without the page's token: refused
+        assert api.post("/console/sign-out", data={"csrf": csrf},
+                        headers={"Origin": "https://evil.example"}).status_code == 403
+        assert api.post("/console/sign-out", data={"csrf": "guess"}).status_code == 403
+        stolen = dict(api.cookies)
+        assert api.post("/console/sign-out", data={"csrf": csrf}).status_code == 303
+        after = httpx.get(str(api.base_url).rstrip("/") + "/console", cookies=stolen)
+        assert after.status_code == 303  # the old cookie is worth nothing now
+
+        # an unused session expires
+        api.post("/console/sign-in", data={"token": reader})
+        assert api.get("/console").status_code == 200
+        time.sleep(4)
+        assert api.get("/console").status_code == 303
