@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import Select
 
 from stockflow.devtools.localenv import LocalServices
 from tests.integration.browser import chromium, screenshot
@@ -103,6 +105,59 @@ def test_sign_in_overview_search_and_a_keys_page(services: LocalServices,
         assert "console-writer" in _text(browser, "#ledger")  # who did it
         screenshot(browser, "key")
         running.check()
+
+
+def test_an_import_shows_every_bad_row_then_publishes(services: LocalServices, unique: str,
+                                                     tmp_path: Path) -> None:
+    env = make_env(services, unique)
+    _, writer = new_key(env, "warehouse-lead", "write")
+    _, reader = new_key(env, "merchant", "read")
+    bad = tmp_path / "counts.csv"
+    bad.write_text("sku,warehouse,on_hand\nIMP-1,WH-1,40\nIMP-2,WH-1,-5\nIMP-3,WH-1,9\n")
+    good = tmp_path / "counts-fixed.csv"
+    good.write_text("sku,warehouse,on_hand\nIMP-1,WH-1,40\nIMP-2,WH-1,5\nIMP-3,WH-1,9\n")
+    with api_server(env, STOCKFLOW_CONSOLE_REFRESH="1") as api, \
+            processor_thread(env) as running, chromium() as browser:
+        base = str(api.base_url).rstrip("/")
+        _sign_in(browser, base, writer, "/console/imports")
+
+        def upload(path: Path, action: str) -> None:
+            Select(browser.find_element(By.ID, "kind")).select_by_value("counts")
+            browser.find_element(By.ID, "file").send_keys(str(path))
+            browser.find_element(By.CSS_SELECTOR, f"button[value={action}]").click()
+
+        upload(bad, "publish")
+        assert "Nothing was published" in _text(browser, "#checked")
+        rows = browser.find_elements(By.CSS_SELECTOR, "#bad-rows tbody tr")
+        assert [r.text.split(" ", 1)[0] for r in rows] == ["3"]  # the one bad line
+        assert "on_hand" in rows[0].text
+        screenshot(browser, "import-refused")
+        with env.db() as conn:
+            assert conn.execute("SELECT count(*) FROM imports").fetchone() == (0,)
+
+        upload(good, "check")
+        assert "All 3 rows are valid" in _text(browser, "#valid")
+        upload(good, "publish")
+        until(lambda: browser.find_elements(By.ID, "done"), 30, "the import to be applied")
+        assert _text(browser, "#progress").split()[:4] == ["3", "rows", "3", "applied"]
+        screenshot(browser, "import-applied")
+        browser.get(base + "/console/keys/IMP-2@WH-1")
+        assert _text(browser, "#quantities").startswith("5\non hand")
+        assert "warehouse-lead" in _text(browser, "#ledger")
+        running.check()
+
+    with api_server(env) as api, chromium() as browser:
+        base = str(api.base_url).rstrip("/")
+        _sign_in(browser, base, reader, "/console/imports")
+        assert "can look but not import" in _text(browser, "main")
+        assert not browser.find_elements(By.CSS_SELECTOR, "main form")  # no write action
+        csrf = browser.find_element(By.NAME, "csrf").get_attribute("value")
+        cookie = browser.get_cookie("stockflow_console")
+        assert cookie is not None
+        refused = httpx.post(base + "/console/imports", data={"csrf": csrf, "kind": "counts"},
+                             files={"file": ("c.csv", good.read_bytes())},
+                             cookies={"stockflow_console": cookie["value"]})
+        assert refused.status_code == 403  # nor by posting the form by hand
 
 
 def test_sessions_end_and_cross_site_posts_are_refused(services: LocalServices,

@@ -12,23 +12,23 @@ from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
 from stockflow.adapters.db import reads, reports
 from stockflow.entrypoints.api.params import InstantParam
 from stockflow.entrypoints.api.services import services_of
+from stockflow.entrypoints.web import imports
 from stockflow.entrypoints.web.headers import ConsoleHeaders
 from stockflow.entrypoints.web.render import page
 from stockflow.entrypoints.web.session import (
     SignInNeeded,
-    Visitor,
+    Who,
     check_origin,
     check_posted,
     sign_in,
     sign_out,
-    visitor,
 )
 from stockflow.entrypoints.web.stock_chart import Point, stock_svg
 
@@ -39,7 +39,6 @@ LEDGER_SHOWN = 50  # the newest movements on a key's page
 CHART_MOVEMENTS = 2000  # the newest movements its chart draws
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-Who = Annotated[Visitor, Depends(visitor)]
 _NAME = r"^[A-Za-z0-9._-]{0,64}$"
 _KEY = re.compile(r"[A-Za-z0-9._-]{1,64}@[A-Za-z0-9._-]{1,64}")
 
@@ -47,6 +46,7 @@ _KEY = re.compile(r"[A-Za-z0-9._-]{1,64}@[A-Za-z0-9._-]{1,64}")
 def install(app: FastAPI) -> None:
     """Serve the console from `app`: its pages, its stylesheet and its headers."""
     app.include_router(router)
+    app.include_router(imports.router)
     app.mount("/console/static", StaticFiles(packages=[("stockflow.entrypoints.web",
                                                         "static")]), name="console-static")
     app.add_middleware(ConsoleHeaders)

@@ -14,17 +14,17 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import HTTPException, Request, Response
+from fastapi import Depends, HTTPException, Request, Response
 
 from stockflow.adapters.db import sessions
 from stockflow.contract.api_keys import token_hash
 from stockflow.entrypoints.api.auth import Caller
 from stockflow.entrypoints.api.services import services_of
 
-__all__ = ["COOKIE", "SignInNeeded", "Visitor", "check_origin", "check_posted", "sign_in",
-           "sign_out", "visitor"]
+__all__ = ["COOKIE", "SignInNeeded", "Visitor", "Who", "check_origin", "check_posted",
+           "sign_in", "sign_out", "visitor"]
 
 COOKIE = "stockflow_console"
 
@@ -80,6 +80,9 @@ async def _session(request: Request) -> Visitor | None:
     caller = Caller(key.id, key.name, key.scopes)
     services.gate.spend(caller)
     return Visitor(caller, _csrf_of(token))
+
+
+Who = Annotated[Visitor, Depends(visitor)]  # a page's signed-in visitor
 
 
 def check_origin(request: Request) -> None:
