@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -35,9 +36,19 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[WebDriver]:
         browser.quit()
 
 
-def screenshot(browser: WebDriver, name: str) -> Path:
+def screenshot(browser: WebDriver, name: str, *, retry: bool = False) -> Path | None:
     """The whole page as `name`.png, checked to be one a person could read: at least
-    1280 x 800 and at least 50 colours."""
+    1280 x 800 and at least 50 colours. With `retry`, a page caught reloading gives None
+    (ask again) instead of failing."""
+    try:
+        return _screenshot(browser, name)
+    except (AssertionError, WebDriverException):
+        if retry:
+            return None
+        raise
+
+
+def _screenshot(browser: WebDriver, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     width, height, frame = browser.execute_script(

@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from stockflow.devtools.localenv import LocalServices
 from tests.integration.browser import chromium, screenshot
@@ -24,12 +27,17 @@ HOSTILE = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>'
 
 
 def until(check: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
-    """`check()`'s first truthy answer within `timeout` seconds."""
+    """`check()`'s first truthy answer within `timeout` seconds; a page reloading under
+    it (the overview refreshes itself) is asked again."""
     deadline = time.monotonic() + timeout
-    while not (found := check()):
+    while True:
+        try:
+            if found := check():
+                return found
+        except WebDriverException:
+            pass
         assert time.monotonic() < deadline, f"timed out waiting for {what or check}"
         time.sleep(0.2)
-    return found
 
 
 def _write(api: httpx.Client, token: str, path: str, **body: Any) -> None:
@@ -47,12 +55,21 @@ def _seed(api: httpx.Client, writer: str) -> None:
            reason=HOSTILE)
 
 
+def _submit(browser: WebDriver, button: WebElement) -> None:
+    """Click `button` and wait for the page it leads to (the old one gone stale)."""
+    old = browser.find_element(By.TAG_NAME, "html")
+    button.click()
+    wait = WebDriverWait(browser, 30)
+    wait.until(staleness_of(old))
+    wait.until(lambda b: b.execute_script("return document.readyState") == "complete")
+
+
 def _sign_in(browser: WebDriver, base: str, token: str, then: str = "/console") -> None:
     browser.get(base + then)
     assert "/console/sign-in" in browser.current_url  # a page needs a session
     browser.find_element(By.ID, "token").send_keys(token)
-    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    until(lambda: "/console/sign-in" not in browser.current_url, what="signing in")
+    _submit(browser, browser.find_element(By.CSS_SELECTOR, "form button[type=submit]"))
+    assert "/console/sign-in" not in browser.current_url
 
 
 def _text(browser: WebDriver, css: str) -> str:
@@ -70,16 +87,16 @@ def test_sign_in_overview_search_and_a_keys_page(services: LocalServices,
         _seed(api, writer)
         browser.get(base + "/console")
         browser.find_element(By.ID, "token").send_keys("sfk_not_a_key")
-        browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+        _submit(browser, browser.find_element(By.CSS_SELECTOR, "form button[type=submit]"))
         assert "not a valid API key" in _text(browser, ".error")
         screenshot(browser, "sign-in-refused")
 
         _sign_in(browser, base, reader)
-        assert "merchant" in _text(browser, "form.who")
-        rows = _text(browser, "#warehouses tbody")
-        assert "WH-1" in rows and "WH-2" in rows
-        assert "CON-2@WH-1" in _text(browser, "#critical")  # out of stock
-        screenshot(browser, "overview")
+        # the overview reloads itself every 2 s: read it whole, between reloads
+        until(lambda: "merchant" in _text(browser, "form.who") and all(
+            w in _text(browser, "#warehouses tbody") for w in ("WH-1", "WH-2"))
+            and "CON-2@WH-1" in _text(browser, "#critical"), what="the overview")  # out of stock
+        until(lambda: screenshot(browser, "overview", retry=True), what="a screenshot")
 
         # the overview follows the stock by itself
         _write(api, writer, "/v1/receipts", sku="NEW-1", warehouse="WH-3", quantity=77)
@@ -87,14 +104,13 @@ def test_sign_in_overview_search_and_a_keys_page(services: LocalServices,
               "the overview to show a new warehouse")
 
         # search by SKU prefix, then open a key
-        browser.find_element(By.CSS_SELECTOR, "a[href='/console/stock']").click()
-        field = browser.find_element(By.NAME, "sku")
-        field.send_keys("CON")
-        field.submit()
+        browser.get(base + "/console/stock")  # not a click: the overview may be reloading
+        browser.find_element(By.NAME, "sku").send_keys("CON")
+        _submit(browser, browser.find_element(By.CSS_SELECTOR, "form.filters button"))
         listed = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#stock tbody td a")]
         assert listed == ["CON-1@WH-1", "CON-2@WH-1"]
         screenshot(browser, "stock")
-        browser.find_element(By.LINK_TEXT, "CON-1@WH-1").click()
+        _submit(browser, browser.find_element(By.LINK_TEXT, "CON-1@WH-1"))
         assert "117" in _text(browser, "#quantities")  # 120 received, 3 adjusted away
         chart = browser.find_element(By.CSS_SELECTOR, "svg.chart")
         assert len(chart.find_elements(By.TAG_NAME, "path")) == 3  # on hand, available, reserved
@@ -124,7 +140,7 @@ def test_an_import_shows_every_bad_row_then_publishes(services: LocalServices, u
         def upload(path: Path, action: str) -> None:
             Select(browser.find_element(By.ID, "kind")).select_by_value("counts")
             browser.find_element(By.ID, "file").send_keys(str(path))
-            browser.find_element(By.CSS_SELECTOR, f"button[value={action}]").click()
+            _submit(browser, browser.find_element(By.CSS_SELECTOR, f"button[value={action}]"))
 
         upload(bad, "publish")
         assert "Nothing was published" in _text(browser, "#checked")
