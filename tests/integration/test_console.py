@@ -18,7 +18,10 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from stockflow.adapters.db import warehouses as warehouses_db
 from stockflow.devtools.localenv import LocalServices
+from stockflow.entrypoints.app import build_coordinator
+from tests.factories import wh
 from tests.integration.browser import chromium, screenshot
 from tests.integration.harness import make_env, processor_thread
 from tests.integration.test_api import api_server, bearer, new_key
@@ -120,6 +123,39 @@ def test_sign_in_overview_search_and_a_keys_page(services: LocalServices,
             By.CSS_SELECTOR, "#ledger img, #ledger script")
         assert "console-writer" in _text(browser, "#ledger")  # who did it
         screenshot(browser, "key")
+        running.check()
+
+
+def test_orders_and_alerts(services: LocalServices, unique: str) -> None:
+    env = make_env(services, unique)
+    _, writer = new_key(env, "checkout", "write")
+    _, reader = new_key(env, "merchant", "read")
+    with env.db() as conn:
+        warehouses_db.add(conn, wh("WH-1", 1), actor="test")
+        warehouses_db.add(conn, wh("WH-2", 2), actor="test")
+    with api_server(env) as api, processor_thread(env) as running, \
+            processor_thread(env, build_coordinator), chromium() as browser:
+        base = str(api.base_url).rstrip("/")
+        _write(api, writer, "/v1/receipts", sku="ORD-1", warehouse="WH-1", quantity=3)
+        _write(api, writer, "/v1/receipts", sku="ORD-1", warehouse="WH-2", quantity=5)
+        order = api.post("/v1/orders", params={"wait": 15}, headers=bearer(writer), json={
+            "order_id": "O-77", "lines": [{"line_id": "1", "sku": "ORD-1", "quantity": 6}]})
+        assert order.json()["status"] == "allocated", order.text
+        _sign_in(browser, base, reader, "/console/orders")
+        assert "O-77" in _text(browser, "#orders") and "allocated" in _text(browser, "#orders")
+        _submit(browser, browser.find_element(By.LINK_TEXT, "O-77"))
+        parts = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#parts tbody tr")]
+        assert len(parts) == 2 and all("ORD-1" in p for p in parts)  # split over two warehouses
+        assert "order.allocated" in _text(browser, "#history")
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#lines tbody tr")) == 2
+        screenshot(browser, "order")
+        browser.get(base + "/console/orders/NOPE")
+        assert "No order NOPE is known" in _text(browser, "main")
+
+        browser.get(base + "/console/alerts")
+        listed = _text(browser, "#alerts")  # 6 of 8 units reserved: both keys low
+        assert "ORD-1@WH-1" in listed and "out of stock" in listed
+        screenshot(browser, "alerts")
         running.check()
 
 

@@ -11,7 +11,7 @@ from stockflow.adapters.db import store
 from stockflow.adapters.db.store import AsyncConn
 
 __all__ = ["STOCK_FIELDS", "alerts", "event_outcomes", "ledger", "ledger_newest", "order_lines",
-           "purchase_order", "sku", "stock", "stock_at", "stock_page"]
+           "purchase_order", "recent_orders", "sku", "stock", "stock_at", "stock_page"]
 
 STOCK_FIELDS = ("key", "sku", "warehouse", "on_hand", "reserved", "available", "in_transit",
                 "damaged", "on_order", "version", "reorder_point", "safety_stock", "severity",
@@ -178,6 +178,15 @@ async def order(conn: AsyncConn, order_id: str) -> dict[str, Any] | None:
              for p in state["parts"]]
     return {"phase": phase, "parts": parts, "history": history, "created_at": created,
             "updated_at": updated}
+
+
+async def recent_orders(conn: AsyncConn, limit: int) -> list[dict[str, Any]]:
+    """The newest orders handed over whole: each with its phase, its parts' count and
+    when it last changed."""
+    return await _rows(
+        conn, "SELECT order_id, phase, jsonb_array_length(state->'parts'), created_at,"
+        " updated_at FROM orders ORDER BY created_at DESC LIMIT %s", (limit,),
+        ("order_id", "phase", "parts", "created_at", "updated_at"))
 
 
 async def alerts(conn: AsyncConn, *, warehouse: str | None,

@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from stockflow.adapters.db import reads, reports
 from stockflow.entrypoints.api.params import InstantParam
 from stockflow.entrypoints.api.services import services_of
-from stockflow.entrypoints.web import imports
+from stockflow.entrypoints.web import imports, orders
 from stockflow.entrypoints.web.headers import ConsoleHeaders
 from stockflow.entrypoints.web.render import page
 from stockflow.entrypoints.web.session import (
@@ -35,6 +35,7 @@ from stockflow.entrypoints.web.stock_chart import Point, stock_svg
 __all__ = ["install"]
 
 PAGE_SIZE = 50
+ALERTS_LISTED = 500
 LEDGER_SHOWN = 50  # the newest movements on a key's page
 CHART_MOVEMENTS = 2000  # the newest movements its chart draws
 
@@ -47,6 +48,7 @@ def install(app: FastAPI) -> None:
     """Serve the console from `app`: its pages, its stylesheet and its headers."""
     app.include_router(router)
     app.include_router(imports.router)
+    app.include_router(orders.router)
     app.mount("/console/static", StaticFiles(packages=[("stockflow.entrypoints.web",
                                                         "static")]), name="console-static")
     app.add_middleware(ConsoleHeaders)
@@ -112,6 +114,16 @@ async def overview(request: Request, who: Who) -> Response:
 Prefix = Annotated[str | None, Query(pattern=_NAME, max_length=64)]
 Warehouse = Annotated[str | None, Query(pattern=_NAME, max_length=64)]
 Severity = Annotated[str | None, Query(pattern="^(|ok|low|out_of_stock)$")]
+
+
+@router.get("/alerts")
+async def alerts(request: Request, who: Who, warehouse: Warehouse = None) -> Response:
+    async with services_of(request).pool.connection() as conn:
+        rows = await reads.alerts(conn, warehouse=warehouse or None, limit=ALERTS_LISTED)
+    return page(request, "alerts.html", who=who, alerts=rows, warehouse=warehouse or "",
+                listed=ALERTS_LISTED)
+
+
 
 
 @router.get("/stock")
