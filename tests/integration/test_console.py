@@ -122,6 +122,7 @@ def test_sign_in_overview_search_and_a_keys_page(services: LocalServices,
         assert browser.title != "pwned" and not browser.find_elements(
             By.CSS_SELECTOR, "#ledger img, #ledger script")
         assert "console-writer" in _text(browser, "#ledger")  # who did it
+        assert not browser.find_elements(By.CSS_SELECTOR, "details.corrections, main form[method=post]")
         screenshot(browser, "key")
         running.check()
 
@@ -196,6 +197,19 @@ def test_an_import_shows_every_bad_row_then_publishes(services: LocalServices, u
         browser.get(base + "/console/keys/IMP-2@WH-1")
         assert _text(browser, "#quantities").startswith("5\non hand")
         assert "warehouse-lead" in _text(browser, "#ledger")
+
+        def correct(delta: str, reason: str) -> str:
+            browser.find_element(By.CSS_SELECTOR, "details.corrections summary").click()
+            browser.find_element(By.ID, "delta").send_keys(delta)
+            browser.find_element(By.ID, "reason").send_keys(reason)
+            _submit(browser, browser.find_element(By.CSS_SELECTOR, "form[action$=adjust] button"))
+            return _text(browser, "#outcome")
+
+        assert correct("-2", "dropped") == "Your correction was applied."
+        assert _text(browser, "#quantities").startswith("3\non hand")
+        assert correct("-100", "typo").startswith("Your correction was refused: negative_result")
+        assert _text(browser, "#quantities").startswith("3\non hand")
+        screenshot(browser, "key-corrected")
         running.check()
 
     with api_server(env) as api, chromium() as browser:

@@ -7,16 +7,19 @@ from __future__ import annotations
 import csv
 import io
 import re
+import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import urlencode
 
+from confluent_kafka import KafkaException
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
-from stockflow.adapters.db import reads, reports
+from stockflow.adapters.db import idempotency, reads, reports
+from stockflow.adapters.publisher import PublishError
 from stockflow.entrypoints.api.params import InstantParam
 from stockflow.entrypoints.api.services import services_of
 from stockflow.entrypoints.web import imports, orders
@@ -24,6 +27,7 @@ from stockflow.entrypoints.web.headers import ConsoleHeaders
 from stockflow.entrypoints.web.render import page
 from stockflow.entrypoints.web.session import (
     SignInNeeded,
+    Visitor,
     Who,
     check_origin,
     check_posted,
@@ -31,10 +35,12 @@ from stockflow.entrypoints.web.session import (
     sign_out,
 )
 from stockflow.entrypoints.web.stock_chart import Point, stock_svg
+from stockflow.usecases.requests import Requester, claim, events_of
 
 __all__ = ["install"]
 
 PAGE_SIZE = 50
+CORRECTION_WAIT = 5.0  # seconds a correction waits for the processor before its page shows
 ALERTS_LISTED = 500
 LEDGER_SHOWN = 50  # the newest movements on a key's page
 CHART_MOVEMENTS = 2000  # the newest movements its chart draws
@@ -179,9 +185,18 @@ async def stock_csv(request: Request, _: Who, sku: Prefix = None,
 
 @router.get("/keys/{key}")
 async def key_page(request: Request, who: Who, key: str,
-                   at: Annotated[InstantParam | None, Query()] = None) -> Response:
+                   at: Annotated[InstantParam | None, Query()] = None,
+                   event: Annotated[str | None, Query(max_length=64)] = None) -> Response:
+    return await _key_view(request, who, key, at=at, event=event)
+
+
+async def _key_view(request: Request, who: Visitor, key: str, *, status: int = 200,
+                    at: datetime | None = None, event: str | None = None,
+                    error: str | None = None) -> Response:
+    """A key's page; `event`, the id of a correction made from it, shows its outcome."""
     if not _KEY.fullmatch(key):
-        raise HTTPException(404, "no such key")
+        return page(request, "missing.html", 404, who=who, what="That is not a key "
+                    "(SKU@WAREHOUSE).")
     async with services_of(request).pool.connection() as conn:
         row = await reads.stock(conn, key)
         if row is None:
@@ -189,9 +204,62 @@ async def key_page(request: Request, who: Who, key: str,
                         f"for {key}.")
         newest = await reads.ledger_newest(conn, key, CHART_MOVEMENTS)
         then = await reads.stock_at(conn, key, at) if at is not None else None
+        outcome = (await reads.event_outcomes(conn, [event])).get(event) if event else None
     points = [Point(m["event_time"] or m["recorded_at"], m["on_hand_after"],
                     m["reserved_after"]) for m in reversed(newest)]
     now = datetime.now(UTC)
-    return page(request, "key.html", who=who, stock=row, chart=stock_svg(points, now),
-                ledger=newest[:LEDGER_SHOWN], movements=len(newest), at=at, then=then,
-                now=now)
+    return page(request, "key.html", status, who=who, stock=row,
+                chart=stock_svg(points, now), ledger=newest[:LEDGER_SHOWN],
+                movements=len(newest), at=at, then=then, now=now, event=event,
+                outcome=outcome, error=error, request_id=secrets.token_urlsafe(16))
+
+
+_CORRECTIONS = {"count": "stock.counted", "adjust": "stock.adjusted"}
+
+
+@router.post("/keys/{key}/{action}")
+async def correct(request: Request, who: Who, key: str, action: str) -> Response:
+    """A count or an adjustment of the key, as an event from the visitor's API key: its id
+    derives from the form's request id, so the same form sent twice moves stock once (and
+    sent again with other values, is refused)."""
+    form = await request.form()
+    check_posted(request, who, form)
+    if not who.may("write"):
+        raise HTTPException(403, "your API key may look, not correct stock (it lacks "
+                                 "`write`)")
+    if action not in _CORRECTIONS or not _KEY.fullmatch(key):
+        raise HTTPException(404, "no such correction")
+    sku, warehouse = key.split("@", 1)
+    data: dict[str, object] = {"sku": sku, "warehouse": warehouse}
+    try:
+        if action == "count":
+            data["on_hand"] = int(str(form.get("on_hand", "")))
+        else:
+            data["delta"] = int(str(form.get("delta", "")))
+            data["reason"] = str(form.get("reason", "")).strip()
+    except ValueError:
+        return await _key_view(request, who, key, status=422,
+                               error="Give a whole number of units.")
+    sent = str(form.get("request_id", ""))[:64]
+    requester = Requester(who.caller.key_id, who.caller.name,
+                          f"console:{action}:{sent}" if sent else None)
+    try:
+        await claim(services_of(request).pool, request.url.path, requester, data)
+    except idempotency.KeyReused:
+        return await _key_view(request, who, key, status=422, error=(
+            "This form was sent before with other values; nothing changed. Enter them "
+            "again on this fresh page."))
+    docs = events_of(requester, [(_CORRECTIONS[action], data)])
+    reference = "count_id" if action == "count" else "adjustment_id"
+    docs[0]["data"][reference] = docs[0]["id"]
+    try:
+        await services_of(request).sender.send(docs)
+    except PublishError as exc:
+        return await _key_view(request, who, key, status=422 if exc.reason else 503,
+                               error=f"Not sent: {exc}. Nothing changed.")
+    except KafkaException as exc:
+        return await _key_view(request, who, key, status=503,
+                               error=f"Kafka did not take it ({exc}); nothing changed. Try "
+                                     "again in a moment.")
+    await services_of(request).outcomes.wait([docs[0]["id"]], CORRECTION_WAIT)
+    return RedirectResponse(f"/console/keys/{key}?{urlencode({'event': docs[0]['id']})}", 303)
