@@ -1,7 +1,7 @@
 # One target per script and per test tier; `make help` lists them. scripts/test is the whole
 # suite (what CI runs) and stays the default goal; each script also answers --help.
 .PHONY: test help bootstrap run test-unit test-integration test-e2e lint bench bench-decide \
-	bench-forecasts bench-policy bench-api bench-webhooks schemas lock
+	bench-forecasts bench-policy bench-api bench-console bench-webhooks schemas lock
 
 test: ## the whole suite: static checks, all tiers, the unit tier's coverage (what CI runs)
 	scripts/test
@@ -42,6 +42,9 @@ bench-policy: ## what the reorder suggestions deliver on held-out demand, no ser
 
 bench-api: ## the HTTP API: reads, checkout latency, a CSV import (starts its services)
 	scripts/bootstrap && .venv/bin/python bench/api.py
+
+bench-console: ## console page times at 100,000 keys and a 1,000,000-row ledger (starts its services)
+	scripts/bootstrap && .venv/bin/python bench/console.py
 
 bench-webhooks: ## webhook deliveries a second and their latency (starts its services)
 	scripts/bootstrap && .venv/bin/python bench/webhooks.py

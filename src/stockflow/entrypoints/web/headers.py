@@ -1,9 +1,12 @@
 """What every console answer tells the browser: run no script and load nothing from
 elsewhere (the pages have no script at all), never frame the console, keep pages out of
 caches (they show stock a person may not be allowed to see later), and send no referrer
-elsewhere."""
+elsewhere. And how long the server took to begin the answer (`Server-Timing`, which
+browsers' developer tools show and bench/console.py reports)."""
 
 from __future__ import annotations
+
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,9 +34,13 @@ class ConsoleHeaders:
             await self.app(scope, receive, send)
             return
 
+        started = time.perf_counter()
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *_HEADERS]
+                took = (time.perf_counter() - started) * 1000
+                message["headers"] = [*message.get("headers", []), *_HEADERS,
+                                      (b"server-timing", f"app;dur={took:.1f}".encode())]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
