@@ -161,6 +161,42 @@ def test_orders_and_alerts(services: LocalServices, unique: str) -> None:
         running.check()
 
 
+def test_dead_letters_inspected_and_redriven(services: LocalServices, unique: str) -> None:
+    env = make_env(services, unique)
+    _, writer = new_key(env, "wms", "write")
+    _, admin = new_key(env, "ops-lead", "admin")
+    _, reader = new_key(env, "merchant", "read")
+    with api_server(env) as api, processor_thread(env) as running, chromium() as browser:
+        base = str(api.base_url).rstrip("/")
+        refused = api.post("/v1/adjustments", params={"wait": 15}, headers=bearer(writer),
+                           json={"sku": "DLQ-1", "warehouse": "WH-1", "delta": -4,
+                                 "reason": "picked before the receipt was booked"})
+        assert refused.json()["outcomes"][0]["outcome"] == "rejected", refused.text
+        _sign_in(browser, base, reader, "/console/dead-letters")
+        rows = until(lambda: browser.find_elements(By.CSS_SELECTOR, "#dead-letters tbody tr"),
+                     what="the dead letter")
+        assert "negative result" in rows[0].text and "DLQ-1@WH-1" in rows[0].text
+        _submit(browser, rows[0].find_element(By.TAG_NAME, "a"))
+        assert "picked before the receipt was booked" in _text(browser, "#original")
+        assert not browser.find_elements(By.CSS_SELECTOR, "main form")  # read: no re-drive
+        place = browser.current_url.rsplit("/dead-letters/", 1)[1]
+
+        # the cause fixed (the receipt booked), an admin re-drives it: applied this time
+        _write(api, writer, "/v1/receipts", sku="DLQ-1", warehouse="WH-1", quantity=10)
+        _submit(browser, browser.find_element(By.CSS_SELECTOR, "form.who button"))
+        assert browser.current_url.endswith("/console/sign-in")  # signed out
+        _sign_in(browser, base, admin, f"/console/dead-letters/{place}")
+        screenshot(browser, "dead-letter")
+        _submit(browser, browser.find_element(By.CSS_SELECTOR, "main form button"))
+        assert "Sent back to" in _text(browser, "#redriven")
+        def stock() -> dict[str, Any]:
+            return dict(api.get("/v1/stock/DLQ-1@WH-1", headers=bearer(reader)).json())
+
+        until(lambda: stock()["on_hand"] == 6, what="the re-driven adjustment")
+        assert stock()["version"] == 2
+        running.check()
+
+
 def test_an_import_shows_every_bad_row_then_publishes(services: LocalServices, unique: str,
                                                      tmp_path: Path) -> None:
     env = make_env(services, unique)

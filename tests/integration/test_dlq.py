@@ -29,6 +29,7 @@ from tests.integration.harness import (
     refuse_writes_of,
     wait_drained,
 )
+from tests.integration.test_api import cli
 
 
 def test_every_reason_reaches_the_dlq_with_headers(services: LocalServices, unique: str) -> None:
@@ -107,3 +108,34 @@ def _until_kafka_offsets_mirror_postgres(env: Env) -> None:
     finally:
         cons.close()
     assert got == want
+
+
+def test_the_cli_lists_shows_and_redrives_dead_letters(services: LocalServices,
+                                                       unique: str) -> None:
+    env = make_env(services, unique)
+    b = _Builder(1, datetime.now(UTC))
+    key = "SKU-9@WH-1"
+    with processor_thread(env) as running:
+        publish(env, [b.item("stock.adjusted", key, {"adjustment_id": "A1", "delta": -3,
+                                                     "reason": "found broken"})])
+        wait_drained(env)
+        deadline = time.monotonic() + 30
+        while not (listed := json.loads(cli(env, "dlq", "list", "--json"))):
+            assert time.monotonic() < deadline, "no dead letter listed"  # the outbox's
+            time.sleep(0.5)
+        assert [(d["reason"], d["key"]["text"]) for d in listed] == [("negative_result", key)]
+        place = listed[0]["place"]
+        assert json.loads(cli(env, "dlq", "list", "--json", "--reason", "oversized")) == []
+        shown = json.loads(cli(env, "dlq", "show", place))
+        assert json.loads(shown["value"]["text"])["data"]["adjustment_id"] == "A1"
+        assert shown["from"]["topic"].endswith("adjustments")
+        publish(env, [b.item("receipt.received", key, {"receipt_id": "R1", "quantity": 5})])
+        wait_drained(env)
+        # the receipt has arrived since: re-driven, the adjustment applies
+        assert "re-drove" in cli(env, "dlq", "redrive", place)
+        deadline = time.monotonic() + 30
+        while db_quantities(env)[key][0] != 2:
+            assert time.monotonic() < deadline, "the re-driven adjustment was not applied"
+            time.sleep(0.2)
+        assert len(json.loads(cli(env, "dlq", "list", "--json"))) == 1  # nothing new there
+        running.check()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -37,6 +38,7 @@ __all__ = [
     "partition_counts",
     "produce_all",
     "producer",
+    "reader",
     "require_copartitioned",
     "take_arrived",
     "watch_brokers",
@@ -111,6 +113,14 @@ def consumer(settings: Settings, extra: dict[str, Any] | None = None,
     if settings.group_instance_id:
         own["group.instance.id"] = settings.group_instance_id
     return Consumer(_merge(settings, own, extra, watch))
+
+
+def reader(settings: Settings) -> Consumer:
+    """A consumer in no group of its own making: it reads where it is assigned (committed
+    transactions only), commits nothing, and says when a partition's end is reached."""
+    return Consumer(_merge(settings, {
+        "group.id": f"stockflow-reader-{uuid.uuid4().hex}", "enable.auto.commit": False,
+        "enable.partition.eof": True, "isolation.level": "read_committed"}, None, None))
 
 
 def producer(settings: Settings, extra: dict[str, Any] | None = None,

@@ -292,6 +292,7 @@ def parser() -> argparse.ArgumentParser:
 
     from stockflow.entrypoints import (  # noqa: PLC0415
         api_cli,
+        dlq_cli,
         forecast_cli,
         import_cli,
         report_cli,
@@ -304,6 +305,7 @@ def parser() -> argparse.ArgumentParser:
     report_cli.register(sub)
     forecast_cli.register(sub)
     warehouses_cli.register(sub)
+    dlq_cli.register(sub)
     return p
 
 

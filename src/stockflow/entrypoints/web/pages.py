@@ -22,7 +22,7 @@ from stockflow.adapters.db import idempotency, reads, reports
 from stockflow.adapters.publisher import PublishError
 from stockflow.entrypoints.api.params import InstantParam
 from stockflow.entrypoints.api.services import services_of
-from stockflow.entrypoints.web import imports, orders
+from stockflow.entrypoints.web import dead_letters, imports, orders
 from stockflow.entrypoints.web.headers import ConsoleHeaders
 from stockflow.entrypoints.web.render import page
 from stockflow.entrypoints.web.session import (
@@ -55,6 +55,7 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(imports.router)
     app.include_router(orders.router)
+    app.include_router(dead_letters.router)
     app.mount("/console/static", StaticFiles(packages=[("stockflow.entrypoints.web",
                                                         "static")]), name="console-static")
     app.add_middleware(ConsoleHeaders)
