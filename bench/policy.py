@@ -267,7 +267,7 @@ def _run() -> int:
                 backtests = [e for got in pool.map(_backtests, chunks) for e in got]
             cover = rules.lead_time + rules.review
             k = {model: calibrated_multiplier([b[i] for b in backtests], cover,
-                                              rules.service_level)
+                                              rules.service_level, review_days=rules.review)
                  for i, model in enumerate(("chosen", BASELINE))}
             console.print(f"seed {seed}: k = {k['chosen']:.2f} (chosen), {k[BASELINE]:.2f} "
                           f"({BASELINE}) from {len(backtests):,} smooth keys' backtests "

@@ -19,6 +19,7 @@ from stockflow.planning.reorder import (
     cover_spread,
     demand_over,
     lead_time,
+    lost_sales_level,
     scoped,
     suggest,
     top_up,
@@ -109,26 +110,60 @@ def test_the_multiplier_is_out_of_sample_and_falls_back_when_few_keys() -> None:
     z = NormalDist().inv_cdf(0.95)
     rng = np.random.default_rng(7)
     few = [rng.normal(0, 1, size=(4, 14)) for _ in range(3)]
-    assert calibrated_multiplier(few, 14, 0.95) == pytest.approx(z * SMALL_SAMPLE_MULTIPLIER)
+    assert calibrated_multiplier(few, 14, 0.95, review_days=7) == pytest.approx(
+        z * SMALL_SAMPLE_MULTIPLIER)
     many = [rng.normal(0, 1, size=(4, 14)) for _ in range(MIN_CALIBRATION_SUMS)]
-    k95, k90 = (calibrated_multiplier(many, 14, level) for level in (0.95, 0.90))
+    k95, k90 = (calibrated_multiplier(many, 14, level, review_days=7)
+                for level in (0.95, 0.90))
     # three windows estimate a spread poorly: the sums they did not see land further out
     # than the normal quantile says, and the multiplier says how much
     assert z < k95 < 3 * z and k90 < k95
     biased = [e + 0.5 for e in many]
-    assert calibrated_multiplier(biased, 14, 0.95) > k95
+    assert calibrated_multiplier(biased, 14, 0.95, review_days=7) > k95
 
 
 def test_the_excess_over_the_normal_quantile_is_scaled_from_three_windows_to_four() -> None:
     # sums over a spread from 3 windows (held out), used with a spread from all 4: the
-    # excess that an estimated spread adds shrinks with the windows, first order as 1/n
+    # excess that an estimated spread adds shrinks with the windows, first order as 1/n;
+    # the quantile is the one that stands for 95% of cycles under lost sales
     rng = np.random.default_rng(11)
     many = [rng.normal(0, 1, size=(4, 14)) for _ in range(MIN_CALIBRATION_SUMS)]
     ratios = [float(e[j].sum()) / cover_spread(np.delete(e, j, axis=0), 14)
               for e in many for j in range(4)]
-    z = NormalDist().inv_cdf(0.95)
-    held_out = float(np.quantile(ratios, 0.95))
-    assert calibrated_multiplier(many, 14, 0.95) == pytest.approx(z + (held_out - z) * 3 / 4)
+    level = lost_sales_level(many, 14, 0.95, review_days=7)
+    z = NormalDist().inv_cdf(level)
+    held_out = float(np.quantile(ratios, level))
+    assert calibrated_multiplier(many, 14, 0.95, review_days=7) == pytest.approx(
+        z + (held_out - z) * 3 / 4)
+
+
+def test_under_lost_sales_a_cycle_after_a_stock_out_starts_with_what_was_turned_away() -> None:
+    # half the keys' forecasts fall 1 a day short, always: every 14-day sum is 14 over,
+    # as much as the spread of such sums. Under backorders a level under that spread
+    # stocks out every cycle; under lost sales a cycle after a stock-out starts with the
+    # units turned away during its lead time (the week before), so only every other one
+    # does. The other half are 1 a day over and never stock out. 75% of cycles without a
+    # stock-out under lost sales: any level will do, and it covers half the backorder sums
+    short, over = np.ones((4, 14)), -np.ones((4, 14))
+    assert cover_spread(short, 14) == pytest.approx(14)
+    keys = [short, over] * 20  # 7 reviews each, the first only starts the losses: 240
+    assert lost_sales_level(keys, 14, 0.75, review_days=7) == pytest.approx(0.5)
+    # no level with fewer stock-outs than every other cycle: the level covers every sum
+    assert lost_sales_level(keys, 14, 0.9, review_days=7) == pytest.approx(0.9)
+    # too few cycles to tell: the target itself
+    assert lost_sales_level(keys[:2], 14, 0.75, review_days=7) == 0.75
+
+
+def test_lost_sales_ask_less_of_the_backorder_sums_the_lower_the_target() -> None:
+    rng = np.random.default_rng(13)
+    walk = [np.cumsum(rng.normal(0, 1, size=56)).reshape(4, 14) / 4
+            for _ in range(MIN_CALIBRATION_SUMS)]  # errors that move together
+    levels = [lost_sales_level(walk, 14, t, review_days=7) for t in (0.8, 0.9, 0.95)]
+    assert levels == sorted(levels)
+    assert all(level < t for level, t in zip(levels, (0.8, 0.9, 0.95), strict=True))
+    assert 0.9 - levels[1] > 0.95 - levels[2]
+    with pytest.raises(ValueError, match="review period"):
+        lost_sales_level(walk, 14, 0.9, review_days=14)
 
 
 def test_top_up_covers_lead_time_and_review_at_every_review() -> None:

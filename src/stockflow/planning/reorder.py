@@ -41,8 +41,8 @@ import numpy.typing as npt
 
 __all__ = ["LEAD_TIME_DAYS", "MIN_CALIBRATION_SUMS", "RECENT_DEMAND_DAYS", "REVIEW_DAYS",
            "SERVICE_LEVEL", "SMALL_SAMPLE_MULTIPLIER", "Outlook", "Suggestion",
-           "calibrated_multiplier", "calibrated_multipliers",
-           "cover_spread", "demand_over", "lead_time", "scoped", "suggest", "top_up"]
+           "calibrated_multiplier", "calibrated_multipliers", "cover_spread", "demand_over",
+           "lead_time", "lost_sales_level", "scoped", "suggest", "top_up"]
 
 Series = npt.NDArray[np.float64]
 T = TypeVar("T")
@@ -111,46 +111,147 @@ def cover_spread(errors: Series, days: int) -> float:
 
 
 def calibrated_multiplier(backtests: Iterable[Series], days: int, service_level: float,
-                          *, least: int = MIN_CALIBRATION_SUMS) -> float:
-    """How many `cover_spread`s above the forecast a level must be to hold the service
-    level: the quantile of the backtests' errors summed over `days` days, each over the
-    spread the key's other backtest windows give (as the level will be used: on errors it
-    was not made from), pooled over the keys (one key has too few windows for a quantile
-    of its own). Its excess over the normal quantile, which an estimated spread adds,
-    shrinks with the windows it is estimated from (first order: as 1/n); the level uses
-    all n windows, the held-out sums saw n - 1, so that excess is scaled by (n - 1)/n
-    (measured on the backfill: 96.1% of cycles without a stock-out at a 95% target
-    before, 95.3% after). With fewer than `least` such sums, the normal quantile times
-    `SMALL_SAMPLE_MULTIPLIER` (what the pooled quantile was on the backfill)."""
-    return calibrated_multipliers(backtests, days, [service_level], least=least)[
-        service_level]
+                          *, review_days: int, least: int = MIN_CALIBRATION_SUMS) -> float:
+    """How many `cover_spread`s above the forecast a level covering `days` days (lead time
+    plus `review_days`) must be to hold the service level: the quantile of the backtests'
+    errors summed over `days` days, each over the spread the key's other backtest windows
+    give (as the level will be used: on errors it was not made from), pooled over the keys
+    (one key has too few windows for a quantile of its own).
+
+    The quantile is taken at the backorder level that stands for the target under lost
+    sales (`lost_sales_level`): demand a stock-out turns away does not wait, so the next
+    cycle starts with more on hand than the sums say (measured on the backfill at a 90%
+    target: 92.1% of cycles without a stock-out before, see docs/planning.md). Its excess
+    over the normal quantile, which an estimated spread adds, shrinks with the windows it
+    is estimated from (first order: as 1/n); the level uses all n windows, the held-out
+    sums saw n - 1, so that excess is scaled by (n - 1)/n (at 95% on the backfill: 96.1%
+    before, 95.3% after). With fewer than `least` such sums, the normal quantile of the
+    target times `SMALL_SAMPLE_MULTIPLIER` (what the pooled quantile was on the backfill)."""
+    return calibrated_multipliers(backtests, days, [service_level], review_days=review_days,
+                                  least=least)[service_level]
 
 
 def calibrated_multipliers(backtests: Iterable[Series], days: int,
-                           service_levels: Iterable[float], *,
+                           service_levels: Iterable[float], *, review_days: int,
                            least: int = MIN_CALIBRATION_SUMS) -> dict[float, float]:
     """`calibrated_multiplier` for each of `service_levels`, the backtests' held-out sums
-    computed once for them all."""
+    and their reviews computed once for them all."""
     ratios: list[float] = []
     windows: list[int] = []
-    for errors in backtests:
-        if errors.ndim != 2 or errors.shape[0] < 2 or errors.shape[1] < days:
-            continue
+    usable = [e for e in backtests
+              if e.ndim == 2 and e.shape[0] >= 2 and e.shape[1] >= days]
+    for errors in usable:
         for j in range(errors.shape[0]):
             spread = cover_spread(np.delete(errors, j, axis=0), days)
             if spread > 0:
                 ratios.append(float(errors[j, :days].sum()) / spread)
                 windows.append(errors.shape[0])
+    chains = _Chains.of(usable, days, review_days)
     got = {}
-    for level in service_levels:
-        z = NormalDist().inv_cdf(level)
+    for target in service_levels:
         if len(ratios) < least:
-            got[level] = z * SMALL_SAMPLE_MULTIPLIER
+            got[target] = NormalDist().inv_cdf(target) * SMALL_SAMPLE_MULTIPLIER
             continue
+        level = chains.backorder_level(target, least=least)
+        z = NormalDist().inv_cdf(level)
         n = float(np.median(windows))
         held_out = max(float(np.quantile(ratios, level)), z)
-        got[level] = z + (held_out - z) * (n - 1) / n
+        got[target] = z + (held_out - z) * (n - 1) / n
     return got
+
+
+def lost_sales_level(backtests: Iterable[Series], days: int, service_level: float, *,
+                     review_days: int, least: int = MIN_CALIBRATION_SUMS) -> float:
+    """The share of backorder sums a level must cover for `service_level` of cycles
+    without a stock-out when unmet demand is lost, as stockflow's is (a refused
+    reservation). Each key's backtest windows, one horizon apart and a horizon long, are
+    laid end to end and reviewed every `review_days` days: at each review a level `k`
+    spreads (`cover_spread` of the windows the sum does not touch) above the forecast
+    covers `days` days. Under backorders a cycle stocks out when the error summed over
+    those days exceeds the level; under lost sales the units the cycles before it turned
+    away during its lead time were never served, so it starts with that much more on hand
+    (exact when the lead time equals the review period: the lead time is the previous
+    cycle). The `k` whose lost-sales stock-outs, pooled over the keys, are
+    `1 - service_level` of the cycles makes as many backorder stock-outs as the level
+    returned lets through (never more than `service_level`). With fewer than `least`
+    cycles, `service_level` itself."""
+    usable = [e for e in backtests
+              if e.ndim == 2 and e.shape[0] >= 2 and e.shape[1] >= days]
+    return _Chains.of(usable, days, review_days).backorder_level(service_level, least=least)
+
+
+@dataclass(frozen=True)
+class _Chains:
+    """The backtests' windows laid end to end, a row per key: at each review, the error
+    summed over the level's days and the spread of such sums out of sample (0: none, the
+    review is not counted), and how many earlier cycles end inside a lead time."""
+
+    sums: Series
+    spreads: Series
+    carried: int  # earlier cycles whose losses fall in a review's lead time
+
+    @classmethod
+    def of(cls, backtests: Sequence[Series], days: int, review_days: int) -> _Chains:
+        if not 1 <= review_days < days:
+            raise ValueError(f"the review period ({review_days} d) is from a day to under "
+                             f"the days covered ({days})")
+        rows: list[tuple[list[float], list[float]]] = []
+        for errors in backtests:
+            n, h = errors.shape
+            flat = errors.reshape(-1)
+            sums, spreads = [], []
+            for t in range(0, n * h - days + 1, review_days):
+                touched = sorted({t // h, (t + days - 1) // h})  # days <= h: one or two
+                sums.append(float(flat[t:t + days].sum()))
+                spreads.append(cover_spread(np.delete(errors, touched, axis=0), days))
+            rows.append((sums, spreads))
+        width = max((len(s) for s, _ in rows), default=0)
+        pad = [([*s, *[0.0] * (width - len(s))], [*v, *[0.0] * (width - len(v))])
+               for s, v in rows]
+        lead = days - review_days
+        # a cycle runs from its order's arrival for a review period; the ones that end in
+        # (t, t + lead] turn demand away during the lead time of the review at t
+        return cls(np.array([s for s, _ in pad]).reshape(len(pad), width),
+                   np.array([v for _, v in pad]).reshape(len(pad), width),
+                   -(-lead // review_days))
+
+    def stock_outs(self, k: float) -> tuple[int, int, int]:
+        """Cycles counted, stocked out under lost sales, stocked out under backorders, for
+        levels `k` spreads above the forecast. A key's first reviews only start the
+        carried losses: nothing before them is known."""
+        keys, reviews = self.sums.shape
+        losses = np.zeros((keys, self.carried))
+        counted = lost = backordered = 0
+        for i in range(reviews):
+            seen = self.spreads[:, i] > 0
+            level = k * self.spreads[:, i]
+            short = self.sums[:, i] - losses.sum(axis=1)  # the lead time's losses not sold
+            loss = np.where(seen, np.maximum(short - level, 0.0), 0.0)
+            losses = np.concatenate([loss[:, None], losses[:, :-1]], axis=1)
+            if i >= self.carried:
+                counted += int(seen.sum())
+                lost += int((seen & (short > level)).sum())
+                backordered += int((seen & (self.sums[:, i] > level)).sum())
+        return counted, lost, backordered
+
+    def backorder_level(self, service_level: float, *, least: int) -> float:
+        """See `lost_sales_level`."""
+        counted = self.stock_outs(0.0)[0]
+        if counted < least:
+            return service_level
+        low, high = 0.0, 1.0
+        while self.stock_outs(high)[1] > (1 - service_level) * counted and high < 1e3:
+            low, high = high, 2 * high
+        for _ in range(40):  # the lost-sales stock-outs fall as k grows
+            mid = (low + high) / 2
+            if self.stock_outs(mid)[1] > (1 - service_level) * counted:
+                low = mid
+            else:
+                high = mid
+        # never above the target (turned-away demand only ever leaves more on hand; with
+        # few cycles the search's last step could say otherwise), never 0 (no quantile)
+        level = 1 - self.stock_outs(high)[2] / counted
+        return min(service_level, max(level, 1 / (counted + 1)))
 
 
 @dataclass(frozen=True)

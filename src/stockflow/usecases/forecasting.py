@@ -141,7 +141,7 @@ def forecast_stock(conn: Conn, *, key: str | None, warehouse: str | None, days: 
     for lead in {lead for lead, _ in rules.values()}:  # the held-out sums once per cover
         wanted = {target for lead_, target in rules.values() if lead_ == lead}
         for target, multiplier in reorder.calibrated_multipliers(
-                smooth, lead + review_days, wanted).items():
+                smooth, lead + review_days, wanted, review_days=review_days).items():
             multipliers[lead, target] = multiplier
     planned: dict[str, Planned] = {}
     for k, got in forecasts.items():
