@@ -133,18 +133,21 @@ def play(demand: Series, policy: Callable[[int, int], Suggestion], rules: Play,
     return out
 
 
-def _backtests(items: list[tuple[Series, Series]]) -> list[tuple[Series, Series]]:
-    """The smooth keys' backtest errors of their chosen models and of the seed's method,
+def _backtests(items: list[tuple[Series, Series]]) -> list[tuple[Outlook, Outlook]]:
+    """The smooth keys' outlooks under their chosen models and under the seed's method,
     for the `k` of each."""
-    out: list[tuple[Series, Series]] = []
+    out: list[tuple[Outlook, Outlook]] = []
     for y, _ in items:
         try:
             first = forecast_key("key", y, HORIZON)
         except ValueError:
             continue
         if first.kind == "smooth":
-            out.append((forecast_with(first.model, y, HORIZON)[1],
-                        forecast_with(BASELINE, y, HORIZON)[1]))
+            recent = y[-RECENT_DEMAND_DAYS:]
+            (ours, our_errors), (seeds, seeds_errors) = (
+                forecast_with(m, y, HORIZON) for m in (first.model, BASELINE))
+            out.append((Outlook(ours.tolist(), "smooth", our_errors, recent),
+                        Outlook(seeds.tolist(), "smooth", seeds_errors, recent)))
     return out
 
 
