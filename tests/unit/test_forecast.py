@@ -46,6 +46,19 @@ def test_a_repeating_week_is_forecast_exactly_and_its_intervals_are_tight() -> N
         assert all(lo <= m + 1e-9 and m <= hi + 1e-9
                    for lo, m, hi in zip(low, got.mean, high, strict=True))
         assert got.covered[level] == (14, 14)
+        assert got.pinball[level] == pytest.approx(0, abs=1e-6)  # bounds on the actuals
+
+
+def test_the_quantile_loss_weighs_a_bound_by_its_quantile() -> None:
+    # a repeating week whose held-out window is 1 above it every day: the intervals,
+    # from errors of 0, sit on the forecast, so each day the upper bound at quantile q is
+    # 1 under the actual (loss q) and the lower bound at 1 - q too (loss 1 - q): 1 a day
+    y = weekly(200)
+    y[-14:] += 1
+    got = forecast_key("A@W", y, 14)
+    for level in LEVELS:
+        assert got.covered[level] == (0, 14)
+        assert got.pinball[level] == pytest.approx(14, abs=1e-3)
 
 
 def test_the_baseline_is_the_same_weekday_over_the_last_90_days() -> None:

@@ -19,6 +19,8 @@ from stockflow.planning.reorder import (
     cover_spread,
     demand_over,
     lead_time,
+    lost_sales_level,
+    safety_spread,
     scoped,
     suggest,
     top_up,
@@ -105,30 +107,89 @@ def test_errors_that_move_together_add_up_by_the_day_not_its_square_root() -> No
     assert cover_spread(np.full((4, 14), 3.0), 4) == pytest.approx(12)
 
 
+def outlooks(errors: list[np.ndarray], daily: float = 0.0) -> list[Outlook]:
+    """Smooth keys' outlooks with these backtest errors, forecasting `daily` a day."""
+    return [Outlook([daily] * 14, "smooth", e, np.zeros(0)) for e in errors]
+
+
 def test_the_multiplier_is_out_of_sample_and_falls_back_when_few_keys() -> None:
     z = NormalDist().inv_cdf(0.95)
     rng = np.random.default_rng(7)
-    few = [rng.normal(0, 1, size=(4, 14)) for _ in range(3)]
-    assert calibrated_multiplier(few, 14, 0.95) == pytest.approx(z * SMALL_SAMPLE_MULTIPLIER)
-    many = [rng.normal(0, 1, size=(4, 14)) for _ in range(MIN_CALIBRATION_SUMS)]
-    k95, k90 = (calibrated_multiplier(many, 14, level) for level in (0.95, 0.90))
+    few = outlooks([rng.normal(0, 1, size=(4, 14)) for _ in range(3)])
+    assert calibrated_multiplier(few, 14, 0.95, review_days=7) == pytest.approx(
+        z * SMALL_SAMPLE_MULTIPLIER)
+    errors = [rng.normal(0, 1, size=(4, 14)) for _ in range(MIN_CALIBRATION_SUMS)]
+    many = outlooks(errors)
+    k95, k90 = (calibrated_multiplier(many, 14, level, review_days=7)
+                for level in (0.95, 0.90))
     # three windows estimate a spread poorly: the sums they did not see land further out
     # than the normal quantile says, and the multiplier says how much
     assert z < k95 < 3 * z and k90 < k95
-    biased = [e + 0.5 for e in many]
-    assert calibrated_multiplier(biased, 14, 0.95) > k95
+    biased = outlooks([e + 0.5 for e in errors])
+    assert calibrated_multiplier(biased, 14, 0.95, review_days=7) > k95
 
 
 def test_the_excess_over_the_normal_quantile_is_scaled_from_three_windows_to_four() -> None:
     # sums over a spread from 3 windows (held out), used with a spread from all 4: the
-    # excess that an estimated spread adds shrinks with the windows, first order as 1/n
+    # excess that an estimated spread adds shrinks with the windows, first order as 1/n;
+    # the quantile is the one that stands for 95% of cycles under lost sales
     rng = np.random.default_rng(11)
-    many = [rng.normal(0, 1, size=(4, 14)) for _ in range(MIN_CALIBRATION_SUMS)]
+    errors = [rng.normal(0, 1, size=(4, 14)) for _ in range(MIN_CALIBRATION_SUMS)]
+    many = outlooks(errors)
     ratios = [float(e[j].sum()) / cover_spread(np.delete(e, j, axis=0), 14)
-              for e in many for j in range(4)]
-    z = NormalDist().inv_cdf(0.95)
-    held_out = float(np.quantile(ratios, 0.95))
-    assert calibrated_multiplier(many, 14, 0.95) == pytest.approx(z + (held_out - z) * 3 / 4)
+              for e in errors for j in range(4)]
+    level = lost_sales_level(many, 14, 0.95, review_days=7)
+    z = NormalDist().inv_cdf(level)
+    held_out = float(np.quantile(ratios, level))
+    assert calibrated_multiplier(many, 14, 0.95, review_days=7) == pytest.approx(
+        z + (held_out - z) * 3 / 4)
+
+
+def test_under_lost_sales_a_cycle_after_a_stock_out_starts_with_what_was_turned_away() -> None:
+    # half the keys' forecasts fall 1 a day short, always: every 14-day sum is 14 over,
+    # as much as the spread of such sums. Under backorders a level under that spread
+    # stocks out every cycle; under lost sales a cycle after a stock-out starts with the
+    # units turned away during its lead time (the week before), so only every other one
+    # does. The other half are 1 a day over and never stock out. 75% of cycles without a
+    # stock-out under lost sales: any level will do, and it covers half the backorder sums
+    short, over = np.ones((4, 14)), -np.ones((4, 14))
+    assert cover_spread(short, 14) == pytest.approx(14)
+    keys = outlooks([short, over] * 20)  # 7 reviews each, the first only seeds losses: 240
+    assert lost_sales_level(keys, 14, 0.75, review_days=7) == pytest.approx(0.5)
+    # no level with fewer stock-outs than every other cycle: the level covers every sum
+    assert lost_sales_level(keys, 14, 0.9, review_days=7) == pytest.approx(0.9)
+    # too few cycles to tell: the target itself
+    assert lost_sales_level(keys[:2], 14, 0.75, review_days=7) == 0.75
+
+
+def test_lost_sales_ask_less_of_the_backorder_sums_the_lower_the_target() -> None:
+    rng = np.random.default_rng(13)
+    walk = outlooks([np.cumsum(rng.normal(0, 1, size=56)).reshape(4, 14) / 4
+                     for _ in range(MIN_CALIBRATION_SUMS)])  # errors that move together
+    levels = [lost_sales_level(walk, 14, t, review_days=7) for t in (0.8, 0.9, 0.95)]
+    assert levels == sorted(levels)
+    assert all(level < t for level, t in zip(levels, (0.8, 0.9, 0.95), strict=True))
+    assert 0.9 - levels[1] > 0.95 - levels[2]
+    with pytest.raises(ValueError, match="review period"):
+        lost_sales_level(walk, 14, 0.9, review_days=14)
+
+
+def test_a_spread_is_never_surer_than_independent_customers() -> None:
+    # a timetable forecast exactly by its backtest: no error, yet 25 a day over 14 days
+    exact = Outlook([25.0] * 14, "smooth", np.zeros((4, 14)), np.zeros(0))
+    assert safety_spread(exact, 14) == pytest.approx(math.sqrt(25 * 14))
+    noisy = Outlook([25.0] * 14, "smooth", np.full((4, 14), 3.0), np.zeros(0))
+    assert safety_spread(noisy, 14) == pytest.approx(cover_spread(noisy.errors, 14)) == 42
+    got = top_up(exact, multiplier=2.0, available=0, in_transit=0)
+    assert got.order_up_to == 350 + math.ceil(2 * math.sqrt(350))
+    # in the calibration too: each key's last window is 1 a day over, the three before it
+    # all but exact; over their own spread its sum would be hundreds of spreads out
+    rng = np.random.default_rng(17)
+    changed = [np.vstack([rng.normal(0, 0.01, size=(3, 14)), np.ones((1, 14))])
+               for _ in range(MIN_CALIBRATION_SUMS)]
+    assert 14 / cover_spread(changed[0][:3], 14) > 100
+    k = calibrated_multiplier(outlooks(changed, daily=25.0), 14, 0.95, review_days=7)
+    assert k < 2 * NormalDist().inv_cdf(0.95)  # 14 over the floor: 0.75 of it
 
 
 def test_top_up_covers_lead_time_and_review_at_every_review() -> None:
@@ -136,8 +197,9 @@ def test_top_up_covers_lead_time_and_review_at_every_review() -> None:
     smooth = Outlook([10.0] * 14, "smooth", errors, np.zeros(0))
     got = top_up(smooth, multiplier=2.0, available=50, in_transit=20, on_order=10,
                  lead_time_days=7, review_days=7)
-    assert (got.order_up_to, got.reorder_point, got.safety_stock) == (140, 140, 0)
-    assert (got.position, got.suggested_quantity) == (80, 60)
+    # errors that cancel leave the floor: 2 x the square root of the 140 expected
+    assert (got.order_up_to, got.reorder_point, got.safety_stock) == (164, 164, 24)
+    assert (got.position, got.suggested_quantity) == (80, 84)
     assert got.lead_time_demand == 70
     noisy = Outlook([10.0] * 14, "smooth", np.full((4, 14), 1.0), np.zeros(0))
     got = top_up(noisy, multiplier=1.5, available=200, in_transit=0)

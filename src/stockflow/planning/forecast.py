@@ -176,6 +176,9 @@ class KeyForecast:
     errors: dict[str, tuple[float, float]]  # model -> (sum |error|, sum demand), held out
     scale: float  # the MASE denominator; 0: none
     covered: dict[int, tuple[int, int]]  # level -> (actuals inside, actuals), held out
+    # level -> the quantile (pinball) loss of the interval's two bounds, summed over the
+    # held-out window: how far outside, and how wide, weighed as their quantiles weigh it
+    pinball: dict[int, float]
     spread: float  # standard deviation of the chosen model's daily backtest errors
     # what a reorder level must cover (`reorder.top_up`): the forecast, the class, the
     # chosen model's backtest errors and the recent demand
@@ -228,6 +231,12 @@ def _intervals(kind: Kind, y: Series, origin: int, forecast: Series,
     return {lv: _interval(center, residuals, lv) for lv in LEVELS}
 
 
+def _pinball(actual: Series, bound: Series, quantile: float) -> float:
+    """The quantile loss of `bound` as the `quantile` of `actual`, summed over the days."""
+    under = actual - bound
+    return float(np.where(under >= 0, quantile * under, (quantile - 1) * under).sum())
+
+
 def needed(horizon: int) -> int:
     """Days of history, from a key's first demand, that a forecast needs."""
     return ORIGINS * horizon + 2 * _WEEK
@@ -260,18 +269,20 @@ def forecast_key(key: str, y: Series, horizon: int) -> KeyForecast:
     total = float(actual.sum())
     own = residuals[chosen]
     held_forecast = actual - own[-1]
-    covered = {}
+    covered, pinball = {}, {}
     for level, bounds in _intervals(kind, y, origins[-1], held_forecast, own[:-1]).items():
         # as reported: exact forecasts' bounds are off by float noise, not by a unit
         low, high = (b.round(_DECIMALS) for b in bounds)
         covered[level] = (int(((actual >= low) & (actual <= high)).sum()), len(actual))
+        tail = (100 - level) / 200
+        pinball[level] = _pinball(actual, low, tail) + _pinball(actual, high, 1 - tail)
     mean = np.maximum(predictors[chosen](y, horizon), 0.0)
     everything = np.concatenate(own)
     intervals = {lv: (low.round(_DECIMALS).tolist(), high.round(_DECIMALS).tolist())
                  for lv, (low, high) in _intervals(kind, y, len(y), mean, own).items()}
     rounded = mean.round(_DECIMALS).tolist()
     return KeyForecast(key, kind, chosen, rounded, intervals,
-                       {n: (held[n], total) for n in names}, scale, covered,
+                       {n: (held[n], total) for n in names}, scale, covered, pinball,
                        float(everything.std()),
                        Outlook(rounded, kind, np.array(own), y[-RECENT_DEMAND_DAYS:].copy()))
 

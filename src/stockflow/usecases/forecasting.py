@@ -136,12 +136,12 @@ def forecast_stock(conn: Conn, *, key: str | None, warehouse: str | None, days: 
     # each key's lead time and target: its own, else its warehouse's, else the default
     rules = {k: (reorder.lead_time(k, lead_times), reorder.scoped(k, targets, service_level))
              for k in forecasts}
-    smooth = [f.outlook.errors for f in forecasts.values() if f.kind == "smooth"]
+    smooth = [f.outlook for f in forecasts.values() if f.kind == "smooth"]
     multipliers: dict[tuple[int, float], float] = {}
     for lead in {lead for lead, _ in rules.values()}:  # the held-out sums once per cover
         wanted = {target for lead_, target in rules.values() if lead_ == lead}
         for target, multiplier in reorder.calibrated_multipliers(
-                smooth, lead + review_days, wanted).items():
+                smooth, lead + review_days, wanted, review_days=review_days).items():
             multipliers[lead, target] = multiplier
     planned: dict[str, Planned] = {}
     for k, got in forecasts.items():
