@@ -1,12 +1,15 @@
 """The charts, drawn from synthetic data and opened as images: each is a PNG of a readable
 size with real content, the forecast chart shows what its key's data says (lost demand
-only when there was some, another key another picture), and `report --plot` refuses a
-path it could not write to before any query runs."""
+only when there was some, another key another picture), the movements chart labels its
+values, leaves out the types that moved nothing, tells each type by its colour, shows the
+demand turned away and the currency of its values, and `report --plot` refuses a path it
+could not write to before any query runs."""
 
 from __future__ import annotations
 
 import argparse
 import math
+from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -15,14 +18,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+from matplotlib.colors import to_hex
 
 from stockflow.entrypoints import report_cli
 from stockflow.entrypoints.charts import (
     ForecastView,
+    Moved,
     backtest_chart,
     forecast_chart,
     report_chart,
 )
+from stockflow.entrypoints.charts.movements import moved_types, type_styles, value_axis
+from stockflow.entrypoints.charts.reports import report_figure
 from stockflow.planning.forecast import Backtest
 from tests.images import assert_meaningful_png as pixels
 
@@ -139,22 +146,93 @@ VALUATION: list[dict[str, Any]] = [
 ]
 
 
-@pytest.mark.parametrize(("report", "rows"), [
-    ("stock", STOCK),
-    ("stock", LOW),
-    ("movements", MOVEMENTS),
-    ("movements", [movement(w, *m, costed=False) for w in ("WH-1", "WH-2") for m in MOVES]),
-    ("valuation", VALUATION),
-    ("valuation", [r for r in VALUATION if r["currency"] is None]),  # nothing costed
-    ("stock", []),
-    ("movements", []),
-    ("valuation", []),
+MOVED = Moved(lost={"WH-1": 1234}, net_value={
+    (w, "EUR"): sum((r["net_value"] for r in MOVEMENTS if r["warehouse"] == w), Decimal(0))
+    for w in ("WH-1", "WH-2")})
+
+
+@pytest.mark.parametrize(("report", "rows", "moved"), [
+    ("stock", STOCK, None),
+    ("stock", LOW, None),
+    ("movements", MOVEMENTS, MOVED),
+    ("movements", [movement(w, *m, costed=False) for w in ("WH-1", "WH-2") for m in MOVES],
+     Moved({}, {})),
+    ("valuation", VALUATION, None),
+    ("valuation", [r for r in VALUATION if r["currency"] is None], None),  # nothing costed
+    ("stock", [], None),
+    ("movements", [], Moved({}, {})),
+    ("valuation", [], None),
 ], ids=["stock", "low", "movements", "movements-uncosted", "valuation",
         "valuation-uncosted", "stock-empty", "movements-empty", "valuation-empty"])
-def test_each_report_is_drawn(tmp_path: Path, report: str, rows: list[dict[str, Any]]) -> None:
+def test_each_report_is_drawn(tmp_path: Path, report: str, rows: list[dict[str, Any]],
+                              moved: Moved | None) -> None:
     path = tmp_path / f"{report}.png"
-    report_chart(path, report, rows, f"{report} by warehouse")
+    report_chart(path, report, rows, f"{report} by warehouse", moved)
     pixels(path)
+
+
+def test_movement_types_without_units_are_left_out_and_named_in_the_note() -> None:
+    rows = [*MOVEMENTS, movement("WH-1", "order.placed", 0, 0),
+            movement("WH-2", "stock.thresholds-set", 0, 0)]
+    assert moved_types(rows) == ["receipt.received", "shipment.dispatched",
+                                 "stock.adjusted", "return.received"]
+    fig = report_figure("movements", rows, "movements by warehouse", MOVED)
+    shown = [t.get_text() for lg in fig.legends for t in lg.get_texts()]
+    assert "order.placed" not in shown and "stock.thresholds-set" not in shown
+    assert shown[:4] == moved_types(rows)
+    assert fig.figure.get_supxlabel() == ("left out, no units moved: order.placed "
+                                          "(100 movements), stock.thresholds-set "
+                                          "(100 movements)")
+
+
+def test_each_movement_type_has_a_colour_of_its_own() -> None:
+    known = ["shipment.dispatched", "receipt.received", "transfer.dispatched",
+             "transfer.received", "return.received", "stock.adjusted", "stock.counted",
+             "stock.damaged"]
+    styles = type_styles([*known, "new.kind", "other.kind"])
+    assert len(set(styles.values())) == len(styles)  # no two look alike
+    assert len({colour for colour, _ in styles.values() if colour != "#dddddd"}) == len(known)
+    # a type keeps its colour whatever else is on the chart
+    assert type_styles(["stock.adjusted"]) == {"stock.adjusted": styles["stock.adjusted"]}
+    units = report_figure("movements", MOVEMENTS, "movements", MOVED).axes[0]
+    lost = [p for p in units.patches if p.get_hatch() == "xx"]
+    assert lost and {to_hex(p.get_facecolor()) for p in lost}.isdisjoint(
+        {colour for colour, _ in styles.values()})
+
+
+def test_the_movements_chart_labels_values_and_shows_lost_demand() -> None:
+    fig = report_figure("movements", MOVEMENTS, "movements", MOVED)
+    units = fig.axes[0]
+    texts = {t.get_text() for t in units.texts}
+    # each segment wide enough carries its units; each warehouse its totals in and out
+    assert {"9,000", "7,000", "in 9,290", "out 7,300", "1,234 lost"} <= texts
+    shown = [t.get_text() for lg in fig.legends for t in lg.get_texts()]
+    assert "lost demand: turned away,\nnot shipped (not a movement)" in shown
+    none_lost = report_figure("movements", MOVEMENTS, "movements", replace(MOVED, lost={}))
+    assert not [t for lg in none_lost.legends for t in lg.get_texts()
+                if t.get_text().startswith("lost")]
+
+
+def test_the_net_value_is_drawn_in_its_currency_never_adding_two() -> None:
+    money = report_figure("movements", MOVEMENTS, "movements", MOVED).axes[1]
+    assert money.get_xlabel() == "net value at cost (EUR)"
+    assert money.get_title() == "net value (EUR)"
+    # 9,000 x 2.50 - 7,000 x 2.40 + 40 x 2.50 - 300 x 2.40 + 250 x 2.50, in each warehouse
+    assert [t.get_text() for t in money.texts] == ["5,705.00 EUR"] * 2
+    two = replace(MOVED, net_value={("WH-1", "EUR"): Decimal("100.5"),
+                                    ("WH-1", "USD"): Decimal("-20"),
+                                    ("WH-2", "EUR"): Decimal("7")})
+    money = report_figure("movements", MOVEMENTS, "movements", two).axes[1]
+    assert money.get_xlabel() == value_axis(["EUR", "USD"]) == (
+        "net value at cost, per currency (EUR, USD: not added together)")
+    assert {t.get_text() for t in money.texts} == {"100.50 EUR", "7.00 EUR", "-20.00 USD"}
+    uncosted = report_figure("movements", MOVEMENTS, "movements", Moved({}, {})).axes[1]
+    assert [t.get_text() for t in uncosted.texts] == ["no costed movements"]
+
+
+def test_the_movements_chart_needs_what_it_draws_beyond_the_rows(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="lost demand"):
+        report_chart(tmp_path / "m.png", "movements", MOVEMENTS, "movements")
 
 
 def test_an_empty_report_is_drawn_differently_from_a_full_one(tmp_path: Path) -> None:
