@@ -1,6 +1,7 @@
 """`stockflow forecast` on a backfilled ledger: the demand it reads equals the history that
 was published, every key gets a forecast and a suggestion that follow its lead time and
 service-level target, what is on order counts in its position,
+the backtest's service level is judged on every key whose window covers its cover,
 `--publish` emits valid `reorder.suggested` events, and `--apply` moves the reorder points
 through the processor, so the low-stock alerts follow."""
 
@@ -112,6 +113,15 @@ def test_forecasts_suggestions_and_applied_reorder_points(services: LocalService
         backtest = doc["backtest"]
         assert backtest["keys"]["all"] == len(planned)
         assert set(backtest["coverage"]) == {"80", "95"}
+        # the service level held out: one cycle per key whose 14-day window covers its lead
+        # time and review (12 + 7 days do not), grouped by class and target
+        judged: dict[tuple[str, float], int] = defaultdict(int)
+        for k in planned.values():
+            if k["lead_time_days"] + k["review_days"] <= 14:
+                judged[k["kind"], k["service_level"]] += 1
+        service = {(g["class"], g["target"]): g for g in backtest["service_level"]}
+        assert {g: s["cycles"] for g, s in service.items()} == judged
+        assert all(0 <= s["kept"] <= s["cycles"] for s in service.values())
 
         # --publish: one valid reorder.suggested per key with something to order
         ordering = {k for k, v in planned.items() if v["suggested_quantity"] > 0}

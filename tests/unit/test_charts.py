@@ -1,9 +1,10 @@
 """The charts, drawn from synthetic data and opened as images: each is a PNG of a readable
 size with real content, the forecast chart shows what its key's data says (lost demand
-only when there was some, another key another picture), the movements chart labels its
-values, leaves out the types that moved nothing, tells each type by its colour, shows the
-demand turned away and the currency of its values, and `report --plot` refuses a path it
-could not write to before any query runs."""
+only when there was some, another key another picture), the backtest chart shows the
+service level held out beside the accuracy (and that level is judged as a buyer would),
+the movements chart labels its values, leaves out the types that moved nothing, tells each
+type by its colour, shows the demand turned away and the currency of its values, and
+`report --plot` refuses a path it could not write to before any query runs."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+from matplotlib.axes import Axes
 from matplotlib.colors import to_hex
 
+from stockflow.adapters.db.demand import Position
 from stockflow.entrypoints import report_cli
 from stockflow.entrypoints.charts import (
     ForecastView,
@@ -28,9 +31,12 @@ from stockflow.entrypoints.charts import (
     forecast_chart,
     report_chart,
 )
+from stockflow.entrypoints.charts.backtest import backtest_figure
 from stockflow.entrypoints.charts.movements import moved_types, type_styles, value_axis
 from stockflow.entrypoints.charts.reports import report_figure
-from stockflow.planning.forecast import Backtest
+from stockflow.planning.forecast import Backtest, KeyForecast, Kind
+from stockflow.planning.reorder import Outlook, Suggestion
+from stockflow.usecases.forecasting import Forecasts, Planned, held_out_service
 from tests.images import assert_meaningful_png as pixels
 
 LOST_RED = (0xC4, 0x4E, 0x52)  # the lost-demand bars' colour, drawn flat inside the bars
@@ -90,6 +96,11 @@ def test_a_short_history_and_a_key_without_any_are_still_drawn(tmp_path: Path) -
     pixels(tmp_path / "empty.png")
 
 
+def legend(ax: Axes) -> list[str]:
+    shown = ax.get_legend()
+    return [t.get_text() for t in shown.get_texts()] if shown else []
+
+
 def test_the_backtest_chart(tmp_path: Path) -> None:
     summary = Backtest(
         mase={"weekday_avg": {"smooth": 0.92, "intermittent": 0.81, "all": 0.88},
@@ -104,10 +115,59 @@ def test_the_backtest_chart(tmp_path: Path) -> None:
         chosen={"weekday_avg": 1500, "seasonal_naive": 300, "auto_ets": 5600,
                 "croston_sba": 1200, "tsb": 900, "adida": 500},
         coverage={80: 0.77, 95: 0.93})
-    backtest_chart(tmp_path / "backtest.png", summary)
+    service = {("smooth", 0.95): (4800, 5000), ("smooth", 0.9): (1900, 2000),
+               ("intermittent", 0.95): (2440, 2600)}
+    backtest_chart(tmp_path / "backtest.png", summary, service)
     pixels(tmp_path / "backtest.png")
-    backtest_chart(tmp_path / "none.png", Backtest({}, {}, {}, {}, {}))
+    backtest_chart(tmp_path / "none.png", Backtest({}, {}, {}, {}, {}), {})
     pixels(tmp_path / "none.png")
+    # the service level beside the accuracy: each class and target, against the target
+    accuracy, _, kept = backtest_figure(summary, service).axes
+    assert accuracy.get_title().startswith("accuracy") and kept.get_title().startswith(
+        "service level")
+    assert [t.get_text() for t in kept.get_xticklabels()] == [
+        "smooth: 2,000 keys\n90% target", "smooth: 5,000 keys\n95% target",
+        "intermittent: 2,600 keys\n95% target"]
+    assert [t.get_text() for t in kept.texts] == ["90%", "95%", "95%", "95%", "96%", "93.8%"]
+    assert legend(kept) == ["target", "held out"]
+    assert "without a stock-out" in kept.get_ylabel()
+    nothing = backtest_figure(summary, {}).axes[2]
+    assert "no key's held-out window" in nothing.texts[0].get_text()
+
+
+def planned(kind: Kind, recent: npt.NDArray[np.float64], last_error: float,
+            lead_time: int = 7) -> Planned:
+    """A key planned on a 14-day backtest of 4 windows, its held-out one's demand the last
+    14 days of `recent`, its forecast there that less `last_error` a day."""
+    errors = np.vstack([np.random.default_rng(1).normal(0, 1, (3, 14)),
+                        np.full((1, 14), last_error)])
+    outlook = Outlook([20.0] * 14, kind, errors, recent)
+    forecast = KeyForecast("K", kind, "m", [20.0] * 14, {}, {}, 0.0, {}, 1.0, outlook)
+    return Planned(forecast, Position(0, 0, 0, 0, 10, 0),
+                   Suggestion(lead_time, 7, 0.95, 140.0, 10, 300, 300, 0, 300))
+
+
+def test_the_service_level_held_out_is_whether_the_level_set_then_covered_the_window() -> None:
+    steady = np.full(200, 20.0)  # 280 units over the held-out window's 14 days
+    spikes = np.where(np.arange(200) % 7 == 0, 5.0, 0.0)  # 10 units in any 14 days
+    burst = spikes.copy()
+    burst[-14:] = [0.0] * 13 + [30.0]
+    keys = {
+        # forecast 10 a day there: its level, 140 and a few units, falls short of 280
+        "short": planned("smooth", steady, 10.0),
+        # forecast 21 a day: 294 and more, enough
+        "enough": planned("smooth", steady, -1.0),
+        # lead time and review, 17 days, longer than the window: not judged
+        "long": planned("smooth", steady, -1.0, lead_time=10),
+        # the quantile of its 14-day sums before the window, 10 units: 30 is more
+        "burst": planned("intermittent", burst, 30.0),
+        "spikes": planned("intermittent", spikes, 0.0),  # its usual 10: covered
+    }
+    found = Forecasts(date(2026, 12, 3), date(2026, 5, 17), {}, {}, keys, {},
+                      Backtest({}, {}, {}, {}, {}), 0.0, 0.0,
+                      {(7, 0.95): 2.0, (10, 0.95): 2.0})
+    assert held_out_service(found) == {("intermittent", 0.95): (1, 2),
+                                       ("smooth", 0.95): (1, 2)}
 
 
 STOCK: list[dict[str, Any]] = [

@@ -27,11 +27,12 @@ from stockflow.entrypoints.app import migrated_database
 from stockflow.entrypoints.arguments import png_path
 from stockflow.entrypoints.tables import add_column, show
 from stockflow.planning import reorder
-from stockflow.usecases.forecasting import Forecasts, Planned, forecast_stock
+from stockflow.usecases.forecasting import Forecasts, Kept, forecast_stock, held_out_service
 
 if TYPE_CHECKING:
     from stockflow.adapters.db import demand
     from stockflow.planning.forecast import Backtest, KeyForecast
+    from stockflow.usecases.forecasting import Planned
 
 # numpy, and the demand and forecast modules on it, are imported where they are used:
 # every `stockflow` command registers this one, and numpy would add 0.12 s to the start
@@ -116,6 +117,7 @@ def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
     timing = {"keys": len(found.held), "read_s": round(found.read_s, 2),
               "forecast_s": round(found.forecast_s, 2), "workers": args.workers}
     planned, skipped, summary = found.planned, found.skipped, found.summary
+    service = held_out_service(found) if args.backtest else {}
     if args.json:
         doc: dict[str, Any] = {
             "as_of": found.as_of.isoformat(), "horizon": args.horizon,
@@ -128,11 +130,13 @@ def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
             "timing": timing}
         if args.backtest:
             doc["backtest"] = {**asdict(summary),
-                               "chosen_vs_baseline": summary.versus_baseline()}
+                               "chosen_vs_baseline": summary.versus_baseline(),
+                               "service_level": [{"class": c, "target": t, **k._asdict()}
+                                                 for (c, t), k in service.items()]}
         json.dump(doc, sys.stdout, default=str)
         print()
     else:
-        _print(planned, skipped, summary, args, sent, timing)
+        _print(found, service, args, sent, timing)
     return 0
 
 
@@ -155,20 +159,25 @@ def _plot(conn: Any, args: argparse.Namespace, found: Forecasts) -> None:
     elif args.key:
         raise StockflowError(f"--plot: {found.skipped[args.key]}")
     else:
-        from stockflow.entrypoints.charts import backtest_chart  # noqa: PLC0415
-        backtest_chart(args.plot, found.summary)
+        from stockflow.entrypoints.charts import backtest_chart  # noqa: PLC0415 - see the top
+        backtest_chart(args.plot, found.summary, held_out_service(found))
     print(f"chart written to {args.plot}", file=sys.stderr)
 
 
-def _print(planned: dict[str, Planned], skipped: dict[str, str], summary: Backtest,
-           args: argparse.Namespace, sent: tuple[int, int], timing: dict[str, Any]) -> None:
+def _print(found: Forecasts, service: dict[tuple[str, float], Kept], args: argparse.Namespace,
+           sent: tuple[int, int], timing: dict[str, Any]) -> None:
     out = Console(soft_wrap=True)  # lines grep whole; tables go through `show`
+    planned, skipped, summary = found.planned, found.skipped, found.summary
     if args.backtest and planned:
         show(_backtest_table(summary))
         cover = ", ".join(f"{lv}% intervals hold {summary.coverage[lv]:.1%} of actuals"
                           for lv in sorted(summary.coverage))
         gain = summary.versus_baseline()["all"]
         out.print(f"chosen models' MASE {gain:+.1%} against the baseline; {cover}")
+        for (cls, target), k in service.items():
+            out.print(f"held out, the reorder levels kept {k.kept / k.cycles:.1%} of "
+                      f"{k.cycles:,} {cls} keys' cycles free of a stock-out "
+                      f"(target {target:.0%})")
     rows = sorted(planned.items(), key=lambda kv: -kv[1].suggestion.suggested_quantity)
     if not args.key:
         rows = [kv for kv in rows if kv[1].suggestion.suggested_quantity > 0]

@@ -1,5 +1,4 @@
-"""The forecast charts: a key's demand history and forecast with its stock, and the
-backtest of all keys' models."""
+"""A key's forecast chart: its demand history and forecast with its stock."""
 
 from __future__ import annotations
 
@@ -11,11 +10,9 @@ from typing import Any
 
 from matplotlib import dates as mdates
 from matplotlib.axes import Axes
-from matplotlib.patches import Patch
-from matplotlib.ticker import Formatter, FuncFormatter, Locator, PercentFormatter
+from matplotlib.ticker import Formatter, FuncFormatter, Locator
 
 from stockflow.entrypoints.charts.canvas import (
-    DEMAND,
     FORECAST,
     HISTORY,
     LOST,
@@ -30,9 +27,8 @@ from stockflow.entrypoints.charts.canvas import (
     save,
     units_text,
 )
-from stockflow.planning.forecast import BASELINE, Backtest
 
-__all__ = ["ForecastView", "backtest_chart", "forecast_chart"]
+__all__ = ["ForecastView", "forecast_chart"]
 
 _HISTORY_DAYS = 120  # longer histories would squeeze the forecast into a sliver
 
@@ -145,80 +141,3 @@ def _stock_axis(ax: Axes, past: list[float], view: ForecastView) -> list[Any]:
     stock.set_ylabel("on hand (units)", color=ON_HAND)
     stock.yaxis.set_major_formatter(FuncFormatter(units_text))
     return handles
-
-
-def backtest_chart(path: Path, summary: Backtest) -> None:
-    """Write the backtest's chart: each model's held-out MASE for smooth and intermittent
-    keys, the chosen models' beside them, and the intervals' coverage against nominal."""
-    title = "Forecast backtest on the held-out window"
-    if not summary.mase and not summary.coverage:
-        no_data(path, title, "no key had enough history for a backtest")
-        return
-    fig = figure(title, "MASE: mean absolute error over the seasonal naive's in-sample "
-                         "error; below 1 is better than repeating last week. "
-                         "chosen: each key's selected model.")
-    left, right = fig.subplots(1, 2, width_ratios=(3, 1))
-    _mase_panel(left, summary)
-    _coverage_panel(right, summary.coverage)
-    save(fig, path)
-
-
-def _mase_panel(ax: Axes, summary: Backtest) -> None:
-    classes = {"smooth": DEMAND, "intermittent": FORECAST}
-    models = [m for m in summary.mase if m != "chosen"] + (
-        ["chosen"] if "chosen" in summary.mase else [])
-    width = 0.38
-    for x, model in enumerate(models):
-        present = [c for c in classes if c in summary.mase[model]]
-        for i, cls in enumerate(present):
-            value = summary.mase[model][cls]
-            bars = ax.bar(x + (i - (len(present) - 1) / 2) * width, value, width,
-                          color=classes[cls], hatch="//" if model == BASELINE else None,
-                          edgecolor="black" if model == "chosen" else "white",
-                          linewidth=1.5 if model == "chosen" else 0.5)
-            ax.bar_label(bars, labels=[f"{value:.2f}"], padding=2, fontsize=8)
-        if model == "chosen":
-            ax.axvspan(x - 0.5, x + 0.5, color="#fff3c4", zorder=0)
-    ax.axhline(1.0, color="black", linestyle="--", linewidth=1)
-    ax.set_xticks(range(len(models)), [_model_label(m, summary.chosen) for m in models],
-                  fontsize=9)
-    for tick, model in zip(ax.get_xticklabels(), models, strict=True):
-        if model == "chosen":
-            tick.set_fontweight("bold")
-    ax.set_ylabel("MASE (1.0 = seasonal naive in sample)")
-    top = max([1.0, *(v for m in summary.mase.values() for v in m.values())])
-    ax.set_ylim(0, top * 1.3)  # the legend's row sits above the tallest bar
-    ax.set_xlabel("model, and how many keys chose it", fontsize=9)
-    ax.set_title("error per model, held out", fontsize=11)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(handles=[Patch(color=c, label=f"{cls} ({summary.keys.get(cls, 0):,} keys)")
-                       for cls, c in classes.items()]
-              + [Patch(facecolor="white", edgecolor="gray", hatch="//", label="baseline")],
-              loc="upper center", ncols=3, fontsize=9)
-
-
-def _model_label(model: str, chosen: dict[str, int]) -> str:
-    if model == "chosen":
-        return "chosen\n(per key)"
-    name = model.replace("_", "_\n", 1) if len(model) > 12 else model  # fits its bar group
-    base = f"{name}\n(baseline)" if model == BASELINE else name
-    return f"{base}\n{chosen.get(model, 0):,} keys"
-
-
-def _coverage_panel(ax: Axes, coverage: dict[int, float]) -> None:
-    levels = sorted(coverage)
-    width = 0.38
-    xs = range(len(levels))
-    nominal = ax.bar([x - width / 2 for x in xs], [lv / 100 for lv in levels], width,
-                     color="#bbbbbb", label="nominal")
-    actual = ax.bar([x + width / 2 for x in xs], [coverage[lv] for lv in levels], width,
-                    color=ON_HAND, label="held out")
-    for bars in (nominal, actual):
-        ax.bar_label(bars, labels=[f"{b.get_height():.0%}" for b in bars], padding=2,
-                     fontsize=8)
-    ax.set_xticks(list(xs), [f"{lv}% interval" for lv in levels])
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_ylim(0, 1.15)
-    ax.set_ylabel("actuals inside the interval")
-    ax.set_title("interval coverage", fontsize=11)
-    ax.legend(loc="upper left", fontsize=9, ncols=2)
