@@ -1,15 +1,18 @@
 """The charts, drawn from synthetic data and opened as images: each is a PNG of a readable
 size with real content, the forecast chart shows what its key's data says (lost demand
-only when there was some, another key another picture), the backtest chart shows the
-service level held out beside the accuracy (and that level is judged as a buyer would),
-the movements chart labels its values, leaves out the types that moved nothing, tells each
-type by its colour, shows the demand turned away and the currency of its values, and
-`report --plot` refuses a path it could not write to before any query runs."""
+only when there was some, another key another picture; the reorder point and safety stock
+in a panel of their own, from the day they were set and not before; the position, on
+order, lead time and suggestion from today), the backtest chart shows the service level
+held out beside the accuracy (and that level is judged as a buyer would), the movements
+chart labels its values, leaves out the types that moved nothing, tells each type by its
+colour, shows the demand turned away and the currency of its values, and `report --plot`
+refuses a path it could not write to before any query runs."""
 
 from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -19,19 +22,26 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+from matplotlib import dates as mdates
 from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
 from matplotlib.colors import to_hex
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 
 from stockflow.adapters.db.demand import Position
 from stockflow.entrypoints import report_cli
 from stockflow.entrypoints.charts import (
+    Applied,
     ForecastView,
     Moved,
+    Plan,
     backtest_chart,
     forecast_chart,
     report_chart,
 )
 from stockflow.entrypoints.charts.backtest import backtest_figure
+from stockflow.entrypoints.charts.forecast import forecast_figure, threshold_steps
 from stockflow.entrypoints.charts.movements import moved_types, type_styles, value_axis
 from stockflow.entrypoints.charts.reports import report_figure
 from stockflow.planning.forecast import Backtest, KeyForecast, Kind
@@ -39,6 +49,7 @@ from stockflow.planning.reorder import Outlook, Suggestion
 from stockflow.usecases.forecasting import Forecasts, Planned, held_out_service
 from tests.images import assert_meaningful_png as pixels
 
+edge: Callable[[date], float] = mdates.date2num  # untyped in matplotlib
 LOST_RED = (0xC4, 0x4E, 0x52)  # the lost-demand bars' colour, drawn flat inside the bars
 
 
@@ -47,22 +58,32 @@ def has_colour(rgb: npt.NDArray[np.uint8], colour: tuple[int, int, int]) -> bool
 
 
 def view(key: str = "SKU-1@WH-1", days: int = 200, *, lost: bool = True, weekly: float = 12,
-         reorder_point: float | None = 420.0, safety_stock: float | None = 160.0,
-         horizon: int = 28) -> ForecastView:
+         thresholds: bool = True, horizon: int = 28) -> ForecastView:
     start = date(2026, 1, 5)
     demand = [max(0.0, 30 + weekly * math.sin(i * 2 * math.pi / 7)) for i in range(days)]
     turned_away = [6.0 if lost and i % 17 == 0 else 0.0 for i in range(days)]
-    on_hand, held = [], 900.0
-    for d in demand:
-        held = held - d if held - d > 300 else held - d + 1200  # a receipt at the reorder point
+    on_hand, on_order, held, ordered = [], [], 900.0, 0.0
+    for i, d in enumerate(demand):
+        if held - d <= 300 and not ordered:
+            ordered = 1200.0  # ordered at the reorder point, received a week later
+        held -= d
+        if ordered and i % 7 == 6:
+            held, ordered = held + ordered, 0.0
         on_hand.append(held)
+        on_order.append(ordered)
     mean = [30 + weekly * math.sin((days + i) * 2 * math.pi / 7) for i in range(horizon)]
     return ForecastView(
         key=key, model="auto_ets", days=[start + timedelta(days=i) for i in range(days)],
-        demand=demand, lost=turned_away, on_hand=on_hand, mean=mean,
+        demand=demand, lost=turned_away, on_hand=on_hand,
+        position=[h + o for h, o in zip(on_hand, on_order, strict=True)], on_order=on_order,
+        mean=mean,
         intervals={80: ([max(0.0, m - 8) for m in mean], [m + 8 for m in mean]),
                    95: ([max(0.0, m - 14) for m in mean], [m + 14 for m in mean])},
-        reorder_point=reorder_point, safety_stock=safety_stock)
+        applied=[Applied(start + timedelta(days=days - 30), 420.0, 160.0)] if thresholds else [],
+        unrecorded=[start + timedelta(days=days - 80)] if thresholds else [],
+        plan=Plan(available=350, in_transit=0, on_order=0, level=760, safety_stock=120,
+                  suggested=410, lead_time_days=7, review_days=7, service_level=0.95)
+        if thresholds else None)
 
 
 def test_the_forecast_chart_marks_lost_demand_only_when_some_was_turned_away(
@@ -73,11 +94,14 @@ def test_the_forecast_chart_marks_lost_demand_only_when_some_was_turned_away(
     assert not has_colour(pixels(tmp_path / "none.png"), LOST_RED)
 
 
-def test_the_forecast_chart_draws_without_a_reorder_point(tmp_path: Path) -> None:
+def test_the_forecast_chart_draws_without_thresholds_or_a_suggestion(tmp_path: Path) -> None:
     with_rop, without = tmp_path / "rop.png", tmp_path / "no-rop.png"
     forecast_chart(with_rop, view(lost=False))
-    forecast_chart(without, view(lost=False, reorder_point=None, safety_stock=None))
+    forecast_chart(without, view(lost=False, thresholds=False))
     assert not np.array_equal(pixels(with_rop), pixels(without))
+    stock = forecast_figure(view(thresholds=False)).axes[1]
+    assert "no reorder suggestion computed" in stock.get_title(loc="left")
+    assert not [t for t in legend(stock) if "reorder point" in t or "safety stock" in t]
 
 
 def test_another_keys_data_draws_another_picture(tmp_path: Path) -> None:
@@ -91,14 +115,114 @@ def test_another_keys_data_draws_another_picture(tmp_path: Path) -> None:
 def test_a_short_history_and_a_key_without_any_are_still_drawn(tmp_path: Path) -> None:
     forecast_chart(tmp_path / "short.png", view(days=20, horizon=7))
     pixels(tmp_path / "short.png")
-    empty = ForecastView("NEW@WH-1", "weekday_avg", [], [], [], [], [], {}, None, None)
+    empty = ForecastView("NEW@WH-1", "weekday_avg", [], [], [], [], [], [], [], {})
     forecast_chart(tmp_path / "empty.png", empty)
     pixels(tmp_path / "empty.png")
+
+
+D = date(2026, 3, 1)
+
+
+def day(n: int) -> date:
+    return D + timedelta(days=n)
+
+
+@pytest.mark.parametrize(("applied", "start", "end", "steps"), [
+    ([], day(0), day(30), []),
+    # nothing before the first set: its step starts on its day, not at the window's start
+    ([Applied(day(10), 40, 5)], day(0), day(30), [Applied(day(10), 40, 5)]),
+    # a step from each change, each value from its own day
+    ([Applied(day(10), 40, 5), Applied(day(20), 60, 8)], day(0), day(30),
+     [Applied(day(10), 40, 5), Applied(day(20), 60, 8)]),
+    # set before the window: in force from its start; replaced before it: not drawn
+    ([Applied(day(-20), 20, 0), Applied(day(-5), 30, 2), Applied(day(12), 50, 4)], day(0),
+     day(30), [Applied(day(0), 30, 2), Applied(day(12), 50, 4)]),
+    # set today or later: not in force over the past
+    ([Applied(day(30), 70, 9)], day(0), day(30), []),
+    # two set on the same day: the one applied last holds; the order given does not matter
+    ([Applied(day(20), 60, 8), Applied(day(5), 10, 0), Applied(day(20), 65, 8)], day(0),
+     day(30), [Applied(day(5), 10, 0), Applied(day(20), 65, 8)]),
+], ids=["none", "one", "two", "before-the-window", "today", "same-day"])
+def test_thresholds_are_steps_from_when_they_were_set(
+        applied: list[Applied], start: date, end: date, steps: list[Applied]) -> None:
+    assert threshold_steps(applied, start, end) == steps
 
 
 def legend(ax: Axes) -> list[str]:
     shown = ax.get_legend()
     return [t.get_text() for t in shown.get_texts()] if shown else []
+
+
+def lines(ax: Axes, starting: str) -> list[Line2D]:
+    return [ln for ln in ax.get_lines() if str(ln.get_label()).startswith(starting)]
+
+
+def test_the_reorder_point_and_safety_stock_have_their_own_panel_from_when_they_applied(
+        ) -> None:
+    v = view()
+    demand, stock = forecast_figure(v).axes
+    # the demand panel: units a day, the forecast and its intervals; no threshold there
+    assert "units a day" in demand.get_ylabel() and "units held" in stock.get_ylabel()
+    assert not [t for t in legend(demand) if "reorder" in t or "safety" in t or "level" in t]
+    assert {"forecast", "80% interval", "95% interval"} <= set(legend(demand))
+    # in force: steps from the day they were set (30 days ago) to today, not before
+    since, today = edge(v.applied[0].since) - 0.5, edge(
+        v.days[-1] + timedelta(days=1)) - 0.5
+    for name, value in (("reorder point in force", 420), ("safety stock in force", 160)):
+        (line,) = lines(stock, name)
+        xs, ys = (np.asarray(a, dtype=float) for a in line.get_data())
+        assert xs.min() == since and xs.max() == today
+        assert set(ys) == {value}
+    assert "reorder point in force (420 now)" in legend(stock)
+    # a change whose values the ledger does not keep is a mark on its day, not a value
+    assert "thresholds set here\n(values not recorded)" in legend(stock)
+    marked = edge(v.unrecorded[0]) - 0.5
+    assert [ln for ln in stock.get_lines()
+            if np.asarray(ln.get_xdata(), dtype=float).tolist() == [marked, marked]]
+
+
+def test_the_stock_panel_shows_position_on_order_lead_time_and_the_suggestion() -> None:
+    v = view()
+    stock = forecast_figure(v).axes[1]
+    shown = "\n".join(legend(stock))
+    for told in ("on hand", "position: available + in transit", "on order (purchase orders)",
+                 "lead time: 7 d", "review period: 7 d", "suggested level (760)",
+                 "safety stock within it (120)",
+                 "position today (350): available 350\n+ in transit 0 + on order 0"):
+        assert told in shown, told
+    assert [t.get_text() for t in stock.texts if t.get_text().startswith("order ")] == [
+        "order 410"]
+    # the lead time spans from today to the day an order placed today arrives, the level
+    # from today over the lead time and the review period it covers
+    today = edge(v.days[-1] + timedelta(days=1)) - 0.5
+    (span,) = [p for p in stock.patches if str(p.get_label()).startswith("lead time")]
+    assert isinstance(span, Rectangle)
+    assert (span.get_x(), span.get_x() + span.get_width()) == (today, today + 7)
+    (level,) = [c for c in stock.collections if isinstance(c, LineCollection)
+                and str(c.get_label()).startswith("suggested level")]
+    assert [s.tolist() for s in level.get_segments()] == [[[today, 760], [today + 14, 760]]]
+
+
+def test_thresholds_set_today_are_named_not_drawn_over_the_past() -> None:
+    v = view()
+    today = v.days[-1] + timedelta(days=1)
+    stock = forecast_figure(replace(v, applied=[*v.applied, Applied(today, 500, 0)])).axes[1]
+    (line,) = lines(stock, "reorder point in force")  # the one before: until today
+    assert set(np.asarray(line.get_ydata(), dtype=float)) == {420}
+    assert "reorder point in force (420 until today)" in legend(stock)
+    assert "reorder point 500, safety\nstock 0: set today" in legend(stock)
+    alone = forecast_figure(replace(v, applied=[Applied(today, 500, 0)])).axes[1]
+    assert not lines(alone, "reorder point in force")
+    assert "reorder point 500, safety\nstock 0: set today" in legend(alone)
+
+
+def test_with_nothing_to_order_the_chart_says_so() -> None:
+    v = view()
+    assert v.plan is not None
+    full = replace(v, plan=replace(v.plan, available=800, suggested=0))
+    texts = [t.get_text() for t in forecast_figure(full).axes[1].texts]
+    assert "nothing to order: the position\nis at or above the level" in texts
+    assert not [t for t in texts if t.startswith("order ")]
 
 
 def test_the_backtest_chart(tmp_path: Path) -> None:
