@@ -150,7 +150,7 @@ def _moved_units(ax: Axes, rows: list[dict[str, Any]], warehouses: list[str],
                      padding=3, fontsize=7, color=_LOST_DEMAND)
     ax.axvline(0, color="black", linewidth=0.8)
     # room for the totals at either end (margins would stop at the bars' sticky edges)
-    ax.set_xlim(-max([1.0, *out, *turned]) * 1.25, max([1.0, *into]) * 1.25)
+    ax.set_xlim(-max([1.0, *out, *turned]) * 1.35, max([1.0, *into]) * 1.35)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: units_text(abs(v))))
     ax.set_xlabel("units  \u2190 out  |  in \u2192")
     ax.set_title("units moved by event type", fontsize=11)
