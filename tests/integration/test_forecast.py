@@ -1,8 +1,9 @@
-"""`stockflow forecast` on a backfilled ledger: the demand it reads equals the history that
-was published, every key gets a forecast and a suggestion that follow its lead time and
-service-level target, what is on order counts in its position,
+"""`stockflow forecast` on a backfilled ledger: the demand and the stock day by day it reads
+equal the history that was published, every key gets a forecast and a suggestion that
+follow its lead time and service-level target, what is on order counts in its position,
+the backtest's service level is judged on every key whose window covers its cover,
 `--publish` emits valid `reorder.suggested` events, and `--apply` moves the reorder points
-through the processor, so the low-stock alerts follow."""
+through the processor, so the low-stock alerts follow (and the chart sees when)."""
 
 from __future__ import annotations
 
@@ -68,17 +69,26 @@ def test_forecasts_suggestions_and_applied_reorder_points(services: LocalService
         now = datetime.now(UTC)
         first = now.date() - timedelta(days=DAYS)
         want: dict[str, np.ndarray] = defaultdict(lambda: np.zeros((2, DAYS)))
+        moved: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(DAYS))  # on hand's deltas
         for type_, data, at in history(patterns(keys, DAYS, SEED), DAYS, now, SEED):
+            key, day = f"{data['sku']}@{data['warehouse']}", (at.date() - first).days
             if type_ in ("shipment.dispatched", "order.placed"):
-                row = 0 if type_ == "shipment.dispatched" else 1
-                want[f"{data['sku']}@{data['warehouse']}"][row, (at.date() - first).days] += (
-                    data["quantity"])
+                want[key][0 if type_ == "shipment.dispatched" else 1, day] += data["quantity"]
+            if type_ != "order.placed":  # turned away: moves nothing
+                moved[key][day] += data["quantity"] * (-1 if type_.startswith("shipment")
+                                                       else 1)
         with env.db() as conn:
             got = demand.daily_demand(conn, first, DAYS)
+            stock = {key: demand.stock_by_day(conn, key, first, DAYS) for key in keys}
         assert set(got) == set(keys)
         for key in keys:
             assert np.array_equal(got[key].shipped, want[key][0]), key
             assert np.array_equal(got[key].lost, want[key][1]), key
+            # the chart's stock: on hand at the end of each day; nothing reserved, in
+            # transit or on order in this history, so the position is on hand
+            assert np.array_equal(stock[key].on_hand, np.cumsum(moved[key])), key
+            assert np.array_equal(stock[key].position, stock[key].on_hand), key
+            assert not stock[key].on_order.any(), key
 
         # a key counted at its coming reorder point: fine under the constant 10, low after
         dry = json.loads(stockflow(env, "forecast", "--all", "--days", str(DAYS),
@@ -112,6 +122,15 @@ def test_forecasts_suggestions_and_applied_reorder_points(services: LocalService
         backtest = doc["backtest"]
         assert backtest["keys"]["all"] == len(planned)
         assert set(backtest["coverage"]) == {"80", "95"}
+        # the service level held out: one cycle per key whose 14-day window covers its lead
+        # time and review (12 + 7 days do not), grouped by class and target
+        judged: dict[tuple[str, float], int] = defaultdict(int)
+        for k in planned.values():
+            if k["lead_time_days"] + k["review_days"] <= 14:
+                judged[k["kind"], k["service_level"]] += 1
+        service = {(g["class"], g["target"]): g for g in backtest["service_level"]}
+        assert {g: s["cycles"] for g, s in service.items()} == judged
+        assert all(0 <= s["kept"] <= s["cycles"] for s in service.values())
 
         # --publish: one valid reorder.suggested per key with something to order
         ordering = {k for k, v in planned.items() if v["suggested_quantity"] > 0}
@@ -133,6 +152,12 @@ def test_forecasts_suggestions_and_applied_reorder_points(services: LocalService
             env, TopicKind.LOW_STOCK) if json.loads(v or b"")["type"] == "low-stock.raised"
             and json.loads(v or b"")["data"]["cause"]["type"] == "stock.thresholds-set"}
         for key, k in planned.items():
+            # the chart's threshold history: the key's first movement (the backfill's first
+            # day) and the reorder point --apply set today, if it changed one
+            with env.db() as conn:
+                set_on = [t.astimezone(UTC).date() for t in demand.thresholds_set(conn, key)]
+            changed = k["reorder_point"] != before[key].reorder_point
+            assert set_on == [first, *([now.date()] if changed else [])], key
             assert after[key].reorder_point == k["reorder_point"]
             assert after[key].safety_stock == before[key].safety_stock  # held back: untouched
             assert severities[key] == severity(after[key].available, k["reorder_point"])

@@ -1,7 +1,8 @@
 """Reports against a direct recomputation from the events that were published: stock by
 warehouse, the low keys, movements by type and warehouse within windows of event time
-(units and values), and valuation now and as of a past instant, from `stockflow report`
-and `GET /v1/reports/...` alike. Money is recomputed here in Decimal with the documented
+(units and values; for the chart, the demand turned away and the net value per currency),
+and valuation now and as of a past instant, from `stockflow report` and
+`GET /v1/reports/...` alike. Money is recomputed here in Decimal with the documented
 rule (weighted average kept to six decimals, half to even) and must agree exactly."""
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ import sys
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
 from typing import Any
 
+from stockflow.adapters.db import reports
 from stockflow.adapters.publisher import Publisher
 from stockflow.devtools.localenv import LocalServices
+from tests.images import assert_meaningful_png
 from tests.integration.harness import Env, make_env, processor_thread, wait_drained
 from tests.integration.test_api import api_server, bearer, new_key
 
@@ -42,7 +46,8 @@ def report(env: Env, *args: str) -> list[dict[str, Any]]:
     return decimals(json.loads(done.stdout))
 
 
-def test_reports_agree_with_the_events(services: LocalServices, unique: str) -> None:
+def test_reports_agree_with_the_events(services: LocalServices, unique: str,
+                                       tmp_path: Path) -> None:
     env = make_env(services, unique)
     rng = random.Random(12)
     on_hand: dict[str, int] = {}
@@ -111,6 +116,11 @@ def test_reports_agree_with_the_events(services: LocalServices, unique: str) -> 
                     movement(key, "stock.counted", DAY2, count - on_hand[key])
                 else:  # a count that changes nothing is still a ledger row
                     moved[(wh, "stock.counted", DAY2)][0] += 1
+        # an order more than the key holds is turned away: lost demand, no units moved
+        phases[1].append(("order.placed", {"order_id": "big", "line_id": "1", "sku": "R-1",
+                                            "warehouse": "WH-B", "quantity": 500},
+                          DAY2 + timedelta(hours=5)))
+        moved[("WH-B", "order.placed", DAY2)][0] += 1
         # a receipt costed in another currency than its key's is rejected, not converted
         phases[1].append(("receipt.received", {"receipt_id": "r0-usd", "sku": "R-0",
                                                 "warehouse": "WH-A", "quantity": 5,
@@ -169,6 +179,27 @@ def test_reports_agree_with_the_events(services: LocalServices, unique: str) -> 
     assert shown == day1
     assert {f"{v:,}" if isinstance(v, int) else str(v) for row in shown for v in row.values()
             if v is not None} <= cells, table.stdout
+
+    # what only the movements chart draws: the demand turned away, and the net value per
+    # currency (here each warehouse's keys are valued in one, so it is the report's)
+    net: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for move in want_moves(DAY2):
+        if move["net_value"] is not None:
+            net[move["warehouse"], CURRENCY[move["warehouse"]]] += move["net_value"]
+    with env.db() as conn:
+        assert reports.lost_demand(conn, reports.Filters(since=DAY2)) == {"WH-B": 500}
+        assert reports.lost_demand(conn, reports.Filters(until=DAY2)) == {}
+        assert reports.lost_demand(conn, reports.Filters("WH-A", since=DAY2)) == {}
+        assert reports.net_value_by_currency(conn, reports.Filters(since=DAY2)) == net
+        assert reports.net_value_by_currency(conn, reports.Filters("WH-C", since=DAY2)) == {
+            k: v for k, v in net.items() if k[0] == "WH-C"}
+    chart = tmp_path / "movements.png"
+    plotted = subprocess.run([sys.executable, "-m", "stockflow", "report", "movements",
+                              "--since", DAY2.isoformat(), "--plot", str(chart)],
+                             env={**os.environ, **env.env_vars}, capture_output=True,
+                             text=True, timeout=60, check=False)
+    assert plotted.returncode == 0, plotted.stderr
+    assert_meaningful_png(chart)
 
     valuation = valued({k: (u, cost.get(k)) for k, u in on_hand.items()})
     assert report(env, "valuation") == valuation

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import date, timedelta
+from datetime import UTC, timedelta
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,10 +27,9 @@ from stockflow.entrypoints.app import migrated_database
 from stockflow.entrypoints.arguments import png_path
 from stockflow.entrypoints.tables import add_column, show
 from stockflow.planning import reorder
-from stockflow.usecases.forecasting import Forecasts, Planned, forecast_stock
+from stockflow.usecases.forecasting import Forecasts, Kept, forecast_stock, held_out_service
 
 if TYPE_CHECKING:
-    from stockflow.adapters.db import demand
     from stockflow.planning.forecast import Backtest, KeyForecast
 
 # numpy, and the demand and forecast modules on it, are imported where they are used:
@@ -78,19 +77,35 @@ def _backtest_table(summary: Backtest) -> Table:
     return table
 
 
-def _plot_key(conn: Any, path: Path, key: str, first: date, days: int, p: Planned,
-              history: demand.Demand) -> None:
+def _plot_key(conn: Any, path: Path, key: str, found: Forecasts, days: int) -> None:
     from stockflow.adapters.db import demand  # noqa: PLC0415 - see the top
-    from stockflow.entrypoints.charts import ForecastView, forecast_chart  # noqa: PLC0415
+    from stockflow.entrypoints.charts import (  # noqa: PLC0415
+        Applied,
+        ForecastView,
+        Plan,
+        forecast_chart,
+    )
 
-    f = p.forecast
+    p = found.planned[key]
+    f, s, held = p.forecast, p.suggestion, p.position
+    history = found.history.get(key)
+    stock = demand.stock_by_day(conn, key, found.first, days)
+    # the ledger keeps when the thresholds were set, not to what: the stock row's values
+    # are known from the last time on, the earlier times only as times
+    set_on = [t.astimezone(UTC).date() for t in demand.thresholds_set(conn, key)]
     forecast_chart(path, ForecastView(
-        key=key, model=f.model, days=[first + timedelta(days=d) for d in range(days)],
-        demand=history.shipped.tolist(), lost=history.lost.tolist(),
-        on_hand=demand.on_hand_by_day(conn, key, first, days).tolist(), mean=f.mean,
+        key=key, model=f.model, days=[found.first + timedelta(days=d) for d in range(days)],
+        demand=history.shipped.tolist() if history else [0.0] * days,
+        lost=history.lost.tolist() if history else [0.0] * days,
+        on_hand=stock.on_hand.tolist(), position=stock.position.tolist(),
+        on_order=stock.on_order.tolist(), mean=f.mean,
         intervals={lv: (list(lo), list(hi)) for lv, (lo, hi) in f.intervals.items()},
-        reorder_point=float(p.suggestion.reorder_point),
-        safety_stock=float(p.suggestion.safety_stock)))
+        applied=[Applied(set_on[-1], held.reorder_point, held.safety_stock)] if set_on else [],
+        unrecorded=set_on[:-1],
+        plan=Plan(available=held.available, in_transit=held.in_transit,
+                  on_order=held.on_order, level=s.order_up_to, safety_stock=s.safety_stock,
+                  suggested=s.suggested_quantity, lead_time_days=s.lead_time_days,
+                  review_days=s.review_days, service_level=s.service_level)))
 
 
 def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
@@ -116,6 +131,7 @@ def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
     timing = {"keys": len(found.held), "read_s": round(found.read_s, 2),
               "forecast_s": round(found.forecast_s, 2), "workers": args.workers}
     planned, skipped, summary = found.planned, found.skipped, found.summary
+    service = held_out_service(found) if args.backtest else {}
     if args.json:
         doc: dict[str, Any] = {
             "as_of": found.as_of.isoformat(), "horizon": args.horizon,
@@ -128,11 +144,13 @@ def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
             "timing": timing}
         if args.backtest:
             doc["backtest"] = {**asdict(summary),
-                               "chosen_vs_baseline": summary.versus_baseline()}
+                               "chosen_vs_baseline": summary.versus_baseline(),
+                               "service_level": [{"class": c, "target": t, **k._asdict()}
+                                                 for (c, t), k in service.items()]}
         json.dump(doc, sys.stdout, default=str)
         print()
     else:
-        _print(planned, skipped, summary, args, sent, timing)
+        _print(found, service, args, sent, timing)
     return 0
 
 
@@ -145,30 +163,29 @@ def _reported(forecast: KeyForecast) -> dict[str, Any]:
 def _plot(conn: Any, args: argparse.Namespace, found: Forecasts) -> None:
     """The chart --plot asks for: the key's, or with --all the backtest's."""
     if args.key and args.key in found.planned:
-        import numpy as np  # noqa: PLC0415 - see the top
-
-        from stockflow.adapters.db import demand  # noqa: PLC0415
-
-        zero = demand.Demand(np.zeros(args.days), np.zeros(args.days))
-        _plot_key(conn, args.plot, args.key, found.first, args.days,
-                  found.planned[args.key], found.history.get(args.key, zero))
+        _plot_key(conn, args.plot, args.key, found, args.days)
     elif args.key:
         raise StockflowError(f"--plot: {found.skipped[args.key]}")
     else:
-        from stockflow.entrypoints.charts import backtest_chart  # noqa: PLC0415
-        backtest_chart(args.plot, found.summary)
+        from stockflow.entrypoints.charts import backtest_chart  # noqa: PLC0415 - see the top
+        backtest_chart(args.plot, found.summary, held_out_service(found))
     print(f"chart written to {args.plot}", file=sys.stderr)
 
 
-def _print(planned: dict[str, Planned], skipped: dict[str, str], summary: Backtest,
-           args: argparse.Namespace, sent: tuple[int, int], timing: dict[str, Any]) -> None:
+def _print(found: Forecasts, service: dict[tuple[str, float], Kept], args: argparse.Namespace,
+           sent: tuple[int, int], timing: dict[str, Any]) -> None:
     out = Console(soft_wrap=True)  # lines grep whole; tables go through `show`
+    planned, skipped, summary = found.planned, found.skipped, found.summary
     if args.backtest and planned:
         show(_backtest_table(summary))
         cover = ", ".join(f"{lv}% intervals hold {summary.coverage[lv]:.1%} of actuals"
                           for lv in sorted(summary.coverage))
         gain = summary.versus_baseline()["all"]
         out.print(f"chosen models' MASE {gain:+.1%} against the baseline; {cover}")
+        for (cls, target), k in service.items():
+            out.print(f"held out, the reorder levels kept {k.kept / k.cycles:.1%} of "
+                      f"{k.cycles:,} {cls} keys' cycles free of a stock-out "
+                      f"(target {target:.0%})")
     rows = sorted(planned.items(), key=lambda kv: -kv[1].suggestion.suggested_quantity)
     if not args.key:
         rows = [kv for kv in rows if kv[1].suggestion.suggested_quantity > 0]

@@ -49,6 +49,10 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         raise StockflowError("--until applies to the movements and valuation reports")
     with migrated_database(settings) as conn:
         rows = reports.run(conn, args.report, filters)
+        # what only the movements chart draws: the demand turned away, and the net value
+        # per currency (the report's column adds up every currency's)
+        moved = ((reports.lost_demand(conn, filters), reports.net_value_by_currency(
+            conn, filters)) if args.plot and args.report == "movements" else None)
     title = ("low and out-of-stock keys" if args.report == "stock" and args.low_only
              else f"{args.report} by warehouse")
     if args.report == "valuation":
@@ -57,10 +61,11 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     _print(rows, reports.query(args.report, filters).columns, args.format, title)
     if args.plot:
         # matplotlib is slow to import: only the reports that draw pay for it
-        from stockflow.entrypoints.charts import report_chart  # noqa: PLC0415
+        from stockflow.entrypoints.charts import Moved, report_chart  # noqa: PLC0415
 
         try:
-            report_chart(args.plot, args.report, rows, title)
+            report_chart(args.plot, args.report, rows, title,
+                         Moved(*moved) if moved is not None else None)
         except OSError as exc:  # a directory of that name, no permission, a full disk
             raise StockflowError(f"--plot: cannot write {args.plot}: {exc.strerror}") from exc
         print(f"chart written to {args.plot}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """What forecasts and reorder suggestions read from Postgres: daily demand per key from
-the ledger, a key's on hand day by day, the keys' stock positions, and the lead times and
-service-level targets set per warehouse or key.
+the ledger, a key's stock day by day and when its thresholds were set (for its chart), the
+keys' stock positions, and the lead times and service-level targets set per warehouse or
+key.
 
 Days are UTC days of business time (`reads.BUSINESS_TIME`). A day's demand is what was
 shipped (`shipment.dispatched`'s units off the shelf) and, apart, what was turned away
@@ -18,9 +19,9 @@ import numpy.typing as npt
 from stockflow.adapters.db.reads import BUSINESS_TIME
 from stockflow.adapters.db.store import Conn
 
-__all__ = ["Demand", "Position", "clear_lead_time", "clear_service_level", "daily_demand",
-           "lead_times", "on_hand_by_day", "positions", "service_levels", "set_lead_time",
-           "set_service_level"]
+__all__ = ["Demand", "Position", "StockDays", "clear_lead_time", "clear_service_level",
+           "daily_demand", "lead_times", "positions", "service_levels", "set_lead_time",
+           "set_service_level", "stock_by_day", "thresholds_set"]
 
 Days = npt.NDArray[np.float64]
 
@@ -77,23 +78,44 @@ def daily_demand(conn: Conn, first: date, days: int, *, key: str | None = None,
     return got
 
 
-def on_hand_by_day(conn: Conn, key: str, first: date, days: int) -> Days:
-    """The key's on hand at the end of each of the `days` days from `first` (in business
+class StockDays(NamedTuple):
+    """A key's stock at the end of each day, oldest first."""
+
+    on_hand: Days
+    position: Days  # available + in transit + on order, as a reorder suggestion counts it
+    on_order: Days
+
+
+def stock_by_day(conn: Conn, key: str, first: date, days: int) -> StockDays:
+    """The key's stock at the end of each of the `days` days from `first` (in business
     time: after the last movement applied among those of the day or before)."""
     rows = conn.execute(
         f"SELECT DISTINCT ON (day) greatest((({BUSINESS_TIME}) AT TIME ZONE 'UTC')::date"
-        " - %(first)s::date, -1) AS day, on_hand_after FROM ledger WHERE key = %(key)s"
-        f" AND {BUSINESS_TIME} < %(until)s ORDER BY day, version DESC",
+        " - %(first)s::date, -1) AS day, on_hand_after,"
+        " on_hand_after - reserved_after + in_transit_after + on_order_after, on_order_after"
+        f" FROM ledger WHERE key = %(key)s AND {BUSINESS_TIME} < %(until)s"
+        " ORDER BY day, version DESC",
         {"key": key, "first": first, "until": _midnight(first + timedelta(days=days))},
     ).fetchall()
-    at = {int(d): float(v) for d, v in rows}
-    out, level = np.zeros(days), 0.0
-    if -1 in at:  # before the first day: the level the period opens with
-        level = at[-1]
+    at = {int(d): [float(v) for v in levels] for d, *levels in rows}
+    out, level = np.zeros((3, days)), at.get(-1, [0.0, 0.0, 0.0])  # what the period opens with
     for d in range(days):
         level = at.get(d, level)
-        out[d] = level
-    return out
+        out[:, d] = level
+    return StockDays(out[0], out[1], out[2])
+
+
+def thresholds_set(conn: Conn, key: str) -> list[datetime]:
+    """When the key's reorder point and safety stock were set, in the order applied: its
+    first movement (the defaults a new key starts with), then each `stock.thresholds-set`
+    that changed them (business time). The ledger keeps when, not to what: the values
+    set last are the stock row's."""
+    rows = conn.execute(
+        f"SELECT {BUSINESS_TIME} FROM ledger WHERE key = %(key)s"
+        " AND (event_type = 'stock.thresholds-set'"
+        " OR version = (SELECT min(version) FROM ledger WHERE key = %(key)s))"
+        " ORDER BY version", {"key": key}).fetchall()
+    return [r[0] for r in rows]
 
 
 def positions(conn: Conn, *, key: str | None = None,

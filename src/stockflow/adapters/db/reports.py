@@ -4,7 +4,8 @@ keys, movements by type and warehouse over a period of business time (see
 totalled per warehouse and currency), now or as of a past instant. Each report is one
 query, for the command line (`run`) and the HTTP API (`run_async`); a filter not given
 adds no condition, so the planner sees only the ones that are (and can use the ledger's
-time index)."""
+time index). The movements chart also reads, over the same period, the demand turned away
+(`lost_demand`) and the net value per currency (`net_value_by_currency`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from typing import Any, NamedTuple
 from stockflow.adapters.db.reads import BUSINESS_TIME
 from stockflow.adapters.db.store import AsyncConn, Conn
 
-__all__ = ["REPORTS", "Filters", "Query", "query", "run", "run_async"]
+__all__ = ["REPORTS", "Filters", "Query", "lost_demand", "net_value_by_currency", "query", "run",
+           "run_async"]
 
 
 class Filters(NamedTuple):
@@ -67,6 +69,13 @@ def _low(f: Filters) -> str:
             + " ORDER BY severity = 'out_of_stock' DESC, available, key")
 
 
+def _period(f: Filters) -> list[str | None]:
+    """The conditions on ledger rows of the movements report's warehouse and period."""
+    return ["split_part(key, '@', 2) = %(warehouse)s" if f.warehouse else None,
+            f"{BUSINESS_TIME} >= %(since)s" if f.since else None,
+            f"{BUSINESS_TIME} < %(until)s" if f.until else None]
+
+
 def _movements(f: Filters) -> str:
     return (
         "SELECT split_part(key, '@', 2) AS warehouse, event_type, count(*),"
@@ -74,10 +83,7 @@ def _movements(f: Filters) -> str:
         " coalesce(-sum(on_hand_delta) FILTER (WHERE on_hand_delta < 0), 0),"
         " sum(on_hand_delta), sum(value) FILTER (WHERE value > 0),"
         " -sum(value) FILTER (WHERE value < 0), sum(value) FROM ledger"
-        + _where("split_part(key, '@', 2) = %(warehouse)s" if f.warehouse else None,
-                 f"{BUSINESS_TIME} >= %(since)s" if f.since else None,
-                 f"{BUSINESS_TIME} < %(until)s" if f.until else None)
-        + " GROUP BY 1, 2 ORDER BY 1, 2")
+        + _where(*_period(f)) + " GROUP BY 1, 2 ORDER BY 1, 2")
 
 
 def _valuation(f: Filters) -> str:
@@ -127,6 +133,28 @@ def run(conn: Conn, report: str, filters: Filters) -> list[dict[str, Any]]:
     """The report's rows, as dicts of its columns."""
     q = query(report, filters)
     return _rows(q, conn.execute(q.sql, q.params).fetchall())
+
+
+def lost_demand(conn: Conn, filters: Filters) -> dict[str, int]:
+    """Units of demand turned away (rejected reservations) per warehouse, over the
+    movements report's warehouse and period; warehouses without any are absent."""
+    rows = conn.execute(
+        "SELECT split_part(key, '@', 2), sum(lost) FROM ledger"
+        + _where(*_period(filters), "lost IS NOT NULL") + " GROUP BY 1 ORDER BY 1",
+        query("movements", filters).params).fetchall()
+    return {str(w): int(units) for w, units in rows}
+
+
+def net_value_by_currency(conn: Conn, filters: Filters) -> dict[tuple[str, str], Decimal]:
+    """The movements report's net value at cost per warehouse and currency, so that values
+    in different currencies are not added together. A key is valued in one currency from
+    its first costed receipt on (its stock row's); its movements before that have none."""
+    rows = conn.execute(
+        "SELECT split_part(key, '@', 2), s.currency, sum(l.value) FROM (SELECT key, value"
+        " FROM ledger" + _where(*_period(filters), "value IS NOT NULL") + ") AS l"
+        " JOIN stock AS s USING (key) GROUP BY 1, 2 ORDER BY 1, 2",
+        query("movements", filters).params).fetchall()
+    return {(str(w), str(c)): Decimal(v) for w, c, v in rows}
 
 
 async def run_async(conn: AsyncConn, report: str, filters: Filters) -> list[dict[str, Any]]:

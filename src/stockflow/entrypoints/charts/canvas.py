@@ -4,7 +4,8 @@ the "no data" picture, unit labels, and writing the PNG.
 Drawn with matplotlib's object API on the Agg canvas, never `pyplot`: pyplot keeps the
 current figure in global state, which leaks memory in a long-lived process and races
 between threads; a `Figure` of our own does neither and needs no display. Every chart is
-1,200 x 600 pixels, notes under the plot, legends outside the data.
+1,200 pixels wide and 600 high (a chart of two panels one above the other, 800), notes
+under the plot, legends outside the data.
 """
 
 from __future__ import annotations
@@ -16,16 +17,20 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure, SubFigure
 
-__all__ = ["DEMAND", "FORECAST", "HISTORY", "LOST", "NOTE_COLOR", "NOTE_SIZE", "ON_HAND", "ROP",
-           "SAFETY", "figure", "legend_below", "no_data", "save", "units_text"]
+__all__ = ["DEMAND", "FORECAST", "HISTORY", "LOST", "NOTE_COLOR", "NOTE_SIZE", "ON_HAND",
+           "ON_ORDER", "POSITION", "ROP", "SAFETY", "TALL", "figure", "legend_below", "no_data",
+           "save", "units_text"]
 
-SIZE = (12.0, 6.0)  # inches; at DPI, 1,200 x 600 pixels
+WIDTH, HEIGHT, TALL = 12.0, 6.0, 8.0  # inches; at DPI, 1,200 x 600 (or 800) pixels
 DPI = 100
 NOTE_SIZE, NOTE_COLOR = 9, "dimgray"
 # history bars pale, so the forecast, on-hand and reorder lines drawn over them stand out
 HISTORY, DEMAND, LOST = "#a6bddb", "#4c72b0", "#c44e52"
 FORECAST, ON_HAND = "#dd8452", "#2e8b57"
 ROP, SAFETY = "#8c1c13", "#8172b3"
+# the position blue and on order's amber of the Okabe-Ito palette: apart from the green
+# and the reds for any colour vision
+POSITION, ON_ORDER = "#0072b2", "#e69f00"
 
 
 def units_text(v: float, _pos: int | None = None) -> str:
@@ -34,11 +39,11 @@ def units_text(v: float, _pos: int | None = None) -> str:
     return "0" if text == "-0" else text
 
 
-def figure(title: str, note: str | None = None) -> SubFigure:
-    """A chart's drawing area, between its title and its note. The constrained layout
-    stacks a figure's title and note with the legends of a subfigure, never with its own
-    (they would overlap), hence the subfigure."""
-    fig = Figure(figsize=SIZE, dpi=DPI, layout="constrained")
+def figure(title: str, note: str | None = None, *, height: float = HEIGHT) -> SubFigure:
+    """A chart's drawing area, between its title and its note, `height` inches high. The
+    constrained layout stacks a figure's title and note with the legends of a subfigure,
+    never with its own (they would overlap), hence the subfigure."""
+    fig = Figure(figsize=(WIDTH, height), dpi=DPI, layout="constrained")
     fig.suptitle(title, fontsize=14, fontweight="bold")
     if note:
         fig.supxlabel(note, fontsize=NOTE_SIZE, color=NOTE_COLOR)

@@ -1,40 +1,40 @@
-"""The forecast charts: a key's demand history and forecast with its stock, and the
-backtest of all keys' models."""
+"""A key's forecast chart: its demand and forecast in the upper panel, its stock and
+today's reorder suggestion in the lower one, on one time axis. Units a day and units held
+get a panel each, so no reorder point can be read as the edge of a forecast interval."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
 from matplotlib import dates as mdates
 from matplotlib.axes import Axes
-from matplotlib.patches import Patch
-from matplotlib.ticker import Formatter, FuncFormatter, Locator, PercentFormatter
+from matplotlib.figure import SubFigure
+from matplotlib.ticker import Formatter, FuncFormatter, Locator
 
 from stockflow.entrypoints.charts.canvas import (
-    DEMAND,
     FORECAST,
     HISTORY,
     LOST,
-    NOTE_COLOR,
-    NOTE_SIZE,
     ON_HAND,
+    ON_ORDER,
+    POSITION,
     ROP,
     SAFETY,
+    TALL,
     figure,
-    legend_below,
     no_data,
     save,
     units_text,
 )
-from stockflow.planning.forecast import BASELINE, Backtest
 
-__all__ = ["ForecastView", "backtest_chart", "forecast_chart"]
+__all__ = ["Applied", "ForecastView", "Plan", "forecast_chart", "forecast_figure",
+           "threshold_steps"]
 
 _HISTORY_DAYS = 120  # longer histories would squeeze the forecast into a sliver
+_SPAN = "#d9d9d9"  # the lead time's span: grey, unlike the forecast's orange intervals
 
 # matplotlib.dates ships no type hints: its three names used here, typed
 _day: Callable[[date], float] = mdates.date2num
@@ -43,80 +43,139 @@ _DateFormatter: Callable[..., Formatter] = mdates.ConciseDateFormatter
 
 
 @dataclass(frozen=True)
+class Applied:
+    """A key's reorder point and safety stock, in force from a day on until the next."""
+
+    since: date
+    reorder_point: float
+    safety_stock: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Today's reorder suggestion, as the chart shows it."""
+
+    available: float
+    in_transit: float
+    on_order: float
+    level: float  # the suggested reorder point, which is the order-up-to level too
+    safety_stock: float  # the part of the level above the demand expected over its cover
+    suggested: float  # units to order today
+    lead_time_days: int
+    review_days: int
+    service_level: float
+
+    @property
+    def position(self) -> float:
+        """What the suggestion counts as held: available + in transit + on order."""
+        return self.available + self.in_transit + self.on_order
+
+
+@dataclass(frozen=True)
 class ForecastView:
     """What a key's forecast chart shows."""
 
     key: str  # "SKU@WH"
     model: str  # the chosen model's name, e.g. "auto_ets"
-    days: list[date]  # history days, oldest first, consecutive
+    days: list[date]  # history days, oldest first, consecutive, ending yesterday
     demand: list[float]  # units shipped per day
     lost: list[float]  # demand turned away per day (often all 0)
-    on_hand: list[float]  # on hand at the end of each day
-    mean: list[float]  # forecast per day for the len(mean) days after days[-1]
+    on_hand: list[float]  # at the end of each day
+    position: list[float]  # available + in transit + on order at the end of each day
+    on_order: list[float]  # at the end of each day
+    mean: list[float]  # forecast per day for the len(mean) days from today
     intervals: dict[int, tuple[list[float], list[float]]]  # level -> (low, high) per day
-    reorder_point: float | None  # units; None: not computed
-    safety_stock: float | None
+    applied: list[Applied] = field(default_factory=list)  # nothing known before the first
+    unrecorded: list[date] = field(default_factory=list)  # changes whose values are unknown
+    plan: Plan | None = None  # None: no suggestion computed
 
+
+def threshold_steps(applied: Sequence[Applied], start: date, end: date) -> list[Applied]:
+    """The thresholds in force on the days from `start` until `end` (not included), one
+    step each from the day it applied (from `start` for one applied before it); nothing
+    before the first applied, and nothing for one replaced on the day it applied."""
+    ordered = sorted(applied, key=lambda a: a.since)  # stable: the same day's last wins
+    steps = []
+    for i, a in enumerate(ordered):
+        after = ordered[i + 1] if i + 1 < len(ordered) else None
+        since = max(a.since, start)
+        if since >= end or (after is not None and after.since <= since):
+            continue
+        steps.append(replace(a, since=since))
+    return steps
 
 
 def forecast_chart(path: Path, view: ForecastView) -> None:
-    """Write `view`'s chart: recent demand (and lost demand) as daily bars, the forecast
-    with its intervals after it, and on hand against the reorder point on a second axis."""
-    title = f"{view.key}: demand forecast by {view.model}"
+    """Write `view`'s chart as a PNG at `path` (see `forecast_figure`)."""
     if not view.days:
-        no_data(path, title, "the key has no demand history")
+        no_data(path, _title(view), "the key has no demand history")
         return
+    save(forecast_figure(view), path)
+
+
+def _title(view: ForecastView) -> str:
+    return f"{view.key}: demand forecast by {view.model}, stock and reorder suggestion"
+
+
+def forecast_figure(view: ForecastView) -> SubFigure:
+    """The chart of a key with history: above, its recent demand (and lost demand) as
+    daily bars and the forecast with its intervals after them; below, its stock day by
+    day, its reorder point and safety stock from when they were set, and today's
+    suggestion (position, lead time, level and quantity)."""
     shown = min(len(view.days), _HISTORY_DAYS)
     note = (f"the last {shown} of {len(view.days):,} days of history" if shown < len(view.days)
-            else f"{shown:,} days of history") + f", then {len(view.mean)} days forecast"
-    if view.reorder_point is None:
-        note += "; no reorder point computed"
-    fig = figure(title)
-    ax = fig.add_subplot()
-    ax.set_title(note, fontsize=NOTE_SIZE, color=NOTE_COLOR)
+            else f"{shown:,} days of history") + (
+        f", then {len(view.mean)} days forecast; stock at the end of each day")
+    if view.applied or view.unrecorded:
+        note += ("\nreorder point and safety stock from the day they were set: the ledger "
+                 "keeps when earlier ones were set, not their values")
+    fig = figure(_title(view), note, height=TALL)
+    demand, stock = fig.subplots(2, 1, sharex=True, height_ratios=(1, 1.25))
     past = [_day(d) for d in view.days[-shown:]]
-    ahead = [_day(view.days[-1] + timedelta(days=i + 1)) for i in range(len(view.mean))]
-    handles = _demand_axis(ax, past, ahead, view) + _stock_axis(ax, past, view)
-    legend_below(fig, handles, columns=(len(handles) + 1) // 2)
-    save(fig, path)
+    today = view.days[-1] + timedelta(days=1)
+    ahead = [_day(today + timedelta(days=i)) for i in range(len(view.mean))]
+    _demand_panel(demand, past, ahead, view)
+    right = _stock_panel(stock, past, today, view)
+    stock.set_xlim(past[0] - 0.5, max(right, (ahead or past)[-1] + 0.5))
+    locator = _DateLocator(maxticks=12)
+    stock.xaxis.set_major_locator(locator)
+    # with day ticks, the year under the axis rather than "2026-Aug"
+    stock.xaxis.set_major_formatter(_DateFormatter(locator, offset_formats=[
+        "", "%Y", "%Y", "%Y-%b-%d", "%Y-%b-%d", "%Y-%b-%d %H:%M"]))
+    for ax in (demand, stock):
+        ax.axvline(_day(today) - 0.5, color="black", linestyle=":", linewidth=1)
+        ax.grid(axis="y", alpha=0.3)
+        ax.yaxis.set_major_formatter(FuncFormatter(units_text))
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    demand.text(_day(today) - 0.5, 1.0, " today", transform=demand.get_xaxis_transform(),
+                va="bottom", fontsize=8)
+    return fig
 
 
-def _demand_axis(ax: Axes, past: list[float], ahead: list[float],
-                 view: ForecastView) -> list[Any]:
-    """Daily demand, shipped and lost, then the forecast; returns the legend's handles."""
+def _demand_panel(ax: Axes, past: list[float], ahead: list[float], view: ForecastView) -> None:
+    """Daily demand, shipped and lost, then the forecast and its intervals."""
     # each day a step a day wide, filled as one shape per series: they read as daily
     # bars, where 120 bars of their own would be 240 artists to lay out and draw
     days, ahead_days = _edges(past), _edges(ahead)
     shipped, lost = view.demand[-len(past):], view.lost[-len(past):]
-    handles: list[Any] = [ax.fill_between(days, 0, _held(shipped), step="post",
-                                          color=HISTORY, linewidth=0, label="shipped")]
+    ax.fill_between(days, 0, _held(shipped), step="post", color=HISTORY, linewidth=0,
+                    label="shipped")
     if any(v > 0 for v in lost):
-        handles.append(ax.fill_between(
+        ax.fill_between(
             days, _held(shipped), _held([s + x for s, x in zip(shipped, lost, strict=True)]),
-            step="post", color=LOST, linewidth=0, label="lost (turned away)"))
-    bands = []
+            step="post", color=LOST, linewidth=0, label="lost (turned away)")
+    if ahead:
+        ax.plot(ahead_days, _held(view.mean), drawstyle="steps-post", color=FORECAST,
+                linewidth=2, label="forecast")
     levels = sorted(view.intervals, reverse=True)  # the widest first, palest, underneath
     for i, level in enumerate(levels):
         low, high = view.intervals[level]
-        bands.append(ax.fill_between(ahead_days, _held(low), _held(high), step="post",
-                                     color=FORECAST,
-                                     alpha=0.15 + 0.2 * i / max(1, len(levels) - 1),
-                                     linewidth=0, label=f"{level}% interval"))
-    if ahead:
-        handles += ax.plot(ahead_days, _held(view.mean), drawstyle="steps-post",
-                           color=FORECAST, linewidth=2, label="forecast")
-        ax.axvline(ahead_days[0], color="gray", linestyle=":", linewidth=1)
-    ax.set_ylabel("demand (units/day)")
+        ax.fill_between(ahead_days, _held(low), _held(high), step="post", color=FORECAST,
+                        alpha=0.15 + 0.2 * i / max(1, len(levels) - 1), linewidth=0,
+                        label=f"{level}% interval")
+    ax.set_ylabel("demand (units a day)")
     ax.set_ylim(bottom=0)
-    ax.yaxis.set_major_formatter(FuncFormatter(units_text))
-    locator = _DateLocator(maxticks=12)
-    ax.xaxis.set_major_locator(locator)
-    # with day ticks, the year under the axis rather than "2026-Aug"
-    ax.xaxis.set_major_formatter(_DateFormatter(locator, offset_formats=[
-        "", "%Y", "%Y", "%Y-%b-%d", "%Y-%b-%d", "%Y-%b-%d %H:%M"]))
-    ax.set_xlim(days[0], (ahead_days or days)[-1])
-    ax.grid(axis="y", alpha=0.3)
-    return handles + bands
+    ax.set_title("demand and forecast", fontsize=10, loc="left")
 
 
 def _edges(days: list[float]) -> list[float]:
@@ -129,96 +188,90 @@ def _held(values: list[float]) -> list[float]:
     return [*values, values[-1]] if values else []
 
 
-def _stock_axis(ax: Axes, past: list[float], view: ForecastView) -> list[Any]:
-    """On hand and the reorder lines on a second axis: units held, not units per day."""
-    stock = ax.twinx()
-    on_hand = view.on_hand[-len(past):]
-    handles: list[Any] = stock.plot(past, on_hand, drawstyle="steps-mid", color=ON_HAND,
-                                    linewidth=1.8, label="on hand")
-    for value, name, color, style in ((view.reorder_point, "reorder point", ROP, "--"),
-                                      (view.safety_stock, "safety stock", SAFETY, ":")):
-        if value is not None:
-            handles.append(stock.axhline(value, color=color, linestyle=style, linewidth=1.5,
-                                         label=f"{name} ({units_text(value)})"))
-    top = max([*on_hand, view.reorder_point or 0.0, view.safety_stock or 0.0, 1.0])
-    stock.set_ylim(0, top * 1.1)
-    stock.set_ylabel("on hand (units)", color=ON_HAND)
-    stock.yaxis.set_major_formatter(FuncFormatter(units_text))
-    return handles
+def _stock_panel(ax: Axes, past: list[float], today: date, view: ForecastView) -> float:
+    """Stock day by day, the thresholds in force, and today's suggestion; returns the
+    right end of what it drew (the end of the lead time and review)."""
+    n = len(past)
+    on_order = view.on_order[-n:]
+    if any(v > 0 for v in on_order):
+        ax.fill_between(past, 0, on_order, step="mid", color=ON_ORDER, alpha=0.35,
+                        linewidth=0, label="on order (purchase orders)")
+    # the position under on hand and wider: where nothing is reserved, in transit or on
+    # order the two are equal, and the position shows as on hand's blue edge
+    ax.plot(past, view.position[-n:], drawstyle="steps-mid", color=POSITION, linewidth=2.4,
+            label="position: available + in transit\n+ on order")
+    ax.plot(past, view.on_hand[-n:], drawstyle="steps-mid", color=ON_HAND, linewidth=1.4,
+            label="on hand")
+    start = view.days[-n]
+    steps = threshold_steps(view.applied, start, today)
+    later = [a for a in view.applied if a.since >= today][-1:]  # nothing of it to draw yet
+    _thresholds(ax, steps, today, "until today" if later else "now")
+    for a in later:
+        when = "today" if a.since == today else a.since.isoformat()
+        ax.plot([], [], color=ROP, label=f"reorder point {units_text(a.reorder_point)}, safety"
+                                         f"\nstock {units_text(a.safety_stock)}: set {when}")
+    tops = [*view.on_hand[-n:], *view.position[-n:], *(s.reorder_point for s in steps), 1.0]
+    marks = [d for d in view.unrecorded if start <= d < today]
+    for d in marks:
+        ax.axvline(_day(d) - 0.5, color="gray", linestyle=(0, (2, 3)), linewidth=1)
+    if marks:
+        ax.plot([], [], color="gray", linestyle=(0, (2, 3)), linewidth=1,
+                label="thresholds set here\n(values not recorded)")
+    right = _day(today) - 0.5
+    if view.plan is not None:
+        right = _plan(ax, today, view.plan)
+        tops += [view.plan.level, view.plan.position]
+    ax.set_ylim(min(0.0, *view.on_hand[-n:]), max(tops) * 1.15)
+    ax.set_ylabel("units held")
+    target = (f" for a {view.plan.service_level:.0%} service level" if view.plan
+              else "; no reorder suggestion computed")
+    ax.set_title(f"stock and today's reorder suggestion{target}", fontsize=10, loc="left")
+    return right
 
 
-def backtest_chart(path: Path, summary: Backtest) -> None:
-    """Write the backtest's chart: each model's held-out MASE for smooth and intermittent
-    keys, the chosen models' beside them, and the intervals' coverage against nominal."""
-    title = "Forecast backtest on the held-out window"
-    if not summary.mase and not summary.coverage:
-        no_data(path, title, "no key had enough history for a backtest")
+def _thresholds(ax: Axes, steps: list[Applied], today: date, last: str) -> None:
+    """The reorder point and safety stock in force, a step from each day one was set; the
+    legend gives the last step's values, in force `last` ("now", "until today")."""
+    if not steps:
         return
-    fig = figure(title, "MASE: mean absolute error over the seasonal naive's in-sample "
-                         "error; below 1 is better than repeating last week. "
-                         "chosen: each key's selected model.")
-    left, right = fig.subplots(1, 2, width_ratios=(3, 1))
-    _mase_panel(left, summary)
-    _coverage_panel(right, summary.coverage)
-    save(fig, path)
+    xs = [_day(s.since) - 0.5 for s in steps] + [_day(today) - 0.5]
+    for name, ys, color, style in (
+            ("reorder point", [s.reorder_point for s in steps], ROP, "-"),
+            ("safety stock", [s.safety_stock for s in steps], SAFETY, (0, (1, 1.5)))):
+        ax.plot(xs, [*ys, ys[-1]], drawstyle="steps-post", color=color, linestyle=style,
+                linewidth=1.6, label=f"{name} in force ({units_text(ys[-1])} {last})")
+        for x, y in zip(xs, ys, strict=False):  # each step's value where it starts
+            ax.annotate(units_text(y), (x, y), xytext=(2, 2), textcoords="offset points",
+                        fontsize=7, color=color)
 
 
-def _mase_panel(ax: Axes, summary: Backtest) -> None:
-    classes = {"smooth": DEMAND, "intermittent": FORECAST}
-    models = [m for m in summary.mase if m != "chosen"] + (
-        ["chosen"] if "chosen" in summary.mase else [])
-    width = 0.38
-    for x, model in enumerate(models):
-        present = [c for c in classes if c in summary.mase[model]]
-        for i, cls in enumerate(present):
-            value = summary.mase[model][cls]
-            bars = ax.bar(x + (i - (len(present) - 1) / 2) * width, value, width,
-                          color=classes[cls], hatch="//" if model == BASELINE else None,
-                          edgecolor="black" if model == "chosen" else "white",
-                          linewidth=1.5 if model == "chosen" else 0.5)
-            ax.bar_label(bars, labels=[f"{value:.2f}"], padding=2, fontsize=8)
-        if model == "chosen":
-            ax.axvspan(x - 0.5, x + 0.5, color="#fff3c4", zorder=0)
-    ax.axhline(1.0, color="black", linestyle="--", linewidth=1)
-    ax.set_xticks(range(len(models)), [_model_label(m, summary.chosen) for m in models],
-                  fontsize=9)
-    for tick, model in zip(ax.get_xticklabels(), models, strict=True):
-        if model == "chosen":
-            tick.set_fontweight("bold")
-    ax.set_ylabel("MASE (1.0 = seasonal naive in sample)")
-    top = max([1.0, *(v for m in summary.mase.values() for v in m.values())])
-    ax.set_ylim(0, top * 1.3)  # the legend's row sits above the tallest bar
-    ax.set_xlabel("model, and how many keys chose it", fontsize=9)
-    ax.set_title("error per model, held out", fontsize=11)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(handles=[Patch(color=c, label=f"{cls} ({summary.keys.get(cls, 0):,} keys)")
-                       for cls, c in classes.items()]
-              + [Patch(facecolor="white", edgecolor="gray", hatch="//", label="baseline")],
-              loc="upper center", ncols=3, fontsize=9)
-
-
-def _model_label(model: str, chosen: dict[str, int]) -> str:
-    if model == "chosen":
-        return "chosen\n(per key)"
-    name = model.replace("_", "_\n", 1) if len(model) > 12 else model  # fits its bar group
-    base = f"{name}\n(baseline)" if model == BASELINE else name
-    return f"{base}\n{chosen.get(model, 0):,} keys"
-
-
-def _coverage_panel(ax: Axes, coverage: dict[int, float]) -> None:
-    levels = sorted(coverage)
-    width = 0.38
-    xs = range(len(levels))
-    nominal = ax.bar([x - width / 2 for x in xs], [lv / 100 for lv in levels], width,
-                     color="#bbbbbb", label="nominal")
-    actual = ax.bar([x + width / 2 for x in xs], [coverage[lv] for lv in levels], width,
-                    color=ON_HAND, label="held out")
-    for bars in (nominal, actual):
-        ax.bar_label(bars, labels=[f"{b.get_height():.0%}" for b in bars], padding=2,
-                     fontsize=8)
-    ax.set_xticks(list(xs), [f"{lv}% interval" for lv in levels])
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_ylim(0, 1.15)
-    ax.set_ylabel("actuals inside the interval")
-    ax.set_title("interval coverage", fontsize=11)
-    ax.legend(loc="upper left", fontsize=9, ncols=2)
+def _plan(ax: Axes, today: date, plan: Plan) -> float:
+    """Today's suggestion: the lead time and review the level covers, the level, the
+    safety stock within it, the position and what to order; returns the cover's end."""
+    now = _day(today) - 0.5
+    arrives, next_review = now + plan.lead_time_days, now + plan.lead_time_days + plan.review_days
+    ax.axvspan(now, arrives, color=_SPAN, alpha=0.6, linewidth=0,
+               label=f"lead time: {plan.lead_time_days} d until an order\nplaced today arrives")
+    ax.axvspan(arrives, next_review, facecolor="none", edgecolor=_SPAN, hatch="//",
+               linewidth=0, label=f"review period: {plan.review_days} d until\nthe next order")
+    ax.hlines(plan.level, now, next_review, color=ROP, linestyle="--", linewidth=2,
+              label=f"suggested level ({units_text(plan.level)}): reorder point\n"
+                    "and order-up-to, covering both spans")
+    ax.hlines(plan.safety_stock, now, next_review, color=SAFETY, linestyle="--", linewidth=1.4,
+              label=f"safety stock within it ({units_text(plan.safety_stock)})")
+    x = _day(today)
+    ax.plot([x], [plan.position], marker="o", color=POSITION, linestyle="",
+            label=f"position today ({units_text(plan.position)}): available "
+                  f"{units_text(plan.available)}\n+ in transit {units_text(plan.in_transit)}"
+                  f" + on order {units_text(plan.on_order)}")
+    if plan.suggested > 0:
+        ax.annotate("", xy=(x, plan.level), xytext=(x, plan.position),
+                    arrowprops={"arrowstyle": "-|>", "color": "black", "linewidth": 1.8})
+        ax.annotate(f"order {units_text(plan.suggested)}",
+                    (x, (plan.level + plan.position) / 2), xytext=(6, 0),
+                    textcoords="offset points", va="center", fontsize=9, fontweight="bold")
+    else:
+        ax.annotate("nothing to order: the position\nis at or above the level",
+                    (x, plan.position), xytext=(-8, 0), textcoords="offset points",
+                    ha="right", va="center", fontsize=8)
+    return next_review

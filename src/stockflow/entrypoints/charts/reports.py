@@ -1,5 +1,5 @@
-"""The reports' charts: stock by warehouse, the low list, movements and valuation. Money
-arrives as `Decimal` and becomes a float only to be drawn."""
+"""The reports' charts: stock by warehouse, the low list and valuation here, movements in
+`movements`. Money arrives as `Decimal` and becomes a float only to be drawn."""
 
 from __future__ import annotations
 
@@ -18,8 +18,6 @@ from stockflow.entrypoints.charts.canvas import (
     DEMAND,
     FORECAST,
     LOST,
-    NOTE_COLOR,
-    NOTE_SIZE,
     ON_HAND,
     ROP,
     SAFETY,
@@ -29,8 +27,9 @@ from stockflow.entrypoints.charts.canvas import (
     save,
     units_text,
 )
+from stockflow.entrypoints.charts.movements import Moved, movements_figure
 
-__all__ = ["report_chart"]
+__all__ = ["Moved", "report_chart", "report_figure"]
 
 _MAX_ROWS = 30  # bars beyond this are too thin to label; the table has them all
 _LABELLED_BARS = 24  # value labels on at most this many bars, or they overlap
@@ -55,22 +54,32 @@ def _num(v: Any) -> float:
 
 
 
-def report_chart(path: Path, report: str, rows: list[dict[str, Any]], title: str) -> None:
-    """Write the chart of `report` ("stock", "movements" or "valuation"; the stock
-    report's low list is told by its `key` column) from its `rows`, titled `title`."""
+def report_chart(path: Path, report: str, rows: list[dict[str, Any]], title: str,
+                 moved: Moved | None = None) -> None:
+    """Write the chart of `report` as a PNG at `path` (see `report_figure`)."""
     if not rows:
         no_data(path, title, "the report has no rows for these filters")
         return
+    save(report_figure(report, rows, title, moved), path)
+
+
+def report_figure(report: str, rows: list[dict[str, Any]], title: str,
+                  moved: Moved | None = None) -> SubFigure:
+    """The chart of `report` ("stock", "movements" or "valuation"; the stock report's low
+    list is told by its `key` column) from its `rows`, titled `title`; the movements
+    chart also draws `moved`, read over the same period."""
+    if report == "movements":
+        if moved is None:
+            raise ValueError("the movements chart needs the lost demand and the currencies")
+        return movements_figure(rows, title, moved)
     draw: Callable[[list[dict[str, Any]], str], SubFigure]
     if report == "stock":
         draw = _low if "key" in rows[0] else _stock
-    elif report == "movements":
-        draw = _movements
     elif report == "valuation":
         draw = _valuation
     else:
         raise ValueError(f"report: stock, movements or valuation; got {report!r}")
-    save(draw(rows, title), path)
+    return draw(rows, title)
 
 
 def _hbars(ax: Axes, labels: Sequence[str], series: dict[str, list[float | None]],
@@ -151,69 +160,6 @@ def _low(rows: list[dict[str, Any]], title: str) -> SubFigure:
         Line2D([], [], marker="|", linestyle="", markersize=14, markeredgewidth=2.5,
                color=SAFETY, label="safety stock")], columns=4)
     return fig
-
-
-def _movements(rows: list[dict[str, Any]], title: str) -> SubFigure:
-    warehouses = list(dict.fromkeys(str(r["warehouse"]) for r in rows))
-    fig = figure(title, _clipped([{"warehouse": w} for w in warehouses], "warehouses")
-                  or None)
-    warehouses = warehouses[:_MAX_ROWS]
-    units, money = fig.subplots(1, 2, sharey=True, width_ratios=(2.4, 1))
-    types = _moved_units(units, rows, warehouses)
-    counts = {w: sum(_num(r["movements"]) for r in rows if r["warehouse"] == w)
-              for w in warehouses}
-    units.set_yticks(range(len(warehouses)),
-                     [f"{w}\n{units_text(counts[w])} movements" for w in warehouses])
-    units.set_ylim(len(warehouses) - 0.5, -0.5)
-    _net_value(money, rows, warehouses)
-    legend_below(fig, units.get_legend_handles_labels()[0], columns=min(len(types), 5))
-    return fig
-
-
-def _moved_units(ax: Axes, rows: list[dict[str, Any]], warehouses: list[str]) -> list[str]:
-    """Units in to the right of zero and out to the left, a segment per event type (the
-    busiest nearest zero); returns the event types, as drawn."""
-    volume: dict[str, float] = {}
-    for r in rows:
-        volume[r["event_type"]] = (volume.get(r["event_type"], 0.0) + _num(r["units_in"])
-                                   + _num(r["units_out"]))
-    types = sorted(volume, key=lambda t: -volume[t])
-    palette = [f"C{i}" for i in range(10)] + ["#17becf", "#bcbd22", "#393b79", "#e7ba52"]
-    cell = {(str(r["warehouse"]), str(r["event_type"])): r for r in rows}
-    ys = range(len(warehouses))
-    into, out = [0.0] * len(warehouses), [0.0] * len(warehouses)
-    for t, color in zip(types, palette * 2, strict=False):
-        ins = [_num(cell.get((w, t), {}).get("units_in")) for w in warehouses]
-        outs = [-_num(cell.get((w, t), {}).get("units_out")) for w in warehouses]
-        ax.barh(ys, ins, left=into, height=0.6, color=color, label=t)
-        ax.barh(ys, outs, left=out, height=0.6, color=color)
-        into = [a + b for a, b in zip(into, ins, strict=True)]
-        out = [a + b for a, b in zip(out, outs, strict=True)]
-    ax.axvline(0, color="black", linewidth=0.8)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: units_text(abs(v))))
-    ax.set_xlabel("units  \u2190 out  |  in \u2192")
-    ax.set_title("units moved by event type", fontsize=11)
-    ax.grid(axis="x", alpha=0.3)
-    return types
-
-
-def _net_value(ax: Axes, rows: list[dict[str, Any]], warehouses: list[str]) -> None:
-    net = [sum(_num(r["net_value"]) for r in rows if r["warehouse"] == w) for w in warehouses]
-    if any(r["net_value"] is not None for r in rows):
-        bars = ax.barh(range(len(warehouses)), net, height=0.6,
-                       color=[ON_HAND if v >= 0 else LOST for v in net])
-        if len(warehouses) <= _LABELLED_BARS:
-            ax.bar_label(bars, labels=[_money(v) for v in net], padding=3, fontsize=8)
-        ax.margins(x=0.45)  # room for the money labels, on either side of zero
-    else:
-        ax.text(0.5, 0.5, "no costed movements", ha="center", va="center",
-                transform=ax.transAxes, fontsize=NOTE_SIZE, color=NOTE_COLOR)
-    ax.axvline(0, color="black", linewidth=0.8)
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=3))  # a narrow panel: few, wide labels
-    ax.xaxis.set_major_formatter(FuncFormatter(units_text))
-    ax.set_xlabel("net value at cost (each key's currency)")
-    ax.set_title("net value", fontsize=11)
-    ax.grid(axis="x", alpha=0.3)
 
 
 def _valuation(rows: list[dict[str, Any]], title: str) -> SubFigure:
