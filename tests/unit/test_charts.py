@@ -266,7 +266,7 @@ def planned(kind: Kind, recent: npt.NDArray[np.float64], last_error: float,
     errors = np.vstack([np.random.default_rng(1).normal(0, 1, (3, 14)),
                         np.full((1, 14), last_error)])
     outlook = Outlook([20.0] * 14, kind, errors, recent)
-    forecast = KeyForecast("K", kind, "m", [20.0] * 14, {}, {}, 0.0, {}, 1.0, outlook)
+    forecast = KeyForecast("K", kind, "m", [20.0] * 14, {}, {}, 0.0, {}, {}, 1.0, outlook)
     return Planned(forecast, Position(0, 0, 0, 0, 10, 0),
                    Suggestion(lead_time, 7, 0.95, 140.0, 10, 300, 300, 0, 300))
 
