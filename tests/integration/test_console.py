@@ -5,6 +5,9 @@ that end at sign-out and expiry, no token in any page or log."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +18,6 @@ from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from stockflow.adapters.db import warehouses as warehouses_db
@@ -25,6 +27,7 @@ from tests.factories import wh
 from tests.integration.browser import chromium, screenshot
 from tests.integration.harness import make_env, processor_thread
 from tests.integration.test_api import api_server, bearer, new_key
+from tests.integration.test_webhooks import KEY
 
 HOSTILE = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>'
 
@@ -62,8 +65,17 @@ def _submit(browser: WebDriver, button: WebElement) -> None:
     """Click `button` and wait for the page it leads to (the old one gone stale)."""
     old = browser.find_element(By.TAG_NAME, "html")
     button.click()
+
+    def replaced(_: WebDriver) -> bool:
+        # chromium says so as a stale element, or as a node of no document any more
+        try:
+            old.is_enabled()
+        except WebDriverException:
+            return True
+        return False
+
     wait = WebDriverWait(browser, 30)
-    wait.until(staleness_of(old))
+    wait.until(replaced)
     wait.until(lambda b: b.execute_script("return document.readyState") == "complete")
 
 
@@ -195,6 +207,109 @@ def test_dead_letters_inspected_and_redriven(services: LocalServices, unique: st
         until(lambda: stock()["on_hand"] == 6, what="the re-driven adjustment")
         assert stock()["version"] == 2
         running.check()
+
+
+def test_webhooks_shown_without_their_secrets_and_managed_by_an_admin(
+        services: LocalServices, unique: str) -> None:
+    env = make_env(services, unique)
+    _, admin = new_key(env, "ops-lead", "admin")
+    _, reader = new_key(env, "merchant", "read")
+    added = subprocess.run(
+        [sys.executable, "-m", "stockflow", "webhooks", "add",
+         "http://127.0.0.1:9/hooks/receiver-token-4711", "--events", "stock.*",
+         "--description", HOSTILE],
+        env={**os.environ, **env.env_vars, "STOCKFLOW_WEBHOOK_ALLOW_HTTP": "true",
+             "STOCKFLOW_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8", "STOCKFLOW_SECRET_KEY": KEY},
+        capture_output=True, text=True, timeout=60, check=True).stdout
+    endpoint_id, first_secret = added.split()[1], added.split()[3]
+    with api_server(env, STOCKFLOW_SECRET_KEY=KEY) as api, chromium() as browser:
+        base = str(api.base_url).rstrip("/")
+        _sign_in(browser, base, reader, "/console/webhooks")
+        listed = _text(browser, "#endpoints")
+        assert endpoint_id in listed and "http://127.0.0.1:9/…" in listed
+        assert HOSTILE in listed  # the description is text
+        _submit(browser, browser.find_element(By.LINK_TEXT, endpoint_id))
+        assert not browser.find_elements(By.CSS_SELECTOR, "main form")  # read: no actions
+        assert "receiver-token-4711" not in browser.page_source
+        assert first_secret not in browser.page_source
+        _submit(browser, browser.find_element(By.CSS_SELECTOR, "form.who button"))
+
+        _sign_in(browser, base, admin, f"/console/webhooks/{endpoint_id}")
+        screenshot(browser, "webhook")
+        _submit(browser, browser.find_element(By.CSS_SELECTOR, "form[action$=rotate] button"))
+        rotated = _text(browser, "#secret")
+        assert rotated.startswith("whsec_") and rotated != first_secret
+        browser.get(base + f"/console/webhooks/{endpoint_id}")
+        assert rotated not in browser.page_source  # shown once
+        _submit(browser, browser.find_element(By.CSS_SELECTOR, "form[action$=state] button"))
+        assert "disabled by ops-lead" in _text(browser, "#facts")
+        browser.find_element(By.ID, "since").send_keys("2026-01-01")
+        _submit(browser, browser.find_element(By.CSS_SELECTOR, "form[action$=replay] button"))
+        assert _text(browser, "#done") == "0 deliveries queued again."
+        browser.find_element(By.ID, "since").send_keys("yesterday")
+        _submit(browser, browser.find_element(By.CSS_SELECTOR, "form[action$=replay] button"))
+        assert "Nothing was queued" in _text(browser, ".error")
+
+
+def test_reports_with_charts_and_downloads(services: LocalServices, unique: str) -> None:
+    env = make_env(services, unique)
+    _, writer = new_key(env, "wms", "write")
+    _, reader = new_key(env, "merchant", "read")
+    with api_server(env) as api, processor_thread(env) as running, chromium() as browser:
+        base = str(api.base_url).rstrip("/")
+        _seed(api, writer)
+        _write(api, writer, "/v1/receipts", sku="CON-1", warehouse="WH-1", quantity=10,
+               unit_cost="2.50", currency="EUR")
+        _sign_in(browser, base, reader, "/console/reports")
+        assert [r.text.split()[0] for r in browser.find_elements(
+            By.CSS_SELECTOR, "#report tbody tr")] == ["WH-1", "WH-2"]
+        loaded = "return document.querySelector('img.chart').naturalWidth"
+        until(lambda: browser.execute_script(loaded) >= 1200, what="the stock chart")
+        for tab, expect in (("Movements", "receipt.received"), ("Valuation", "EUR")):
+            _submit(browser, browser.find_element(By.LINK_TEXT, tab))
+            assert expect in _text(browser, "#report"), tab
+            until(lambda: browser.execute_script(loaded) >= 1200, what=f"the {tab} chart")
+            screenshot(browser, f"report-{tab.lower()}")
+        cookie = browser.get_cookie("stockflow_console")
+        assert cookie is not None
+        got = httpx.get(base + "/console/reports/report.csv?report=stock",
+                        cookies={"stockflow_console": cookie["value"]})
+        assert got.text.splitlines()[0].startswith("warehouse,keys,on_hand")
+        assert len(got.text.splitlines()) == 3
+        running.check()
+
+
+def test_an_admin_makes_and_revokes_a_persons_key(services: LocalServices,
+                                                  unique: str) -> None:
+    env = make_env(services, unique)
+    _, admin = new_key(env, "ops-lead", "admin")
+    with api_server(env) as api, chromium() as browser, chromium() as alices:
+        base = str(api.base_url).rstrip("/")
+        _sign_in(browser, base, admin, "/console/admin")
+        browser.find_element(By.ID, "name").send_keys("alice")
+        _submit(browser, browser.find_element(By.CSS_SELECTOR, "form[action$=keys] button"))
+        token = _text(browser, "#made code")
+        assert token.startswith("sfk_") and "alice" in _text(browser, "#keys")
+        screenshot(browser, "admin")
+        browser.get(base + "/console/admin")
+        assert token not in browser.page_source  # shown once
+
+        _sign_in(alices, base, token)
+        assert "alice" in _text(alices, "form.who")
+        assert not alices.find_elements(By.LINK_TEXT, "Admin")
+        alices.get(base + "/console/admin")
+        assert "Not allowed" in _text(alices, "h1")  # a page in words, not JSON
+
+        row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#keys tbody tr")
+                   if "alice" in r.text)
+        _submit(browser, row.find_element(By.TAG_NAME, "button"))
+        assert "revoked" in _text(browser, "#done")
+
+        def signed_out() -> bool:
+            alices.get(base + "/console")
+            return "/console/sign-in" in alices.current_url
+
+        until(signed_out, 15, "the revoked key's session to end")
 
 
 def test_an_import_shows_every_bad_row_then_publishes(services: LocalServices, unique: str,

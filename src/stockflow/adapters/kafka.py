@@ -31,6 +31,7 @@ __all__ = [
     "TopicsError",
     "admin",
     "age",
+    "backlog",
     "consumer",
     "create_topics",
     "headers_of",
@@ -121,6 +122,23 @@ def reader(settings: Settings) -> Consumer:
     return Consumer(_merge(settings, {
         "group.id": f"stockflow-reader-{uuid.uuid4().hex}", "enable.auto.commit": False,
         "enable.partition.eof": True, "isolation.level": "read_committed"}, None, None))
+
+
+def backlog(settings: Settings, names: list[str], committed: dict[TP, int],
+            timeout: float = 5.0) -> int:
+    """Messages on the topics `names` past the `committed` next offsets (a partition with
+    none committed counts from its start): how far behind its consumers are."""
+    client = reader(settings)
+    try:
+        behind = 0
+        for name in names:
+            for p in client.list_topics(name, timeout=timeout).topics[name].partitions:
+                low, high = client.get_watermark_offsets(TopicPartition(name, p),
+                                                         timeout=timeout)
+                behind += max(0, high - max(low, committed.get((name, p), low)))
+        return behind
+    finally:
+        client.close()
 
 
 def producer(settings: Settings, extra: dict[str, Any] | None = None,

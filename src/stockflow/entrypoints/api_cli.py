@@ -10,8 +10,9 @@ from stockflow import StockflowError
 from stockflow.adapters.db import api_keys
 from stockflow.adapters.ports import require_free
 from stockflow.adapters.settings import Settings
-from stockflow.contract.api_keys import SCOPES, new_token, token_hash
+from stockflow.contract.api_keys import SCOPES
 from stockflow.entrypoints.app import migrated_database
+from stockflow.usecases.api_keys import create_key
 
 __all__ = ["register"]
 
@@ -25,13 +26,8 @@ def _scopes(text: str) -> list[str]:
 
 
 def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
-    scopes = _scopes(args.scopes)
-    if not 1 <= len(args.name) <= 100:
-        raise StockflowError("--name: 1 to 100 characters")
-    made = new_token()
     with migrated_database(settings) as conn:
-        api_keys.add(conn, key_id=made.id, name=args.name, digest=token_hash(made.token),
-                     scopes=scopes)
+        made = create_key(conn, args.name, _scopes(args.scopes))
     print(f"key      {made.id}")
     print(f"token    {made.token}   (shown once: only its hash is stored)")
     return 0

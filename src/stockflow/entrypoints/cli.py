@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from stockflow import StockflowError
 from stockflow.adapters.logs import configure
 from stockflow.adapters.settings import Settings
+from stockflow.adapters.signals import exit_if_stopped_while_starting
 
 __all__ = ["main"]
 
@@ -311,6 +312,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the `stockflow` command line; the process's exit status."""
+    exit_if_stopped_while_starting()
     args = parser().parse_args(argv)
     configure(args.log_level, args.log_format)
     command: Command = args.func

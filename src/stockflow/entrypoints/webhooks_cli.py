@@ -14,11 +14,11 @@ from stockflow.adapters.db import webhooks as hooks
 from stockflow.adapters.ports import require_free
 from stockflow.adapters.settings import Settings
 from stockflow.contract.instants import INSTANT_HELP
-from stockflow.domain.webhooks import matches, valid_pattern
+from stockflow.domain.webhooks import valid_pattern
 from stockflow.entrypoints.app import migrated_database
 from stockflow.entrypoints.arguments import instant
 from stockflow.entrypoints.relay_app import run_relay
-from stockflow.usecases.webhooks import add_endpoint, rotate_secret
+from stockflow.usecases.webhooks import add_endpoint, replay_since, rotate_secret
 
 __all__ = ["register"]
 
@@ -106,12 +106,7 @@ def cmd_deliveries(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     with migrated_database(settings) as conn:
-        ep = _endpoint(conn, args.id)
-        wanted = [event_id for event_id, type_, subject in
-                  hooks.events_between(conn, args.since, args.until)
-                  if matches(ep.event_patterns, type_) and matches(ep.key_patterns, subject)]
-        with conn.transaction():
-            queued = hooks.replay(conn, args.id, wanted)
+        queued = replay_since(conn, _endpoint(conn, args.id), args.since, args.until)
     print(f"{queued} deliver{'y' if queued == 1 else 'ies'} queued again for {args.id}")
     return 0
 

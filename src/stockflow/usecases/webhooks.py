@@ -1,13 +1,13 @@
 """Webhook endpoints as an operator manages them: registered with a fresh signing secret
-(sealed at rest), their secret rotated; and the relay's guard and secret box as the
-settings configure them (the relay and these share them)."""
+(sealed at rest), their secret rotated, past events delivered again; and the relay's guard
+and secret box as the settings configure them (the relay and these share them)."""
 
 from __future__ import annotations
 
 import ipaddress
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from stockflow import StockflowError
 from stockflow.adapters import ssrf
@@ -16,9 +16,10 @@ from stockflow.adapters.db import webhooks as hooks
 from stockflow.adapters.secrets import SecretBox
 from stockflow.adapters.settings import Settings
 from stockflow.contract import webhooks as wire
+from stockflow.domain.webhooks import matches
 
-__all__ = ["Registered", "Rotated", "add_endpoint", "guard_policy", "rotate_secret",
-           "secret_box"]
+__all__ = ["Registered", "Rotated", "add_endpoint", "guard_policy", "replay_since",
+           "rotate_secret", "secret_box"]
 
 
 def guard_policy(settings: Settings) -> ssrf.Policy:
@@ -81,3 +82,14 @@ def rotate_secret(conn: store.Conn, settings: Settings, endpoint_id: str) -> Rot
     hooks.rotate(conn, endpoint_id, secret_box(settings).seal(secret, endpoint_id.encode()),
                  grace)
     return Rotated(secret, grace)
+
+
+def replay_since(conn: store.Conn, endpoint: hooks.Endpoint, since: datetime,
+                 until: datetime | None) -> int:
+    """Queue again, from the first attempt, every stored event in [since, until) that the
+    endpoint's patterns match; how many were queued."""
+    wanted = [event_id for event_id, type_, subject in hooks.events_between(conn, since, until)
+              if matches(endpoint.event_patterns, type_)
+              and matches(endpoint.key_patterns, subject)]
+    with conn.transaction():
+        return hooks.replay(conn, endpoint.id, wanted)

@@ -10,8 +10,9 @@ from typing import Any
 from stockflow.adapters.db import store
 from stockflow.adapters.db.store import AsyncConn
 
-__all__ = ["STOCK_FIELDS", "alerts", "event_outcomes", "ledger", "ledger_newest", "order_lines",
-           "purchase_order", "recent_orders", "sku", "stock", "stock_at", "stock_page"]
+__all__ = ["STOCK_FIELDS", "alerts", "committed", "event_outcomes", "ledger", "ledger_newest",
+           "open_orders", "order_lines", "oversold", "purchase_order", "recent_orders", "sku",
+           "stock", "stock_at", "stock_page"]
 
 STOCK_FIELDS = ("key", "sku", "warehouse", "on_hand", "reserved", "available", "in_transit",
                 "damaged", "on_order", "version", "reorder_point", "safety_stock", "severity",
@@ -187,6 +188,29 @@ async def recent_orders(conn: AsyncConn, limit: int) -> list[dict[str, Any]]:
         conn, "SELECT order_id, phase, jsonb_array_length(state->'parts'), created_at,"
         " updated_at FROM orders ORDER BY created_at DESC LIMIT %s", (limit,),
         ("order_id", "phase", "parts", "created_at", "updated_at"))
+
+
+async def oversold(conn: AsyncConn, limit: int) -> list[dict[str, Any]]:
+    """Keys with more reserved than on hand now (available below 0), the latest first."""
+    return await _rows(
+        conn, "SELECT key, on_hand, reserved, available, updated_at FROM stock"
+        " WHERE available < 0 ORDER BY updated_at DESC LIMIT %s", (limit,),
+        ("key", "on_hand", "reserved", "available", "updated_at"))
+
+
+async def open_orders(conn: AsyncConn) -> dict[str, int]:
+    """Whole orders not finished yet (neither confirmed, rejected nor cancelled), by phase."""
+    cur = await conn.execute("SELECT phase, count(*) FROM orders WHERE phase NOT IN"
+                             " ('confirmed', 'rejected', 'cancelled') GROUP BY phase"
+                             " ORDER BY phase")
+    return {str(phase): int(n) for phase, n in await cur.fetchall()}
+
+
+async def committed(conn: AsyncConn, group: str) -> dict[tuple[str, int], int]:
+    """The consumer group's committed next offsets, which Postgres owns."""
+    cur = await conn.execute("SELECT topic, partition, next_offset FROM consumer_offsets"
+                             " WHERE group_id = %s", (group,))
+    return {(str(t), int(p)): int(n) for t, p, n in await cur.fetchall()}
 
 
 async def alerts(conn: AsyncConn, *, warehouse: str | None,

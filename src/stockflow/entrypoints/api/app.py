@@ -40,6 +40,7 @@ from stockflow.entrypoints.api.auth import Gate
 from stockflow.entrypoints.api.outcomes import Outcomes
 from stockflow.entrypoints.api.services import Services
 from stockflow.entrypoints.app import database, migrated_database
+from stockflow.entrypoints.web.pages import error_page as console_error
 from stockflow.entrypoints.web.pages import install as install_console
 from stockflow.usecases.sender import ImportSender, Sender
 
@@ -120,9 +121,12 @@ def _where(loc: tuple[str | int, ...]) -> str:
     return ".".join(str(part) for part in loc) or "request"
 
 
-async def _invalid(_: Request, exc: Exception) -> JSONResponse:
+async def _invalid(request: Request, exc: Exception) -> Response:
     """422 in the one error shape: `detail` in words, `errors` per field."""
     assert isinstance(exc, RequestValidationError)
+    if request.url.path.startswith("/console"):
+        return console_error(request, 422, "Something in the address or the form is not "
+                                           "valid: go back and check it.")
     errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")),
                "type": str(e.get("type", ""))} for e in exc.errors()]
     shown = "; ".join(f"{_where(tuple(e['loc']))}: {e['msg']}" for e in errors[:5])
@@ -146,6 +150,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     """FastAPI's own answers, with a body it could not read said in words, and a 405's
     Allow naming every method of the path."""
     assert isinstance(exc, StarletteHTTPException)
+    if request.url.path.startswith("/console"):
+        return console_error(request, exc.status_code, exc.detail)
     if exc.status_code == 405:
         exc = StarletteHTTPException(405, exc.detail, headers={"Allow": _allowed(request)})
     cause = exc.__cause__

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure, SubFigure
@@ -50,13 +50,13 @@ def figure(title: str, note: str | None = None, *, height: float = HEIGHT) -> Su
     return fig.add_subfigure(fig.add_gridspec()[0])
 
 
-def save(chart: SubFigure, path: Path) -> None:
-    """Draw the chart as a PNG file at `path`."""
+def save(chart: SubFigure, path: Path | BinaryIO) -> None:
+    """Draw the chart as a PNG, into the file at `path` (or a binary stream)."""
     FigureCanvasAgg(chart.figure)  # attaches itself to the figure: no backend, no display
     chart.figure.savefig(path, format="png", dpi=DPI)
 
 
-def no_data(path: Path, title: str, why: str) -> None:
+def no_data(path: Path | BinaryIO, title: str, why: str) -> None:
     """A chart that says there was no data, and why."""
     # an empty period is an answer too: the file exists and says so, rather than a
     # blank image or a missing file that looks like a failure

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from matplotlib.axes import Axes
 from matplotlib.figure import SubFigure
@@ -54,9 +54,10 @@ def _num(v: Any) -> float:
 
 
 
-def report_chart(path: Path, report: str, rows: list[dict[str, Any]], title: str,
+def report_chart(path: Path | BinaryIO, report: str, rows: list[dict[str, Any]], title: str,
                  moved: Moved | None = None) -> None:
-    """Write the chart of `report` as a PNG at `path` (see `report_figure`)."""
+    """Write the chart of `report` as a PNG at `path`, or into a binary stream (see
+    `report_figure`)."""
     if not rows:
         no_data(path, title, "the report has no rows for these filters")
         return

@@ -22,8 +22,10 @@ from stockflow.adapters.db import idempotency, reads, reports
 from stockflow.adapters.publisher import PublishError
 from stockflow.entrypoints.api.params import InstantParam
 from stockflow.entrypoints.api.services import services_of
-from stockflow.entrypoints.web import dead_letters, imports, orders
+from stockflow.entrypoints.web import admin, dead_letters, imports, orders, webhooks
+from stockflow.entrypoints.web import reports as reports_pages
 from stockflow.entrypoints.web.headers import ConsoleHeaders
+from stockflow.entrypoints.web.health import machinery
 from stockflow.entrypoints.web.render import page
 from stockflow.entrypoints.web.session import (
     SignInNeeded,
@@ -37,7 +39,7 @@ from stockflow.entrypoints.web.session import (
 from stockflow.entrypoints.web.stock_chart import Point, stock_svg
 from stockflow.usecases.requests import Requester, claim, events_of
 
-__all__ = ["install"]
+__all__ = ["error_page", "install"]
 
 PAGE_SIZE = 50
 CORRECTION_WAIT = 5.0  # seconds a correction waits for the processor before its page shows
@@ -56,10 +58,23 @@ def install(app: FastAPI) -> None:
     app.include_router(imports.router)
     app.include_router(orders.router)
     app.include_router(dead_letters.router)
+    app.include_router(webhooks.router)
+    app.include_router(admin.router)
+    app.include_router(reports_pages.router)
     app.mount("/console/static", StaticFiles(packages=[("stockflow.entrypoints.web",
                                                         "static")]), name="console-static")
     app.add_middleware(ConsoleHeaders)
     app.add_exception_handler(SignInNeeded, _to_sign_in)
+
+
+_TITLES = {403: "Not allowed", 404: "Not found", 422: "Not understood", 429: "Too many requests"}
+
+
+def error_page(request: Request, status: int, detail: object) -> Response:
+    """An error on a console page, in words on a page rather than as JSON."""
+    shown = detail if isinstance(detail, str) else "The request could not be read."
+    return page(request, "error.html", status, who=None,
+                title=_TITLES.get(status, "Something went wrong"), detail=shown)
 
 
 async def _to_sign_in(_: Request, exc: Exception) -> Response:
@@ -109,12 +124,16 @@ async def overview(request: Request, who: Who) -> Response:
     async with services_of(request).pool.connection() as conn:
         warehouses = await reports.run_async(conn, "stock", reports.Filters())
         critical = await reads.alerts(conn, warehouse=None, limit=10)
+        oversold = await reads.oversold(conn, 10)
+        orders_open = await reads.open_orders(conn)
+    behind = await machinery(request)
     for w in warehouses:
         w["healthy"] = w["keys"] - w["low"] - w["out_of_stock"]
     figures = ("keys", "healthy", "low", "out_of_stock", "on_hand", "reserved", "available")
     totals = {f: sum(w[f] for w in warehouses) for f in figures}
     return page(request, "overview.html", who=who, warehouses=warehouses, totals=totals,
-                critical=critical, refresh=services_of(request).settings.console_refresh,
+                critical=critical, oversold=oversold, orders_open=orders_open,
+                machinery=behind, refresh=services_of(request).settings.console_refresh,
                 now=datetime.now(UTC))
 
 
