@@ -137,6 +137,14 @@ def test_sign_in_overview_search_and_a_keys_page(services: LocalServices,
         assert not browser.find_elements(  # a read-only key sees no write action
             By.CSS_SELECTOR, "details.corrections, main form[method=post]")
         screenshot(browser, "key")
+
+        # at a phone's width every page still fits: tables scroll inside their frame
+        browser.set_window_size(390, 844)
+        for path in ("/console", "/console/stock", "/console/keys/CON-1@WH-1"):
+            browser.get(base + path)
+            until(lambda: browser.execute_script(
+                "return document.documentElement.scrollWidth <= window.innerWidth"),
+                5, f"{path} to fit a phone's width")
         running.check()
 
 
@@ -286,10 +294,14 @@ def test_an_admin_makes_and_revokes_a_persons_key(services: LocalServices,
     with api_server(env) as api, chromium() as browser, chromium() as alices:
         base = str(api.base_url).rstrip("/")
         _sign_in(browser, base, admin, "/console/admin")
+        browser.find_element(By.ID, "name").send_keys(HOSTILE[:100])
+        _submit(browser, browser.find_element(By.CSS_SELECTOR, "form[action$=keys] button"))
+        assert HOSTILE[:100] in _text(browser, "#keys")  # a name is text, never markup
         browser.find_element(By.ID, "name").send_keys("alice")
         _submit(browser, browser.find_element(By.CSS_SELECTOR, "form[action$=keys] button"))
         token = _text(browser, "#made code")
         assert token.startswith("sfk_") and "alice" in _text(browser, "#keys")
+        assert browser.title != "pwned"
         screenshot(browser, "admin")
         browser.get(base + "/console/admin")
         assert token not in browser.page_source  # shown once
