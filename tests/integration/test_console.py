@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openpyxl
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -331,8 +332,12 @@ def test_an_import_shows_every_bad_row_then_publishes(services: LocalServices, u
     _, reader = new_key(env, "merchant", "read")
     bad = tmp_path / "counts.csv"
     bad.write_text("sku,warehouse,on_hand\nIMP-1,WH-1,40\nIMP-2,WH-1,-5\nIMP-3,WH-1,9\n")
-    good = tmp_path / "counts-fixed.csv"
-    good.write_text("sku,warehouse,on_hand\nIMP-1,WH-1,40\nIMP-2,WH-1,5\nIMP-3,WH-1,9\n")
+    good = tmp_path / "counts-fixed.xlsx"  # fixed in Excel, and uploaded as a workbook
+    book = openpyxl.Workbook()
+    for row in (["sku", "warehouse", "on_hand"], ["IMP-1", "WH-1", 40], ["IMP-2", "WH-1", 5],
+                ["IMP-3", "WH-1", 9]):
+        book.active.append(row)  # type: ignore[union-attr]
+    book.save(good)
     with api_server(env, STOCKFLOW_CONSOLE_REFRESH="1") as api, \
             processor_thread(env) as running, chromium() as browser:
         base = str(api.base_url).rstrip("/")

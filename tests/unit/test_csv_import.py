@@ -6,11 +6,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 from typing import get_args
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stockflow import StockflowError
+from stockflow.adapters import workbooks
 from stockflow.adapters.settings import Settings
 from stockflow.contract.csv_rows import KINDS
 from stockflow.entrypoints.api.imports import ImportKind
@@ -146,3 +150,40 @@ def test_no_row_is_lost(rows: list[tuple[str, str, str]]) -> None:
     assert len(found.messages) + len(found.bad) == len(non_blank)
     assert len(found.messages) == len(found.lines) == len(found.event_ids)
     assert len(set(found.lines + [b.line for b in found.bad])) == len(non_blank)
+
+
+def _workbook(rows: list[list[object]]) -> bytes:
+    import openpyxl  # noqa: PLC0415
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_an_excel_workbooks_first_sheet_is_read_as_its_csv_would_be() -> None:
+    data = _workbook([["sku", "warehouse", "on_hand", "time"],
+                      ["A", "W1", 5.0, "2026-11-01T10:00:00Z"],  # Excel keeps numbers as floats
+                      ["B", "W1", 2.5, None],  # line 3: not whole
+                      ["C", "W2", 0, None]])
+    found = checked(data)
+    assert bad_lines(found) == {3: "on_hand is not a whole number: '2.5'"}
+    docs = [json.loads(m.value or b"") for m in found.messages]
+    assert [(d["data"]["sku"], d["data"]["on_hand"]) for d in docs] == [("A", 5), ("C", 0)]
+    assert docs[0]["time"] == "2026-11-01T10:00:00Z"
+
+
+def test_a_zip_that_is_no_workbook_or_unpacks_too_large_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("counts.csv", "sku,warehouse,on_hand\nA,W1,5\n")
+    with pytest.raises(StockflowError, match=r"a ZIP archive, not an \.xlsx workbook"):
+        checked(archive.getvalue())
+    monkeypatch.setattr(workbooks, "MAX_UNPACKED", 1000)
+    with pytest.raises(StockflowError, match="would unpack to"):
+        checked(_workbook([["sku", "warehouse", "on_hand"], ["A", "W1", 1]]))

@@ -26,6 +26,7 @@ from stockflow.adapters.db import idempotency, imports
 from stockflow.adapters.db.store import Conn
 from stockflow.adapters.publisher import Publisher, PublishError, prepare
 from stockflow.adapters.settings import Settings
+from stockflow.adapters.workbooks import is_workbook, sheet_as_csv
 from stockflow.contract.csv_rows import KINDS, BadRow, read
 from stockflow.contract.emit import Message
 from stockflow.contract.events import envelope
@@ -125,15 +126,19 @@ def plan(data: bytes, kind: str, *, import_id: str, actor: str, file_name: str,
 
 # What a file that is not CSV text usually is, by its first bytes, and what to do instead.
 _NOT_TEXT = ((b"\x1f\x8b", "gzip-compressed: upload the CSV file itself"),
-             (b"PK\x03\x04", "a ZIP archive (an .xlsx workbook?): save it as CSV UTF-8"),
+             (b"PK\x03\x04", "a ZIP archive, not an .xlsx workbook: upload the CSV file "
+                             "itself"),
              (b"%PDF", "a PDF document: export the data as CSV UTF-8"))
 
 
 def _text(data: bytes) -> str:
     """The file's text: UTF-8 (with or without a byte-order mark), or UTF-16 with one (what
-    spreadsheets call "Unicode text"). Bytes that are not UTF-8 arrive as surrogate
-    escapes, which make their row bad (`csv_rows`); a file that is no text at all is a
-    StockflowError saying what it is."""
+    spreadsheets call "Unicode text"), or an Excel workbook's first sheet as CSV
+    (`adapters.workbooks`). Bytes that are not UTF-8 arrive as surrogate escapes, which
+    make their row bad (`csv_rows`); a file that is no text at all is a StockflowError
+    saying what it is."""
+    if is_workbook(data):
+        return sheet_as_csv(data)
     for magic, what in _NOT_TEXT:
         if data.startswith(magic):
             raise StockflowError(f"the file is not CSV text: it is {what}")

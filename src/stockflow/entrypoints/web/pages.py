@@ -1,6 +1,8 @@
-"""The console's pages (`/console`): sign-in and sign-out, the overview, the stock list
-and a key's page. Each reads Postgres through the same queries as the HTTP API; what a
-person may see and do follows their API key's scopes."""
+"""The console (`/console`): its wiring (`install`), sign-in and sign-out, error pages in
+words, and the stock pages: the overview, alerts, the stock list and its CSV, a key's
+page with its corrections. Each reads Postgres through the same queries as the HTTP API;
+what a person may see and do follows their API key's scopes. The other pages have a
+module each (imports, orders, reports, dead letters, webhooks, admin)."""
 
 from __future__ import annotations
 
