@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 from datetime import UTC, datetime, timedelta
@@ -40,3 +41,17 @@ def wh(code: str, priority: int, active: bool = True,
        location: Location | None = None) -> Warehouse:
     """A registered warehouse named after its code."""
     return Warehouse(code, code, priority, active, location)
+
+
+def workbook(rows: list[list[object]]) -> bytes:
+    """An Excel workbook (.xlsx) whose first sheet holds `rows`."""
+    import openpyxl  # noqa: PLC0415 - only the tests of workbooks pay for it
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import openpyxl
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -24,7 +23,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from stockflow.adapters.db import warehouses as warehouses_db
 from stockflow.devtools.localenv import LocalServices
 from stockflow.entrypoints.app import build_coordinator
-from tests.factories import wh
+from tests.factories import wh, workbook
 from tests.integration.browser import chromium, screenshot
 from tests.integration.harness import make_env, processor_thread
 from tests.integration.test_api import api_server, bearer, new_key
@@ -333,11 +332,8 @@ def test_an_import_shows_every_bad_row_then_publishes(services: LocalServices, u
     bad = tmp_path / "counts.csv"
     bad.write_text("sku,warehouse,on_hand\nIMP-1,WH-1,40\nIMP-2,WH-1,-5\nIMP-3,WH-1,9\n")
     good = tmp_path / "counts-fixed.xlsx"  # fixed in Excel, and uploaded as a workbook
-    book = openpyxl.Workbook()
-    for row in (["sku", "warehouse", "on_hand"], ["IMP-1", "WH-1", 40], ["IMP-2", "WH-1", 5],
-                ["IMP-3", "WH-1", 9]):
-        book.active.append(row)  # type: ignore[union-attr]
-    book.save(good)
+    good.write_bytes(workbook([["sku", "warehouse", "on_hand"], ["IMP-1", "WH-1", 40],
+                               ["IMP-2", "WH-1", 5], ["IMP-3", "WH-1", 9]]))
     with api_server(env, STOCKFLOW_CONSOLE_REFRESH="1") as api, \
             processor_thread(env) as running, chromium() as browser:
         base = str(api.base_url).rstrip("/")

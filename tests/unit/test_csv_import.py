@@ -19,6 +19,7 @@ from stockflow.adapters.settings import Settings
 from stockflow.contract.csv_rows import KINDS
 from stockflow.entrypoints.api.imports import ImportKind
 from stockflow.usecases.importer import Plan, new_import_id, plan
+from tests.factories import workbook
 
 SETTINGS = Settings()
 
@@ -152,21 +153,8 @@ def test_no_row_is_lost(rows: list[tuple[str, str, str]]) -> None:
     assert len(set(found.lines + [b.line for b in found.bad])) == len(non_blank)
 
 
-def _workbook(rows: list[list[object]]) -> bytes:
-    import openpyxl  # noqa: PLC0415
-
-    book = openpyxl.Workbook()
-    sheet = book.active
-    assert sheet is not None
-    for row in rows:
-        sheet.append(row)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
-
-
 def test_an_excel_workbooks_first_sheet_is_read_as_its_csv_would_be() -> None:
-    data = _workbook([["sku", "warehouse", "on_hand", "time"],
+    data = workbook([["sku", "warehouse", "on_hand", "time"],
                       ["A", "W1", 5.0, "2026-11-01T10:00:00Z"],  # Excel keeps numbers as floats
                       ["B", "W1", 2.5, None],  # line 3: not whole
                       ["C", "W2", 0, None]])
@@ -186,4 +174,4 @@ def test_a_zip_that_is_no_workbook_or_unpacks_too_large_is_refused(
         checked(archive.getvalue())
     monkeypatch.setattr(workbooks, "MAX_UNPACKED", 1000)
     with pytest.raises(StockflowError, match="would unpack to"):
-        checked(_workbook([["sku", "warehouse", "on_hand"], ["A", "W1", 1]]))
+        checked(workbook([["sku", "warehouse", "on_hand"], ["A", "W1", 1]]))
