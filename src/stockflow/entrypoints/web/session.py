@@ -15,6 +15,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request, Response
 
@@ -88,9 +89,9 @@ Who = Annotated[Visitor, Depends(visitor)]  # a page's signed-in visitor
 def check_origin(request: Request) -> None:
     """403 for a post another site's page made."""
     origin = request.headers.get("origin")
-    own = f"{request.url.scheme}://{request.url.netloc}"
+    # the host only: behind a proxy that ends TLS the scheme seen here is not the page's
     if request.headers.get("sec-fetch-site") == "cross-site" or (
-            origin is not None and origin != own):
+            origin is not None and urlsplit(origin).netloc != request.headers.get("host")):
         raise HTTPException(403, "a form from another site was refused")
 
 
