@@ -34,12 +34,22 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from typing import Any
 
 import aiohttp
-from common import committed, cpu_seconds, end_offsets, env_of, pct, prepare, say, settings_for
+from common import (
+    committed,
+    cpu_seconds,
+    end_offsets,
+    env_of,
+    pct,
+    prepare,
+    say,
+    settings_for,
+    start,
+    wait_ready,
+)
 from pydantic import SecretStr
 
 from stockflow.adapters.db import api_keys, store, warehouses
@@ -72,24 +82,6 @@ def _token(s: Settings) -> str:
         api_keys.add(conn, key_id=made.id, name="bench", digest=token_hash(made.token),
                      scopes=["read", "write"])
     return made.token
-
-
-def _start(s: Settings, command: str, **extra: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "stockflow", command],
-                            env=env_of(s, **extra), stdout=subprocess.DEVNULL)
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("the API exited")
-        try:
-            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - our child, on loopback
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("the API did not become ready")
 
 
 async def _reads(base: str, token: str, keys: list[str], concurrency: int,
@@ -228,19 +220,19 @@ def main() -> int:
         with store.connect(s.dsn(), s.database_schema, autocommit=True) as conn:
             for code in sorted({key.split("@")[1] for key in keys}):
                 warehouses.add(conn, Warehouse(code, code), actor="bench")
-        processor = _start(s, "process")
-        coordinator = _start(s, "coordinate", STOCKFLOW_COORDINATOR_METRICS_PORT="0")
+        processor = start(s, "process")
+        coordinator = start(s, "coordinate", STOCKFLOW_COORDINATOR_METRICS_PORT="0")
         api = None
         try:
             target = end_offsets(s, topics)
             while committed(s, topics) < target:
                 time.sleep(0.2)
             token = _token(s)
-            api = _start(s, "api", STOCKFLOW_API_HOST="127.0.0.1", STOCKFLOW_API_PORT=str(port),
+            api = start(s, "api", STOCKFLOW_API_HOST="127.0.0.1", STOCKFLOW_API_PORT=str(port),
                          STOCKFLOW_API_RATE_LIMIT="1000000000",
                          STOCKFLOW_API_RATE_BURST="1000000000")
             base = f"http://127.0.0.1:{port}"
-            _wait_ready(f"{base}/readyz", api)
+            wait_ready(f"{base}/readyz", api)
             say(f"reads: {args.concurrency} clients, {args.seconds:.0f} s")
             before = cpu_seconds()
             lat, statuses, span = asyncio.run(

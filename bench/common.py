@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +56,26 @@ def env_of(s: Settings, **extra: str) -> dict[str, str]:
     """The environment of a processor (or baseline, or peer) working on `s`."""
     return {**os.environ, **s.environment(), "STOCKFLOW_METRICS_PORT": "0",
             "STOCKFLOW_LOG_LEVEL": "WARNING", **extra}
+
+
+def start(s: Settings, command: str, **extra: str) -> subprocess.Popen[bytes]:
+    """`stockflow COMMAND` on `s`, its output dropped (`extra`: more of its environment)."""
+    return subprocess.Popen([sys.executable, "-m", "stockflow", command],
+                            env=env_of(s, **extra), stdout=subprocess.DEVNULL)
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    """Until `url` answers (a process's readiness), or exit when `proc` ends or 60 s pass."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the process for {url} exited")
+        try:
+            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - our child, on loopback
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer in 60 s")
 
 
 _CONNS: dict[str, Conn] = {}

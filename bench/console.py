@@ -21,14 +21,12 @@ import argparse
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
-import urllib.request
 from statistics import median
 
 import httpx
-from common import env_of, pct, prepare, say, settings_for
+from common import pct, prepare, say, settings_for, start, wait_ready
 from pydantic import SecretStr
 
 from stockflow.adapters.db import api_keys, store
@@ -106,25 +104,6 @@ def _timed(client: httpx.Client, path: str, n: int) -> tuple[list[float], list[f
     return server, seen
 
 
-def _start(s: Settings, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stockflow", "api"], stdout=subprocess.DEVNULL,
-        env=env_of(s, STOCKFLOW_API_HOST="127.0.0.1", STOCKFLOW_API_PORT=str(port),
-                   STOCKFLOW_API_RATE_LIMIT="1000000", STOCKFLOW_API_RATE_BURST="1000000"))
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            raise SystemExit("the API exited")
-        try:
-            ready = f"http://127.0.0.1:{port}/readyz"
-            with urllib.request.urlopen(ready, timeout=1):
-                return proc
-        except OSError:
-            if time.monotonic() > deadline:
-                raise SystemExit("the API did not become ready") from None
-            time.sleep(0.2)
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--keys", type=int, default=100_000)
@@ -152,7 +131,9 @@ def main() -> int:
             say(f"seeding {args.keys:,} keys, {args.keys * args.movements:,} ledger rows")
             _seed(s, args.keys, args.movements)
             port = free_port()
-            api = _start(s, port)
+            api = start(s, "api", STOCKFLOW_API_HOST="127.0.0.1", STOCKFLOW_API_PORT=str(port),
+                        STOCKFLOW_API_RATE_LIMIT="1000000", STOCKFLOW_API_RATE_BURST="1000000")
+            wait_ready(f"http://127.0.0.1:{port}/readyz", api)
             client = httpx.Client()  # until signed in: nothing to close but itself
             try:
                 client = _signed_in(f"http://127.0.0.1:{port}", s)

@@ -238,6 +238,18 @@ def main() -> int:
         return 130
 
 
+def _forecast(demand: dict[str, Series], horizon: int,
+              workers: int) -> list[KeyForecast] | None:
+    """The keys' forecasts (those that could be made); None when SIGINT/SIGTERM stopped
+    them, which is then said."""
+    try:
+        got = forecast_keys(list(demand.items()), horizon, workers)
+    except StockflowError as exc:
+        print(exc, file=sys.stderr)
+        return None
+    return [r for r in got.values() if isinstance(r, KeyForecast)]
+
+
 def _run() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     history_arguments(ap)
@@ -250,12 +262,8 @@ def _run() -> int:
         days = history_days(args.days, real)
         demand = pieces(real, days)
         started = time.monotonic()
-        try:
-            got = forecast_keys(list(demand.items()), args.horizon, args.workers)
-        except StockflowError as exc:  # SIGINT/SIGTERM
-            print(exc, file=sys.stderr)
+        if (results := _forecast(demand, args.horizon, args.workers)) is None:
             return 130
-        results = [r for r in got.values() if isinstance(r, KeyForecast)]
         accuracy.add(results, demand, args.horizon)
         console.print(accuracy.table(
             f"{args.data}: {len(results):,} of {len(demand):,} keys, {days} days, horizon "
@@ -269,12 +277,8 @@ def _run() -> int:
         pats = patterns(keys, days, seed)  # as `simulate --backfill-days` draws them
         with console.status(f"seed {seed}: drawing {len(keys):,} keys x {days} days"):
             demand = daily_demand(pats, days, seed)
-        try:
-            got = forecast_keys(list(demand.items()), args.horizon, args.workers)
-        except StockflowError as exc:  # SIGINT/SIGTERM
-            print(exc, file=sys.stderr)
+        if (results := _forecast(demand, args.horizon, args.workers)) is None:
             return 130
-        results = [r for r in got.values() if isinstance(r, KeyForecast)]
         seed_scores = Scores()
         for s in (seed_scores, overall):
             score(s, results, pats, demand)

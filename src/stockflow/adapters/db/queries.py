@@ -9,7 +9,7 @@ from typing import Any
 from stockflow.adapters.db.store import Conn
 from stockflow.contract.topics import TP
 
-__all__ = ["committed_positions", "due_reservations", "most_critical", "open_alerts",
+__all__ = ["COMMITTED", "committed_positions", "due_reservations", "most_critical", "open_alerts",
            "stock_of", "totals"]
 
 _STOCK_FIELDS = ("sku", "warehouse", "on_hand", "reserved", "available", "in_transit",
@@ -53,11 +53,13 @@ def open_alerts(conn: Conn) -> dict[str, int]:
     return {str(s): int(n) for s, n in rows.fetchall()}
 
 
+COMMITTED = ("SELECT topic, partition, next_offset FROM consumer_offsets"
+             " WHERE group_id = %s")  # a group's positions, which Postgres owns
+
+
 def committed_positions(conn: Conn, group: str) -> dict[TP, int]:
     """Every committed next offset of `group`."""
-    rows = conn.execute("SELECT topic, partition, next_offset FROM consumer_offsets"
-                        " WHERE group_id = %s", (group,)).fetchall()
-    return {(str(t), int(p)): int(n) for t, p, n in rows}
+    return {(str(t), int(p)): int(n) for t, p, n in conn.execute(COMMITTED, (group,))}
 
 
 def due_reservations(conn: Conn, partitions: list[int], now: datetime,

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from stockflow.adapters.db import store
+from stockflow.adapters.db.queries import COMMITTED
 from stockflow.adapters.db.store import AsyncConn
 
 __all__ = ["STOCK_FIELDS", "alerts", "committed", "event_outcomes", "ledger", "ledger_newest",
@@ -208,8 +209,7 @@ async def open_orders(conn: AsyncConn) -> dict[str, int]:
 
 async def committed(conn: AsyncConn, group: str) -> dict[tuple[str, int], int]:
     """The consumer group's committed next offsets, which Postgres owns."""
-    cur = await conn.execute("SELECT topic, partition, next_offset FROM consumer_offsets"
-                             " WHERE group_id = %s", (group,))
+    cur = await conn.execute(COMMITTED, (group,))
     return {(str(t), int(p)): int(n) for t, p, n in await cur.fetchall()}
 
 

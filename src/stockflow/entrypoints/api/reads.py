@@ -25,17 +25,17 @@ from stockflow.entrypoints.api.models import (
 from stockflow.entrypoints.api.params import InstantParam
 from stockflow.entrypoints.api.services import Pool
 
-__all__ = ["router"]
+__all__ = ["KEY_PATTERN", "router"]
 
 _NAME = r"^[A-Za-z0-9._-]{1,64}$"
-_KEY = r"^[A-Za-z0-9._-]{1,64}@[A-Za-z0-9._-]{1,64}$"
+KEY_PATTERN = r"^[A-Za-z0-9._-]{1,64}@[A-Za-z0-9._-]{1,64}$"  # SKU@WAREHOUSE
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem,
                                                      "description": "not found"}}
 
 router = APIRouter(prefix="/v1", tags=["reads"], route_class=Authenticated,
                    responses=problems("read"))
 Reader = Annotated[Caller, Depends(require("read"))]
-KeyPath = Annotated[str, Path(pattern=_KEY, description="SKU@WAREHOUSE")]
+KeyPath = Annotated[str, Path(pattern=KEY_PATTERN, description="SKU@WAREHOUSE")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="items per page")]
 KeyCursor = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9._@-]{1,129}$",
                                         description="the last page's `next_cursor`")]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from stockflow.entrypoints.web import admin, dead_letters, imports, orders, webh
 from stockflow.entrypoints.web import reports as reports_pages
 from stockflow.entrypoints.web.headers import ConsoleHeaders
 from stockflow.entrypoints.web.health import machinery
+from stockflow.entrypoints.web.params import KEY, FormName
 from stockflow.entrypoints.web.render import page
 from stockflow.entrypoints.web.session import (
     SignInNeeded,
@@ -50,8 +50,6 @@ LEDGER_SHOWN = 50  # the newest movements on a key's page
 CHART_MOVEMENTS = 2000  # the newest movements its chart draws
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-_NAME = r"^[A-Za-z0-9._-]{0,64}$"
-_KEY = re.compile(r"[A-Za-z0-9._-]{1,64}@[A-Za-z0-9._-]{1,64}")
 
 
 def install(app: FastAPI) -> None:
@@ -139,13 +137,11 @@ async def overview(request: Request, who: Who) -> Response:
                 now=datetime.now(UTC))
 
 
-Prefix = Annotated[str | None, Query(pattern=_NAME, max_length=64)]
-Warehouse = Annotated[str | None, Query(pattern=_NAME, max_length=64)]
 Severity = Annotated[str | None, Query(pattern="^(|ok|low|out_of_stock)$")]
 
 
 @router.get("/alerts")
-async def alerts(request: Request, who: Who, warehouse: Warehouse = None) -> Response:
+async def alerts(request: Request, who: Who, warehouse: FormName = None) -> Response:
     async with services_of(request).pool.connection() as conn:
         rows = await reads.alerts(conn, warehouse=warehouse or None, limit=ALERTS_LISTED)
     return page(request, "alerts.html", who=who, alerts=rows, warehouse=warehouse or "",
@@ -155,7 +151,7 @@ async def alerts(request: Request, who: Who, warehouse: Warehouse = None) -> Res
 
 
 @router.get("/stock")
-async def stock(request: Request, who: Who, sku: Prefix = None, warehouse: Warehouse = None,
+async def stock(request: Request, who: Who, sku: FormName = None, warehouse: FormName = None,
                 severity: Severity = None,
                 after: Annotated[str | None, Query(max_length=129)] = None) -> Response:
     filters = {"sku": sku or None, "warehouse": warehouse or None,
@@ -178,8 +174,8 @@ _CSV_COLUMNS = ("key", "sku", "warehouse", "on_hand", "reserved", "available", "
 
 
 @router.get("/stock.csv")
-async def stock_csv(request: Request, _: Who, sku: Prefix = None,
-                    warehouse: Warehouse = None, severity: Severity = None) -> Response:
+async def stock_csv(request: Request, _: Who, sku: FormName = None,
+                    warehouse: FormName = None, severity: Severity = None) -> Response:
     pool = services_of(request).pool
 
     async def lines() -> AsyncIterator[str]:
@@ -216,7 +212,7 @@ async def _key_view(request: Request, who: Visitor, key: str, *, status: int = 2
                     at: datetime | None = None, event: str | None = None,
                     error: str | None = None) -> Response:
     """A key's page; `event`, the id of a correction made from it, shows its outcome."""
-    if not _KEY.fullmatch(key):
+    if not KEY.fullmatch(key):
         return page(request, "missing.html", 404, who=who, what="That is not a key "
                     "(SKU@WAREHOUSE).")
     async with services_of(request).pool.connection() as conn:
@@ -249,7 +245,7 @@ async def correct(request: Request, who: Who, key: str, action: str) -> Response
     if not who.may("write"):
         raise HTTPException(403, "your API key may look, not correct stock (it lacks "
                                  "`write`)")
-    if action not in _CORRECTIONS or not _KEY.fullmatch(key):
+    if action not in _CORRECTIONS or not KEY.fullmatch(key):
         raise HTTPException(404, "no such correction")
     sku, warehouse = key.split("@", 1)
     data: dict[str, object] = {"sku": sku, "warehouse": warehouse}

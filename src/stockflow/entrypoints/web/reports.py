@@ -16,6 +16,7 @@ from fastapi.responses import Response
 
 from stockflow.adapters.db import reports
 from stockflow.entrypoints.api.params import InstantParam
+from stockflow.entrypoints.web.params import FormName
 from stockflow.entrypoints.web.render import page
 from stockflow.entrypoints.web.session import Who
 from stockflow.entrypoints.web.sync_db import in_db
@@ -25,7 +26,6 @@ __all__ = ["router"]
 DEFAULT_PERIOD = timedelta(days=30)  # of the movements report, when no `since` is given
 router = APIRouter(prefix="/console/reports", include_in_schema=False)
 Report = Annotated[Literal["stock", "movements", "valuation"], Query()]
-Warehouse = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9._-]{0,64}$")]
 Since = Annotated[InstantParam | None, Query()]
 Until = Annotated[InstantParam | None, Query()]
 
@@ -37,7 +37,7 @@ class Asked(NamedTuple):
     filters: reports.Filters
 
 
-def _asked(report: Report = "stock", warehouse: Warehouse = None, since: Since = None,
+def _asked(report: Report = "stock", warehouse: FormName = None, since: Since = None,
            until: Until = None, low: Annotated[bool, Query()] = False) -> Asked:
     if report == "movements" and since is None:
         since = (until or datetime.now(UTC)) - DEFAULT_PERIOD
