@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -138,14 +139,21 @@ def test_sign_in_overview_search_and_a_keys_page(services: LocalServices,
             By.CSS_SELECTOR, "details.corrections, main form[method=post]")
         screenshot(browser, "key")
 
-        # at a phone's width every page still fits: tables scroll inside their frame
-        browser.set_window_size(390, 844)
-        for path in ("/console", "/console/stock", "/console/keys/CON-1@WH-1"):
-            browser.get(base + path)
-            until(lambda: browser.execute_script(
+        running.check()
+
+    # on a phone every page fits its width (tables scroll inside their frame)
+    with api_server(env) as api, chromium(phone=True) as phone:
+        base = str(api.base_url).rstrip("/")
+        _sign_in(phone, base, reader)
+        for name, path in (("overview", "/console"), ("stock", "/console/stock?sku=CON"),
+                           ("key", "/console/keys/CON-1@WH-1"), ("alerts", "/console/alerts"),
+                           ("reports", "/console/reports")):
+            phone.get(base + path)
+            assert phone.execute_script("return window.innerWidth") == 390
+            until(lambda: phone.execute_script(
                 "return document.documentElement.scrollWidth <= window.innerWidth"),
                 5, f"{path} to fit a phone's width")
-        running.check()
+            until(partial(screenshot, phone, f"phone-{name}", retry=True), what="a screenshot")
 
 
 def test_orders_and_alerts(services: LocalServices, unique: str) -> None:
@@ -323,6 +331,38 @@ def test_an_admin_makes_and_revokes_a_persons_key(services: LocalServices,
 
         until(signed_out, 15, "the revoked key's session to end")
 
+        # warehouses: register one, change it, read who changed what
+        browser.get(base + "/console/admin")
+        add = browser.find_element(By.ID, "add-warehouse")
+        add.find_element(By.ID, "code").send_keys("WH-LEJ")
+        add.find_element(By.ID, "wh-name").send_keys(HOSTILE[:100])
+        add.find_element(By.ID, "location").send_keys("51.34,12.37")
+        _submit(browser, add.find_element(By.TAG_NAME, "button"))
+        assert browser.current_url.endswith("/console/admin/warehouses/WH-LEJ")
+        assert HOSTILE[:100] in _text(browser, "h1") and browser.title != "pwned"
+
+        def change(field: str, value: str, active: bool = True) -> None:
+            form = browser.find_element(By.ID, "change")
+            form.find_element(By.ID, field).clear()
+            form.find_element(By.ID, field).send_keys(value)
+            box = form.find_element(By.NAME, "active")
+            if box.is_selected() != active:
+                box.click()
+            _submit(browser, form.find_element(By.TAG_NAME, "button"))
+
+        change("location", "north")
+        assert "Nothing changed" in _text(browser, ".error")
+        change("priority", "5", active=False)
+        assert _text(browser, "#done") == "Saved."
+        history = _text(browser, "#history")
+        assert "changed: priority 100 -> 5; active yes -> no" in history
+        assert "api-key:ops-lead" in history and "added: name" in history
+        screenshot(browser, "warehouse")
+        with env.db() as conn:
+            registered = warehouses_db.listed(conn, inactive=True)
+        assert [(r.warehouse.code, r.warehouse.priority, r.warehouse.active)
+                for r in registered] == [("WH-LEJ", 5, False)]
+
 
 def test_an_import_shows_every_bad_row_then_publishes(services: LocalServices, unique: str,
                                                      tmp_path: Path) -> None:
@@ -375,6 +415,18 @@ def test_an_import_shows_every_bad_row_then_publishes(services: LocalServices, u
         assert correct("-100", "typo").startswith("Your correction was refused: negative_result")
         assert _text(browser, "#quantities").startswith("3\non hand")
         screenshot(browser, "key-corrected")
+
+        # the thresholds too: 3 available under a reorder point of 20 is low stock
+        browser.find_element(By.CSS_SELECTOR, "details.corrections summary").click()
+        for field, value in (("reorder_point", "20"), ("safety_stock", "1")):
+            browser.find_element(By.ID, field).clear()
+            browser.find_element(By.ID, field).send_keys(value)
+        _submit(browser, browser.find_element(By.CSS_SELECTOR,
+                                              "form[action$=thresholds] button"))
+        assert _text(browser, "#outcome") == "Your correction was applied."
+        figures = _text(browser, "#quantities")
+        assert "20\nreorder point" in figures and "1\nsafety stock" in figures
+        assert _text(browser, ".sev") == "low"
         running.check()
 
     with api_server(env) as api, chromium() as browser:
