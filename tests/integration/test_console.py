@@ -173,6 +173,7 @@ def test_orders_and_alerts(services: LocalServices, unique: str) -> None:
         assert order.json()["status"] == "allocated", order.text
         _sign_in(browser, base, reader, "/console/orders")
         assert "O-77" in _text(browser, "#orders") and "allocated" in _text(browser, "#orders")
+        screenshot(browser, "orders")
         _submit(browser, browser.find_element(By.LINK_TEXT, "O-77"))
         parts = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#parts tbody tr")]
         assert len(parts) == 2 and all("ORD-1" in p for p in parts)  # split over two warehouses
@@ -204,6 +205,7 @@ def test_dead_letters_inspected_and_redriven(services: LocalServices, unique: st
         rows = until(lambda: browser.find_elements(By.CSS_SELECTOR, "#dead-letters tbody tr"),
                      what="the dead letter")
         assert "negative result" in rows[0].text and "DLQ-1@WH-1" in rows[0].text
+        screenshot(browser, "dead-letters")
         _submit(browser, rows[0].find_element(By.TAG_NAME, "a"))
         assert "picked before the receipt was booked" in _text(browser, "#original")
         assert not browser.find_elements(By.CSS_SELECTOR, "main form")  # read: no re-drive
@@ -244,6 +246,7 @@ def test_webhooks_shown_without_their_secrets_and_managed_by_an_admin(
         listed = _text(browser, "#endpoints")
         assert endpoint_id in listed and "http://127.0.0.1:9/…" in listed
         assert HOSTILE in listed  # the description is text
+        screenshot(browser, "webhooks")
         _submit(browser, browser.find_element(By.LINK_TEXT, endpoint_id))
         assert not browser.find_elements(By.CSS_SELECTOR, "main form")  # read: no actions
         assert "receiver-token-4711" not in browser.page_source
@@ -281,6 +284,7 @@ def test_reports_with_charts_and_downloads(services: LocalServices, unique: str)
             By.CSS_SELECTOR, "#report tbody tr")] == ["WH-1", "WH-2"]
         loaded = "return document.querySelector('img.chart').naturalWidth"
         until(lambda: browser.execute_script(loaded) >= 1200, what="the stock chart")
+        screenshot(browser, "report-stock")
         for tab, expect in (("Movements", "receipt.received"), ("Valuation", "EUR")):
             _submit(browser, browser.find_element(By.LINK_TEXT, tab))
             assert expect in _text(browser, "#report"), tab
@@ -399,6 +403,9 @@ def test_an_import_shows_every_bad_row_then_publishes(services: LocalServices, u
         until(lambda: browser.find_elements(By.ID, "done"), 30, "the import to be applied")
         assert _text(browser, "#progress").split()[:4] == ["3", "rows", "3", "applied"]
         screenshot(browser, "import-applied")
+        browser.get(base + "/console/imports")
+        assert "counts-fixed.xlsx" in _text(browser, "#recent")  # to follow it again later
+        screenshot(browser, "imports")
         browser.get(base + "/console/keys/IMP-2@WH-1")
         assert _text(browser, "#quantities").startswith("5\non hand")
         assert "warehouse-lead" in _text(browser, "#ledger")
@@ -433,6 +440,7 @@ def test_an_import_shows_every_bad_row_then_publishes(services: LocalServices, u
         base = str(api.base_url).rstrip("/")
         _sign_in(browser, base, reader, "/console/imports")
         assert "can look but not import" in _text(browser, "main")
+        assert "counts-fixed.xlsx" in _text(browser, "#recent")
         assert not browser.find_elements(By.CSS_SELECTOR, "main form")  # no write action
         csrf = browser.find_element(By.NAME, "csrf").get_attribute("value")
         cookie = browser.get_cookie("stockflow_console")
