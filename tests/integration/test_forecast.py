@@ -3,7 +3,8 @@ equal the history that was published, every key gets a forecast and a suggestion
 follow its lead time and service-level target, what is on order counts in its position,
 the backtest's service level is judged on every key whose window covers its cover,
 `--publish` emits valid `reorder.suggested` events, and `--apply` moves the reorder points
-through the processor, so the low-stock alerts follow (and the chart sees when)."""
+through the processor, so the low-stock alerts follow (and the chart sees when, and to
+what: the processor keeps each thresholds change's values, exactly once)."""
 
 from __future__ import annotations
 
@@ -153,11 +154,15 @@ def test_forecasts_suggestions_and_applied_reorder_points(services: LocalService
             and json.loads(v or b"")["data"]["cause"]["type"] == "stock.thresholds-set"}
         for key, k in planned.items():
             # the chart's threshold history: the key's first movement (the backfill's first
-            # day) and the reorder point --apply set today, if it changed one
+            # day) and the reorder point --apply set today, if it changed one, each with its
+            # values (the first's: those the change replaced, kept with it)
             with env.db() as conn:
-                set_on = [t.astimezone(UTC).date() for t in demand.thresholds_set(conn, key)]
+                changes = demand.threshold_changes(conn, key)
+            held = (before[key].reorder_point, before[key].safety_stock)
             changed = k["reorder_point"] != before[key].reorder_point
-            assert set_on == [first, *([now.date()] if changed else [])], key
+            assert [(c.at.astimezone(UTC).date(), c.reorder_point, c.safety_stock)
+                    for c in changes] == [(first, *held), *(
+                        [(now.date(), k["reorder_point"], held[1])] if changed else [])], key
             assert after[key].reorder_point == k["reorder_point"]
             assert after[key].safety_stock == before[key].safety_stock  # held back: untouched
             assert severities[key] == severity(after[key].available, k["reorder_point"])
@@ -216,3 +221,57 @@ def test_a_key_without_history_is_named_not_forecast(services: LocalServices,
                               "NOPE@WH-1"], env={**os.environ, **env.env_vars},
                              capture_output=True, text=True, timeout=120, check=False)
     assert missing.returncode == 2 and "no stock recorded for NOPE@WH-1" in missing.stderr
+
+
+def test_thresholds_changes_keep_their_values_exactly_once(services: LocalServices,
+                                                          unique: str) -> None:
+    """Each applied `stock.thresholds-set` leaves one row of its values and the ones it
+    replaced, written with its batch: a change to the same values, the same event sent
+    again, and every batch replayed from the start write none."""
+    env = make_env(services, unique)
+    key = "TH-1@WH-1"
+    sets = [("t1", 30, 5), ("t2", 45, 8)]
+    with processor_thread(env) as running, Publisher(env.settings) as pub:
+        pub.publish("receipt.received", {"sku": "TH-1", "warehouse": "WH-1",
+                                         "receipt_id": "r1", "quantity": 100})
+        pub.flush()
+        wait_drained(env)  # the key's first movement, before (another topic) its changes
+        for ident, rp, ss in sets:
+            pub.publish("stock.thresholds-set", {"sku": "TH-1", "warehouse": "WH-1",
+                                                 "reorder_point": rp, "safety_stock": ss},
+                        id_=ident)
+        pub.publish("stock.thresholds-set", {"sku": "TH-1", "warehouse": "WH-1",
+                                             "reorder_point": 30, "safety_stock": 5},
+                    id_="t1")  # the first again: a duplicate
+        pub.publish("stock.thresholds-set", {"sku": "TH-1", "warehouse": "WH-1",
+                                             "reorder_point": 45, "safety_stock": 8},
+                    id_="t3")  # the values in force: a no-op
+        pub.flush()
+        wait_drained(env)
+        running.check()
+    want = [("t1", 30, 5, 10, 0), ("t2", 45, 8, 30, 5)]  # a new key starts at 10 and 0
+
+    def recorded() -> list[tuple[Any, ...]]:
+        with env.db() as conn:
+            return conn.execute(
+                "SELECT event_id, reorder_point, safety_stock, previous_reorder_point,"
+                " previous_safety_stock FROM threshold_history WHERE key = %s"
+                " ORDER BY version", (key,)).fetchall()
+
+    assert recorded() == want
+    with env.db() as conn:
+        versions = conn.execute(
+            "SELECT h.version = l.version AND h.set_at = l.event_time FROM threshold_history h"
+            " JOIN ledger l ON l.key = h.key AND l.event_id = h.event_id").fetchall()
+        assert versions == [(True,), (True,)]  # each with its ledger row
+        changes = demand.threshold_changes(conn, key)
+        assert [(c.reorder_point, c.safety_stock) for c in changes] == [(10, 0), (30, 5),
+                                                                        (45, 8)]
+        # every batch replayed: the positions forgotten, the topics read from the start
+        conn.execute("DELETE FROM consumer_offsets WHERE group_id = %s",
+                     (env.settings.group_id,))
+        conn.commit()
+    with processor_thread(env) as running:
+        wait_drained(env)
+        running.check()
+    assert recorded() == want

@@ -80,19 +80,19 @@ def _backtest_table(summary: Backtest) -> Table:
 def _plot_key(conn: Any, path: Path, key: str, found: Forecasts, days: int) -> None:
     from stockflow.adapters.db import demand  # noqa: PLC0415 - see the top
     from stockflow.entrypoints.charts import (  # noqa: PLC0415
-        Applied,
         ForecastView,
         Plan,
         forecast_chart,
+        thresholds_drawn,
     )
 
     p = found.planned[key]
     f, s, held = p.forecast, p.suggestion, p.position
     history = found.history.get(key)
     stock = demand.stock_by_day(conn, key, found.first, days)
-    # the ledger keeps when the thresholds were set, not to what: the stock row's values
-    # are known from the last time on, the earlier times only as times
-    set_on = [t.astimezone(UTC).date() for t in demand.thresholds_set(conn, key)]
+    applied, unrecorded = thresholds_drawn(
+        [(c.at.astimezone(UTC).date(), c.reorder_point, c.safety_stock)
+         for c in demand.threshold_changes(conn, key)])
     forecast_chart(path, ForecastView(
         key=key, model=f.model, days=[found.first + timedelta(days=d) for d in range(days)],
         demand=history.shipped.tolist() if history else [0.0] * days,
@@ -100,8 +100,7 @@ def _plot_key(conn: Any, path: Path, key: str, found: Forecasts, days: int) -> N
         on_hand=stock.on_hand.tolist(), position=stock.position.tolist(),
         on_order=stock.on_order.tolist(), mean=f.mean,
         intervals={lv: (list(lo), list(hi)) for lv, (lo, hi) in f.intervals.items()},
-        applied=[Applied(set_on[-1], held.reorder_point, held.safety_stock)] if set_on else [],
-        unrecorded=set_on[:-1],
+        applied=applied, unrecorded=unrecorded,
         plan=Plan(available=held.available, in_transit=held.in_transit,
                   on_order=held.on_order, level=s.order_up_to, safety_stock=s.safety_stock,
                   suggested=s.suggested_quantity, lead_time_days=s.lead_time_days,
