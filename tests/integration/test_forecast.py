@@ -4,7 +4,8 @@ follow its lead time and service-level target, what is on order counts in its po
 the backtest's service level is judged on every key whose window covers its cover,
 `--publish` emits valid `reorder.suggested` events, and `--apply` moves the reorder points
 through the processor, so the low-stock alerts follow (and the chart sees when, and to
-what: the processor keeps each thresholds change's values, exactly once)."""
+what: the processor keeps each thresholds change's values, exactly once); each run keeps
+its keys' forecasts and suggestions for the console, unless `--no-keep`."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from typing import Any
 import jsonschema
 import numpy as np
 
-from stockflow.adapters.db import demand
+from stockflow.adapters.db import demand, forecasts
 from stockflow.adapters.publisher import Publisher
 from stockflow.contract.topics import TopicKind
 from stockflow.devtools.backfill import history, patterns
@@ -32,6 +33,9 @@ from tests.images import assert_meaningful_png
 from tests.integration.harness import Env, make_env, processor_thread, read_topic, wait_drained
 
 DAYS, SEED = 150, 5
+SUGGESTED = ("lead_time_days", "review_days", "service_level", "lead_time_demand",
+             "safety_stock", "reorder_point", "order_up_to", "position", "suggested_quantity",
+             "on_hand", "available", "in_transit", "on_order")
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "outputs"
                      / "reorder.suggested.schema.json").read_text())
 
@@ -120,6 +124,20 @@ def test_forecasts_suggestions_and_applied_reorder_points(services: LocalService
             assert k["suggested_quantity"] == max(k["order_up_to"] - k["position"], 0)
             assert k["position"] == (before[key].available + before[key].in_transit
                                      + before[key].on_order)
+        # each planned key's forecast and suggestion kept for the console, as the run said
+        with env.db() as conn:
+            kept = forecasts.kept(conn, keys)
+        assert set(kept) == set(planned) and doc["kept"] == len(planned)
+        for key, k in planned.items():
+            row = kept[key]
+            assert (row.as_of.isoformat(), row.scope, row.run_keys) == (doc["as_of"], "all",
+                                                                      len(planned))
+            assert (row.model, row.kind, row.mean, row.intervals) == (
+                k["model"], k["kind"], k["mean"], k["intervals"])
+            assert [getattr(row, f) for f in SUGGESTED] == [k[f] for f in SUGGESTED], key
+            assert row.published == (k["suggested_quantity"] > 0)
+            assert row.stock_version == before[key].version  # the stock the position read
+            assert len(row.recent) == 28
         backtest = doc["backtest"]
         assert backtest["keys"]["all"] == len(planned)
         assert set(backtest["coverage"]) == {"80", "95"}
@@ -195,11 +213,21 @@ def test_forecasts_suggestions_and_applied_reorder_points(services: LocalService
             env, TopicKind.REORDER)]
         assert subjects.count(key) == 2  # the two runs before the purchase order
 
-        # the pictures a user would open
+        # the pictures a user would open; a run of one key keeps it, replacing the key's
+        # last, and a what-if run (--no-keep) keeps nothing
         chart, summary = tmp_path / "key.png", tmp_path / "backtest.png"
         key = next(iter(planned))
+        with env.db() as conn:
+            kept = forecasts.kept(conn, keys)
         stockflow(env, "forecast", "--key", key, "--days", str(DAYS), "--plot", str(chart))
-        stockflow(env, "forecast", "--all", "--days", str(DAYS), "--plot", str(summary))
+        stockflow(env, "forecast", "--all", "--days", str(DAYS), "--plot", str(summary),
+                  "--no-keep")
+        with env.db() as conn:
+            now_kept = forecasts.kept(conn, keys)
+        assert (now_kept[key].scope, now_kept[key].run_keys) == ("key", 1)
+        assert now_kept[key].made_at > kept[key].made_at
+        assert {k: v for k, v in now_kept.items() if k != key} == {
+            k: v for k, v in kept.items() if k != key}
         assert_meaningful_png(chart)
         assert_meaningful_png(summary)
         running.check()

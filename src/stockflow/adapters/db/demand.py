@@ -43,6 +43,7 @@ class Position(NamedTuple):
     on_order: int  # ordered from suppliers, not yet received
     reorder_point: int
     safety_stock: int
+    version: int = 0  # the key's version when read: its changes since count from it
 
 
 def _midnight(day: date) -> datetime:
@@ -161,8 +162,8 @@ def positions(conn: Conn, *, key: str | None = None,
               warehouse: str | None = None) -> dict[str, Position]:
     """The stock position of each key (of `key`, or of a warehouse's keys)."""
     rows = conn.execute(
-        "SELECT key, on_hand, available, in_transit, on_order, reorder_point, safety_stock"
-        " FROM stock"
+        "SELECT key, on_hand, available, in_transit, on_order, reorder_point, safety_stock,"
+        " version FROM stock"
         " WHERE true" + _scope(key, warehouse) + " ORDER BY key",
         {"key": key, "warehouse": warehouse}).fetchall()
     return {str(r[0]): Position(*map(int, r[1:])) for r in rows}
