@@ -223,6 +223,15 @@ def test_a_keys_forecast_and_reorder_suggestion(services: LocalServices, unique:
         assert "stockflow forecast --all" in _text(browser, "#no-forecast")
         assert not browser.find_elements(By.CSS_SELECTOR, "svg#forecast-chart")
         running.check()
+        # on a phone the suggestion, its facts and its chart fit the screen's width
+        with chromium(phone=True) as phone:
+            _sign_in(phone, base, reader, "/console/keys/FC-1@WH-1")
+            assert phone.execute_script("return window.innerWidth") == 390
+            until(lambda: phone.execute_script(
+                "return document.documentElement.scrollWidth <= window.innerWidth"),
+                5, "the forecast to fit a phone's width")
+            until(partial(screenshot, phone, "phone-key-forecast", retry=True),
+                  what="a screenshot")
 
 
 def test_orders_and_alerts(services: LocalServices, unique: str) -> None:
