@@ -29,10 +29,11 @@ switched for 15% less error held more stock at the same service, not less (Chica
 stations: 3-4% more than the seed's method at 90-98% with 15%, 3-4% less with half;
 New York's flights: 5-12% less with 15%, 6-16% less with half; the generator: 15% less
 either way, `bench/policy.py`). A key whose weekly shape changed for good still leaves
-the year-long profile: there the default's error is many times another's. The last window is held out, so the figures
-of the chosen models are not flattered by the choice. MASE divides a key's mean absolute
-error by the in-sample error of the seasonal naive before the first origin (keys without
-any such error are left out of MASE); WAPE is total absolute error over total demand.
+the year-long profile: there the default's error is many times another's. The last
+window is held out, so the figures of the chosen models are not flattered by the choice.
+MASE divides a key's mean absolute error by the in-sample error of the seasonal naive
+before the first origin (keys without any such error are left out of MASE); WAPE is total
+absolute error over total demand.
 
 Prediction intervals are split conformal, at the finite-sample ranks (n errors give at
 least the nominal cover), held at zero from below: for a smooth key the chosen model's
