@@ -1,15 +1,18 @@
 """The console (`/console`) in Debian's headless Chromium, through a real uvicorn server on
 the session's Kafka and Postgres: sign-in, the overview updating by itself, search, a
-key's page and chart; and its locks: escaped text, cross-site posts refused, sessions
-that end at sign-out and expiry, no token in any page or log."""
+key's page and chart, its kept forecast and reorder suggestion; and its locks: escaped
+text, cross-site posts refused, sessions that end at sign-out and expiry, no token in any
+page or log."""
 
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,13 +24,15 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from stockflow.adapters.db import forecasts
 from stockflow.adapters.db import warehouses as warehouses_db
+from stockflow.adapters.publisher import Publisher
 from stockflow.devtools.localenv import LocalServices
 from stockflow.entrypoints.app import build_coordinator
 from tests.factories import wh, workbook
 from tests.integration.browser import chromium, screenshot
-from tests.integration.harness import make_env, processor_thread
-from tests.integration.test_api import api_server, bearer, new_key
+from tests.integration.harness import Env, make_env, processor_thread, wait_drained
+from tests.integration.test_api import api_server, bearer, cli, new_key
 from tests.integration.test_webhooks import KEY
 
 HOSTILE = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>'
@@ -154,6 +159,79 @@ def test_sign_in_overview_search_and_a_keys_page(services: LocalServices,
                 "return document.documentElement.scrollWidth <= window.innerWidth"),
                 5, f"{path} to fit a phone's width")
             until(partial(screenshot, phone, f"phone-{name}", retry=True), what="a screenshot")
+
+
+def _history(env: Env, sku: str, days: int, left: int) -> None:
+    """`days` days of a weekly pattern of shipments of `sku` at WH-1 before today, from a
+    receipt that leaves `left` units on hand."""
+    now, noise = datetime.now(UTC), random.Random(3)
+    shipped = [18 + 8 * ((d % 7) in (4, 5)) + noise.randint(-6, 6) for d in range(days)]
+    with Publisher(env.settings) as pub:
+        pub.publish("receipt.received", {"sku": sku, "warehouse": "WH-1", "receipt_id": "r0",
+                                         "quantity": sum(shipped) + left},
+                    time=now - timedelta(days=days + 1))
+        pub.flush()
+        wait_drained(env)  # the stock there before its shipments (another topic)
+        for d, units in enumerate(shipped):
+            pub.publish("shipment.dispatched", {"sku": sku, "warehouse": "WH-1",
+                                                "shipment_id": f"s{d}", "quantity": units},
+                        time=now - timedelta(days=days - d, hours=2))
+    wait_drained(env)
+
+
+def test_a_keys_forecast_and_reorder_suggestion(services: LocalServices, unique: str) -> None:
+    """The forecast and suggestion the last `stockflow forecast` run kept, on the key's
+    page: in words, with its targets and a chart of the forecast inside its intervals;
+    stale once the stock moves; an empty state that says how to make one."""
+    env = make_env(services, unique)
+    _, writer = new_key(env, "planner", "write")
+    _, reader = new_key(env, "merchant", "read")
+    with api_server(env) as api, processor_thread(env) as running, chromium() as browser:
+        base = str(api.base_url).rstrip("/")
+        _history(env, "FC-1", 100, left=120)
+        _write(api, writer, "/v1/receipts", sku="FC-2", warehouse="WH-1", quantity=5)
+        cli(env, "forecast", "--all", "--days", "100", "--publish", "--workers", "1")
+        with env.db() as conn:
+            kept = forecasts.kept(conn, ["FC-1@WH-1", "FC-2@WH-1"])
+        assert set(kept) == {"FC-1@WH-1"}  # FC-2 has no history to learn from
+        k = kept["FC-1@WH-1"]
+        assert k.position == 120 and k.suggested_quantity > 0
+
+        _sign_in(browser, base, reader, "/console/keys/FC-1@WH-1")
+        assert _text(browser, "#suggestion").startswith(
+            f"Order {k.suggested_quantity:,} units: position 120 is below the reorder point "
+            f"{k.reorder_point:,}; order up to {k.order_up_to:,}.")
+        facts = _text(browser, "#forecast-facts")
+        for told in (f"{k.as_of:%a %Y-%m-%d} (UTC day), made ", " UTC", k.model,
+                     "service level 95%", "lead time 7 days", "a review every 7 days",
+                     "a run over every key, 1 key planned; published as reorder.suggested",
+                     "is 10; stockflow forecast --apply sets it"):
+            assert told in facts, told
+        assert not browser.find_elements(By.CSS_SELECTOR, "#forecast .stale")
+        chart = browser.find_element(By.CSS_SELECTOR, "svg#forecast-chart")
+        assert len(chart.find_elements(By.CSS_SELECTOR, "path.interval")) == 2  # 80% and 95%
+        assert len(chart.find_elements(By.CSS_SELECTOR, "path.forecast")) == 1
+        assert len(chart.find_elements(By.CSS_SELECTOR, "rect.demand")) == 28
+        screenshot(browser, "key-forecast")
+
+        # the stock moves: the page says the suggestion may be out of date
+        _write(api, writer, "/v1/shipments", sku="FC-1", warehouse="WH-1", quantity=4)
+        browser.get(base + "/console/keys/FC-1@WH-1")
+        assert "changed 1 time since this forecast was made" in _text(browser, "#forecast")
+        # a key no run forecast: how to make one
+        browser.get(base + "/console/keys/FC-2@WH-1")
+        assert "stockflow forecast --all" in _text(browser, "#no-forecast")
+        assert not browser.find_elements(By.CSS_SELECTOR, "svg#forecast-chart")
+        running.check()
+        # on a phone the suggestion, its facts and its chart fit the screen's width
+        with chromium(phone=True) as phone:
+            _sign_in(phone, base, reader, "/console/keys/FC-1@WH-1")
+            assert phone.execute_script("return window.innerWidth") == 390
+            until(lambda: phone.execute_script(
+                "return document.documentElement.scrollWidth <= window.innerWidth"),
+                5, "the forecast to fit a phone's width")
+            until(partial(screenshot, phone, "phone-key-forecast", retry=True),
+                  what="a screenshot")
 
 
 def test_orders_and_alerts(services: LocalServices, unique: str) -> None:

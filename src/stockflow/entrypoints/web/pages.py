@@ -19,12 +19,13 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
-from stockflow.adapters.db import idempotency, reads, reports
+from stockflow.adapters.db import forecasts, idempotency, reads, reports
 from stockflow.adapters.publisher import PublishError
 from stockflow.entrypoints.api.params import InstantParam
 from stockflow.entrypoints.api.services import services_of
 from stockflow.entrypoints.web import admin, dead_letters, imports, orders, webhooks
 from stockflow.entrypoints.web import reports as reports_pages
+from stockflow.entrypoints.web.forecast_panel import forecast_panel
 from stockflow.entrypoints.web.headers import ConsoleHeaders
 from stockflow.entrypoints.web.health import machinery
 from stockflow.entrypoints.web.params import KEY, FormName
@@ -223,13 +224,15 @@ async def _key_view(request: Request, who: Visitor, key: str, *, status: int = 2
         newest = await reads.ledger_newest(conn, key, CHART_MOVEMENTS)
         then = await reads.stock_at(conn, key, at) if at is not None else None
         outcome = (await reads.event_outcomes(conn, [event])).get(event) if event else None
+        kept = await forecasts.kept_async(conn, key)
     points = [Point(m["event_time"] or m["recorded_at"], m["on_hand_after"],
                     m["reserved_after"]) for m in reversed(newest)]
     now = datetime.now(UTC)
     return page(request, "key.html", status, who=who, stock=row,
                 chart=stock_svg(points, now), ledger=newest[:LEDGER_SHOWN],
                 movements=len(newest), at=at, then=then, now=now, event=event,
-                outcome=outcome, error=error, request_id=secrets.token_urlsafe(16))
+                outcome=outcome, error=error, request_id=secrets.token_urlsafe(16),
+                forecast=forecast_panel(kept, row, now) if kept else None)
 
 
 class _Correction(NamedTuple):
