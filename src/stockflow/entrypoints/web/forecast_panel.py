@@ -74,7 +74,8 @@ def forecast_panel(kept: KeptForecast, stock: dict[str, Any], now: datetime,
         stale.append(f"This forecast was made {_n(age)} days ago.")
     own = int(stock["reorder_point"])
     thresholds = (f"The key's own reorder point, which raises its low-stock alerts, is "
-                  f"{_n(own)}; stockflow forecast --apply sets it to the suggestion's."
+                  f"{_n(own)}; stockflow forecast --apply sets it to the suggestion's, as "
+                  "does the thresholds form above (with the write scope)."
                   if own != k.reorder_point else
                   "The key's own reorder point, which raises its low-stock alerts, is the "
                   "suggestion's.")
