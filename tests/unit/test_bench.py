@@ -248,6 +248,33 @@ def test_stock_is_compared_at_the_service_the_new_rule_achieved(
     assert [cell.strip() for cell in rows[1].split("│")[-3:-1]] == ["-", "-"]
 
 
+def test_logged_lines_go_to_the_log_not_the_terminal(tmp_path: Path) -> None:
+    # a child process: log_to configures logging process-wide. Its consumer finds no broker
+    # (a closed port), which librdkafka says; so does a child it starts, on its stderr.
+    log = tmp_path / "run.log"
+    script = (
+        "import sys, time\n"
+        "from common import kafka_config, log_to, spawn\n"
+        "from confluent_kafka import Consumer\n"
+        f"log_to(__import__('pathlib').Path({str(log)!r}))\n"
+        "cons = Consumer(kafka_config(**{'bootstrap.servers': '127.0.0.1:1',"
+        " 'group.id': 'g'}))\n"
+        "deadline = time.monotonic() + 20\n"
+        f"while 'Connection refused' not in open({str(log)!r}).read():\n"
+        "    assert time.monotonic() < deadline, 'librdkafka said nothing'\n"
+        "    cons.poll(0.2)\n"
+        "cons.close()\n"
+        "spawn([sys.executable, '-c', 'import sys; print(\"child says\", file=sys.stderr)'],"
+        " {}).wait()\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=BENCH, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    logged = log.read_text()
+    assert "bench.librdkafka" in logged
+    assert "child says" in logged
+
+
 def test_instructions_child_announces_each_region_and_waits() -> None:
     # what callgrind counts is between a region's "ready" and "done": here nobody counts,
     # and each line is answered at once
