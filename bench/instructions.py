@@ -19,8 +19,10 @@ about 50x). It tells this driver on stdout when a region is about to begin and w
 has ended, and waits on stdin each time; the driver has callgrind zero its counters
 before the region and dump them after it (`callgrind_control`), so each dump holds one
 region. An empty region measured the same way (that handshake's own cost, about 20,000
-instructions) is subtracted from each. PYTHONHASHSEED is fixed, so a run repeats another
-to about 0.2%. The setup's keys and the first 1,000 stream events are decided (and their
+instructions) is subtracted from each. PYTHONHASHSEED is fixed and the cyclic collector
+starts each region empty, so two runs of one checkout agree within 0.05%; the same code in
+two checkouts (other paths, another heap layout) differed by up to 0.9%: a change under 1%
+is not told apart. The setup's keys and the first 1,000 stream events are decided (and their
 rows formatted) before counting: the figures are a warm processor's, per stream message.
 With `--baseline DIR` (a checkout of another commit, e.g. a `git worktree` of main), the
 same child first measures that checkout's `src`, and both are printed with their ratio.
@@ -29,6 +31,7 @@ same child first measures that checkout's `src`, and both are printed with their
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import re
@@ -167,7 +170,10 @@ def regions(dumps: Iterable[Path]) -> dict[str, int]:
 def _region(name: str) -> Iterator[None]:
     """Counted by callgrind from here to the end of the block: the parent is told, and
     zeroes the counters before it answers, and dumps them once told the region is done.
-    Outside callgrind (nobody reading stdout) a block runs as it would."""
+    Outside callgrind (nobody reading stdout) a block runs as it would. The cyclic
+    collector starts each region empty-handed: where its collections fall then depends on
+    the region alone, not on what ran before it."""
+    gc.collect()
     _say_and_wait(f"ready {name}")
     yield
     _say_and_wait(f"done {name}")
