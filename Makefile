@@ -1,7 +1,8 @@
 # One target per script and per test tier; `make help` lists them. scripts/test is the whole
 # suite (what CI runs) and stays the default goal; each script also answers --help.
 .PHONY: test help bootstrap run test-unit test-integration test-e2e lint bench bench-decide \
-	bench-instructions bench-forecasts bench-policy bench-real bench-api bench-console bench-webhooks schemas lock
+	bench-instructions bench-forecasts bench-policy bench-real bench-api bench-console \
+	bench-webhooks bench-idle schemas lock
 
 test: ## the whole suite: static checks, all tiers, the unit tier's coverage (what CI runs)
 	scripts/test
@@ -57,6 +58,9 @@ bench-console: ## console page times at 100,000 keys and a 1,000,000-row ledger 
 
 bench-webhooks: ## webhook deliveries a second and their latency (starts its services)
 	scripts/bootstrap && .venv/bin/python bench/webhooks.py
+
+bench-idle: ## each stockflow process's CPU with no traffic for 60 s (starts its services)
+	scripts/bootstrap && .venv/bin/python bench/idle.py
 
 schemas: ## write the contract's JSON Schemas and AsyncAPI document into schemas/
 	scripts/bootstrap && .venv/bin/python -m stockflow.contract.schemas schemas

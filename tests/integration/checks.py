@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable
+from itertools import pairwise
 from typing import Any
 
 import psycopg
@@ -25,7 +26,8 @@ def model_of(workload: Workload) -> Model:
 
 def assert_agreement(env: Env, workload: Workload) -> None:
     """Postgres, the last stock.changed per key, and the independent model agree on every
-    key; the ledger and reservations add up; every expected output id was emitted."""
+    key; the ledger and reservations add up; each thresholds change's values are kept once;
+    every expected output id was emitted."""
     model = model_of(workload)
     expected = {k: s.quantities() for k, s in model.keys.items()}
     in_db = db_quantities(env)
@@ -62,9 +64,26 @@ def assert_agreement(env: Env, workload: Workload) -> None:
             " WHERE l.event_type = 'order.placed'").fetchall()
         dupes = conn.execute("SELECT count(*) FROM (SELECT key, version FROM ledger"
                              " GROUP BY key, version HAVING count(*) > 1) d").fetchone()
+        # each applied thresholds change has its values kept once, chained to the one before
+        set_in_ledger = conn.execute(
+            "SELECT key, version, event_id FROM ledger"
+            " WHERE event_type = 'stock.thresholds-set' ORDER BY 1, 2").fetchall()
+        history = conn.execute(
+            "SELECT h.key, h.version, h.event_id, h.reorder_point, h.safety_stock,"
+            " h.previous_reorder_point, h.previous_safety_stock, s.reorder_point,"
+            " s.safety_stock FROM threshold_history h JOIN stock s USING (key)"
+            " ORDER BY 1, 2").fetchall()
     assert bad_ledger == []
     assert bad_reserved == []
     assert dupes == (0,)
+    assert set_in_ledger, "no stock.thresholds-set was applied"
+    assert [h[:3] for h in history] == set_in_ledger
+    for before, after in pairwise(history):
+        if before[0] == after[0]:
+            assert after[5:7] == before[3:5], (before, after)  # replaced what was set before
+        else:
+            assert before[3:5] == before[7:9], before  # a key's last: its stock row's
+    assert history[-1][3:5] == history[-1][7:9]
     missing = [e for e, k in changed if output_id(str(e), "stock.changed", str(k)) not in ids]
     assert missing == [], f"{len(missing)} stock.changed outputs missing"
     reservation_ids = {json.loads(v or b"")["id"]

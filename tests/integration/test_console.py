@@ -1,15 +1,19 @@
 """The console (`/console`) in Debian's headless Chromium, through a real uvicorn server on
 the session's Kafka and Postgres: sign-in, the overview updating by itself, search, a
-key's page and chart; and its locks: escaped text, cross-site posts refused, sessions
-that end at sign-out and expiry, no token in any page or log."""
+key's page and chart, its kept forecast and reorder suggestion; and its locks: escaped
+text, cross-site posts refused, sessions that end at sign-out and expiry, no token in any
+page or log."""
 
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +24,15 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from stockflow.adapters.db import forecasts
 from stockflow.adapters.db import warehouses as warehouses_db
+from stockflow.adapters.publisher import Publisher
 from stockflow.devtools.localenv import LocalServices
 from stockflow.entrypoints.app import build_coordinator
 from tests.factories import wh, workbook
 from tests.integration.browser import chromium, screenshot
-from tests.integration.harness import make_env, processor_thread
-from tests.integration.test_api import api_server, bearer, new_key
+from tests.integration.harness import Env, make_env, processor_thread, wait_drained
+from tests.integration.test_api import api_server, bearer, cli, new_key
 from tests.integration.test_webhooks import KEY
 
 HOSTILE = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>'
@@ -138,14 +144,94 @@ def test_sign_in_overview_search_and_a_keys_page(services: LocalServices,
             By.CSS_SELECTOR, "details.corrections, main form[method=post]")
         screenshot(browser, "key")
 
-        # at a phone's width every page still fits: tables scroll inside their frame
-        browser.set_window_size(390, 844)
-        for path in ("/console", "/console/stock", "/console/keys/CON-1@WH-1"):
-            browser.get(base + path)
-            until(lambda: browser.execute_script(
+        running.check()
+
+    # on a phone every page fits its width (tables scroll inside their frame)
+    with api_server(env) as api, chromium(phone=True) as phone:
+        base = str(api.base_url).rstrip("/")
+        _sign_in(phone, base, reader)
+        for name, path in (("overview", "/console"), ("stock", "/console/stock?sku=CON"),
+                           ("key", "/console/keys/CON-1@WH-1"), ("alerts", "/console/alerts"),
+                           ("reports", "/console/reports")):
+            phone.get(base + path)
+            assert phone.execute_script("return window.innerWidth") == 390
+            until(lambda: phone.execute_script(
                 "return document.documentElement.scrollWidth <= window.innerWidth"),
                 5, f"{path} to fit a phone's width")
+            until(partial(screenshot, phone, f"phone-{name}", retry=True), what="a screenshot")
+
+
+def _history(env: Env, sku: str, days: int, left: int) -> None:
+    """`days` days of a weekly pattern of shipments of `sku` at WH-1 before today, from a
+    receipt that leaves `left` units on hand."""
+    now, noise = datetime.now(UTC), random.Random(3)
+    shipped = [18 + 8 * ((d % 7) in (4, 5)) + noise.randint(-6, 6) for d in range(days)]
+    with Publisher(env.settings) as pub:
+        pub.publish("receipt.received", {"sku": sku, "warehouse": "WH-1", "receipt_id": "r0",
+                                         "quantity": sum(shipped) + left},
+                    time=now - timedelta(days=days + 1))
+        pub.flush()
+        wait_drained(env)  # the stock there before its shipments (another topic)
+        for d, units in enumerate(shipped):
+            pub.publish("shipment.dispatched", {"sku": sku, "warehouse": "WH-1",
+                                                "shipment_id": f"s{d}", "quantity": units},
+                        time=now - timedelta(days=days - d, hours=2))
+    wait_drained(env)
+
+
+def test_a_keys_forecast_and_reorder_suggestion(services: LocalServices, unique: str) -> None:
+    """The forecast and suggestion the last `stockflow forecast` run kept, on the key's
+    page: in words, with its targets and a chart of the forecast inside its intervals;
+    stale once the stock moves; an empty state that says how to make one."""
+    env = make_env(services, unique)
+    _, writer = new_key(env, "planner", "write")
+    _, reader = new_key(env, "merchant", "read")
+    with api_server(env) as api, processor_thread(env) as running, chromium() as browser:
+        base = str(api.base_url).rstrip("/")
+        _history(env, "FC-1", 100, left=120)
+        _write(api, writer, "/v1/receipts", sku="FC-2", warehouse="WH-1", quantity=5)
+        cli(env, "forecast", "--all", "--days", "100", "--publish", "--workers", "1")
+        with env.db() as conn:
+            kept = forecasts.kept(conn, ["FC-1@WH-1", "FC-2@WH-1"])
+        assert set(kept) == {"FC-1@WH-1"}  # FC-2 has no history to learn from
+        k = kept["FC-1@WH-1"]
+        assert k.position == 120 and k.suggested_quantity > 0
+
+        _sign_in(browser, base, reader, "/console/keys/FC-1@WH-1")
+        assert _text(browser, "#suggestion").startswith(
+            f"Order {k.suggested_quantity:,} units: position 120 is below the reorder point "
+            f"{k.reorder_point:,}; order up to {k.order_up_to:,}.")
+        facts = _text(browser, "#forecast-facts")
+        for told in (f"{k.as_of:%a %Y-%m-%d} (UTC day), made ", " UTC", k.model,
+                     "service level 95%", "lead time 7 days", "a review every 7 days",
+                     "a run over every key, 1 key planned; published as reorder.suggested",
+                     "is 10; stockflow forecast --apply sets it"):
+            assert told in facts, told
+        assert not browser.find_elements(By.CSS_SELECTOR, "#forecast .stale")
+        chart = browser.find_element(By.CSS_SELECTOR, "svg#forecast-chart")
+        assert len(chart.find_elements(By.CSS_SELECTOR, "path.interval")) == 2  # 80% and 95%
+        assert len(chart.find_elements(By.CSS_SELECTOR, "path.forecast")) == 1
+        assert len(chart.find_elements(By.CSS_SELECTOR, "rect.demand")) == 28
+        screenshot(browser, "key-forecast")
+
+        # the stock moves: the page says the suggestion may be out of date
+        _write(api, writer, "/v1/shipments", sku="FC-1", warehouse="WH-1", quantity=4)
+        browser.get(base + "/console/keys/FC-1@WH-1")
+        assert "changed 1 time since this forecast was made" in _text(browser, "#forecast")
+        # a key no run forecast: how to make one
+        browser.get(base + "/console/keys/FC-2@WH-1")
+        assert "stockflow forecast --all" in _text(browser, "#no-forecast")
+        assert not browser.find_elements(By.CSS_SELECTOR, "svg#forecast-chart")
         running.check()
+        # on a phone the suggestion, its facts and its chart fit the screen's width
+        with chromium(phone=True) as phone:
+            _sign_in(phone, base, reader, "/console/keys/FC-1@WH-1")
+            assert phone.execute_script("return window.innerWidth") == 390
+            until(lambda: phone.execute_script(
+                "return document.documentElement.scrollWidth <= window.innerWidth"),
+                5, "the forecast to fit a phone's width")
+            until(partial(screenshot, phone, "phone-key-forecast", retry=True),
+                  what="a screenshot")
 
 
 def test_orders_and_alerts(services: LocalServices, unique: str) -> None:
@@ -165,6 +251,7 @@ def test_orders_and_alerts(services: LocalServices, unique: str) -> None:
         assert order.json()["status"] == "allocated", order.text
         _sign_in(browser, base, reader, "/console/orders")
         assert "O-77" in _text(browser, "#orders") and "allocated" in _text(browser, "#orders")
+        screenshot(browser, "orders")
         _submit(browser, browser.find_element(By.LINK_TEXT, "O-77"))
         parts = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#parts tbody tr")]
         assert len(parts) == 2 and all("ORD-1" in p for p in parts)  # split over two warehouses
@@ -196,6 +283,7 @@ def test_dead_letters_inspected_and_redriven(services: LocalServices, unique: st
         rows = until(lambda: browser.find_elements(By.CSS_SELECTOR, "#dead-letters tbody tr"),
                      what="the dead letter")
         assert "negative result" in rows[0].text and "DLQ-1@WH-1" in rows[0].text
+        screenshot(browser, "dead-letters")
         _submit(browser, rows[0].find_element(By.TAG_NAME, "a"))
         assert "picked before the receipt was booked" in _text(browser, "#original")
         assert not browser.find_elements(By.CSS_SELECTOR, "main form")  # read: no re-drive
@@ -236,6 +324,7 @@ def test_webhooks_shown_without_their_secrets_and_managed_by_an_admin(
         listed = _text(browser, "#endpoints")
         assert endpoint_id in listed and "http://127.0.0.1:9/…" in listed
         assert HOSTILE in listed  # the description is text
+        screenshot(browser, "webhooks")
         _submit(browser, browser.find_element(By.LINK_TEXT, endpoint_id))
         assert not browser.find_elements(By.CSS_SELECTOR, "main form")  # read: no actions
         assert "receiver-token-4711" not in browser.page_source
@@ -273,6 +362,7 @@ def test_reports_with_charts_and_downloads(services: LocalServices, unique: str)
             By.CSS_SELECTOR, "#report tbody tr")] == ["WH-1", "WH-2"]
         loaded = "return document.querySelector('img.chart').naturalWidth"
         until(lambda: browser.execute_script(loaded) >= 1200, what="the stock chart")
+        screenshot(browser, "report-stock")
         for tab, expect in (("Movements", "receipt.received"), ("Valuation", "EUR")):
             _submit(browser, browser.find_element(By.LINK_TEXT, tab))
             assert expect in _text(browser, "#report"), tab
@@ -323,6 +413,38 @@ def test_an_admin_makes_and_revokes_a_persons_key(services: LocalServices,
 
         until(signed_out, 15, "the revoked key's session to end")
 
+        # warehouses: register one, change it, read who changed what
+        browser.get(base + "/console/admin")
+        add = browser.find_element(By.ID, "add-warehouse")
+        add.find_element(By.ID, "code").send_keys("WH-LEJ")
+        add.find_element(By.ID, "wh-name").send_keys(HOSTILE[:100])
+        add.find_element(By.ID, "location").send_keys("51.34,12.37")
+        _submit(browser, add.find_element(By.TAG_NAME, "button"))
+        assert browser.current_url.endswith("/console/admin/warehouses/WH-LEJ")
+        assert HOSTILE[:100] in _text(browser, "h1") and browser.title != "pwned"
+
+        def change(field: str, value: str, active: bool = True) -> None:
+            form = browser.find_element(By.ID, "change")
+            form.find_element(By.ID, field).clear()
+            form.find_element(By.ID, field).send_keys(value)
+            box = form.find_element(By.NAME, "active")
+            if box.is_selected() != active:
+                box.click()
+            _submit(browser, form.find_element(By.TAG_NAME, "button"))
+
+        change("location", "north")
+        assert "Nothing changed" in _text(browser, ".error")
+        change("priority", "5", active=False)
+        assert _text(browser, "#done") == "Saved."
+        history = _text(browser, "#history")
+        assert "changed: priority 100 -> 5; active yes -> no" in history
+        assert "api-key:ops-lead" in history and "added: name" in history
+        screenshot(browser, "warehouse")
+        with env.db() as conn:
+            registered = warehouses_db.listed(conn, inactive=True)
+        assert [(r.warehouse.code, r.warehouse.priority, r.warehouse.active)
+                for r in registered] == [("WH-LEJ", 5, False)]
+
 
 def test_an_import_shows_every_bad_row_then_publishes(services: LocalServices, unique: str,
                                                      tmp_path: Path) -> None:
@@ -359,6 +481,9 @@ def test_an_import_shows_every_bad_row_then_publishes(services: LocalServices, u
         until(lambda: browser.find_elements(By.ID, "done"), 30, "the import to be applied")
         assert _text(browser, "#progress").split()[:4] == ["3", "rows", "3", "applied"]
         screenshot(browser, "import-applied")
+        browser.get(base + "/console/imports")
+        assert "counts-fixed.xlsx" in _text(browser, "#recent")  # to follow it again later
+        screenshot(browser, "imports")
         browser.get(base + "/console/keys/IMP-2@WH-1")
         assert _text(browser, "#quantities").startswith("5\non hand")
         assert "warehouse-lead" in _text(browser, "#ledger")
@@ -375,12 +500,25 @@ def test_an_import_shows_every_bad_row_then_publishes(services: LocalServices, u
         assert correct("-100", "typo").startswith("Your correction was refused: negative_result")
         assert _text(browser, "#quantities").startswith("3\non hand")
         screenshot(browser, "key-corrected")
+
+        # the thresholds too: 3 available under a reorder point of 20 is low stock
+        browser.find_element(By.CSS_SELECTOR, "details.corrections summary").click()
+        for field, value in (("reorder_point", "20"), ("safety_stock", "1")):
+            browser.find_element(By.ID, field).clear()
+            browser.find_element(By.ID, field).send_keys(value)
+        _submit(browser, browser.find_element(By.CSS_SELECTOR,
+                                              "form[action$=thresholds] button"))
+        assert _text(browser, "#outcome") == "Your correction was applied."
+        figures = _text(browser, "#quantities")
+        assert "20\nreorder point" in figures and "1\nsafety stock" in figures
+        assert _text(browser, ".sev") == "low"
         running.check()
 
     with api_server(env) as api, chromium() as browser:
         base = str(api.base_url).rstrip("/")
         _sign_in(browser, base, reader, "/console/imports")
         assert "can look but not import" in _text(browser, "main")
+        assert "counts-fixed.xlsx" in _text(browser, "#recent")
         assert not browser.find_elements(By.CSS_SELECTOR, "main form")  # no write action
         csrf = browser.find_element(By.NAME, "csrf").get_attribute("value")
         cookie = browser.get_cookie("stockflow_console")

@@ -3,7 +3,9 @@ equal the history that was published, every key gets a forecast and a suggestion
 follow its lead time and service-level target, what is on order counts in its position,
 the backtest's service level is judged on every key whose window covers its cover,
 `--publish` emits valid `reorder.suggested` events, and `--apply` moves the reorder points
-through the processor, so the low-stock alerts follow (and the chart sees when)."""
+through the processor, so the low-stock alerts follow (and the chart sees when, and to
+what: the processor keeps each thresholds change's values, exactly once); each run keeps
+its keys' forecasts and suggestions for the console, unless `--no-keep`."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from typing import Any
 import jsonschema
 import numpy as np
 
-from stockflow.adapters.db import demand
+from stockflow.adapters.db import demand, forecasts
 from stockflow.adapters.publisher import Publisher
 from stockflow.contract.topics import TopicKind
 from stockflow.devtools.backfill import history, patterns
@@ -31,6 +33,9 @@ from tests.images import assert_meaningful_png
 from tests.integration.harness import Env, make_env, processor_thread, read_topic, wait_drained
 
 DAYS, SEED = 150, 5
+SUGGESTED = ("lead_time_days", "review_days", "service_level", "lead_time_demand",
+             "safety_stock", "reorder_point", "order_up_to", "position", "suggested_quantity",
+             "on_hand", "available", "in_transit", "on_order")
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "outputs"
                      / "reorder.suggested.schema.json").read_text())
 
@@ -119,6 +124,20 @@ def test_forecasts_suggestions_and_applied_reorder_points(services: LocalService
             assert k["suggested_quantity"] == max(k["order_up_to"] - k["position"], 0)
             assert k["position"] == (before[key].available + before[key].in_transit
                                      + before[key].on_order)
+        # each planned key's forecast and suggestion kept for the console, as the run said
+        with env.db() as conn:
+            kept = forecasts.kept(conn, keys)
+        assert set(kept) == set(planned) and doc["kept"] == len(planned)
+        for key, k in planned.items():
+            row = kept[key]
+            assert (row.as_of.isoformat(), row.scope, row.run_keys) == (doc["as_of"], "all",
+                                                                      len(planned))
+            assert (row.model, row.kind, row.mean, row.intervals) == (
+                k["model"], k["kind"], k["mean"], k["intervals"])
+            assert [getattr(row, f) for f in SUGGESTED] == [k[f] for f in SUGGESTED], key
+            assert row.published == (k["suggested_quantity"] > 0)
+            assert row.stock_version == before[key].version  # the stock the position read
+            assert len(row.recent) == 28
         backtest = doc["backtest"]
         assert backtest["keys"]["all"] == len(planned)
         assert set(backtest["coverage"]) == {"80", "95"}
@@ -153,11 +172,15 @@ def test_forecasts_suggestions_and_applied_reorder_points(services: LocalService
             and json.loads(v or b"")["data"]["cause"]["type"] == "stock.thresholds-set"}
         for key, k in planned.items():
             # the chart's threshold history: the key's first movement (the backfill's first
-            # day) and the reorder point --apply set today, if it changed one
+            # day) and the reorder point --apply set today, if it changed one, each with its
+            # values (the first's: those the change replaced, kept with it)
             with env.db() as conn:
-                set_on = [t.astimezone(UTC).date() for t in demand.thresholds_set(conn, key)]
+                changes = demand.threshold_changes(conn, key)
+            held = (before[key].reorder_point, before[key].safety_stock)
             changed = k["reorder_point"] != before[key].reorder_point
-            assert set_on == [first, *([now.date()] if changed else [])], key
+            assert [(c.at.astimezone(UTC).date(), c.reorder_point, c.safety_stock)
+                    for c in changes] == [(first, *held), *(
+                        [(now.date(), k["reorder_point"], held[1])] if changed else [])], key
             assert after[key].reorder_point == k["reorder_point"]
             assert after[key].safety_stock == before[key].safety_stock  # held back: untouched
             assert severities[key] == severity(after[key].available, k["reorder_point"])
@@ -190,11 +213,21 @@ def test_forecasts_suggestions_and_applied_reorder_points(services: LocalService
             env, TopicKind.REORDER)]
         assert subjects.count(key) == 2  # the two runs before the purchase order
 
-        # the pictures a user would open
+        # the pictures a user would open; a run of one key keeps it, replacing the key's
+        # last, and a what-if run (--no-keep) keeps nothing
         chart, summary = tmp_path / "key.png", tmp_path / "backtest.png"
         key = next(iter(planned))
+        with env.db() as conn:
+            kept = forecasts.kept(conn, keys)
         stockflow(env, "forecast", "--key", key, "--days", str(DAYS), "--plot", str(chart))
-        stockflow(env, "forecast", "--all", "--days", str(DAYS), "--plot", str(summary))
+        stockflow(env, "forecast", "--all", "--days", str(DAYS), "--plot", str(summary),
+                  "--no-keep")
+        with env.db() as conn:
+            now_kept = forecasts.kept(conn, keys)
+        assert (now_kept[key].scope, now_kept[key].run_keys) == ("key", 1)
+        assert now_kept[key].made_at > kept[key].made_at
+        assert {k: v for k, v in now_kept.items() if k != key} == {
+            k: v for k, v in kept.items() if k != key}
         assert_meaningful_png(chart)
         assert_meaningful_png(summary)
         running.check()
@@ -216,3 +249,57 @@ def test_a_key_without_history_is_named_not_forecast(services: LocalServices,
                               "NOPE@WH-1"], env={**os.environ, **env.env_vars},
                              capture_output=True, text=True, timeout=120, check=False)
     assert missing.returncode == 2 and "no stock recorded for NOPE@WH-1" in missing.stderr
+
+
+def test_thresholds_changes_keep_their_values_exactly_once(services: LocalServices,
+                                                          unique: str) -> None:
+    """Each applied `stock.thresholds-set` leaves one row of its values and the ones it
+    replaced, written with its batch: a change to the same values, the same event sent
+    again, and every batch replayed from the start write none."""
+    env = make_env(services, unique)
+    key = "TH-1@WH-1"
+    sets = [("t1", 30, 5), ("t2", 45, 8)]
+    with processor_thread(env) as running, Publisher(env.settings) as pub:
+        pub.publish("receipt.received", {"sku": "TH-1", "warehouse": "WH-1",
+                                         "receipt_id": "r1", "quantity": 100})
+        pub.flush()
+        wait_drained(env)  # the key's first movement, before (another topic) its changes
+        for ident, rp, ss in sets:
+            pub.publish("stock.thresholds-set", {"sku": "TH-1", "warehouse": "WH-1",
+                                                 "reorder_point": rp, "safety_stock": ss},
+                        id_=ident)
+        pub.publish("stock.thresholds-set", {"sku": "TH-1", "warehouse": "WH-1",
+                                             "reorder_point": 30, "safety_stock": 5},
+                    id_="t1")  # the first again: a duplicate
+        pub.publish("stock.thresholds-set", {"sku": "TH-1", "warehouse": "WH-1",
+                                             "reorder_point": 45, "safety_stock": 8},
+                    id_="t3")  # the values in force: a no-op
+        pub.flush()
+        wait_drained(env)
+        running.check()
+    want = [("t1", 30, 5, 10, 0), ("t2", 45, 8, 30, 5)]  # a new key starts at 10 and 0
+
+    def recorded() -> list[tuple[Any, ...]]:
+        with env.db() as conn:
+            return conn.execute(
+                "SELECT event_id, reorder_point, safety_stock, previous_reorder_point,"
+                " previous_safety_stock FROM threshold_history WHERE key = %s"
+                " ORDER BY version", (key,)).fetchall()
+
+    assert recorded() == want
+    with env.db() as conn:
+        versions = conn.execute(
+            "SELECT h.version = l.version AND h.set_at = l.event_time FROM threshold_history h"
+            " JOIN ledger l ON l.key = h.key AND l.event_id = h.event_id").fetchall()
+        assert versions == [(True,), (True,)]  # each with its ledger row
+        changes = demand.threshold_changes(conn, key)
+        assert [(c.reorder_point, c.safety_stock) for c in changes] == [(10, 0), (30, 5),
+                                                                        (45, 8)]
+        # every batch replayed: the positions forgotten, the topics read from the start
+        conn.execute("DELETE FROM consumer_offsets WHERE group_id = %s",
+                     (env.settings.group_id,))
+        conn.commit()
+    with processor_thread(env) as running:
+        wait_drained(env)
+        running.check()
+    assert recorded() == want

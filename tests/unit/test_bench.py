@@ -34,7 +34,8 @@ MODULES = sorted(p.stem for p in BENCH.glob("*.py"))
 # Commands a person runs, with options; the children that run.py starts and configures
 # through the environment take no arguments at all (an unknown one is ignored, so --help
 # would start them on the default settings: not run here).
-COMMANDS = ("api", "console", "decide", "forecasts", "instructions", "policy", "run", "webhooks")
+COMMANDS = ("api", "console", "decide", "forecasts", "idle", "instructions", "policy", "run",
+            "webhooks")
 CHILDREN = ("floor", "naive", "peer_faust")
 
 

@@ -14,7 +14,7 @@ import argparse
 import math
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from matplotlib.colors import to_hex
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from stockflow.adapters.db.demand import Position
+from stockflow.adapters.db.demand import Position, ThresholdChange, known_values
 from stockflow.entrypoints import report_cli
 from stockflow.entrypoints.charts import (
     Applied,
@@ -39,6 +39,7 @@ from stockflow.entrypoints.charts import (
     backtest_chart,
     forecast_chart,
     report_chart,
+    thresholds_drawn,
 )
 from stockflow.entrypoints.charts.backtest import backtest_figure
 from stockflow.entrypoints.charts.forecast import forecast_figure, threshold_steps
@@ -179,6 +180,64 @@ def test_the_reorder_point_and_safety_stock_have_their_own_panel_from_when_they_
     marked = edge(v.unrecorded[0]) - 0.5
     assert [ln for ln in stock.get_lines()
             if np.asarray(ln.get_xdata(), dtype=float).tolist() == [marked, marked]]
+
+
+def test_recorded_thresholds_give_each_change_its_values() -> None:
+    """Migration 0021 keeps each applied change's values and the ones it replaced: the
+    first recorded change also tells what the change before it set (the defaults a key
+    started with, or a change from before the table), the stock row what the last one set;
+    changes older still are known only by when."""
+    t = [datetime(2026, 3, d, 9, tzinfo=UTC) for d in (1, 5, 9, 20, 25)]
+    # t0 first movement, t1 set before the table existed, t2 also (replaced by t3),
+    # t3 and t4 recorded
+    changes = [(t[0], None), (t[1], None), (t[2], None), (t[3], (40, 5, 25, 2)),
+               (t[4], (60, 8, 40, 5))]
+    assert known_values(changes, (60, 8)) == [
+        ThresholdChange(t[0], None, None), ThresholdChange(t[1], None, None),
+        ThresholdChange(t[2], 25, 2), ThresholdChange(t[3], 40, 5), ThresholdChange(t[4], 60, 8)]
+    # a new key's defaults are the values the first change replaced
+    assert known_values([(t[0], None), (t[1], (30, 0, 10, 0))], (30, 0)) == [
+        ThresholdChange(t[0], 10, 0), ThresholdChange(t[1], 30, 0)]
+    # nothing recorded at all: the last change's values are the stock row's, as before
+    assert known_values([(t[0], None), (t[1], None)], (7, 1)) == [
+        ThresholdChange(t[0], None, None), ThresholdChange(t[1], 7, 1)]
+    assert known_values([(t[0], None)], (10, 0)) == [ThresholdChange(t[0], 10, 0)]
+
+
+def test_the_chart_draws_the_known_steps_and_marks_the_rest() -> None:
+    d = [date(2026, 3, n) for n in (1, 5, 9, 20, 25)]
+    # unknown before the third change: marks up to the last unknown one, steps after it
+    assert thresholds_drawn([(d[0], None, None), (d[1], None, None), (d[2], 25, 2),
+                             (d[3], 40, 5), (d[4], 60, 8)]) == (
+        [Applied(d[2], 25, 2), Applied(d[3], 40, 5), Applied(d[4], 60, 8)], d[:2])
+    # all known: every change a step from its day, no mark
+    assert thresholds_drawn([(d[0], 10, 0), (d[1], 30, 0)]) == (
+        [Applied(d[0], 10, 0), Applied(d[1], 30, 0)], [])
+    # a known one before an unknown one (values written, then a processor that did not
+    # write them): a step would run across the unknown change, so it is a mark too
+    assert thresholds_drawn([(d[0], 10, 0), (d[1], None, None), (d[2], 30, 0)]) == (
+        [Applied(d[2], 30, 0)], d[:2])
+    assert thresholds_drawn([]) == ([], [])
+
+
+def test_every_recorded_change_is_a_step_of_its_own_value() -> None:
+    v = view()
+    start = v.days[0]
+    applied, marks = thresholds_drawn([(start + timedelta(days=n), rp, ss) for n, rp, ss in (
+        (60, 10, 0), (150, 300, 100), (185, 420, 160))])
+    stock = forecast_figure(replace(v, applied=applied, unrecorded=marks)).axes[1]
+    today = edge(v.days[-1] + timedelta(days=1)) - 0.5
+    first_shown = edge(v.days[-120]) - 0.5  # 120 of 200 days shown: the first from there
+    (rop,) = lines(stock, "reorder point in force")
+    xs, ys = (np.asarray(a, dtype=float).tolist() for a in rop.get_data())
+    assert xs == [first_shown, edge(start + timedelta(days=150)) - 0.5,
+                  edge(start + timedelta(days=185)) - 0.5, today]
+    assert ys == [10, 300, 420, 420]
+    (safety,) = lines(stock, "safety stock in force")
+    assert np.asarray(safety.get_ydata(), dtype=float).tolist() == [0, 100, 160, 160]
+    assert "thresholds set here\n(values not recorded)" not in legend(stock)
+    # the whole figure's note, under the chart: no word of values not recorded
+    assert stock.figure.figure.get_supxlabel().endswith("from the day they were set")
 
 
 def test_the_stock_panel_shows_position_on_order_lead_time_and_the_suggestion() -> None:

@@ -80,9 +80,9 @@ def test_a_key_keeps_its_class_default_unless_another_model_is_clearly_better() 
     for kind, names in classes:
         default = DEFAULT[kind]
         other = next(n for n in names if n != default)
-        slightly = dict.fromkeys(names, 100.0) | {other: 100 * (1 - SWITCH) + 0.5}
+        slightly = dict.fromkeys(names, 100.0) | {other: 100 * (1 - SWITCH[kind]) + 0.5}
         assert choose(kind, slightly) == default
-        clearly = slightly | {other: 100 * (1 - SWITCH) - 0.5}
+        clearly = slightly | {other: 100 * (1 - SWITCH[kind]) - 0.5}
         assert choose(kind, clearly) == other
         assert choose(kind, dict.fromkeys(names, 0.0)) == default  # ties keep the default
 

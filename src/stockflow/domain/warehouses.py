@@ -7,13 +7,15 @@ the same limits in Postgres. The registry that stores them and their history is
 from __future__ import annotations
 
 import enum
+import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from stockflow.domain.inputs import NAME_PATTERN
 
 __all__ = ["DEFAULT_PRIORITY", "KEEP", "MAX_PRIORITY", "MAX_TEXT", "TEXT_PATTERN", "Keep",
-           "Location", "Patch", "Warehouse", "check_text"]
+           "Location", "Patch", "Warehouse", "check_text", "describe"]
 
 DEFAULT_PRIORITY = 100  # room to rank a warehouse before the ones added without a priority
 MAX_PRIORITY = 1_000_000
@@ -107,3 +109,24 @@ class Patch:
         return (self.name is None and self.priority is None and self.active is None
                 and self.location is KEEP)
 
+
+def _shown(field: str, value: Any) -> str:
+    if value is None:
+        return "none"
+    if field == "location":
+        return f"{value['lat']},{value['lon']}"
+    if field == "active":
+        return "yes" if value else "no"
+    return json.dumps(value, ensure_ascii=False) if field == "name" else str(value)
+
+
+def describe(changes: dict[str, dict[str, Any]]) -> str:
+    """A change in words, its fields in a fixed order: `priority 100 -> 5; active yes -> no`
+    (with only new values for a warehouse's addition)."""
+    said = []
+    for field in ("name", "priority", "active", "location"):
+        if field in changes:
+            old, new = changes[field]["old"], changes[field]["new"]
+            said.append(f"{field} {_shown(field, new)}" if old is None and new is not None
+                        else f"{field} {_shown(field, old)} -> {_shown(field, new)}")
+    return "; ".join(said)

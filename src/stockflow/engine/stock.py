@@ -30,6 +30,7 @@ __all__ = ["StockDecider", "prepare"]
 log = logging.getLogger("stockflow.engine.stock")
 
 _APPLIED, _NOOP = Outcome.APPLIED.value, Outcome.NOOP.value
+_THRESHOLDS_SET = "stock.thresholds-set"
 _NO_ENDS: Mapping[TP, int] = {}
 
 
@@ -158,6 +159,8 @@ def _decide(
         dirty[key] = ev.id
         if decision.ledger is not None:
             writes.ledger.append(store.LedgerRow(key, decision.ledger))
+        if ev.type == _THRESHOLDS_SET:  # rare; their values, for the forecast chart
+            writes.thresholds.append(store.threshold_row(state, decision.state, ev.id, ev.time))
         for r in decision.lines:
             writes.lines[(key, r.order_id, r.line_id)] = store.LineRow(r, msg.partition)
         for ref, q in decision.refs:

@@ -1,7 +1,8 @@
 """`stockflow forecast`: each key's demand forecast from the ledger (the model chosen by a
 rolling-origin backtest, see `planning.forecast`), its reorder suggestion (see
-`planning.reorder`), and on request the backtest's figures, a chart, `reorder.suggested`
-events (`--publish`) and reorder points that follow demand (`--apply`).
+`planning.reorder`), kept per key for the console unless `--no-keep`, and on request the
+backtest's figures, a chart, `reorder.suggested` events (`--publish`) and reorder points
+that follow demand (`--apply`).
 `stockflow lead-time`: the lead times the suggestions use, per warehouse or per key."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,6 +29,7 @@ from stockflow.entrypoints.arguments import png_path
 from stockflow.entrypoints.tables import add_column, show
 from stockflow.planning import reorder
 from stockflow.usecases.forecasting import Forecasts, Kept, forecast_stock, held_out_service
+from stockflow.usecases.keeping import keep_forecasts
 
 if TYPE_CHECKING:
     from stockflow.planning.forecast import Backtest, KeyForecast
@@ -80,19 +82,19 @@ def _backtest_table(summary: Backtest) -> Table:
 def _plot_key(conn: Any, path: Path, key: str, found: Forecasts, days: int) -> None:
     from stockflow.adapters.db import demand  # noqa: PLC0415 - see the top
     from stockflow.entrypoints.charts import (  # noqa: PLC0415
-        Applied,
         ForecastView,
         Plan,
         forecast_chart,
+        thresholds_drawn,
     )
 
     p = found.planned[key]
     f, s, held = p.forecast, p.suggestion, p.position
     history = found.history.get(key)
     stock = demand.stock_by_day(conn, key, found.first, days)
-    # the ledger keeps when the thresholds were set, not to what: the stock row's values
-    # are known from the last time on, the earlier times only as times
-    set_on = [t.astimezone(UTC).date() for t in demand.thresholds_set(conn, key)]
+    applied, unrecorded = thresholds_drawn(
+        [(c.at.astimezone(UTC).date(), c.reorder_point, c.safety_stock)
+         for c in demand.threshold_changes(conn, key)])
     forecast_chart(path, ForecastView(
         key=key, model=f.model, days=[found.first + timedelta(days=d) for d in range(days)],
         demand=history.shipped.tolist() if history else [0.0] * days,
@@ -100,8 +102,7 @@ def _plot_key(conn: Any, path: Path, key: str, found: Forecasts, days: int) -> N
         on_hand=stock.on_hand.tolist(), position=stock.position.tolist(),
         on_order=stock.on_order.tolist(), mean=f.mean,
         intervals={lv: (list(lo), list(hi)) for lv, (lo, hi) in f.intervals.items()},
-        applied=[Applied(set_on[-1], held.reorder_point, held.safety_stock)] if set_on else [],
-        unrecorded=set_on[:-1],
+        applied=applied, unrecorded=unrecorded,
         plan=Plan(available=held.available, in_transit=held.in_transit,
                   on_order=held.on_order, level=s.order_up_to, safety_stock=s.safety_stock,
                   suggested=s.suggested_quantity, lead_time_days=s.lead_time_days,
@@ -111,6 +112,7 @@ def _plot_key(conn: Any, path: Path, key: str, found: Forecasts, days: int) -> N
 def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
     if args.warehouse and args.key:
         raise StockflowError("--warehouse goes with --all")
+    made_at = datetime.now(UTC)  # no later than the run reads the stock
     with migrated_database(settings) as conn:
         with Progress(*_columns(), transient=True, console=Console(stderr=True)) as bar:
             shown = _Bar(bar, args.workers)
@@ -128,6 +130,13 @@ def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
 
         sent = publish_suggestions(settings, found.planned, found.as_of,
                                    suggestions=args.publish, thresholds=args.apply)
+    kept = 0
+    if args.keep:
+        # after publishing: a kept suggestion says it was published only if it was
+        with migrated_database(settings) as conn:
+            kept = keep_forecasts(conn, found, made_at=made_at, published=args.publish,
+                                  scope=("key" if args.key else f"warehouse {args.warehouse}"
+                                         if args.warehouse else "all"))
     timing = {"keys": len(found.held), "read_s": round(found.read_s, 2),
               "forecast_s": round(found.forecast_s, 2), "workers": args.workers}
     planned, skipped, summary = found.planned, found.skipped, found.summary
@@ -141,7 +150,7 @@ def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
                      for k, p in planned.items()],
             "skipped": skipped, "published": {"reorder.suggested": sent[0],
                                               "stock.thresholds-set": sent[1]},
-            "timing": timing}
+            "kept": kept, "timing": timing}
         if args.backtest:
             doc["backtest"] = {**asdict(summary),
                                "chosen_vs_baseline": summary.versus_baseline(),
@@ -151,6 +160,9 @@ def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
         print()
     else:
         _print(found, service, args, sent, timing)
+        if args.keep:
+            print(f"kept {kept:,} forecasts for the console's key pages (--no-keep: none)",
+                  file=sys.stderr)
     return 0
 
 
@@ -300,6 +312,9 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction
                    help="publish stock.thresholds-set: reorder points follow the forecast")
     p.add_argument("--workers", type=_positive, default=os.cpu_count() or 1,
                    help="processes (default: one per core)")
+    p.add_argument("--no-keep", dest="keep", action="store_false",
+                   help="a what-if run: do not keep its forecasts and suggestions for the "
+                        "console (every run keeps them by default, replacing the keys' last)")
     p.set_defaults(func=cmd_forecast)
 
     for name, command, value, metavar, meaning in (

@@ -25,6 +25,7 @@ from stockflow.domain.warehouses import (
     Patch,
     Warehouse,
     check_text,
+    describe,
 )
 from stockflow.entrypoints.app import migrated_database
 from stockflow.entrypoints.arguments import location
@@ -110,28 +111,6 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def _utc(at: datetime) -> str:
     return f"{at.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
-
-
-def _shown(field: str, value: Any) -> str:
-    if value is None:
-        return "none"
-    if field == "location":
-        return f"{value['lat']},{value['lon']}"
-    if field == "active":
-        return "yes" if value else "no"
-    return json.dumps(value, ensure_ascii=False) if field == "name" else str(value)
-
-
-def describe(changes: dict[str, dict[str, Any]]) -> str:
-    """A change in words, its fields in a fixed order: `priority 100 -> 5; active yes -> no`
-    (with only new values for a warehouse's addition)."""
-    said = []
-    for field in ("name", "priority", "active", "location"):
-        if field in changes:
-            old, new = changes[field]["old"], changes[field]["new"]
-            said.append(f"{field} {_shown(field, new)}" if old is None and new is not None
-                        else f"{field} {_shown(field, old)} -> {_shown(field, new)}")
-    return "; ".join(said)
 
 
 def cmd_history(args: argparse.Namespace, settings: Settings) -> int:

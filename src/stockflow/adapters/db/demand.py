@@ -1,5 +1,5 @@
 """What forecasts and reorder suggestions read from Postgres: daily demand per key from
-the ledger, a key's stock day by day and when its thresholds were set (for its chart), the
+the ledger, a key's stock day by day and its thresholds over time (for its chart), the
 keys' stock positions, and the lead times and service-level targets set per warehouse or
 key.
 
@@ -19,9 +19,10 @@ import numpy.typing as npt
 from stockflow.adapters.db.reads import BUSINESS_TIME
 from stockflow.adapters.db.store import Conn
 
-__all__ = ["Demand", "Position", "StockDays", "clear_lead_time", "clear_service_level",
-           "daily_demand", "lead_times", "positions", "service_levels", "set_lead_time",
-           "set_service_level", "stock_by_day", "thresholds_set"]
+__all__ = ["Demand", "Position", "StockDays", "ThresholdChange", "clear_lead_time",
+           "clear_service_level", "daily_demand", "known_values", "lead_times", "positions",
+           "service_levels", "set_lead_time", "set_service_level", "stock_by_day",
+           "threshold_changes"]
 
 Days = npt.NDArray[np.float64]
 
@@ -42,6 +43,7 @@ class Position(NamedTuple):
     on_order: int  # ordered from suppliers, not yet received
     reorder_point: int
     safety_stock: int
+    version: int = 0  # the key's version when read: its changes since count from it
 
 
 def _midnight(day: date) -> datetime:
@@ -105,25 +107,63 @@ def stock_by_day(conn: Conn, key: str, first: date, days: int) -> StockDays:
     return StockDays(out[0], out[1], out[2])
 
 
-def thresholds_set(conn: Conn, key: str) -> list[datetime]:
-    """When the key's reorder point and safety stock were set, in the order applied: its
-    first movement (the defaults a new key starts with), then each `stock.thresholds-set`
-    that changed them (business time). The ledger keeps when, not to what: the values
-    set last are the stock row's."""
+class ThresholdChange(NamedTuple):
+    """A change of a key's reorder point and safety stock: when it applied (business time)
+    and the values it set, None where they are not known."""
+
+    at: datetime
+    reorder_point: int | None
+    safety_stock: int | None
+
+
+Recorded = tuple[int, int, int, int] | None  # set (reorder point, safety stock), replaced
+
+
+def threshold_changes(conn: Conn, key: str) -> list[ThresholdChange]:
+    """The key's thresholds over time, in the order applied: its first movement (the
+    defaults a new key starts with), then each `stock.thresholds-set` that changed them,
+    each with its values where known (see `known_values`)."""
     rows = conn.execute(
-        f"SELECT {BUSINESS_TIME} FROM ledger WHERE key = %(key)s"
+        "SELECT c.at, h.reorder_point, h.safety_stock, h.previous_reorder_point,"
+        " h.previous_safety_stock, s.reorder_point, s.safety_stock FROM ("
+        f"SELECT key, version, {BUSINESS_TIME} AS at FROM ledger WHERE key = %(key)s"
         " AND (event_type = 'stock.thresholds-set'"
-        " OR version = (SELECT min(version) FROM ledger WHERE key = %(key)s))"
-        " ORDER BY version", {"key": key}).fetchall()
-    return [r[0] for r in rows]
+        " OR version = (SELECT min(version) FROM ledger WHERE key = %(key)s))) AS c"
+        " JOIN stock s ON s.key = c.key"
+        " LEFT JOIN threshold_history h ON h.key = c.key AND h.version = c.version"
+        " ORDER BY c.version", {"key": key}).fetchall()
+    if not rows:
+        return []
+    return known_values([(r[0], None if r[1] is None else (r[1], r[2], r[3], r[4]))
+                         for r in rows], (rows[0][5], rows[0][6]))
+
+
+def known_values(changes: list[tuple[datetime, Recorded]],
+                 current: tuple[int, int]) -> list[ThresholdChange]:
+    """Each change's values: its own where `threshold_history` recorded them (migration
+    0021), else the ones the next change replaced where that one was recorded, else, for
+    the last change, the stock row's `current` values; else unknown (a change before the
+    table existed, or the defaults a key started with when the next change is as old)."""
+    known = []
+    for i, (at, recorded) in enumerate(changes):
+        after = changes[i + 1][1] if i + 1 < len(changes) else None
+        if recorded is not None:
+            known.append(ThresholdChange(at, recorded[0], recorded[1]))
+        elif after is not None:
+            known.append(ThresholdChange(at, after[2], after[3]))
+        elif i == len(changes) - 1:
+            known.append(ThresholdChange(at, *current))
+        else:
+            known.append(ThresholdChange(at, None, None))
+    return known
 
 
 def positions(conn: Conn, *, key: str | None = None,
               warehouse: str | None = None) -> dict[str, Position]:
     """The stock position of each key (of `key`, or of a warehouse's keys)."""
     rows = conn.execute(
-        "SELECT key, on_hand, available, in_transit, on_order, reorder_point, safety_stock"
-        " FROM stock"
+        "SELECT key, on_hand, available, in_transit, on_order, reorder_point, safety_stock,"
+        " version FROM stock"
         " WHERE true" + _scope(key, warehouse) + " ORDER BY key",
         {"key": key, "warehouse": warehouse}).fetchall()
     return {str(r[0]): Position(*map(int, r[1:])) for r in rows}

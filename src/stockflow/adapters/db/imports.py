@@ -8,7 +8,8 @@ from typing import Any, NamedTuple
 
 from stockflow.adapters.db.store import AsyncConn, Conn
 
-__all__ = ["Progress", "Recorded", "progress", "progress_async", "published", "record"]
+__all__ = ["Listed", "Progress", "Recorded", "progress", "progress_async", "published",
+           "recent_async", "record"]
 
 MAX_LISTED = 100  # rejected rows listed by a progress report
 
@@ -99,3 +100,23 @@ async def progress_async(conn: AsyncConn, import_id: str) -> Progress | None:
     head = await (await conn.execute(_HEAD, (import_id,))).fetchone()
     outcomes = await (await conn.execute(_OUTCOMES, (import_id, MAX_LISTED))).fetchone()
     return _progress(head, outcomes)
+
+
+class Listed(NamedTuple):
+    """An import as a list shows it."""
+
+    import_id: str
+    kind: str
+    actor: str
+    file_name: str
+    rows: int
+    created_at: datetime
+    published_at: datetime | None
+
+
+async def recent_async(conn: AsyncConn, limit: int) -> list[Listed]:
+    """The newest `limit` imports, newest first (one row per file sent: a small table)."""
+    cur = await conn.execute(
+        "SELECT id, kind, actor, file_name, cardinality(lines), created_at, published_at"
+        " FROM imports ORDER BY created_at DESC, id LIMIT %s", (limit,))
+    return [Listed(*row) for row in await cur.fetchall()]

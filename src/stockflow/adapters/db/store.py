@@ -31,8 +31,8 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]  # the HTTP API's
 
 __all__ = ["AlertRow", "AsyncConn", "Conn", "Fetched", "LedgerRow", "LineRow", "ProcessedRow",
-           "RefRow", "RejectedRow", "Writes", "connect", "fetch", "purchase_order",
-           "record_rejected"]
+           "RefRow", "RejectedRow", "ThresholdRow", "Writes", "connect", "fetch",
+           "purchase_order", "record_rejected", "record_thresholds", "threshold_row"]
 
 def connect(dsn: str, schema: str, *, autocommit: bool = False, **params: Any) -> Conn:
     """A connection whose search path is `schema`; `params` are added libpq parameters
@@ -181,6 +181,27 @@ class ProcessedRow(NamedTuple):
     outcome: str
 
 
+class ThresholdRow(NamedTuple):
+    """An applied `stock.thresholds-set`: the key's version it made, the values it set and
+    the ones it replaced (`threshold_history`, migration 0021)."""
+
+    key: str
+    version: int
+    event_id: str
+    set_at: datetime | None  # business time
+    reorder_point: int
+    safety_stock: int
+    previous_reorder_point: int
+    previous_safety_stock: int
+
+
+def threshold_row(before: StockState, after: StockState, event_id: str,
+                  at: datetime | None) -> ThresholdRow:
+    """The history row of a thresholds change from `before` to `after`."""
+    return ThresholdRow(after.key, after.version, event_id, at, after.reorder_point,
+                        after.safety_stock, before.reorder_point, before.safety_stock)
+
+
 @dataclass
 class Writes:
     """The stock rows one batch commits (`adapters.db.batches.Rows`)."""
@@ -193,6 +214,7 @@ class Writes:
     purchase_orders: dict[tuple[str, str], PurchaseOrder] = field(default_factory=dict)
     processed: list[ProcessedRow] = field(default_factory=list)
     rejected: list[RejectedRow] = field(default_factory=list)
+    thresholds: list[ThresholdRow] = field(default_factory=list)  # rare: most batches none
 
     def copy(self, cur: psycopg.Cursor[tuple[Any, ...]]) -> None:
         if self.ledger:
@@ -228,6 +250,8 @@ class Writes:
             _alerts(conn, self.alerts_changed)
         if self.rejected:
             record_rejected(conn, self.rejected)
+        if self.thresholds:
+            record_thresholds(conn, self.thresholds)
 
 
 # Bulk parameters go as array literals built with one join: psycopg's array dumper costs
@@ -266,6 +290,17 @@ def record_rejected(conn: Conn, rows: list[RejectedRow]) -> None:
         " message = EXCLUDED.message, rejected_at = now()",
         ([r.event_id for r in latest.values()], [r.key for r in latest.values()],
          [r.reason for r in latest.values()], [r.message[:1000] for r in latest.values()]))
+
+
+def record_thresholds(conn: Conn, rows: list[ThresholdRow]) -> None:
+    """The values of the batch's applied thresholds changes (a few at most: plain
+    parameters), keyed like their ledger rows: a replayed batch's events are duplicates
+    and write neither."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO threshold_history (key, version, event_id, set_at, reorder_point,"
+            " safety_stock, previous_reorder_point, previous_safety_stock)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", rows)
 
 
 def _upsert_stock(conn: Conn, states: list[StockState]) -> None:

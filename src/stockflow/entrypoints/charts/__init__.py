@@ -5,8 +5,14 @@ on a shared frame (`canvas`). Only commands that plot import it: matplotlib is s
 import."""
 
 from stockflow.entrypoints.charts.backtest import backtest_chart
-from stockflow.entrypoints.charts.forecast import Applied, ForecastView, Plan, forecast_chart
+from stockflow.entrypoints.charts.forecast import (
+    Applied,
+    ForecastView,
+    Plan,
+    forecast_chart,
+    thresholds_drawn,
+)
 from stockflow.entrypoints.charts.reports import Moved, report_chart
 
 __all__ = ["Applied", "ForecastView", "Moved", "Plan", "backtest_chart", "forecast_chart",
-           "report_chart"]
+           "report_chart", "thresholds_drawn"]

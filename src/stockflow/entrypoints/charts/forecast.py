@@ -31,7 +31,7 @@ from stockflow.entrypoints.charts.canvas import (
 )
 
 __all__ = ["Applied", "ForecastView", "Plan", "forecast_chart", "forecast_figure",
-           "threshold_steps"]
+           "threshold_steps", "thresholds_drawn"]
 
 _HISTORY_DAYS = 120  # longer histories would squeeze the forecast into a sliver
 _SPAN = "#d9d9d9"  # the lead time's span: grey, unlike the forecast's orange intervals
@@ -90,6 +90,20 @@ class ForecastView:
     plan: Plan | None = None  # None: no suggestion computed
 
 
+def thresholds_drawn(changes: Sequence[tuple[date, float | None, float | None]],
+                     ) -> tuple[list[Applied], list[date]]:
+    """A key's threshold changes (the day each applied, the reorder point and safety stock
+    it set, None where not known) as the chart draws them: the changes after the last one
+    whose values are unknown as steps (`ForecastView.applied`), every change up to it as
+    a mark (`ForecastView.unrecorded`): a step must not run across a change it does not
+    know."""
+    unknown = [i for i, (_, rp, ss) in enumerate(changes) if rp is None or ss is None]
+    cut = unknown[-1] + 1 if unknown else 0
+    return ([Applied(day, rp, ss) for day, rp, ss in changes[cut:]
+             if rp is not None and ss is not None],
+            [day for day, _, _ in changes[:cut]])
+
+
 def threshold_steps(applied: Sequence[Applied], start: date, end: date) -> list[Applied]:
     """The thresholds in force on the days from `start` until `end` (not included), one
     step each from the day it applied (from `start` for one applied before it); nothing
@@ -126,9 +140,11 @@ def forecast_figure(view: ForecastView) -> SubFigure:
     note = (f"the last {shown} of {len(view.days):,} days of history" if shown < len(view.days)
             else f"{shown:,} days of history") + (
         f", then {len(view.mean)} days forecast; stock at the end of each day")
-    if view.applied or view.unrecorded:
-        note += ("\nreorder point and safety stock from the day they were set: the ledger "
-                 "keeps when earlier ones were set, not their values")
+    if view.unrecorded:
+        note += ("\nreorder point and safety stock from the day they were set; for changes "
+                 "made before their values were recorded, only when")
+    elif view.applied:
+        note += "\nreorder point and safety stock from the day they were set"
     fig = figure(_title(view), note, height=TALL)
     demand, stock = fig.subplots(2, 1, sharex=True, height_ratios=(1, 1.25))
     past = [_day(d) for d in view.days[-shown:]]

@@ -24,18 +24,22 @@ from stockflow.usecases.importer import IMPORT_ID, MAX_BYTES, new_import_id, pla
 __all__ = ["router"]
 
 BAD_ROWS_SHOWN = 1000
+RECENT_SHOWN = 20  # imports listed, newest first
 router = APIRouter(prefix="/console/imports", include_in_schema=False)
 
 
-def _form(request: Request, who: Visitor, status: int = 200, **shown: object) -> Response:
+async def _form(request: Request, who: Visitor, status: int = 200,
+                **shown: object) -> Response:
+    async with services_of(request).pool.connection() as conn:
+        recent = await imports.recent_async(conn, RECENT_SHOWN)
     context: dict[str, object] = {"kinds": sorted(KINDS), "kind": None, "checked": None,
                                   "error": None, "max_bytes": MAX_BYTES, **shown}
-    return page(request, "imports.html", status, who=who, **context)
+    return page(request, "imports.html", status, who=who, recent=recent, **context)
 
 
 @router.get("")
 async def imports_page(request: Request, who: Who) -> Response:
-    return _form(request, who)
+    return await _form(request, who)
 
 
 @router.post("")
@@ -47,12 +51,12 @@ async def import_posted(request: Request, who: Who) -> Response:
     kind, upload, publish = str(form.get("kind") or ""), form.get("file"), \
         form.get("action") == "publish"
     if kind not in KINDS:
-        return _form(request, who, 422, error="Choose what the file holds.")
+        return await _form(request, who, 422, error="Choose what the file holds.")
     if not isinstance(upload, UploadFile) or not upload.filename:
-        return _form(request, who, 422, kind=kind, error="Choose a file to upload.")
+        return await _form(request, who, 422, kind=kind, error="Choose a file to upload.")
     data = await upload.read(MAX_BYTES + 1)
     if len(data) > MAX_BYTES:
-        return _form(request, who, 413, kind=kind,
+        return await _form(request, who, 413, kind=kind,
                      error=f"The file is larger than {MAX_BYTES:,} bytes: split it.")
     services = services_of(request)
     try:
@@ -60,15 +64,15 @@ async def import_posted(request: Request, who: Who) -> Response:
             plan, data, kind, import_id=new_import_id(), actor=f"api-key:{who.caller.name}",
             file_name=upload.filename[:200], settings=services.settings)
     except StockflowError as exc:  # not CSV text
-        return _form(request, who, 422, kind=kind, error=f"{exc}. Nothing was imported.")
+        return await _form(request, who, 422, kind=kind, error=f"{exc}. Nothing was imported.")
     refusal = found.refusal(allow_partial=False)
     if refusal is not None or not publish:
-        return _form(request, who, 422 if refusal else 200, kind=kind, checked=found,
+        return await _form(request, who, 422 if refusal else 200, kind=kind, checked=found,
                      bad=found.bad[:BAD_ROWS_SHOWN], refusal=refusal)
     try:
         await services.import_sender.send(found)
     except (PublishError, KafkaException) as exc:
-        return _form(request, who, 503, kind=kind,
+        return await _form(request, who, 503, kind=kind,
                      error=f"Kafka did not take the rows ({exc}); nothing was published. "
                            "Try again in a moment.")
     return RedirectResponse(f"/console/imports/{found.import_id}", 303)

@@ -11,7 +11,7 @@ import io
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, NamedTuple
 from urllib.parse import urlencode
 
 from confluent_kafka import KafkaException
@@ -19,12 +19,13 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
-from stockflow.adapters.db import idempotency, reads, reports
+from stockflow.adapters.db import forecasts, idempotency, reads, reports
 from stockflow.adapters.publisher import PublishError
 from stockflow.entrypoints.api.params import InstantParam
 from stockflow.entrypoints.api.services import services_of
 from stockflow.entrypoints.web import admin, dead_letters, imports, orders, webhooks
 from stockflow.entrypoints.web import reports as reports_pages
+from stockflow.entrypoints.web.forecast_panel import forecast_panel
 from stockflow.entrypoints.web.headers import ConsoleHeaders
 from stockflow.entrypoints.web.health import machinery
 from stockflow.entrypoints.web.params import KEY, FormName
@@ -223,41 +224,56 @@ async def _key_view(request: Request, who: Visitor, key: str, *, status: int = 2
         newest = await reads.ledger_newest(conn, key, CHART_MOVEMENTS)
         then = await reads.stock_at(conn, key, at) if at is not None else None
         outcome = (await reads.event_outcomes(conn, [event])).get(event) if event else None
+        kept = await forecasts.kept_async(conn, key)
     points = [Point(m["event_time"] or m["recorded_at"], m["on_hand_after"],
                     m["reserved_after"]) for m in reversed(newest)]
     now = datetime.now(UTC)
     return page(request, "key.html", status, who=who, stock=row,
                 chart=stock_svg(points, now), ledger=newest[:LEDGER_SHOWN],
                 movements=len(newest), at=at, then=then, now=now, event=event,
-                outcome=outcome, error=error, request_id=secrets.token_urlsafe(16))
+                outcome=outcome, error=error, request_id=secrets.token_urlsafe(16),
+                forecast=forecast_panel(kept, row, now) if kept else None)
 
 
-_CORRECTIONS = {"count": "stock.counted", "adjust": "stock.adjusted"}
+class _Correction(NamedTuple):
+    """A form on a key's page: the event it sends, its whole-number fields, its reference
+    field (set to the event's id), and whether it takes a reason."""
+
+    type: str
+    numbers: tuple[str, ...]
+    reference: str | None
+    reason: bool = False
+
+
+_CORRECTIONS = {
+    "count": _Correction("stock.counted", ("on_hand",), "count_id"),
+    "adjust": _Correction("stock.adjusted", ("delta",), "adjustment_id", reason=True),
+    "thresholds": _Correction("stock.thresholds-set", ("reorder_point", "safety_stock"), None),
+}
 
 
 @router.post("/keys/{key}/{action}")
 async def correct(request: Request, who: Who, key: str, action: str) -> Response:
-    """A count or an adjustment of the key, as an event from the visitor's API key: its id
-    derives from the form's request id, so the same form sent twice moves stock once (and
-    sent again with other values, is refused)."""
+    """A count, an adjustment or new thresholds of the key, as an event from the visitor's
+    API key: its id derives from the form's request id, so the same form sent twice moves
+    stock once (and sent again with other values, is refused)."""
     form = await request.form()
     check_posted(request, who, form)
     if not who.may("write"):
         raise HTTPException(403, "your API key may look, not correct stock (it lacks "
                                  "`write`)")
-    if action not in _CORRECTIONS or not KEY.fullmatch(key):
+    if (wanted := _CORRECTIONS.get(action)) is None or not KEY.fullmatch(key):
         raise HTTPException(404, "no such correction")
     sku, warehouse = key.split("@", 1)
     data: dict[str, object] = {"sku": sku, "warehouse": warehouse}
     try:
-        if action == "count":
-            data["on_hand"] = int(str(form.get("on_hand", "")))
-        else:
-            data["delta"] = int(str(form.get("delta", "")))
-            data["reason"] = str(form.get("reason", "")).strip()
+        for field in wanted.numbers:
+            data[field] = int(str(form.get(field, "")))
     except ValueError:
         return await _key_view(request, who, key, status=422,
                                error="Give a whole number of units.")
+    if wanted.reason:
+        data["reason"] = str(form.get("reason", "")).strip()
     sent = str(form.get("request_id", ""))[:64]
     requester = Requester(who.caller.key_id, who.caller.name,
                           f"console:{action}:{sent}" if sent else None)
@@ -267,9 +283,9 @@ async def correct(request: Request, who: Who, key: str, action: str) -> Response
         return await _key_view(request, who, key, status=422, error=(
             "This form was sent before with other values; nothing changed. Enter them "
             "again on this fresh page."))
-    docs = events_of(requester, [(_CORRECTIONS[action], data)])
-    reference = "count_id" if action == "count" else "adjustment_id"
-    docs[0]["data"][reference] = docs[0]["id"]
+    docs = events_of(requester, [(wanted.type, data)])
+    if wanted.reference:
+        docs[0]["data"][wanted.reference] = docs[0]["id"]
     try:
         await services_of(request).sender.send(docs)
     except PublishError as exc:
