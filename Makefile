@@ -1,15 +1,15 @@
 # One target per script and per test tier; `make help` lists them. scripts/test is the whole
 # suite (what CI runs) and stays the default goal; each script also answers --help.
 .PHONY: test help bootstrap run test-unit test-integration test-e2e lint bench bench-decide \
-	bench-forecasts bench-policy bench-real bench-api bench-console bench-webhooks bench-idle \
-	schemas lock
+	bench-instructions bench-forecasts bench-policy bench-real bench-api bench-console \
+	bench-webhooks bench-idle schemas lock
 
 test: ## the whole suite: static checks, all tiers, the unit tier's coverage (what CI runs)
 	scripts/test
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9-]+):.*## /\1\t/' | \
-		awk -F'\t' '{printf "  %-17s %s\n", $$1, $$2}'
+		awk -F'\t' '{printf "  %-19s %s\n", $$1, $$2}'
 
 bootstrap: ## create or update .venv at the pinned versions (constraints.txt)
 	scripts/bootstrap
@@ -34,6 +34,9 @@ bench: ## the benchmark: throughput, baselines, latency, memory (minutes; bench/
 
 bench-decide: ## the CPU cost of deciding one event, no services (bench/decide.py)
 	scripts/bootstrap && .venv/bin/python bench/decide.py
+
+bench-instructions: ## instructions per event of deciding and commit formatting, under callgrind
+	scripts/bootstrap && .venv/bin/python bench/instructions.py
 
 bench-forecasts: ## forecast accuracy against the generator's truth, no services
 	scripts/bootstrap && .venv/bin/python bench/forecasts.py

@@ -12,7 +12,7 @@ import io
 import time
 
 import psycopg
-from common import say, settings_for
+from common import kafka_config, say, settings_for
 from confluent_kafka import Consumer
 
 from stockflow.adapters.db.migrate import migrate
@@ -30,9 +30,9 @@ def kafka(base: Settings, source: Settings, topics: Topics, total: int) -> float
     s = settings_for(base, "ceil")
     sink = Topics(s.topic_prefix)
     create_topics(admin(s), [sink.inputs[0]], 6, 1)
-    cons = Consumer({"bootstrap.servers": source.kafka_bootstrap, "group.id": s.group_id,
-                     "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                     "fetch.min.bytes": 1})
+    cons = Consumer(kafka_config(**{
+        "bootstrap.servers": source.kafka_bootstrap, "group.id": s.group_id,
+        "auto.offset.reset": "earliest", "enable.auto.commit": False, "fetch.min.bytes": 1}))
     prod = producer(s)
     cons.subscribe(topics.inputs)
     seen, start = 0, None

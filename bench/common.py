@@ -3,6 +3,7 @@ workload, running processes over it and watching their progress."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import psycopg
 from confluent_kafka import Consumer, ConsumerGroupState, TopicPartition
@@ -31,6 +33,33 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+_LOG: list[IO[bytes]] = []  # where children write their stderr, once `log_to` is called
+
+
+def log_to(path: Path) -> None:
+    """From now on, what is logged rather than reported goes to `path`, not the terminal:
+    this driver's Python logging (its stockflow clients tell librdkafka's lines through
+    it), the lines of its own Kafka clients (`kafka_config`), and the stderr of every
+    child it starts (`spawn`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _LOG.append(path.open("ab", buffering=0))  # appends: the children's and ours interleave
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+
+
+def kafka_config(**conf: Any) -> dict[str, Any]:
+    """A confluent-kafka client's settings, with its librdkafka lines told through Python
+    logging (librdkafka writes them to stderr by default)."""
+    return {**conf, "logger": logging.getLogger("bench.librdkafka")}
+
+
+def spawn(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`cmd` with `env`, its output dropped and its stderr in the log (see `log_to`)."""
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=_LOG[-1] if _LOG else None)
 
 
 def settings_for(base: Settings, name: str) -> Settings:
@@ -60,8 +89,7 @@ def env_of(s: Settings, **extra: str) -> dict[str, str]:
 
 def start(s: Settings, command: str, **extra: str) -> subprocess.Popen[bytes]:
     """`stockflow COMMAND` on `s`, its output dropped (`extra`: more of its environment)."""
-    return subprocess.Popen([sys.executable, "-m", "stockflow", command],
-                            env=env_of(s, **extra), stdout=subprocess.DEVNULL)
+    return spawn([sys.executable, "-m", "stockflow", command], env_of(s, **extra))
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -100,7 +128,8 @@ def committed_in_kafka(s: Settings, topics: Topics) -> int:
     """The naive baseline keeps its offsets in Kafka, as such services do (one reused
     client, for the same reason as `committed`)."""
     if s.group_id not in _READERS:
-        cons = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": s.group_id})
+        cons = Consumer(kafka_config(**{"bootstrap.servers": s.kafka_bootstrap,
+                                        "group.id": s.group_id}))
         meta = cons.list_topics(timeout=10)
         _READERS[s.group_id] = (cons, [TopicPartition(n, p) for n in topics.inputs
                                        for p in meta.topics[n].partitions])
@@ -125,7 +154,8 @@ def close_clients() -> None:
 
 
 def end_offsets(s: Settings, topics: Topics) -> int:
-    cons = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": "bench-wm"})
+    cons = Consumer(kafka_config(**{"bootstrap.servers": s.kafka_bootstrap,
+                                    "group.id": "bench-wm"}))
     meta = cons.list_topics(timeout=10)
     total = 0
     for name in topics.inputs:
@@ -154,8 +184,7 @@ def drain(cmd: list[str], s: Settings, topics: Topics, label: str,
     polling what is committed; gives up after `STALLED` seconds without progress."""
     target = end_offsets(s, topics)
     client = admin(s)
-    procs = [subprocess.Popen(cmd, env=env_of(s, **(extra_env or {})), stdout=subprocess.DEVNULL)
-             for _ in range(members)]
+    procs = [spawn(cmd, env_of(s, **(extra_env or {}))) for _ in range(members)]
     first_at = first_n = start_at = start_n = None
     last_n, last_at, last_print = 0, time.monotonic(), 0.0
     try:

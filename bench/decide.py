@@ -9,6 +9,8 @@ This times exactly that step on the benchmark's generated workload: parsing, the
 the outputs' messages and outbox framing, with the processor's garbage-collector settings
 and a database that has nothing committed yet. It prints the best and the median of
 `--repeat` passes (this machine is noisy), in microseconds per event.
+`bench/instructions.py` counts the same pass in instructions, which do not move with the
+machine.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import cProfile
 import pstats
 import statistics
 import time
+from collections.abc import Iterator
 
 from stockflow.adapters.db import store
 from stockflow.contract.topics import Topics
 from stockflow.devtools.workload import generate
 from stockflow.domain.inputs import Limits
 from stockflow.domain.state import Policy, Remediation
-from stockflow.engine.batch import Consumed
+from stockflow.engine.batch import Consumed, Prepared
 from stockflow.engine.cache import StateCache
 from stockflow.engine.stock import prepare
 from stockflow.entrypoints.app import tune_gc
@@ -32,6 +35,30 @@ from stockflow.entrypoints.app import tune_gc
 
 def _nothing_committed(_conn: object, **_wanted: object) -> store.Fetched:
     return store.Fetched({}, {}, {}, set())
+
+
+def workload(events: int) -> tuple[list[Consumed], int]:
+    """The generated workload (its setup, then its stream) as consumed messages and how
+    many of them are the setup's, with the store stubbed to have nothing committed and the
+    processor's garbage-collector settings: call once per process."""
+    wl = generate(events=events, skus=1000, warehouses=3, seed=5)
+    topics = Topics()
+    store.fetch = _nothing_committed  # type: ignore[assignment]
+    tune_gc()
+    return [Consumed(topics.name(it.kind), hash(it.key) % 6, offset, it.key, it.value)
+            for offset, it in enumerate(wl.setup + wl.stream)], len(wl.setup)
+
+
+def decided(batch: list[Consumed], size: int, policy: Policy,
+            cache: StateCache | None = None) -> Iterator[Prepared]:
+    """One pass of step 1 over `batch` in batches of `size` (by default from an empty
+    cache): each batch's result, which the caller may drop at once (as the processor's
+    writer does)."""
+    topics, limits = Topics(), Limits()
+    cache = cache or StateCache(policy, 10**9)
+    for i in range(0, len(batch), size):
+        yield prepare(None, cache, batch[i:i + size],  # type: ignore[arg-type]
+                      topics=topics, policy=policy, limits=limits, positions={})
 
 
 def main() -> int:
@@ -44,20 +71,13 @@ def main() -> int:
                     default=Policy().oversell_remediation, help="the rules' policy")
     args = ap.parse_args()
 
-    wl = generate(events=args.events, skus=1000, warehouses=3, seed=5)
-    topics, limits = Topics(), Limits()
+    batch, _ = workload(args.events)
     policy = Policy(oversell_remediation=args.oversell_remediation)
-    batch = [Consumed(topics.name(it.kind), hash(it.key) % 6, offset, it.key, it.value)
-             for offset, it in enumerate(wl.setup + wl.stream)]
-    store.fetch = _nothing_committed  # type: ignore[assignment]
-    tune_gc()
 
     def one_pass() -> float:
-        cache = StateCache(policy, 10**9)
         started = time.perf_counter()
-        for i in range(0, len(batch), args.batch):
-            prepare(None, cache, batch[i:i + args.batch],  # type: ignore[arg-type]
-                    topics=topics, policy=policy, limits=limits, positions={})
+        for _ in decided(batch, args.batch, policy):
+            pass
         return (time.perf_counter() - started) / len(batch) * 1e6
 
     one_pass()  # warm: imports, the parser's key table

@@ -13,7 +13,6 @@ pauses are read at the end.
 from __future__ import annotations
 
 import signal
-import subprocess
 import threading
 import time
 import urllib.request
@@ -21,7 +20,17 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from common import committed, cpu_seconds, env_of, prepare, publish, say, settings_for
+from common import (
+    committed,
+    cpu_seconds,
+    env_of,
+    kafka_config,
+    prepare,
+    publish,
+    say,
+    settings_for,
+    spawn,
+)
 from confluent_kafka import OFFSET_END, TIMESTAMP_LOG_APPEND_TIME, Consumer, TopicPartition
 
 # re-exported by confluent_kafka.admin without __all__, so its stubs don't say they are
@@ -81,9 +90,9 @@ class _Reader:
         self.changed: dict[str, float] = {}
         self.accepted: dict[str, float] = {}
         self.stop = threading.Event()
-        self.cons = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": "bench-lat",
-                              "enable.auto.commit": False, "fetch.min.bytes": 1 << 20,
-                              "fetch.wait.max.ms": 100})
+        self.cons = Consumer(kafka_config(**{
+            "bootstrap.servers": s.kafka_bootstrap, "group.id": "bench-lat",
+            "enable.auto.commit": False, "fetch.min.bytes": 1 << 20, "fetch.wait.max.ms": 100}))
         names = [topics.name(k) for k in _MEASURED]
         meta = self.cons.list_topics(timeout=10)
         self.cons.assign([TopicPartition(n, p, OFFSET_END) for n in names
@@ -126,8 +135,7 @@ def measure(cmd: list[str], base: Settings, *, label: str, rate: int, seconds: f
     wl = generate(events=int(rate * seconds), skus=skus, warehouses=3, seed=5)
     publish(s, topics, wl.setup)
     ports = [free_port() for _ in range(members)]
-    procs = [subprocess.Popen(cmd, env=env_of(s, STOCKFLOW_METRICS_PORT=str(port)),
-                              stdout=subprocess.DEVNULL) for port in ports]
+    procs = [spawn(cmd, env_of(s, STOCKFLOW_METRICS_PORT=str(port))) for port in ports]
     reader = None
     try:
         deadline = time.monotonic() + 120

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import signal
 import statistics
-import subprocess
 import sys
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import committed, end_offsets, env_of, prepare, publish, say, settings_for
+from common import committed, end_offsets, env_of, prepare, publish, say, settings_for, spawn
 
 from stockflow.adapters.settings import Settings
 from stockflow.devtools.localenv import free_port
@@ -45,8 +44,7 @@ def measure(base: Settings, *, keys: int, events: int, partitions: int,
     port = free_port()
     bound = cache_max_entries or Settings().cache_max_entries
     extra = {"STOCKFLOW_METRICS_PORT": str(port), "STOCKFLOW_CACHE_MAX_ENTRIES": str(bound)}
-    proc = subprocess.Popen([sys.executable, "-m", "stockflow", "process"],
-                            env=env_of(s, **extra), stdout=subprocess.DEVNULL)
+    proc = spawn([sys.executable, "-m", "stockflow", "process"], env_of(s, **extra))
     rss: list[int] = []
     entries = 0
     try:

@@ -19,14 +19,19 @@
 6. Memory (bench/memory.py): one member's RSS while 200,000 distinct keys flow.
 Postgres runs with its durable defaults (fsync and synchronous_commit on); Kafka,
 Postgres, the processes under test and this driver share the machine's cores.
+The terminal shows progress and figures; what the processes under test and the Kafka
+clients log (librdkafka's lines among it) goes to the log file named at the start
+(`--log`). SIGTERM stops a run as Ctrl-C does: its children stop, then its services.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +44,7 @@ from common import (
     close_clients,
     committed_in_kafka,
     drain,
+    log_to,
     pct,
     postgres_durability,
     prepare,
@@ -95,11 +101,26 @@ def main() -> int:
     ap.add_argument("--baseline", type=Path, default=None,
                     help="a checkout of another commit (e.g. a `git worktree`): its processor "
                     "drains too, alternating with this one's, --repeat times each")
+    ap.add_argument("--log", type=Path, default=None,
+                    help="the log file (default: build/bench/run-TIME.log)")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
     if unknown := parts - set(PARTS):
         ap.error(f"unknown parts: {', '.join(sorted(unknown))}")
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as on Ctrl-C
+    log = args.log or ROOT / "build" / "bench" / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    log_to(log)
+    say(f"logs: {log}")
+    try:
+        out = _run(args, parts)
+    except KeyboardInterrupt:
+        say("stopped")
+        return 130
+    print("\n".join(out))
+    return 0
 
+
+def _run(args: argparse.Namespace, parts: set[str]) -> list[str]:
     with local_services() as found:
         base = Settings(kafka_bootstrap=found.kafka_bootstrap,
                         database_url=SecretStr(found.database_url))
@@ -111,24 +132,24 @@ def main() -> int:
                f"  postgres: {postgres_durability(base)} (durable defaults)",
                f"  workload: {len(wl.stream):,} events, {len(wl.keys):,} keys, "
                f"{args.partitions} partitions; {args.members} member(s) per group"]
-        if args.warmup:
-            _warm_up(run)
-        if "throughput" in parts or "ceiling" in parts:
-            out += _throughput(run)
-        if "naive" in parts:
-            out += _naive(run)
-        if "peer" in parts:
-            out += _peer(run)
-        if "ceiling" in parts:
-            out += _ceiling(run)
-        if "latency" in parts:
-            out += _latency(run, with_peer="peer" in parts)
-        if "memory" in parts:
-            out += _memory(run)
-        close_clients()  # before the services stop: no client left to retry them
-
-    print("\n".join(out))
-    return 0
+        try:
+            if args.warmup:
+                _warm_up(run)
+            if "throughput" in parts or "ceiling" in parts:
+                out += _throughput(run)
+            if "naive" in parts:
+                out += _naive(run)
+            if "peer" in parts:
+                out += _peer(run)
+            if "ceiling" in parts:
+                out += _ceiling(run)
+            if "latency" in parts:
+                out += _latency(run, with_peer="peer" in parts)
+            if "memory" in parts:
+                out += _memory(run)
+        finally:
+            close_clients()  # before the services stop: no client left to retry them
+    return out
 
 
 def _warm_up(run: Run) -> None:

@@ -9,6 +9,7 @@ exists, a report line that no longer formats) in a few seconds.
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -33,7 +34,8 @@ MODULES = sorted(p.stem for p in BENCH.glob("*.py"))
 # Commands a person runs, with options; the children that run.py starts and configures
 # through the environment take no arguments at all (an unknown one is ignored, so --help
 # would start them on the default settings: not run here).
-COMMANDS = ("api", "console", "decide", "forecasts", "idle", "policy", "run", "webhooks")
+COMMANDS = ("api", "console", "decide", "forecasts", "idle", "instructions", "policy", "run",
+            "webhooks")
 CHILDREN = ("floor", "naive", "peer_faust")
 
 
@@ -245,3 +247,69 @@ def test_stock_is_compared_at_the_service_the_new_rule_achieved(
         "smooth", "90%", "92.0%", "7.2", "88.0%", "6.0", "8.0", "-10%"]
     # at the 95% target the chosen models reach 98%, beyond the seed's points: no figure
     assert [cell.strip() for cell in rows[1].split("│")[-3:-1]] == ["-", "-"]
+
+
+def test_logged_lines_go_to_the_log_not_the_terminal(tmp_path: Path) -> None:
+    # a child process: log_to configures logging process-wide. Its consumer finds no broker
+    # (a closed port), which librdkafka says; so does a child it starts, on its stderr.
+    log = tmp_path / "run.log"
+    script = (
+        "import sys, time\n"
+        "from common import kafka_config, log_to, spawn\n"
+        "from confluent_kafka import Consumer\n"
+        f"log_to(__import__('pathlib').Path({str(log)!r}))\n"
+        "cons = Consumer(kafka_config(**{'bootstrap.servers': '127.0.0.1:1',"
+        " 'group.id': 'g'}))\n"
+        "deadline = time.monotonic() + 20\n"
+        f"while 'Connection refused' not in open({str(log)!r}).read():\n"
+        "    assert time.monotonic() < deadline, 'librdkafka said nothing'\n"
+        "    cons.poll(0.2)\n"
+        "cons.close()\n"
+        "spawn([sys.executable, '-c', 'import sys; print(\"child says\", file=sys.stderr)'],"
+        " {}).wait()\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=BENCH, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    logged = log.read_text()
+    assert "bench.librdkafka" in logged
+    assert "child says" in logged
+
+
+def test_instructions_child_announces_each_region_and_waits() -> None:
+    # what callgrind counts is between a region's "ready" and "done": here nobody counts,
+    # and each line is answered at once
+    child = subprocess.Popen([sys.executable, str(BENCH / "instructions.py"), "--inside",
+                              "--events", "100"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdin is not None
+    assert child.stdout is not None
+    said = []
+    for line in child.stdout:
+        said.append(line.strip())
+        if not line.startswith("facts "):
+            child.stdin.write("go\n")
+            child.stdin.flush()
+    assert child.wait(60) == 0
+    regions = [f"{when} {name}" for name in ("empty", "decide", "commit formatting")
+               for when in ("ready", "done")]
+    assert said[:-1] == regions
+    facts = json.loads(said[-1].removeprefix("facts "))
+    assert facts["messages"] >= 100  # the stream after the first 1,000, in batches of 100
+    assert facts["batches"] == -(-facts["messages"] // 100)
+    assert facts["stockflow"].endswith("stockflow/__init__.py")
+
+
+def test_instructions_read_each_region_from_its_dump(bench: dict[str, ModuleType],
+                                                     tmp_path: Path) -> None:
+    instructions = bench["instructions"]
+    for n, (name, total) in enumerate([("commit_formatting", 900), ("empty", 20),
+                                       ("decide", 5000)], start=1):
+        (tmp_path / f"callgrind.out.{n}").write_text(
+            f"# callgrind format\npart: {n}\ndesc: Trigger: dump {name}\n\n"
+            f"events: Ir\nsummary: {total}\n\nfn=(1) x\n0 {total}\n\ntotals: {total}\n")
+    got = instructions.regions(sorted(tmp_path.iterdir()))
+    assert got == {"empty": 20, "decide": 5000, "commit formatting": 900}
+    (tmp_path / "callgrind.out.1").unlink()
+    with pytest.raises(SystemExit, match="no callgrind dump for commit formatting"):
+        instructions.regions(sorted(tmp_path.iterdir()))

@@ -1,4 +1,5 @@
-"""Output ids are the documented uuid5, so consumers and tests can derive them."""
+"""Output messages: ids are the documented uuid5, so consumers and tests can derive them,
+and the envelope is the same bytes however it is put together."""
 
 from __future__ import annotations
 
@@ -8,9 +9,20 @@ import uuid
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic_core import to_json
 
-from stockflow.contract.emit import DLQ_MAX_BYTES, Message, dlq_message, order_message, output_id
+from stockflow.contract.emit import (
+    DLQ_MAX_BYTES,
+    SOURCE,
+    Message,
+    dlq_message,
+    order_message,
+    output_id,
+    output_message,
+    topic_of,
+)
 from stockflow.contract.events import Reason, Rejection
+from stockflow.contract.outputs import OUTPUT_MODELS
 from stockflow.contract.topics import TopicKind, Topics
 from stockflow.domain.effects import Output
 
@@ -68,3 +80,26 @@ def test_the_coordinators_messages_take_their_ids_from_the_order() -> None:
     assert doc["source"] == answer["source"] == "stockflow-coordinator"
     with pytest.raises(ValueError, match="not dlq"):
         order_message(Topics(), TopicKind.DLQ, "O1", status, "2026-01-01T00:00:00Z")
+
+
+_JSONABLE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8)
+
+
+@given(st.sampled_from(sorted(OUTPUT_MODELS)), st.text(), st.text(), st.text(),
+       st.dictionaries(st.text(), _JSONABLE, max_size=4))
+def test_an_output_message_is_its_envelope_serialized_whole(
+        type_: str, key: str, line: str, now: str, data: dict[str, object]) -> None:
+    # output_message joins the envelope's parts itself: the bytes must be those of the
+    # envelope as one dict, whatever the strings hold (quotes, control characters, ...)
+    topics = Topics()
+    envelope: dict[str, object] = {
+        "specversion": "1.0", "id": output_id("ev-1", type_, line), "source": SOURCE,
+        "type": type_, "time": now, "datacontenttype": "application/json"}
+    if topic_of(type_) is not TopicKind.RESERVATIONS:
+        envelope["subject"] = key
+    envelope["data"] = data
+    got = output_message(topics, "ev-1", Output(type_, key, line, data), now)
+    assert got == Message(topics.name(topic_of(type_)), key.encode(), to_json(envelope))

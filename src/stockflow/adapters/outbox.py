@@ -22,19 +22,35 @@ def encode(messages: list[Message]) -> bytes:
     """Each message as its length-prefixed topic, key and value, then its header count and
     length-prefixed header names and values."""
     out: list[bytes] = []
+    add, pack = out.append, _LEN.pack
     topics: dict[str, bytes] = {}
     for topic, key, value, headers in messages:
         framed_topic = topics.get(topic)
         if framed_topic is None:
             framed_topic = topics[topic] = _framed(topic.encode())
-        out.append(framed_topic)
-        out.append(_framed(key))
-        out.append(_framed(value))
-        out.append(_LEN.pack(len(headers)))
-        for name, data in headers:
-            out.append(_framed(name.encode()))
-            out.append(_framed(data))
+        add(framed_topic)
+        # framed inline, no call and no concatenation per part: this runs per output
+        if key is None:
+            add(_NONE)
+        else:
+            add(pack(len(key)))
+            add(key)
+        if value is None:
+            add(_NONE)
+        else:
+            add(pack(len(value)))
+            add(value)
+        if headers:
+            add(pack(len(headers)))
+            for name, data in headers:
+                add(_framed(name.encode()))
+                add(_framed(data))
+        else:
+            add(_NO_HEADERS)
     return b"".join(out)
+
+
+_NO_HEADERS = _LEN.pack(0)
 
 
 def decode(blob: bytes) -> list[Message]:

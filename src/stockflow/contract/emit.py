@@ -65,16 +65,26 @@ _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 
 def output_message(topics: Topics, cause_id: str, out: Output, now: str) -> Message:
     """The output as a CloudEvents envelope. `now` is the batch's RFC 3339 time.
-    pydantic-core's serializer writes it about four times faster than `json`, which
-    mattered: this runs for every output on the hot path."""
-    envelope: dict[str, object] = {
-        "specversion": "1.0", "id": output_id(cause_id, out.type, out.line), "source": SOURCE,
-        "type": out.type, "time": now, "datacontenttype": "application/json"}
+    The envelope's fixed parts are written once per type and joined around the id, time,
+    subject and data, each written by pydantic-core's serializer (about four times faster
+    than `json`): the bytes `to_json` gives for the whole envelope as a dict, without
+    building that dict per output (this runs for every output on the hot path)."""
     kind = _TOPIC_OF[out.type]
-    if kind is not TopicKind.RESERVATIONS:
-        envelope["subject"] = out.key
-    envelope["data"] = out.data
-    return Message(topics.name(kind), out.key.encode(), to_json(envelope))
+    return Message(topics.name(kind), out.key.encode(), b"".join((
+        b'{"specversion":"1.0","id":"', output_id(cause_id, out.type, out.line).encode(),
+        _SOURCE_AND_TYPE.get(out.type) or _source_and_type(out.type), to_json(now),
+        b',"datacontenttype":"application/json"',
+        b"" if kind is TopicKind.RESERVATIONS else b',"subject":' + to_json(out.key),
+        b',"data":', to_json(out.data), b"}")))
+
+
+_SOURCE_AND_TYPE: dict[str, bytes] = {}
+
+
+def _source_and_type(type_: str) -> bytes:
+    got = _SOURCE_AND_TYPE[type_] = (
+        b'","source":' + to_json(SOURCE) + b',"type":' + to_json(type_) + b',"time":')
+    return got
 
 
 def order_message(topics: Topics, kind: TopicKind, order_id: str, out: Output,

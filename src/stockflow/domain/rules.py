@@ -168,10 +168,10 @@ def settle(state: StockState, event: Event, change: Change) -> Decision:
         value = valuation.moved(moved, paid)
     elif moved and unit_cost is not None:
         value = valuation.moved(moved, unit_cost)
-    new = StockState(sku=state.sku, warehouse=state.warehouse, qty=qty, version=version,
-                     reorder_point=reorder_point, safety_stock=safety_stock,
-                     severity=severity, unit_cost=unit_cost, currency=currency, lines=lines,
-                     refs=refs, po=change.po or state.po)
+    # StockState and LedgerEntry are built positionally, in their fields' order: a
+    # NamedTuple binds each keyword by name, and this runs for every applied event
+    new = StockState(state.sku, state.warehouse, qty, version, reorder_point, safety_stock,
+                     severity, unit_cost, currency, lines, refs, change.po or state.po)
     outputs: list[Output] = []
     caused_by = cause(event)
     key = state.key
@@ -194,10 +194,8 @@ def settle(state: StockState, event: Event, change: Change) -> Decision:
             "sku": state.sku, "warehouse": state.warehouse, "severity": severity,
             "available": available, "reorder_point": reorder_point,
             "safety_stock": safety_stock, "cause": caused_by}))
-    ledger = LedgerEntry(event_id=event.id, event_type=event.type, before=old, after=qty,
-                         version=version, reference=change.reference, note=change.note,
-                         actor=event.source or None, time=event.time, value=value,
-                         unit_cost=unit_cost, lost=change.lost or None,
-                         remediated=change.remediated or None)
+    ledger = LedgerEntry(event.id, event.type, old, qty, version, change.reference,
+                         change.note, event.source or None, event.time, value, unit_cost,
+                         change.lost or None, change.remediated or None)
     return Decision(new, Outcome.APPLIED, tuple(outputs), ledger, change.lines, change.refs,
                     po=change.po)

@@ -163,8 +163,12 @@ class Reservation(NamedTuple):
         return self.quantity > 0
 
     def settled(self, remaining: int, status: Status, shipped: int = 0) -> Reservation:
-        """The line with a new remaining and status, and `shipped` more units shipped."""
-        return self._replace(remaining=remaining, status=status, shipped=self.shipped + shipped)
+        """The line with a new remaining and status, and `shipped` more units shipped
+        (built positionally: `_replace` goes through a generic mapping, and confirmations,
+        cancels and shipments call this per event)."""
+        return Reservation(self.order_id, self.line_id, self.quantity, remaining, status,
+                           self.expires_at, self.backordered, self.line_count,
+                           self.shipped + shipped, self.placed_version)
 
 
 class Remediation(StrEnum):

@@ -150,9 +150,8 @@ def _decide(
             continue
         label = _NOOP if outcome is Outcome.NOOP else _APPLIED
         report.events[(labels[msg.topic], ev.type, label)] += 1
-        writes.processed.append(store.ProcessedRow(
-            event_id=ev.id, key=key, topic=msg.topic, partition=msg.partition,
-            offset=msg.offset, outcome=label))
+        writes.processed.append(store.ProcessedRow(  # positional: cheaper per event
+            ev.id, key, msg.topic, msg.partition, msg.offset, label))
         cache.record(ev, decision)
         if label is _NOOP:
             continue

@@ -218,18 +218,15 @@ class Writes:
 
     def copy(self, cur: psycopg.Cursor[tuple[Any, ...]]) -> None:
         if self.ledger:
-            with cur.copy("COPY ledger (key, version, event_id, event_type, reference, note, "
-                          "on_hand_before, on_hand_after, reserved_before, reserved_after, "
-                          "in_transit_before, in_transit_after, damaged_before, damaged_after, "
-                          "on_order_before, on_order_after, actor, event_time, value, "
-                          "unit_cost, lost, remediated) FROM STDIN") as copy:
+            # Columns in the order of a LedgerEntry's fields, quantities before and after
+            # in Quantities' order, so a row is unpacked whole rather than field by field.
+            with cur.copy("COPY ledger (key, event_id, event_type, on_hand_before, "
+                          "reserved_before, in_transit_before, damaged_before, "
+                          "on_order_before, on_hand_after, reserved_after, in_transit_after, "
+                          "damaged_after, on_order_after, version, reference, note, actor, "
+                          "event_time, value, unit_cost, lost, remediated) FROM STDIN") as copy:
                 for key, e in self.ledger:  # a LedgerRow
-                    b, a = e.before, e.after
-                    copy.write_row((key, e.version, e.event_id, e.event_type, e.reference,
-                                    e.note, b.on_hand, a.on_hand, b.reserved, a.reserved,
-                                    b.in_transit, a.in_transit, b.damaged, a.damaged,
-                                    b.on_order, a.on_order, e.actor, e.time, e.value,
-                                    e.unit_cost, e.lost, e.remediated))
+                    copy.write_row((key, *e[:2], *e[2], *e[3], *e[4:]))
         if self.processed:
             with cur.copy('COPY processed_events (event_id, key, topic, partition, "offset", '
                           "outcome) FROM STDIN") as copy:
@@ -275,9 +272,11 @@ def _ints(values: Iterable[int]) -> str:
     return "{" + ",".join(map(str, values)) + "}"
 
 
-def _nullable(values: Iterable[object | None]) -> str:
+def _nullable(values: Sequence[object | None]) -> str:
     """An array literal of values whose text form needs no escaping (ints, datetimes,
     decimals, currency codes)."""
+    if None not in values:  # the common case, with no Python-level step per value
+        return '{"' + '","'.join(map(str, values)) + '"}' if values else "{}"
     return "{" + ",".join(["NULL" if v is None else f'"{v}"' for v in values]) + "}"
 
 
@@ -305,7 +304,9 @@ def record_thresholds(conn: Conn, rows: list[ThresholdRow]) -> None:
 
 
 def _upsert_stock(conn: Conn, states: list[StockState]) -> None:
-    qty = [s.qty for s in states]
+    # one column per field, taken by zip in C rather than a generator per column
+    sku, wh, qty, version, rp, ss, severity, cost, currency = list(zip(*states, strict=True))[:9]
+    on_hand, reserved, in_transit, damaged, on_order = zip(*qty, strict=True)
     conn.execute(
         "INSERT INTO stock (key, sku, warehouse, on_hand, reserved, in_transit, damaged,"
         " on_order, version, reorder_point, safety_stock, severity, unit_cost, currency)"
@@ -318,18 +319,17 @@ def _upsert_stock(conn: Conn, states: list[StockState]) -> None:
         " version = EXCLUDED.version, reorder_point = EXCLUDED.reorder_point,"
         " safety_stock = EXCLUDED.safety_stock, severity = EXCLUDED.severity,"
         " unit_cost = EXCLUDED.unit_cost, currency = EXCLUDED.currency, updated_at = now()",
-        (_texts([s.key for s in states]), _texts([s.sku for s in states]),
-         _texts([s.warehouse for s in states]), _ints(q.on_hand for q in qty),
-         _ints(q.reserved for q in qty), _ints(q.in_transit for q in qty),
-         _ints(q.damaged for q in qty), _ints(q.on_order for q in qty),
-         _ints(s.version for s in states),
-         _ints(s.reorder_point for s in states), _ints(s.safety_stock for s in states),
-         _texts([s.severity for s in states]), _nullable(s.unit_cost for s in states),
-         _nullable(s.currency for s in states)))
+        (_texts([f"{s}@{w}" for s, w in zip(sku, wh, strict=True)]), _texts(sku), _texts(wh),
+         _ints(on_hand), _ints(reserved), _ints(in_transit), _ints(damaged), _ints(on_order),
+         _ints(version), _ints(rp), _ints(ss), _texts(severity), _nullable(cost),
+         _nullable(currency)))
 
 
 def _upsert_lines(conn: Conn, lines: dict[tuple[str, str, str], LineRow]) -> None:
-    rs = [row.line for row in lines.values()]
+    rows = lines.values()
+    # one column per field of Reservation, taken by zip in C
+    (order_id, line_id, quantity, remaining, status, expires_at, backordered, line_count,
+     shipped, placed_version) = zip(*[row.line for row in rows], strict=True)
     conn.execute(
         "INSERT INTO reservations (key, order_id, line_id, quantity, remaining, status,"
         " expires_at, backordered, line_count, partition, shipped, placed_version) SELECT *"
@@ -341,12 +341,10 @@ def _upsert_lines(conn: Conn, lines: dict[tuple[str, str, str], LineRow]) -> Non
         " backordered = EXCLUDED.backordered, line_count = EXCLUDED.line_count,"
         " shipped = EXCLUDED.shipped, placed_version = EXCLUDED.placed_version,"
         " updated_at = now()",
-        (_texts([k for k, _, _ in lines]), _texts([r.order_id for r in rs]),
-         _texts([r.line_id for r in rs]), _ints(r.quantity for r in rs),
-         _ints(r.remaining for r in rs), _texts([r.status.value for r in rs]),
-         _nullable(r.expires_at for r in rs), _nullable(r.backordered for r in rs),
-         _nullable(r.line_count for r in rs), _ints(row.partition for row in lines.values()),
-         _ints(r.shipped for r in rs), _ints(r.placed_version for r in rs)))
+        (_texts([k for k, _, _ in lines]), _texts(order_id), _texts(line_id), _ints(quantity),
+         _ints(remaining), _texts(status), _nullable(expires_at), _nullable(backordered),
+         _nullable(line_count), _ints([row.partition for row in rows]), _ints(shipped),
+         _ints(placed_version)))
 
 
 def _upsert_purchase_orders(conn: Conn,
