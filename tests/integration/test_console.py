@@ -451,7 +451,8 @@ def test_an_import_shows_every_bad_row_then_publishes(services: LocalServices, u
     env = make_env(services, unique)
     _, writer = new_key(env, "warehouse-lead", "write")
     _, reader = new_key(env, "merchant", "read")
-    bad = tmp_path / "counts.csv"
+    # a file's name is text a person chose: shown, never run (no "/" in a file's name)
+    bad = tmp_path / '<img src=x onerror=alert(1)>counts.csv'
     bad.write_text("sku,warehouse,on_hand\nIMP-1,WH-1,40\nIMP-2,WH-1,-5\nIMP-3,WH-1,9\n")
     good = tmp_path / "counts-fixed.xlsx"  # fixed in Excel, and uploaded as a workbook
     good.write_bytes(workbook([["sku", "warehouse", "on_hand"], ["IMP-1", "WH-1", 40],
@@ -468,6 +469,8 @@ def test_an_import_shows_every_bad_row_then_publishes(services: LocalServices, u
 
         upload(bad, "publish")
         assert "Nothing was published" in _text(browser, "#checked")
+        assert _text(browser, "#checked h2") == bad.name
+        assert not browser.find_elements(By.CSS_SELECTOR, "main img")
         rows = browser.find_elements(By.CSS_SELECTOR, "#bad-rows tbody tr")
         assert [r.text.split(" ", 1)[0] for r in rows] == ["3"]  # the one bad line
         assert "on_hand" in rows[0].text
