@@ -3,9 +3,10 @@ ledger, each page asked again and again by one signed-in client.
 
     .venv/bin/python bench/console.py [--keys 100000] [--movements 10] [--requests 100]
 
-The stock, ledger, alerts and orders are written straight into Postgres (the pages read
-them; how they got there does not matter here): `--keys` keys in 5 warehouses, each with
-`--movements` ledger rows spread over the past year (1,000,000 with the defaults), every
+The stock, ledger, alerts, orders and kept forecasts are written straight into Postgres
+(the pages read them; how they got there does not matter here): `--keys` keys in 5
+warehouses, each with `--movements` ledger rows spread over the past year (1,000,000 with
+the defaults) and a kept forecast with its suggestion (a key's page draws it), every
 tenth key low or out of stock, one key with 10,000 movements (its chart draws the newest
 2,000), and 10,000 whole orders. For each page it prints the server's own time to begin
 the answer (the `Server-Timing` header: from the request's arrival to the first byte,
@@ -43,7 +44,8 @@ _TIMING = re.compile(r"app;dur=([0-9.]+)")
 
 
 def _seed(s: Settings, keys: int, movements: int) -> None:
-    """The stock, ledger, alerts and orders the pages read, in a few set-based statements."""
+    """The stock, ledger, alerts, orders and kept forecasts the pages read, in a few
+    set-based statements."""
     with store.connect(s.dsn(), s.database_schema, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO stock (key, sku, warehouse, on_hand, reserved, in_transit, damaged,"
@@ -74,6 +76,17 @@ def _seed(s: Settings, keys: int, movements: int) -> None:
             "jsonb_build_object('line_id', '1', 'k', 1, 'sku', 'SKU-000001', 'warehouse',"
             " 'WH-1', 'quantity', 1, 'status', 'confirmed'))), now() - make_interval(secs"
             " => i) FROM generate_series(1, %s) AS i", (ORDERS,))
+        # every key's kept forecast, as a `stockflow forecast --all` leaves them: a key's
+        # page reads and draws it
+        conn.execute(
+            "INSERT INTO kept_forecasts SELECT key, current_date, now(), 'all', %s, true,"
+            " 'profile_ses', 'smooth', array_fill(5.0::float8, ARRAY[14]),"
+            " jsonb_build_object('80', jsonb_build_array(to_jsonb(array_fill(3.0, ARRAY[14])),"
+            " to_jsonb(array_fill(7.0, ARRAY[14]))), '95', jsonb_build_array("
+            "to_jsonb(array_fill(2.0, ARRAY[14])), to_jsonb(array_fill(9.0, ARRAY[14])))),"
+            " array_fill(4.0::float8, ARRAY[28]), 7, 7, 0.95, 35.0, 15, 85, 85, on_hand,"
+            " available, 0, 0, available, greatest(0, 85 - available), version FROM stock",
+            (keys + 1,))
         conn.execute("ANALYZE")
 
 
