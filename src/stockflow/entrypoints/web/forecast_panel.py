@@ -12,6 +12,7 @@ from markupsafe import Markup
 
 from stockflow.adapters.db.forecasts import KeptForecast
 from stockflow.entrypoints.web.forecast_svg import forecast_svg
+from stockflow.entrypoints.web.render import units
 
 __all__ = ["STALE_DAYS", "ForecastPanel", "forecast_panel", "percent"]
 
@@ -39,42 +40,38 @@ class ForecastPanel:
     chart: Markup
 
 
-def _n(n: int) -> str:
-    return f"{n:,}"
-
-
 def forecast_panel(kept: KeptForecast, stock: dict[str, Any], now: datetime,
                    ) -> ForecastPanel:
     """The section for `kept`, a forecast of the key whose stock row is `stock`."""
     k = kept
-    units = "unit" if k.suggested_quantity == 1 else "units"
+    noun = "unit" if k.suggested_quantity == 1 else "units"
     if k.suggested_quantity > 0:
-        said = (f"Order {_n(k.suggested_quantity)} {units}: position {_n(k.position)} is "
-                f"below the reorder point {_n(k.reorder_point)}; order up to "
-                f"{_n(k.order_up_to)}.")
+        said = (f"Order {units(k.suggested_quantity)} {noun}: position {units(k.position)} is "
+                f"below the reorder point {units(k.reorder_point)}; order up to "
+                f"{units(k.order_up_to)}.")
     else:
-        said = (f"Nothing to order: position {_n(k.position)} is not below the reorder "
-                f"point {_n(k.reorder_point)}.")
-    position = (f"position {_n(k.position)} = available {_n(k.available)} + in transit "
-                f"{_n(k.in_transit)} + on order {_n(k.on_order)}")
+        said = (f"Nothing to order: position {units(k.position)} is not below the reorder "
+                f"point {units(k.reorder_point)}.")
+    position = (f"position {units(k.position)} = available {units(k.available)} + in transit "
+                f"{units(k.in_transit)} + on order {units(k.on_order)}")
     covered = ("every key" if k.scope == "all" else
                "this key alone (its safety stock then is not calibrated on other keys)"
                if k.scope == "key" else f"the keys of {k.scope}")
-    run = f"a run over {covered}, {_n(k.run_keys)} key{'s' * (k.run_keys != 1)} planned"
+    run = f"a run over {covered}, {units(k.run_keys)} key{'s' * (k.run_keys != 1)} planned"
     if k.published:
         run += "; published as reorder.suggested"
     stale = []
     changes = int(stock["version"]) - k.stock_version
     if changes > 0:
-        stale.append(f"The key's stock changed {_n(changes)} time{'s' * (changes != 1)} "
+        stale.append(f"The key's stock changed {units(changes)} time{'s' * (changes != 1)} "
                      "since this forecast was made: the position and the suggestion may "
                      "be out of date.")
     age = (now.date() - k.as_of).days
     if age > STALE_DAYS:
-        stale.append(f"This forecast was made {_n(age)} days ago.")
+        stale.append(f"This forecast was made {units(age)} days ago.")
     own = int(stock["reorder_point"])
     thresholds = (f"The key's own reorder point, which raises its low-stock alerts, is "
-                  f"{_n(own)}; stockflow forecast --apply sets it to the suggestion's, as "
+                  f"{units(own)}; stockflow forecast --apply sets it to the suggestion's, as "
                   "does the thresholds form above (with the write scope)."
                   if own != k.reorder_point else
                   "The key's own reorder point, which raises its low-stock alerts, is the "
