@@ -9,9 +9,10 @@ Two regions, on bench/decide.py's generated workload and with no services:
   `--batch` (parsing, the rules, the outputs' messages, outbox framing), with nothing
   committed in the store and every key in the cache;
 - commit formatting: what the writer does in Python with each of those batches' rows
-  (`store.Writes`) before Postgres sees them: the COPY rows, encoded by psycopg's own
-  text formatter as a COPY would, and every statement's parameters (the `unnest` array
-  literals), given to a connection that only keeps them.
+  (`store.Writes`) before Postgres sees them: every step's parameters (the `unnest` array
+  literals of the batch's one statement), given to a connection that only keeps them (a
+  `--baseline` from before the one statement: its COPY rows, encoded by psycopg's own text
+  formatter as a COPY would, and its statements' parameters).
 
 A child process runs under `valgrind --tool=callgrind` with instrumentation off until the
 regions begin (imports and the workload run about 5x slower than native, the regions
@@ -261,8 +262,11 @@ def _inside(events: int, size: int) -> int:
 
 
 def _format(rows: Any, keeper: _Keeper) -> None:
-    rows.copy(keeper)
-    rows.queue(keeper)
+    if hasattr(rows, "steps"):  # a batch as one statement: the steps' parameters
+        keeper.execute("", [v for _, params in rows.steps() for v in params])
+    else:  # a checkout from before (--baseline): COPY rows, then the pipeline's statements
+        rows.copy(keeper)
+        rows.queue(keeper)
 
 
 if __name__ == "__main__":

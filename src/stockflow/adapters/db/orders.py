@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-import psycopg
 from pydantic import TypeAdapter
 
 from stockflow.adapters.db import store
+from stockflow.adapters.db.batches import Step
 from stockflow.adapters.db.store import Conn, RejectedRow
 from stockflow.domain.order_state import OrderState, PartStatus
 from stockflow.domain.orders import expiry
@@ -131,23 +131,28 @@ class OrderRows:
     # requests it dead-lettered, as the processor keeps its own: what ?wait answers with
     rejected: list[RejectedRow] = field(default_factory=list)
 
-    def copy(self, _cur: psycopg.Cursor[tuple[Any, ...]]) -> None:
-        return None  # a few rows per order: statements suffice
-
-    def queue(self, conn: Conn) -> None:
-        if self.states:
-            _upsert_orders(conn, self.states.values())
-            _replace_parts(conn, [s for s, _ in self.states.values()])
+    def steps(self) -> list[Step]:
+        steps: list[Step] = []
         if self.statuses:
-            conn.execute(
+            steps.append((
                 "INSERT INTO order_statuses (event_id, order_id, type, data, cause)"
                 " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::jsonb[],"
                 " %s::text[]) ON CONFLICT (event_id) DO NOTHING",
-                ([r.event_id for r in self.statuses], [r.order_id for r in self.statuses],
+                [[r.event_id for r in self.statuses], [r.order_id for r in self.statuses],
                  [r.type for r in self.statuses], [r.data for r in self.statuses],
-                 [r.cause for r in self.statuses]))
+                 [r.cause for r in self.statuses]]))
         if self.rejected:
-            store.record_rejected(conn, self.rejected)
+            steps.append(store.rejected_step(self.rejected))
+        return steps
+
+    def has_statements(self) -> bool:
+        return bool(self.states)
+
+    def statements(self, conn: Conn) -> None:
+        # An order's parts are replaced (deleted, then inserted): one row written twice,
+        # which steps of one statement cannot do.
+        _upsert_orders(conn, self.states.values())
+        _replace_parts(conn, [s for s, _ in self.states.values()])
 
 
 def _upsert_orders(conn: Conn, rows: Iterable[tuple[OrderState, int]]) -> None:

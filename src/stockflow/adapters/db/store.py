@@ -1,6 +1,6 @@
 """Batch reads and writes of stock state: a few statements per batch, never one per event.
 
-Reads go out in one pipeline; bulk rows go in by COPY or by `unnest` over arrays.
+Reads go out in one round trip; bulk rows go in by COPY or by `unnest` over arrays.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from stockflow.adapters.db.batches import Step
 from stockflow.domain.effects import LedgerEntry
 from stockflow.domain.state import (
     PoLine,
@@ -32,7 +33,7 @@ AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]  # the HTTP API's
 
 __all__ = ["AlertRow", "AsyncConn", "Conn", "Fetched", "LedgerRow", "LineRow", "ProcessedRow",
            "RefRow", "RejectedRow", "ThresholdRow", "Writes", "connect", "fetch",
-           "purchase_order", "record_rejected", "record_thresholds", "threshold_row"]
+           "purchase_order", "rejected_step", "threshold_row"]
 
 def connect(dsn: str, schema: str, *, autocommit: bool = False, **params: Any) -> Conn:
     """A connection whose search path is `schema`; `params` are added libpq parameters
@@ -66,61 +67,83 @@ def fetch(
 ) -> Fetched:
     """Stock rows of `keys`, every reservation line of each (key, order_id), the quantity of
     each applied (key, ref), each (key, po_id)'s purchase order, and which of `ids` were
-    processed: one pipelined round trip. For each key of `pending_at`, every line of each
+    processed: one round trip. For each key of `pending_at`, every line of each
     order that has a pending, non-backordered line there comes too (what oversell
     remediation may release)."""
-    with conn.pipeline():
-        c_stock = conn.execute(
+    # Only what is wanted goes out: with its keys cached, a batch asks for nothing but
+    # its event ids, in one statement without a pipeline (a pipeline's bookkeeping and an
+    # empty statement each cost more in Python than the probe itself; measured live).
+    wanted: list[tuple[str, tuple[Any, ...]]] = []
+    if keys:
+        wanted.append((
             "SELECT key, on_hand, reserved, in_transit, damaged, on_order, version,"
             " reorder_point, safety_stock, severity, unit_cost, currency FROM stock"
-            " WHERE key = ANY(%s::text[])",
-            (_texts(keys),))
+            " WHERE key = ANY(%s::text[])", (_texts(keys),)))
+    if orders:
         # One primary-key probe per wanted pair (OFFSET 0 keeps the LATERAL subquery from
         # being flattened into a join). As a join, the planner hashed the whole table until
         # it grew large: a scan per batch growing with the table (measured: 1 ms per batch
         # of 25 at 7,000 rows, against 0.2 ms probing).
-        c_lines = conn.execute(
+        wanted.append((
             f"SELECT {_LINE} FROM unnest(%s::text[], %s::text[]) AS w(key, o),"
             " LATERAL (SELECT * FROM reservations WHERE key = w.key AND order_id = w.o OFFSET 0) r",
-            (_texts([k for k, _ in orders]), _texts([o for _, o in orders])))
+            (_texts([k for k, _ in orders]), _texts([o for _, o in orders]))))
+    if pending_at:
         # Whole order groups, as the cache keeps lines per (key, order); the partial index
         # reservations_pending_at_key finds the orders without reading a key's history.
-        c_pending = conn.execute(
+        wanted.append((
             f"SELECT {_LINE} FROM (SELECT DISTINCT key, order_id FROM reservations"
             " WHERE key = ANY(%s::text[]) AND status = 'pending' AND NOT backordered) w,"
             " LATERAL (SELECT * FROM reservations r WHERE r.key = w.key"
-            " AND r.order_id = w.order_id OFFSET 0) r",
-            (_texts(pending_at),)) if pending_at else None
-        c_refs = conn.execute(
+            " AND r.order_id = w.order_id OFFSET 0) r", (_texts(pending_at),)))
+    if refs:
+        wanted.append((
             "SELECT m.key, m.ref, quantity FROM unnest(%s::text[], %s::text[]) AS w(key, ref),"
             " LATERAL (SELECT * FROM movement_refs WHERE key = w.key AND ref = w.ref OFFSET 0) m",
-            (_texts([k for k, _ in refs]), _texts([r for _, r in refs])))
-        c_seen = conn.execute(
-            "SELECT event_id FROM processed_events WHERE event_id = ANY(%s::text[])",
-            (_texts(ids),))
-        c_pos = conn.execute(
+            (_texts([k for k, _ in refs]), _texts([r for _, r in refs]))))
+    if ids:
+        wanted.append(("SELECT event_id FROM processed_events WHERE event_id = ANY(%s::text[])",
+                       (_texts(ids),)))
+    if purchase_orders:
+        wanted.append((
             "SELECT p.key, p.po_id, p.lines, p.unnamed, p.cancelled FROM unnest(%s::text[],"
             " %s::text[]) AS w(key, po), LATERAL (SELECT * FROM purchase_orders"
             " WHERE key = w.key AND po_id = w.po OFFSET 0) p",
             (_texts([k for k, _ in purchase_orders]),
-             _texts([p for _, p in purchase_orders]))) if purchase_orders else None
+             _texts([p for _, p in purchase_orders]))))
+    results = _read_all(conn, wanted)
+    c_stock = results.pop(0) if keys else []
+    rows = results.pop(0) if orders else []
+    if pending_at:
+        rows += results.pop(0)
+    c_refs = results.pop(0) if refs else []
+    c_seen = results.pop(0) if ids else []
+    c_pos = results.pop(0) if purchase_orders else []
     stock = {}
-    for k, oh, res, it, dmg, oo, ver, rp, ss, sev, cost, cur in c_stock.fetchall():
+    for k, oh, res, it, dmg, oo, ver, rp, ss, sev, cost, cur in c_stock:
         sku, wh = k.split("@", 1)
         stock[k] = StockState(sku=sku, warehouse=wh, qty=Quantities(oh, res, it, dmg, oo),
                               version=ver,
                               reorder_point=rp, safety_stock=ss, severity=Severity(sev),
                               unit_cost=cost, currency=cur)
     lines: dict[tuple[str, str], dict[str, Reservation]] = defaultdict(dict)
-    rows = c_lines.fetchall() + (c_pending.fetchall() if c_pending is not None else [])
     for k, o, ln, q, rem, st, exp, bo, lc, sh, pv in rows:
         lines[(k, o)][ln] = Reservation(order_id=o, line_id=ln, quantity=q, remaining=rem,
                                         status=Status(st), expires_at=exp, backordered=bo,
                                         line_count=lc, shipped=sh, placed_version=pv)
-    found_refs = {(k, ref): q for k, ref, q in c_refs.fetchall()}
+    found_refs = {(k, ref): q for k, ref, q in c_refs}
     pos = {(k, po): purchase_order(po, js, unnamed, cancelled)
-           for k, po, js, unnamed, cancelled in (c_pos.fetchall() if c_pos is not None else ())}
-    return Fetched(stock, dict(lines), found_refs, {r[0] for r in c_seen.fetchall()}, pos)
+           for k, po, js, unnamed, cancelled in c_pos}
+    return Fetched(stock, dict(lines), found_refs, {r[0] for r in c_seen}, pos)
+
+
+def _read_all(conn: Conn, wanted: list[tuple[str, tuple[Any, ...]]]) -> list[list[Any]]:
+    """Each statement's rows, in one round trip: a pipeline only when there are several."""
+    if len(wanted) == 1:
+        return [conn.execute(*wanted[0]).fetchall()]
+    with conn.pipeline():
+        cursors = [conn.execute(q, params) for q, params in wanted]
+    return [c.fetchall() for c in cursors]
 
 
 def purchase_order(po_id: str, lines: dict[str, Any], unnamed: int,
@@ -216,42 +239,63 @@ class Writes:
     rejected: list[RejectedRow] = field(default_factory=list)
     thresholds: list[ThresholdRow] = field(default_factory=list)  # rare: most batches none
 
-    def copy(self, cur: psycopg.Cursor[tuple[Any, ...]]) -> None:
+    def steps(self) -> list[Step]:
+        steps: list[Step] = []
+        copied = self.has_statements()  # then its ledger rows and processed ids
+        if self.ledger and not copied:
+            steps.append(_ledger_step(self.ledger))
+        if self.processed and not copied:
+            event_id, key, topic, partition, offset, outcome = zip(*self.processed, strict=True)
+            steps.append((f"INSERT INTO processed_events ({_PROCESSED}) SELECT * FROM"
+                          " unnest(%s::text[], %s::text[], %s::text[], %s::int[],"
+                          " %s::bigint[], %s::text[])",
+                          [_texts(event_id), _texts(key), _texts(topic), _ints(partition),
+                           _ints(offset), _texts(outcome)]))
+        if self.states:
+            steps.append(_stock_step(self.states))
+        if self.lines:
+            steps.append(_lines_step(self.lines))
+        if self.refs:
+            steps.append((
+                "INSERT INTO movement_refs (key, ref, quantity) "
+                "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[])",
+                [_texts([r.key for r in self.refs]), _texts([r.ref for r in self.refs]),
+                 _ints([r.quantity for r in self.refs])]))
+        if self.purchase_orders:
+            steps.append(_purchase_orders_step(self.purchase_orders))
+        if self.alerts_changed:
+            steps += _alert_steps(self.alerts_changed)
+        if self.rejected:
+            steps.append(rejected_step(self.rejected))
+        if self.thresholds:
+            steps.append(_thresholds_step(self.thresholds))
+        return steps
+
+    def has_statements(self) -> bool:
+        # A backlog's batches COPY their ledger rows and processed ids: in a drain, unnest
+        # cost Postgres about a third more CPU per event than COPY (measured side by side),
+        # while for a small batch COPY's round trips cost more than they save.
+        return len(self.processed) >= COPY_FROM
+
+    def statements(self, conn: Conn) -> None:
+        cur = conn.cursor()
         if self.ledger:
             # Columns in the order of a LedgerEntry's fields, quantities before and after
             # in Quantities' order, so a row is unpacked whole rather than field by field.
-            with cur.copy("COPY ledger (key, event_id, event_type, on_hand_before, "
-                          "reserved_before, in_transit_before, damaged_before, "
-                          "on_order_before, on_hand_after, reserved_after, in_transit_after, "
-                          "damaged_after, on_order_after, version, reference, note, actor, "
-                          "event_time, value, unit_cost, lost, remediated) FROM STDIN") as copy:
+            with cur.copy(f"COPY ledger ({_LEDGER}) FROM STDIN") as copy:
                 for key, e in self.ledger:  # a LedgerRow
                     copy.write_row((key, *e[:2], *e[2], *e[3], *e[4:]))
-        if self.processed:
-            with cur.copy('COPY processed_events (event_id, key, topic, partition, "offset", '
-                          "outcome) FROM STDIN") as copy:
-                for row in self.processed:
-                    copy.write_row(row)
+        with cur.copy(f"COPY processed_events ({_PROCESSED}) FROM STDIN") as copy:
+            for row in self.processed:
+                copy.write_row(row)
 
-    def queue(self, conn: Conn) -> None:
-        if self.states:
-            _upsert_stock(conn, self.states)
-        if self.lines:
-            _upsert_lines(conn, self.lines)
-        if self.refs:
-            conn.execute(
-                "INSERT INTO movement_refs (key, ref, quantity) "
-                "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[])",
-                (_texts([r.key for r in self.refs]), _texts([r.ref for r in self.refs]),
-                 _ints([r.quantity for r in self.refs])))
-        if self.purchase_orders:
-            _upsert_purchase_orders(conn, self.purchase_orders)
-        if self.alerts_changed:
-            _alerts(conn, self.alerts_changed)
-        if self.rejected:
-            record_rejected(conn, self.rejected)
-        if self.thresholds:
-            record_thresholds(conn, self.thresholds)
+
+COPY_FROM = 1000  # processed events in a batch from which its bulk rows go by COPY
+_LEDGER = ("key, event_id, event_type, on_hand_before, reserved_before, in_transit_before,"
+           " damaged_before, on_order_before, on_hand_after, reserved_after, in_transit_after,"
+           " damaged_after, on_order_after, version, reference, note, actor, event_time,"
+           " value, unit_cost, lost, remediated")
+_PROCESSED = 'event_id, key, topic, partition, "offset", outcome'
 
 
 # Bulk parameters go as array literals built with one join: psycopg's array dumper costs
@@ -268,6 +312,15 @@ def _texts(values: Sequence[str]) -> str:
     return f'{{"{body}"}}' if values else "{}"
 
 
+def _nullable_texts(values: Sequence[str | None]) -> str:
+    """A text[] literal of values that may be None (NULL)."""
+    if None not in values:
+        return _texts(values)  # type: ignore[arg-type]  # no None among them
+    return "{" + ",".join(["NULL" if v is None else
+                           '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                           for v in values]) + "}"
+
+
 def _ints(values: Iterable[int]) -> str:
     return "{" + ",".join(map(str, values)) + "}"
 
@@ -280,34 +333,55 @@ def _nullable(values: Sequence[object | None]) -> str:
     return "{" + ",".join(["NULL" if v is None else f'"{v}"' for v in values]) + "}"
 
 
-def record_rejected(conn: Conn, rows: list[RejectedRow]) -> None:
+def _ledger_step(rows: list[LedgerRow]) -> Step:
+    keys, entries = zip(*rows, strict=True)
+    (event_id, event_type, before, after, version, reference, note, actor, time, value,
+     unit_cost, lost, remediated) = zip(*entries, strict=True)
+    quantities = [_ints(column) for q in (before, after) for column in zip(*q, strict=True)]
+    return (
+        f"INSERT INTO ledger ({_LEDGER}) SELECT * FROM unnest(%s::text[],"
+        " %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],"
+        " %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],"
+        " %s::bigint[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::numeric[],"
+        " %s::numeric[], %s::bigint[], %s::bigint[])",
+        [_texts(keys), _texts(event_id), _texts(event_type), *quantities, _ints(version),
+         _nullable_texts(reference), _nullable_texts(note), _nullable_texts(actor),
+         _nullable(time), _nullable(value), _nullable(unit_cost), _nullable(lost),
+         _nullable(remediated)])
+
+
+def rejected_step(rows: list[RejectedRow]) -> Step:
     """Rejected inputs by event id (a second rejection of one id overwrites the first)."""
-    latest = {r.event_id: r for r in rows}  # one id twice in a batch: the later judgement
-    conn.execute(
+    latest = list({r.event_id: r for r in rows}.values())  # one id twice: the later
+    return (
         "INSERT INTO rejected_events (event_id, key, reason, message) SELECT * FROM"
         " unnest(%s::text[], %s::text[], %s::text[], %s::text[]) ON CONFLICT (event_id)"
         " DO UPDATE SET key = EXCLUDED.key, reason = EXCLUDED.reason,"
         " message = EXCLUDED.message, rejected_at = now()",
-        ([r.event_id for r in latest.values()], [r.key for r in latest.values()],
-         [r.reason for r in latest.values()], [r.message[:1000] for r in latest.values()]))
+        [_texts([r.event_id for r in latest]), _texts([r.key for r in latest]),
+         _texts([r.reason for r in latest]), _texts([r.message[:1000] for r in latest])])
 
 
-def record_thresholds(conn: Conn, rows: list[ThresholdRow]) -> None:
-    """The values of the batch's applied thresholds changes (a few at most: plain
-    parameters), keyed like their ledger rows: a replayed batch's events are duplicates
-    and write neither."""
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO threshold_history (key, version, event_id, set_at, reorder_point,"
-            " safety_stock, previous_reorder_point, previous_safety_stock)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", rows)
+def _thresholds_step(rows: list[ThresholdRow]) -> Step:
+    """The values of the batch's applied thresholds changes, keyed like their ledger rows:
+    a replayed batch's events are duplicates and write neither."""
+    (key, version, event_id, set_at, reorder_point, safety_stock, previous_reorder_point,
+     previous_safety_stock) = zip(*rows, strict=True)
+    return (
+        "INSERT INTO threshold_history (key, version, event_id, set_at, reorder_point,"
+        " safety_stock, previous_reorder_point, previous_safety_stock) SELECT * FROM"
+        " unnest(%s::text[], %s::bigint[], %s::text[], %s::timestamptz[], %s::bigint[],"
+        " %s::bigint[], %s::bigint[], %s::bigint[])",
+        [_texts(key), _ints(version), _texts(event_id), _nullable(set_at),
+         _ints(reorder_point), _ints(safety_stock), _ints(previous_reorder_point),
+         _ints(previous_safety_stock)])
 
 
-def _upsert_stock(conn: Conn, states: list[StockState]) -> None:
+def _stock_step(states: list[StockState]) -> Step:
     # one column per field, taken by zip in C rather than a generator per column
     sku, wh, qty, version, rp, ss, severity, cost, currency = list(zip(*states, strict=True))[:9]
     on_hand, reserved, in_transit, damaged, on_order = zip(*qty, strict=True)
-    conn.execute(
+    return (
         "INSERT INTO stock (key, sku, warehouse, on_hand, reserved, in_transit, damaged,"
         " on_order, version, reorder_point, safety_stock, severity, unit_cost, currency)"
         " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[],"
@@ -319,18 +393,18 @@ def _upsert_stock(conn: Conn, states: list[StockState]) -> None:
         " version = EXCLUDED.version, reorder_point = EXCLUDED.reorder_point,"
         " safety_stock = EXCLUDED.safety_stock, severity = EXCLUDED.severity,"
         " unit_cost = EXCLUDED.unit_cost, currency = EXCLUDED.currency, updated_at = now()",
-        (_texts([f"{s}@{w}" for s, w in zip(sku, wh, strict=True)]), _texts(sku), _texts(wh),
+        [_texts([f"{s}@{w}" for s, w in zip(sku, wh, strict=True)]), _texts(sku), _texts(wh),
          _ints(on_hand), _ints(reserved), _ints(in_transit), _ints(damaged), _ints(on_order),
          _ints(version), _ints(rp), _ints(ss), _texts(severity), _nullable(cost),
-         _nullable(currency)))
+         _nullable(currency)])
 
 
-def _upsert_lines(conn: Conn, lines: dict[tuple[str, str, str], LineRow]) -> None:
+def _lines_step(lines: dict[tuple[str, str, str], LineRow]) -> Step:
     rows = lines.values()
     # one column per field of Reservation, taken by zip in C
     (order_id, line_id, quantity, remaining, status, expires_at, backordered, line_count,
      shipped, placed_version) = zip(*[row.line for row in rows], strict=True)
-    conn.execute(
+    return (
         "INSERT INTO reservations (key, order_id, line_id, quantity, remaining, status,"
         " expires_at, backordered, line_count, partition, shipped, placed_version) SELECT *"
         " FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[],"
@@ -341,42 +415,48 @@ def _upsert_lines(conn: Conn, lines: dict[tuple[str, str, str], LineRow]) -> Non
         " backordered = EXCLUDED.backordered, line_count = EXCLUDED.line_count,"
         " shipped = EXCLUDED.shipped, placed_version = EXCLUDED.placed_version,"
         " updated_at = now()",
-        (_texts([k for k, _, _ in lines]), _texts(order_id), _texts(line_id), _ints(quantity),
+        [_texts([k for k, _, _ in lines]), _texts(order_id), _texts(line_id), _ints(quantity),
          _ints(remaining), _texts(status), _nullable(expires_at), _nullable(backordered),
          _nullable(line_count), _ints([row.partition for row in rows]), _ints(shipped),
-         _ints(placed_version)))
+         _ints(placed_version)])
 
 
-def _upsert_purchase_orders(conn: Conn,
-                            pos: dict[tuple[str, str], PurchaseOrder]) -> None:
-    """A few per batch at most (purchase orders are rare beside sales): plain parameters."""
-    rows = [(key, po.po_id, Jsonb({
-        line_id: {"ordered": ln.ordered, "received": ln.received, "cancelled": ln.cancelled,
-                  "expected_at": ln.expected_at.isoformat() if ln.expected_at else None}
-        for line_id, ln in po.lines.items()}), po.unnamed, po.cancelled)
-        for (key, _), po in pos.items()]
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO purchase_orders (key, po_id, lines, unnamed, cancelled)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (key, po_id) DO UPDATE SET"
-            " lines = EXCLUDED.lines, unnamed = EXCLUDED.unnamed,"
-            " cancelled = EXCLUDED.cancelled, updated_at = now()", rows)
+def _purchase_orders_step(pos: dict[tuple[str, str], PurchaseOrder]) -> Step:
+    """A few per batch at most (purchase orders are rare beside sales): plain lists."""
+    keys, ids, lines, unnamed, cancelled = [], [], [], [], []
+    for (key, _), po in pos.items():
+        keys.append(key)
+        ids.append(po.po_id)
+        lines.append(Jsonb({
+            line_id: {"ordered": ln.ordered, "received": ln.received, "cancelled": ln.cancelled,
+                      "expected_at": ln.expected_at.isoformat() if ln.expected_at else None}
+            for line_id, ln in po.lines.items()}))
+        unnamed.append(po.unnamed)
+        cancelled.append(po.cancelled)
+    return (
+        "INSERT INTO purchase_orders (key, po_id, lines, unnamed, cancelled)"
+        " SELECT * FROM unnest(%s::text[], %s::text[], %s::jsonb[], %s::bigint[], %s::bool[])"
+        " ON CONFLICT (key, po_id) DO UPDATE SET lines = EXCLUDED.lines,"
+        " unnamed = EXCLUDED.unnamed, cancelled = EXCLUDED.cancelled, updated_at = now()",
+        [keys, ids, lines, unnamed, cancelled])
 
 
-def _alerts(conn: Conn, changed: list[AlertRow]) -> None:
+def _alert_steps(changed: list[AlertRow]) -> list[Step]:
     open_ = [row for row in changed if row.state.severity != "ok"]
     resolved = [row.state.key for row in changed if row.state.severity == "ok"]
+    steps: list[Step] = []
     if open_:
-        conn.execute(
+        steps.append((
             "INSERT INTO low_stock_alerts (key, severity, available, reorder_point,"
             " cause_event_id) SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[],"
             " %s::bigint[], %s::text[]) ON CONFLICT (key) DO UPDATE SET"
             " severity = EXCLUDED.severity, available = EXCLUDED.available,"
             " reorder_point = EXCLUDED.reorder_point, cause_event_id = EXCLUDED.cause_event_id,"
             " updated_at = now()",
-            (_texts([r.state.key for r in open_]), _texts([r.state.severity for r in open_]),
+            [_texts([r.state.key for r in open_]), _texts([r.state.severity for r in open_]),
              _ints(r.state.qty.available for r in open_),
-             _ints(r.state.reorder_point for r in open_), _texts([r.cause for r in open_])))
+             _ints(r.state.reorder_point for r in open_), _texts([r.cause for r in open_])]))
     if resolved:
-        conn.execute("DELETE FROM low_stock_alerts WHERE key = ANY(%s::text[])",
-                     (_texts(resolved),))
+        steps.append(("DELETE FROM low_stock_alerts WHERE key = ANY(%s::text[])",
+                      [_texts(resolved)]))
+    return steps
