@@ -137,6 +137,38 @@ def committed_in_kafka(s: Settings, topics: Topics) -> int:
     return sum(max(tp.offset, 0) for tp in cons.committed(tps, timeout=10))
 
 
+_OWN_QUERIES = ("SELECT coalesce(sum(next_offset)%", "%pg_stat_%", "%pg_current_wal_lsn%")
+
+
+def pg_counters(s: Settings) -> dict[str, float]:
+    """Postgres's running totals, to take two and subtract: WAL bytes written, transactions
+    committed, rows inserted, updated and deleted, and statements executed (from
+    pg_stat_statements, when the server loads it: the local one does) other than this
+    driver's own polls. Totals of the whole server: measure with nothing else running."""
+    with psycopg.connect(s.dsn(), autocommit=True) as conn:
+        wal, commits, rows = conn.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0'), sum(xact_commit),"
+            " sum(tup_inserted + tup_updated + tup_deleted) FROM pg_stat_database").fetchone() \
+            or (0, 0, 0)
+        got = {"wal_bytes": float(wal), "commits": float(commits), "rows": float(rows)}
+        loaded = conn.execute("SELECT 'pg_stat_statements' = ANY(string_to_array("
+                              "current_setting('shared_preload_libraries'), ', '))").fetchone()
+        if loaded and loaded[0]:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            row = conn.execute("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE "
+                               "NOT query LIKE ANY(%s)", (list(_OWN_QUERIES),)).fetchone()
+            got["statements"] = float(row[0]) if row else 0.0
+    return got
+
+
+def per_event(before: dict[str, float], after: dict[str, float], events: int) -> str:
+    """What Postgres did per event between two `pg_counters`, as one line."""
+    d = {k: (after[k] - before[k]) / max(events, 1) for k in after if k in before}
+    statements = f"{d['statements']:.3f} statements, " if "statements" in d else ""
+    return (f"Postgres per event: {d['wal_bytes']:,.0f} WAL bytes, {statements}"
+            f"{d['rows']:.2f} rows written, {d['commits']:.3f} commits")
+
+
 def postgres_durability(s: Settings) -> str:
     with psycopg.connect(s.dsn()) as conn:
         shown = [(name, conn.execute(f"SHOW {name}").fetchone())
@@ -195,12 +227,14 @@ def drain(cmd: list[str], s: Settings, topics: Topics, label: str,
                 start_at, start_n = now, n
             if n and first_at is None and settled(client, s.group_id, members):
                 first_at, first_n = now, n
+                cpu0, pg0 = cpu_seconds(), pg_counters(s)  # start-up's CPU left out
             if n != last_n:
                 last_n, last_at = n, now
             if now - last_print > 2:
                 say(f"  {label}: {n:,}/{target:,} committed")
                 last_print = now
             if n >= target:
+                cpu1, pg1 = cpu_seconds(), pg_counters(s)
                 break
             if any(p.poll() is not None for p in procs):
                 raise SystemExit(f"{label} exited early")
@@ -219,7 +253,10 @@ def drain(cmd: list[str], s: Settings, topics: Topics, label: str,
     assert start_n is not None
     span = max(last_at - first_at, 1e-9)
     whole = (last_n - start_n) / max(last_at - start_at, 1e-9)
-    return Drained((last_n - first_n) / span, last_n - first_n, whole)
+    events = last_n - first_n
+    return Drained((last_n - first_n) / span, events, whole,
+                   {role: (cpu1[role] - cpu0[role]) / events * 1e6 for role in cpu1},
+                   per_event(pg0, pg1, events))
 
 
 @dataclass(frozen=True)
@@ -227,6 +264,14 @@ class Drained:
     rate: float  # events/s from the first commit of the stable group to the last commit
     events: int  # events committed in that span
     whole: float  # events/s from the very first commit, group start-up included
+    cpu: dict[str, float]  # role: CPU us per event in that span
+    postgres: str  # what Postgres did per event in that span (`per_event`)
+
+
+def cpu_line(cpu: dict[str, float]) -> str:
+    """CPU us per event by role, the roles that used any."""
+    return "CPU per event, us: " + "  ".join(f"{role} {us:,.0f}" for role, us in cpu.items()
+                                             if us > 0.5)
 
 
 def pct(values: list[float], q: float) -> float:

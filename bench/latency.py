@@ -25,6 +25,8 @@ from common import (
     cpu_seconds,
     env_of,
     kafka_config,
+    per_event,
+    pg_counters,
     prepare,
     publish,
     say,
@@ -59,11 +61,17 @@ class Latency:
     achieved: float  # what the paced producer managed
     changed: list[float] = field(default_factory=list)  # seconds to stock.changed
     accepted: list[float] = field(default_factory=list)  # seconds to reservation.accepted
+    # the same for the events offered in the first `settle` seconds after the processes
+    # started (fresh processes on fresh topics: what a restart's first seconds see)
+    started_changed: list[float] = field(default_factory=list)
+    started_accepted: list[float] = field(default_factory=list)
     stages: dict[str, tuple[float, int]] = field(default_factory=dict)  # sum s, batches
     gc: dict[str, tuple[float, int]] = field(default_factory=dict)  # generation: sum, count
     batch_messages: tuple[float, int] = (0.0, 0)  # sum, batches
     cpu: dict[str, float] = field(default_factory=dict)  # role: CPU seconds while offered
     offered_seconds: float = 0.0
+    postgres: str = ""  # what Postgres did per offered event (`common.per_event`)
+    alone: dict[str, float] = field(default_factory=dict)  # `offered_alone`: role: cores
 
 
 _MEASURED = (TopicKind.STOCK_CHANGED, TopicKind.RESERVATIONS)
@@ -125,14 +133,16 @@ class _Reader:
 
 
 def measure(cmd: list[str], base: Settings, *, label: str, rate: int, seconds: float,
-            skus: int, partitions: int, members: int = 1,
+            skus: int, partitions: int, members: int = 1, settle: float = 0.0,
             ready: Callable[[Settings, Topics], int] = committed) -> Latency:
     """Run `members` copies of `cmd` on fresh topics and offer `rate` events/s for
-    `seconds`; `ready` tells how many inputs they have taken in (to wait for the setup)."""
+    `settle` + `seconds`, measuring the last `seconds` (the first `settle` are reported
+    apart); `ready` tells how many inputs they have taken in (to wait for the setup)."""
     s = settings_for(base, label)
     topics = prepare(s, partitions)
     _stamp_on_append(s, topics)
-    wl = generate(events=int(rate * seconds), skus=skus, warehouses=3, seed=5)
+    wl = generate(events=int(rate * (settle + seconds)), skus=skus, warehouses=3, seed=5)
+    cut = int(rate * settle)  # the first measured event's place in the stream
     publish(s, topics, wl.setup)
     ports = [free_port() for _ in range(members)]
     procs = [spawn(cmd, env_of(s, STOCKFLOW_METRICS_PORT=str(port))) for port in ports]
@@ -145,17 +155,19 @@ def measure(cmd: list[str], base: Settings, *, label: str, rate: int, seconds: f
             time.sleep(0.1)
         reader = _Reader(s, topics)
         time.sleep(1)  # the reader's partitions are positioned before traffic starts
-        before = cpu_seconds()
-        sent = _offer(s, topics, wl.stream, rate)
-        after = cpu_seconds()
+        first = _offer(s, topics, wl.stream[:cut], rate)
+        first.pop("", 0.0)
+        measured = wl.stream[cut:]
+        before, pg_before = cpu_seconds(), pg_counters(s)
+        sent = _offer(s, topics, measured, rate)
+        after, pg_after = cpu_seconds(), pg_counters(s)
         span = sent.pop("", 0.0)
-        achieved = len(wl.stream) / max(span, 1e-9)
+        achieved = len(measured) / max(span, 1e-9)
         _settle(reader)
-        got = Latency(rate, achieved,
-                      [reader.changed[i] - t for i, t in sent.items() if i in reader.changed],
-                      [reader.accepted[i] - t for i, t in sent.items() if i in reader.accepted])
+        got = Latency(rate, achieved, *_since(reader, sent), *_since(reader, first))
         got.cpu = {role: after[role] - before[role] for role in after}
         got.offered_seconds = span
+        got.postgres = per_event(pg_before, pg_after, len(measured))
         _scrape(ports, got)
         return got
     finally:
@@ -165,6 +177,28 @@ def measure(cmd: list[str], base: Settings, *, label: str, rate: int, seconds: f
             p.send_signal(signal.SIGTERM)
         for p in procs:
             p.wait(60)
+
+
+def _since(reader: _Reader, sent: dict[str, float]) -> tuple[list[float], list[float]]:
+    """Seconds from each event's publish to its stock.changed, and to its
+    reservation.accepted, where there is one."""
+    return ([reader.changed[i] - t for i, t in sent.items() if i in reader.changed],
+            [reader.accepted[i] - t for i, t in sent.items() if i in reader.accepted])
+
+
+def offered_alone(base: Settings, *, rate: int, seconds: float, skus: int,
+                  partitions: int) -> dict[str, float]:
+    """Cores each role uses while `rate` events/s are offered for `seconds` to topics that
+    nothing consumes: the load's own cost (the order services' producer, here this
+    driver, and the broker taking the events in), which no processor can lower."""
+    s = settings_for(base, "offer")
+    topics = prepare(s, partitions)
+    wl = generate(events=int(rate * seconds), skus=skus, warehouses=3, seed=5)
+    before = cpu_seconds()
+    sent = _offer(s, topics, wl.stream, rate)
+    after = cpu_seconds()
+    span = max(sent.pop("", 0.0), 1e-9)
+    return {role: (after[role] - before[role]) / span for role in after}
 
 
 def _offer(s: Settings, topics: Topics, stream: list[Item], rate: int) -> dict[str, float]:

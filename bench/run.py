@@ -43,6 +43,7 @@ from common import (
     Drained,
     close_clients,
     committed_in_kafka,
+    cpu_line,
     drain,
     log_to,
     pct,
@@ -94,8 +95,11 @@ def main() -> int:
     ap.add_argument("--rates", default="1000,5000,10000,15000",
                     help="offered rates for the latency curve, events/s")
     ap.add_argument("--reference-rate", type=int, default=5000,
-                    help="offered rate for the latency floor and the peer")
+                    help="offered rate for the latency floor and the peer (0: neither)")
     ap.add_argument("--seconds", type=float, default=15, help="per latency point")
+    ap.add_argument("--settle", type=float, default=10,
+                    help="seconds at a latency point's rate before it is measured (fresh "
+                    "processes on fresh topics); their latencies are printed apart")
     ap.add_argument("--memory-keys", type=int, default=200_000)
     ap.add_argument("--parts", default=",".join(PARTS), help=f"of {', '.join(PARTS)}")
     ap.add_argument("--baseline", type=Path, default=None,
@@ -192,6 +196,9 @@ def _throughput(run: Run) -> list[str]:
         out.append(f"  baseline         {base:>9,.0f}  median of "
                    f"{', '.join(f'{r.rate:,.0f}' for r in base_runs)} ({args.baseline}); "
                    f"this / baseline {run.sf_rate / base:.3f}")
+    out += [f"    {label} {r.rate:,.0f}/s: {cpu_line(r.cpu)}; {r.postgres}"
+            for label, drained in (("stockflow", runs), ("baseline", base_runs))
+            for r in drained]
     return out
 
 
@@ -222,11 +229,15 @@ def _ceiling(run: Run) -> list[str]:
     say("I/O ceiling: Kafka consume and produce, Postgres COPY")
     k = ceiling.kafka(run.base, s, topics, len(run.items))
     pg = ceiling.postgres(run.base, s, len(run.items))
-    both = 1 / (1 / k + 1 / pg)
+    both = 1 / (1 / k.rate + 1 / pg.rate)
     sf = run.sf_rate
+    # The driver is the ceiling's client (its consumer and producer, the COPY's sender):
+    # it stands where the processors stand in a drain.
     return ["  I/O ceiling, no processing (stockflow's share):",
-            f"    Kafka consume + produce   {k:>9,.0f}  ({sf / k:.0%})",
-            f"    Postgres COPY of its rows {pg:>9,.0f}  ({sf / pg:.0%})",
+            f"    Kafka consume + produce   {k.rate:>9,.0f}  ({sf / k.rate:.0%})",
+            f"      {cpu_line(k.cpu)}",
+            f"    Postgres COPY of its rows {pg.rate:>9,.0f}  ({sf / pg.rate:.0%})",
+            f"      {cpu_line(pg.cpu)}; {pg.postgres}",
             f"    both, one after the other {both:>9,.0f}  ({sf / both:.0%})"]
 
 
@@ -236,17 +247,24 @@ def _latency(run: Run, *, with_peer: bool) -> list[str]:
              "reservation.accepted p50/p95/p99 (events)"]
     curve = []
     for rate in [int(r) for r in args.rates.split(",") if r]:
-        say(f"latency: stockflow at {rate:,}/s for {args.seconds:.0f}s")
+        say(f"latency: stockflow at {rate:,}/s for {args.settle:.0f}s + {args.seconds:.0f}s")
         got = latency.measure(PROCESSOR, run.base, label="lat", rate=rate,
-                              seconds=args.seconds, skus=args.skus,
+                              seconds=args.seconds, skus=args.skus, settle=args.settle,
                               partitions=args.partitions, members=args.members)
+        say(f"latency: the offered load alone at {rate:,}/s for {args.seconds:.0f}s")
+        got.alone = latency.offered_alone(run.base, rate=rate, seconds=args.seconds,
+                                          skus=args.skus, partitions=args.partitions)
         curve.append(got)
         lines.append(_latency_line("stockflow", got))
-    references = [("floor", FLOOR)] + ([("peer (faust)", PEER)] if with_peer else [])
+        if args.settle > 0:
+            lines.append(_latency_line(f"  its first {args.settle:.0f} s", got, started=True))
+    references = ([("floor", FLOOR)] + ([("peer (faust)", PEER)] if with_peer else [])
+                  if args.reference_rate > 0 else [])
     for label, cmd in references:
-        say(f"latency: {label} at {args.reference_rate:,}/s for {args.seconds:.0f}s")
+        say(f"latency: {label} at {args.reference_rate:,}/s for {args.settle:.0f}s + "
+            f"{args.seconds:.0f}s")
         got = latency.measure(cmd, run.base, label=label.split()[0], rate=args.reference_rate,
-                              seconds=args.seconds, skus=args.skus,
+                              seconds=args.seconds, skus=args.skus, settle=args.settle,
                               partitions=args.partitions, members=args.members,
                               ready=committed_in_kafka)
         lines.append(_latency_line(label, got))
@@ -267,15 +285,17 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.1f}x" if a and b else "-"
 
 
-def _latency_line(label: str, got: latency.Latency) -> str:
+def _latency_line(label: str, got: latency.Latency, *, started: bool = False) -> str:
     def three(values: list[float]) -> str:
         if not values:
             return "    -/-/-"
         return "/".join(f"{pct(values, q) * 1000:,.0f}" for q in (.5, .95, .99))
 
+    changed, accepted = ((got.started_changed, got.started_accepted) if started
+                         else (got.changed, got.accepted))
     return (f"  {label} at {got.rate:>6,}/s (offered {got.achieved:,.0f}): "
-            f"{three(got.changed):>16}  ({len(got.changed):,})   "
-            f"{three(got.accepted):>16}  ({len(got.accepted):,})")
+            f"{three(changed):>16}  ({len(changed):,})   "
+            f"{three(accepted):>16}  ({len(accepted):,})")
 
 
 def _breakdown(curve: list[latency.Latency]) -> list[str]:
@@ -290,6 +310,7 @@ def _breakdown(curve: list[latency.Latency]) -> list[str]:
         lines.append(f"  at {got.rate:>6,}/s: {stages}; {total / max(batches, 1):,.0f} "
                      f"messages per batch; GC paused {pauses * 1000:,.0f} ms in all")
         lines.append(f"    {_cpu_line(got)}")
+        lines.append(f"    {got.postgres}")
     return lines
 
 
@@ -297,8 +318,16 @@ def _cpu_line(got: latency.Latency) -> str:
     offered = got.achieved * got.offered_seconds
     cpu = "  ".join(f"{role} {seconds / offered * 1e6:,.0f}"
                     for role, seconds in got.cpu.items() if seconds > 0)
-    return (f"CPU per offered event, us: {cpu} "
-            f"({sum(got.cpu.values()) / got.offered_seconds:.2f} cores in all)")
+    cores = sum(got.cpu.values()) / got.offered_seconds
+    line = f"CPU per offered event, us: {cpu} ({cores:.2f} cores in all"
+    if not got.alone:
+        return line + ")"
+    # What the load costs with nothing consuming it (its producer, here the driver, and
+    # the broker taking it in) is the machine's whatever processes it: the rest is the
+    # processors' doing, the broker's and Postgres's work for them included.
+    alone = sum(got.alone.values())
+    return (f"{line}; the offered load alone {alone:.2f}: broker {got.alone['broker']:.2f}, "
+            f"driver {got.alone['driver']:.2f}; so processing {cores - alone:.2f})")
 
 
 if __name__ == "__main__":

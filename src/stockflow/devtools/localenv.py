@@ -269,6 +269,9 @@ def postgres_server(workdir: Path) -> Iterator[tuple[str, Restartable]]:
     port = free_port()
     opts = (f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c max_connections=100 "
             "-c shared_buffers=256MB -c max_wal_size=2GB")
+    if (bindir.parent / "lib" / "pg_stat_statements.so").exists():
+        # for the benchmarks' statements per event (bench/common.py, `pg_counters`)
+        opts += " -c shared_preload_libraries=pg_stat_statements"
 
     def start() -> None:
         done = as_server([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(pgdir / "log"),
