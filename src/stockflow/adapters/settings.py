@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     cache_max_entries: int = Field(default=500_000, ge=1_000)
     # A batch is whatever has arrived, up to this many messages: no wait to tune.
     batch_max_messages: int = Field(default=10_000, ge=1)
+    # While less than 64 KiB is ready, how long the broker holds a consumer's fetch for
+    # more: at low rates, how long a batch gathers. Every batch and every fetch costs the
+    # broker, Postgres and the processor much the same whatever its size, so this trades
+    # latency for CPU. Measured at 1,000 events/s (docs/benchmarks/results.md): 10 ms gave
+    # batches of 7 and 1.21 cores of processing, 25 ms batches of 14 and 0.78 cores at a
+    # lower p99 (58 ms: a writer no longer busy with tiny batches), 50 ms batches of 28
+    # and 0.59-0.73 cores at twice the latency.
+    batch_gather_ms: int = Field(default=25, ge=1, le=1000)
     # How long an idle loop waits for a message before its periodic work (sweeps, gauges).
     idle_wait: float = Field(default=0.1, gt=0, description="seconds")
     sweep_interval: float = Field(default=5.0, gt=0, description="seconds")
