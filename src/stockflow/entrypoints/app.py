@@ -112,7 +112,11 @@ def build_coordinator(settings: Settings, *, observer: Observer | None = None,
                                  ttl=settings.policy().reservation_ttl,
                                  cache_entries=settings.coordinator_cache_entries,
                                  watch=metrics)
-    return _hosting(settings, decider, settings.coordinator_group_id, observer, health)
+    # Its consumer gathers for less: an order waits on two of its batches and one of the
+    # processor's, and the coordinator's batches are few beside the processor's.
+    return _hosting(settings.model_copy(update={
+        "batch_gather_ms": settings.coordinator_batch_gather_ms}), decider,
+        settings.coordinator_group_id, observer, health)
 
 
 def _hosting(settings: Settings, decider: Decider, group: str, observer: Observer | None,
