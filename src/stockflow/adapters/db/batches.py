@@ -81,7 +81,8 @@ def commit_batch(conn: Conn, group: str, rows: Rows, *, outbox: list[OutboxRow],
     steps = rows.steps()
     if delete_outbox:
         steps.append(("DELETE FROM outbox WHERE id = ANY(%b)", [delete_outbox]))
-    ids, moved, wanted = "'{}'::bigint[]", "true", []
+    ids, moved = "'{}'::bigint[]", "true"
+    wanted: list[int] = []
     if outbox:
         parts, counts, blobs = zip(*outbox, strict=True)
         steps.append(("INSERT INTO outbox (group_id, partition, messages, payload) SELECT %s, *"
@@ -104,17 +105,17 @@ def commit_batch(conn: Conn, group: str, rows: Rows, *, outbox: list[OutboxRow],
             " RETURNING 1", [group]))
         moved = f"positions_advanced((SELECT count(*) FROM s{len(steps) - 1}), %s)"
         wanted = [len(offsets)]
-    if not steps:
-        return []
     body = ", ".join(f"s{i} AS ({sql})" for i, (sql, _) in enumerate(steps))
     statement = f"WITH {body} SELECT {moved}, {ids}"
     values = [v for _, step_params in steps for v in step_params] + wanted
+    row = None
     try:
         if rows.has_statements():
             with conn.transaction():
                 rows.statements(conn)
-                row = conn.execute(statement, values).fetchone()
-        else:
+                if steps:
+                    row = conn.execute(statement, values).fetchone()
+        elif steps:
             row = conn.execute(statement, values).fetchone()
     except psycopg.Error as exc:
         if exc.sqlstate == _FENCED:
