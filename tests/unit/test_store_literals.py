@@ -9,7 +9,8 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stockflow.adapters.db.store import LedgerRow, Writes, _nullable, _nullable_texts, _texts
+from stockflow.adapters.db.literals import nullable, nullable_texts, texts
+from stockflow.adapters.db.store import LedgerRow, Writes
 from stockflow.domain.effects import LedgerEntry
 from stockflow.domain.state import Quantities
 
@@ -21,13 +22,13 @@ def _escaped_always(values: list[str]) -> str:
 
 @given(st.lists(st.text(alphabet=st.sampled_from('ab"\\,{}@ '), max_size=4), max_size=5))
 def test_a_literal_is_the_same_whichever_path_made_it(values: list[str]) -> None:
-    assert _texts(values) == _escaped_always(values)
+    assert texts(values) == _escaped_always(values)
 
 
 def test_plain_values_are_joined_as_they_are() -> None:
-    assert _texts(["A@W1", "B@W2"]) == '{"A@W1","B@W2"}'
-    assert _texts(['a"b', "c\\d"]) == '{"a\\"b","c\\\\d"}'
-    assert _texts([]) == "{}"
+    assert texts(["A@W1", "B@W2"]) == '{"A@W1","B@W2"}'
+    assert texts(['a"b', "c\\d"]) == '{"a\\"b","c\\\\d"}'
+    assert texts([]) == "{}"
 
 
 @given(st.lists(st.one_of(st.none(), st.integers(), st.booleans(),
@@ -36,7 +37,7 @@ def test_plain_values_are_joined_as_they_are() -> None:
 def test_a_nullable_literal_is_the_same_with_or_without_nulls(values: list[object]) -> None:
     # the fast path (no None) must write each value as the per-value path does
     slow = "{" + ",".join(["NULL" if v is None else f'"{v}"' for v in values]) + "}"
-    assert _nullable(values) == slow
+    assert nullable(values) == slow
 
 
 def test_a_ledger_row_goes_to_the_columns_of_its_fields() -> None:
@@ -61,6 +62,6 @@ def test_a_ledger_row_goes_to_the_columns_of_its_fields() -> None:
                                               max_size=4)), max_size=5))
 def test_a_nullable_text_literal_escapes_as_a_text_literal_does(values: list[str | None]
                                                                  ) -> None:
-    one_by_one = "{" + ",".join(["NULL" if v is None else _texts([v])[1:-1]
+    one_by_one = "{" + ",".join(["NULL" if v is None else texts([v])[1:-1]
                                  for v in values]) + "}"
-    assert _nullable_texts(values) == one_by_one
+    assert nullable_texts(values) == one_by_one

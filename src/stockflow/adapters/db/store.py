@@ -6,7 +6,7 @@ Reads go out in one round trip; bulk rows go in by COPY or by `unnest` over arra
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -17,6 +17,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from stockflow.adapters.db.batches import Step
+from stockflow.adapters.db.literals import ints, nullable, nullable_texts, texts
 from stockflow.domain.effects import LedgerEntry
 from stockflow.domain.state import (
     PoLine,
@@ -78,7 +79,7 @@ def fetch(
         wanted.append((
             "SELECT key, on_hand, reserved, in_transit, damaged, on_order, version,"
             " reorder_point, safety_stock, severity, unit_cost, currency FROM stock"
-            " WHERE key = ANY(%s::text[])", (_texts(keys),)))
+            " WHERE key = ANY(%s::text[])", (texts(keys),)))
     if orders:
         # One primary-key probe per wanted pair (OFFSET 0 keeps the LATERAL subquery from
         # being flattened into a join). As a join, the planner hashed the whole table until
@@ -87,7 +88,7 @@ def fetch(
         wanted.append((
             f"SELECT {_LINE} FROM unnest(%s::text[], %s::text[]) AS w(key, o),"
             " LATERAL (SELECT * FROM reservations WHERE key = w.key AND order_id = w.o OFFSET 0) r",
-            (_texts([k for k, _ in orders]), _texts([o for _, o in orders]))))
+            (texts([k for k, _ in orders]), texts([o for _, o in orders]))))
     if pending_at:
         # Whole order groups, as the cache keeps lines per (key, order); the partial index
         # reservations_pending_at_key finds the orders without reading a key's history.
@@ -95,22 +96,22 @@ def fetch(
             f"SELECT {_LINE} FROM (SELECT DISTINCT key, order_id FROM reservations"
             " WHERE key = ANY(%s::text[]) AND status = 'pending' AND NOT backordered) w,"
             " LATERAL (SELECT * FROM reservations r WHERE r.key = w.key"
-            " AND r.order_id = w.order_id OFFSET 0) r", (_texts(pending_at),)))
+            " AND r.order_id = w.order_id OFFSET 0) r", (texts(pending_at),)))
     if refs:
         wanted.append((
             "SELECT m.key, m.ref, quantity FROM unnest(%s::text[], %s::text[]) AS w(key, ref),"
             " LATERAL (SELECT * FROM movement_refs WHERE key = w.key AND ref = w.ref OFFSET 0) m",
-            (_texts([k for k, _ in refs]), _texts([r for _, r in refs]))))
+            (texts([k for k, _ in refs]), texts([r for _, r in refs]))))
     if ids:
         wanted.append(("SELECT event_id FROM processed_events WHERE event_id = ANY(%s::text[])",
-                       (_texts(ids),)))
+                       (texts(ids),)))
     if purchase_orders:
         wanted.append((
             "SELECT p.key, p.po_id, p.lines, p.unnamed, p.cancelled FROM unnest(%s::text[],"
             " %s::text[]) AS w(key, po), LATERAL (SELECT * FROM purchase_orders"
             " WHERE key = w.key AND po_id = w.po OFFSET 0) p",
-            (_texts([k for k, _ in purchase_orders]),
-             _texts([p for _, p in purchase_orders]))))
+            (texts([k for k, _ in purchase_orders]),
+             texts([p for _, p in purchase_orders]))))
     results = _read_all(conn, wanted)
     c_stock = results.pop(0) if keys else []
     rows = results.pop(0) if orders else []
@@ -249,8 +250,8 @@ class Writes:
             steps.append((f"INSERT INTO processed_events ({_PROCESSED}) SELECT * FROM"
                           " unnest(%s::text[], %s::text[], %s::text[], %s::int[],"
                           " %s::bigint[], %s::text[])",
-                          [_texts(event_id), _texts(key), _texts(topic), _ints(partition),
-                           _ints(offset), _texts(outcome)]))
+                          [texts(event_id), texts(key), texts(topic), ints(partition),
+                           ints(offset), texts(outcome)]))
         if self.states:
             steps.append(_stock_step(self.states))
         if self.lines:
@@ -259,8 +260,8 @@ class Writes:
             steps.append((
                 "INSERT INTO movement_refs (key, ref, quantity) "
                 "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[])",
-                [_texts([r.key for r in self.refs]), _texts([r.ref for r in self.refs]),
-                 _ints([r.quantity for r in self.refs])]))
+                [texts([r.key for r in self.refs]), texts([r.ref for r in self.refs]),
+                 ints([r.quantity for r in self.refs])]))
         if self.purchase_orders:
             steps.append(_purchase_orders_step(self.purchase_orders))
         if self.alerts_changed:
@@ -298,56 +299,21 @@ _LEDGER = ("key, event_id, event_type, on_hand_before, reserved_before, in_trans
 _PROCESSED = 'event_id, key, topic, partition, "offset", outcome'
 
 
-# Bulk parameters go as array literals built with one join: psycopg's array dumper costs
-# about 0.3 us per element in Python, these about 0.05 (measured), and a batch sends
-# tens of thousands of elements.
-
-def _texts(values: Sequence[str]) -> str:
-    """A text[] literal. Every element is quoted; backslashes and quotes are escaped."""
-    body = '","'.join(values)
-    # The separators hold 2 quotes each: any more means a value holds one. (Testing for a
-    # quote at all, as this did, always took the slow path for two values or more.)
-    if body.count('"') != 2 * (len(values) - 1) or "\\" in body:
-        body = '","'.join([v.replace("\\", "\\\\").replace('"', '\\"') for v in values])
-    return f'{{"{body}"}}' if values else "{}"
-
-
-def _nullable_texts(values: Sequence[str | None]) -> str:
-    """A text[] literal of values that may be None (NULL)."""
-    if None not in values:
-        return _texts(values)  # type: ignore[arg-type]  # no None among them
-    return "{" + ",".join(["NULL" if v is None else
-                           '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-                           for v in values]) + "}"
-
-
-def _ints(values: Iterable[int]) -> str:
-    return "{" + ",".join(map(str, values)) + "}"
-
-
-def _nullable(values: Sequence[object | None]) -> str:
-    """An array literal of values whose text form needs no escaping (ints, datetimes,
-    decimals, currency codes)."""
-    if None not in values:  # the common case, with no Python-level step per value
-        return '{"' + '","'.join(map(str, values)) + '"}' if values else "{}"
-    return "{" + ",".join(["NULL" if v is None else f'"{v}"' for v in values]) + "}"
-
-
 def _ledger_step(rows: list[LedgerRow]) -> Step:
     keys, entries = zip(*rows, strict=True)
     (event_id, event_type, before, after, version, reference, note, actor, time, value,
      unit_cost, lost, remediated) = zip(*entries, strict=True)
-    quantities = [_ints(column) for q in (before, after) for column in zip(*q, strict=True)]
+    quantities = [ints(column) for q in (before, after) for column in zip(*q, strict=True)]
     return (
         f"INSERT INTO ledger ({_LEDGER}) SELECT * FROM unnest(%s::text[],"
         " %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],"
         " %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],"
         " %s::bigint[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::numeric[],"
         " %s::numeric[], %s::bigint[], %s::bigint[])",
-        [_texts(keys), _texts(event_id), _texts(event_type), *quantities, _ints(version),
-         _nullable_texts(reference), _nullable_texts(note), _nullable_texts(actor),
-         _nullable(time), _nullable(value), _nullable(unit_cost), _nullable(lost),
-         _nullable(remediated)])
+        [texts(keys), texts(event_id), texts(event_type), *quantities, ints(version),
+         nullable_texts(reference), nullable_texts(note), nullable_texts(actor),
+         nullable(time), nullable(value), nullable(unit_cost), nullable(lost),
+         nullable(remediated)])
 
 
 def rejected_step(rows: list[RejectedRow]) -> Step:
@@ -358,8 +324,8 @@ def rejected_step(rows: list[RejectedRow]) -> Step:
         " unnest(%s::text[], %s::text[], %s::text[], %s::text[]) ON CONFLICT (event_id)"
         " DO UPDATE SET key = EXCLUDED.key, reason = EXCLUDED.reason,"
         " message = EXCLUDED.message, rejected_at = now()",
-        [_texts([r.event_id for r in latest]), _texts([r.key for r in latest]),
-         _texts([r.reason for r in latest]), _texts([r.message[:1000] for r in latest])])
+        [texts([r.event_id for r in latest]), texts([r.key for r in latest]),
+         texts([r.reason for r in latest]), texts([r.message[:1000] for r in latest])])
 
 
 def _thresholds_step(rows: list[ThresholdRow]) -> Step:
@@ -372,9 +338,9 @@ def _thresholds_step(rows: list[ThresholdRow]) -> Step:
         " safety_stock, previous_reorder_point, previous_safety_stock) SELECT * FROM"
         " unnest(%s::text[], %s::bigint[], %s::text[], %s::timestamptz[], %s::bigint[],"
         " %s::bigint[], %s::bigint[], %s::bigint[])",
-        [_texts(key), _ints(version), _texts(event_id), _nullable(set_at),
-         _ints(reorder_point), _ints(safety_stock), _ints(previous_reorder_point),
-         _ints(previous_safety_stock)])
+        [texts(key), ints(version), texts(event_id), nullable(set_at),
+         ints(reorder_point), ints(safety_stock), ints(previous_reorder_point),
+         ints(previous_safety_stock)])
 
 
 def _stock_step(states: list[StockState]) -> Step:
@@ -393,10 +359,10 @@ def _stock_step(states: list[StockState]) -> Step:
         " version = EXCLUDED.version, reorder_point = EXCLUDED.reorder_point,"
         " safety_stock = EXCLUDED.safety_stock, severity = EXCLUDED.severity,"
         " unit_cost = EXCLUDED.unit_cost, currency = EXCLUDED.currency, updated_at = now()",
-        [_texts([f"{s}@{w}" for s, w in zip(sku, wh, strict=True)]), _texts(sku), _texts(wh),
-         _ints(on_hand), _ints(reserved), _ints(in_transit), _ints(damaged), _ints(on_order),
-         _ints(version), _ints(rp), _ints(ss), _texts(severity), _nullable(cost),
-         _nullable(currency)])
+        [texts([f"{s}@{w}" for s, w in zip(sku, wh, strict=True)]), texts(sku), texts(wh),
+         ints(on_hand), ints(reserved), ints(in_transit), ints(damaged), ints(on_order),
+         ints(version), ints(rp), ints(ss), texts(severity), nullable(cost),
+         nullable(currency)])
 
 
 def _lines_step(lines: dict[tuple[str, str, str], LineRow]) -> Step:
@@ -415,10 +381,10 @@ def _lines_step(lines: dict[tuple[str, str, str], LineRow]) -> Step:
         " backordered = EXCLUDED.backordered, line_count = EXCLUDED.line_count,"
         " shipped = EXCLUDED.shipped, placed_version = EXCLUDED.placed_version,"
         " updated_at = now()",
-        [_texts([k for k, _, _ in lines]), _texts(order_id), _texts(line_id), _ints(quantity),
-         _ints(remaining), _texts(status), _nullable(expires_at), _nullable(backordered),
-         _nullable(line_count), _ints([row.partition for row in rows]), _ints(shipped),
-         _ints(placed_version)])
+        [texts([k for k, _, _ in lines]), texts(order_id), texts(line_id), ints(quantity),
+         ints(remaining), texts(status), nullable(expires_at), nullable(backordered),
+         nullable(line_count), ints([row.partition for row in rows]), ints(shipped),
+         ints(placed_version)])
 
 
 def _purchase_orders_step(pos: dict[tuple[str, str], PurchaseOrder]) -> Step:
@@ -453,10 +419,10 @@ def _alert_steps(changed: list[AlertRow]) -> list[Step]:
             " severity = EXCLUDED.severity, available = EXCLUDED.available,"
             " reorder_point = EXCLUDED.reorder_point, cause_event_id = EXCLUDED.cause_event_id,"
             " updated_at = now()",
-            [_texts([r.state.key for r in open_]), _texts([r.state.severity for r in open_]),
-             _ints(r.state.qty.available for r in open_),
-             _ints(r.state.reorder_point for r in open_), _texts([r.cause for r in open_])]))
+            [texts([r.state.key for r in open_]), texts([r.state.severity for r in open_]),
+             ints(r.state.qty.available for r in open_),
+             ints(r.state.reorder_point for r in open_), texts([r.cause for r in open_])]))
     if resolved:
         steps.append(("DELETE FROM low_stock_alerts WHERE key = ANY(%s::text[])",
-                      [_texts(resolved)]))
+                      [texts(resolved)]))
     return steps
